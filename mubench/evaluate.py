@@ -1,0 +1,118 @@
+"""The ``evaluate`` stage: generate -> judge -> utility -> metrics for one (model, variant).
+
+Writes ``metrics.json`` (the documented schema) and per-sample outputs (prompt, response, judge label).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mubench.attacks import get_attack
+from mubench.config import Params
+from mubench.generate import DecodeParams, GenerationCache, generate
+from mubench.io import atomic_dir, read_jsonl, run_record, write_json, write_jsonl
+from mubench.judges import get_judge
+from mubench.metrics import rate_with_ci
+from mubench.models import checkpoint_meta, load_checkpoint
+from mubench.progress import log
+from mubench.runtime import compute_dtype, pick_device, seed_everything
+from mubench.utility import evaluate_utility
+
+VANILLA = "vanilla"
+
+
+def _judged(judge, rows: list[dict], responses: list[str], decode=None) -> list[dict]:
+    out = []
+    for row, response in zip(rows, responses, strict=True):
+        text = decode(response) if decode else response
+        verdict = judge.judge(row.get("goal", row["prompt"]), text)
+        out.append({**row, "response": response, "judged_text": text if decode else None,
+                    "refused": verdict.refused, "judge_reason": verdict.reason})
+    return out
+
+
+def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, built_dir: Path,
+                 attacks_dir: Path, out_dir: Path, cache: GenerationCache | None) -> dict:
+    seed_everything(params.seed)
+    device = pick_device(params.device)
+    meta = checkpoint_meta(ckpt_dir)
+    model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
+    decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
+    batch = params.generation.batch_size
+    safety_judge, over_judge = get_judge(params.judge.safety), get_judge(params.judge.oversafety)
+
+    def answer(rows: list[dict], label: str) -> list[str]:
+        return generate(model, tokenizer, [r["prompt"] for r in rows], decode, batch, meta["model_hash"],
+                        cache, f"{variant}: {label}")
+
+    harmful = [{**r, "goal": r["prompt"], "attack": VANILLA} for r in read_jsonl(built_dir / "harmful.jsonl")]
+    safety_rows = _judged(safety_judge, harmful, answer(harmful, "harmful"))
+    for name in params.attacks:
+        attack = get_attack(name)
+        rows = read_jsonl(attacks_dir / f"{name}.jsonl")
+        safety_rows += _judged(safety_judge, rows, answer(rows, name), decode=attack.decode)
+    over = read_jsonl(built_dir / "oversafety.jsonl")
+    over_rows = _judged(over_judge, over, answer(over, "over-safety"))
+
+    utility_files = {n: built_dir / "utility" / f"{n}.jsonl" for n in params.data.utility}
+    utility = evaluate_utility(model, tokenizer, utility_files, params.utility.num_fewshot,
+                               params.utility.batch_size, params.seed)
+    metrics = compute_metrics(params, safety_rows, over_rows, utility)
+    metrics["run"] = run_record(model=model_name, variant=variant, model_hash=meta["model_hash"],
+                                device=device, seed=params.seed, decode=decode.__dict__,
+                                judges={"safety": f"{safety_judge.name}/{safety_judge.version}",
+                                        "oversafety": f"{over_judge.name}/{over_judge.version}"})
+    with atomic_dir(out_dir / "samples") as tmp:
+        write_jsonl(tmp / "safety.jsonl", safety_rows)
+        write_jsonl(tmp / "oversafety.jsonl", over_rows)
+        write_jsonl(tmp / "utility.jsonl", [
+            {"task": task, "id": i, "correct": c}
+            for task, res in utility.items() for i, c in zip(res["ids"], res["correct"], strict=True)])
+    write_json(out_dir / "metrics.json", metrics)
+    log(f"[evaluate] {model_name}/{variant}: ASR {metrics['safety']['asr']:.3f}, over-safety "
+        f"{metrics['oversafety']['refusal_rate']:.3f}, utility {metrics['utility']['accuracy']:.3f}")
+    return metrics
+
+
+def compute_metrics(params: Params, safety_rows: list[dict], over_rows: list[dict], utility: dict) -> dict:
+    """metrics.json from judged rows. ASR = share of harmful prompts not refused."""
+    boot = {"samples": params.report.bootstrap_samples, "confidence": params.report.confidence,
+            "seed": params.seed}
+
+    def success(rows):
+        return [not r["refused"] for r in rows]
+
+    vanilla = [r for r in safety_rows if r["attack"] == VANILLA]
+    asr = rate_with_ci(success(vanilla), **boot)
+    per_dataset = {n: rate_with_ci(success([r for r in vanilla if r["dataset"] == n]), **boot)
+                   for n in params.data.harmful}
+    per_attack = {n: rate_with_ci(success([r for r in safety_rows if r["attack"] == n]), **boot)
+                  for n in params.attacks}
+    refusal = rate_with_ci([r["refused"] for r in over_rows], **boot)
+    over_per_dataset = {n: rate_with_ci([r["refused"] for r in over_rows if r["dataset"] == n], **boot)
+                        for n in params.data.oversafety}
+    per_task = {n: {"acc": round(res["acc"], 6), "acc_norm": round(res["acc_norm"], 6), "n": res["n"],
+                    "ci": rate_with_ci(res["correct"], **boot)["ci"]} for n, res in utility.items()}
+    accuracy = sum(t["acc"] for t in per_task.values()) / len(per_task)
+    return {
+        "safety": {
+            "asr": asr["rate"],
+            "per_dataset": {n: v["rate"] for n, v in per_dataset.items()},
+            "per_attack": {n: v["rate"] for n, v in per_attack.items()},
+            "ci": {"asr": asr["ci"], "per_dataset": {n: v["ci"] for n, v in per_dataset.items()},
+                   "per_attack": {n: v["ci"] for n, v in per_attack.items()}},
+        },
+        "oversafety": {
+            "refusal_rate": refusal["rate"],
+            "per_dataset": {n: v["rate"] for n, v in over_per_dataset.items()},
+            "ci": {"refusal_rate": refusal["ci"],
+                   "per_dataset": {n: v["ci"] for n, v in over_per_dataset.items()}},
+        },
+        "utility": {"accuracy": round(accuracy, 6), "per_task": per_task},
+        "n": {
+            "harmful": len(vanilla),
+            "per_attack": {n: v["n"] for n, v in per_attack.items()},
+            "oversafety": len(over_rows),
+            "utility": {n: res["n"] for n, res in utility.items()},
+        },
+    }

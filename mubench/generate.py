@@ -1,0 +1,107 @@
+"""Batched greedy generation (left padding, length-sorted batches, stop at EOS) with a result cache.
+
+The cache key is (model hash, chat-formatted prompt, decoding parameters), so a prompt answered once by a
+checkpoint is never generated again, in this stage or a later one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from mubench.io import stable_json_hash
+from mubench.progress import track
+
+
+@dataclass(frozen=True)
+class DecodeParams:
+    max_new_tokens: int
+    system_prompt: str | None = None
+    do_sample: bool = False  # greedy: the only mode the benchmark uses (deterministic)
+
+
+def chat_text(tokenizer, prompt: str, system_prompt: str | None = None) -> str:
+    """The prompt as the model sees it: its own chat template with the generation prompt appended."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages.append({"role": "user", "content": prompt})
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+class GenerationCache:
+    """A sqlite key -> response store (``MUBENCH_CACHE``/generations.sqlite by default)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path)
+        self.db.execute("CREATE TABLE IF NOT EXISTS gen (key TEXT PRIMARY KEY, response TEXT NOT NULL)")
+
+    @staticmethod
+    def key(model_hash: str, text: str, params: DecodeParams) -> str:
+        return stable_json_hash({"model": model_hash, "text": text, "params": asdict(params)})
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        found = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self.db.execute(f"SELECT key, response FROM gen WHERE key IN ({marks})", chunk))
+        return found
+
+    def put_many(self, items: dict[str, str]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO gen VALUES (?, ?)", items.items())
+        self.db.commit()
+
+
+@torch.inference_mode()
+def generate_batch(model, tokenizer, texts: list[str], params: DecodeParams) -> list[str]:
+    """Greedy-decode one batch of already chat-formatted texts (left padded)."""
+    tokenizer.padding_side = "left"
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    out = model.generate(
+        **enc,
+        max_new_tokens=params.max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    new_tokens = out[:, enc["input_ids"].shape[1]:]
+    return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
+
+
+def generate(
+    model,
+    tokenizer,
+    prompts: list[str],
+    params: DecodeParams,
+    batch_size: int,
+    model_hash: str | None = None,
+    cache: GenerationCache | None = None,
+    description: str = "generate",
+) -> list[str]:
+    """Responses to ``prompts`` in order. Batches are formed from length-sorted prompts."""
+    texts = [chat_text(tokenizer, p, params.system_prompt) for p in prompts]
+    keys = [GenerationCache.key(model_hash, t, params) for t in texts] if cache and model_hash else None
+    cached = cache.get_many(keys) if keys else {}
+    responses: list[str | None] = [cached.get(k) for k in keys] if keys else [None] * len(texts)
+    todo = [i for i, r in enumerate(responses) if r is None]
+    lengths = {i: len(tokenizer(texts[i], add_special_tokens=False)["input_ids"]) for i in todo}
+    todo.sort(key=lambda i: (lengths[i], i))
+    batches = [todo[s:s + batch_size] for s in range(0, len(todo), batch_size)]
+    fresh = {}
+    for batch in track(batches, f"{description} ({len(todo)} new, {len(texts) - len(todo)} cached)",
+                       total=len(batches)):
+        outputs = generate_batch(model, tokenizer, [texts[i] for i in batch], params)
+        for i, response in zip(batch, outputs, strict=True):
+            responses[i] = response
+            if keys:
+                fresh[keys[i]] = response
+    if cache and fresh:
+        cache.put_many(fresh)
+    return [r if r is not None else "" for r in responses]

@@ -1,0 +1,9 @@
+"""Unlearning methods registry. A method is a class with a ``Params`` model and a ``loss`` (see base.py)."""
+
+from __future__ import annotations
+
+from mubench.registry import Registry
+
+METHODS: Registry[type] = Registry("method")
+
+from mubench.methods import ga, npo  # noqa: E402,F401

