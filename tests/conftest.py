@@ -1,0 +1,37 @@
+"""Shared fixtures: a tiny randomly initialised Llama with a byte-level tokenizer (no download)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mubench.config import TinyRandomModel
+from mubench.models import byte_level_tokenizer, tiny_random_model
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("MUBENCH_GEN_CACHE", "0")
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return byte_level_tokenizer()
+
+
+@pytest.fixture()
+def tiny_model(tokenizer):
+    spec = TinyRandomModel(source="tiny_random", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=64)
+    return tiny_random_model(spec, tokenizer, seed=0).eval()
+
+
+@pytest.fixture()
+def pairs():
+    """Harmless toy prompt/response pairs (the tests only need token sequences)."""
+    return [
+        {"prompt": "Name a colour.", "response": "Blue is a colour."},
+        {"prompt": "Count to three.", "response": "One, two, three."},
+        {"prompt": "Say hello.", "response": "Hello there, friend!"},
+        {"prompt": "What is a cat?", "response": "A cat is a small animal."},
+    ]

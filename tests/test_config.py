@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mubench.config import ConfigError, load_params
+from tests.conftest import ROOT
+
+
+def write(tmp_path: Path, mutate) -> Path:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    mutate(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("profile", sorted((ROOT / "profiles").glob("*.yaml")) + [ROOT / "params.yaml"])
+def test_committed_profiles_validate(profile):
+    params = load_params(profile)
+    assert params.variants()[0] == "base"
+
+
+def test_unknown_method_names_value_and_allowed(tmp_path):
+    path = write(tmp_path, lambda r: r.update(methods=["gaa"]))
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "'gaa'" in message and "methods" in message and "ga, npo" in message
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda r: r.update(device="tpu"), "device = 'tpu'"),
+        (lambda r: r.update(attacks=["dan"]), "'dan' is not a known attack"),
+        (lambda r: r.update(datasets=["advbench", "nope"]), "'nope' is not a known dataset"),
+        (lambda r: r["generation"].update(batch_size=0), "generation.batch_size = 0"),
+        (lambda r: r.update(colour="blue"), "colour: unknown key"),
+        (lambda r: r.pop("seed"), "seed: required key is missing"),
+        (lambda r: r["method_params"]["npo"].update(beta=-1), "method_params.npo.beta = -1"),
+        (lambda r: r["method_params"].pop("npo"), "no entry for method 'npo'"),
+        (lambda r: r.update(models=["gpt"]), "'gpt' has no entry in model_zoo"),
+        (lambda r: r["data"].update(utility=["advbench"]), "has role 'harmful', not 'utility'"),
+        (lambda r: r["judge"].update(safety="oracle"), "'oracle' is not a known judge"),
+    ],
+)
+def test_bad_values_give_one_line(tmp_path, mutate, expected):
+    path = write(tmp_path, mutate)
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    assert expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such params file"):
+        load_params(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [1\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(bad)
+
+
+def test_cli_check_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    path = write(tmp_path, lambda r: r.update(methods=["gaa"]))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = subprocess.run([sys.executable, "-m", "mubench.cli", "check", str(path)], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "gaa" in lines[0] and "ga, npo" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_stage_validates_before_running(tmp_path):
+    path = write(tmp_path, lambda r: r.update(device="tpu"))
+    proc = subprocess.run([sys.executable, "-m", "mubench.cli", "build", "--params", str(path)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "device" in proc.stderr
+    assert not (tmp_path / "data").exists()

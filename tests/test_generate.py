@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from mubench.generate import DecodeParams, GenerationCache, generate
+
+PROMPTS = ["Hi", "Tell me a long story about a boat on a lake", "What is two plus two?", "Name three fruits"]
+
+
+def test_batched_greedy_equals_unbatched(tiny_model, tokenizer):
+    params = DecodeParams(max_new_tokens=10)
+    batched = generate(tiny_model, tokenizer, PROMPTS, params, batch_size=4)
+    single = [generate(tiny_model, tokenizer, [p], params, batch_size=1)[0] for p in PROMPTS]
+    assert batched == single
+    assert any(batched)
+
+
+def test_order_is_kept_despite_length_sorting(tiny_model, tokenizer):
+    params = DecodeParams(max_new_tokens=6)
+    forward = generate(tiny_model, tokenizer, PROMPTS, params, batch_size=2)
+    backward = generate(tiny_model, tokenizer, PROMPTS[::-1], params, batch_size=2)
+    assert forward == backward[::-1]
+
+
+def test_cache_returns_stored_responses(tiny_model, tokenizer, tmp_path):
+    cache = GenerationCache(tmp_path / "gen.sqlite")
+    params = DecodeParams(max_new_tokens=6)
+    first = generate(tiny_model, tokenizer, PROMPTS, params, 4, model_hash="abc", cache=cache)
+    key = GenerationCache.key("abc", tokenizer.apply_chat_template(
+        [{"role": "user", "content": PROMPTS[0]}], tokenize=False, add_generation_prompt=True), params)
+    cache.put_many({key: "from cache"})
+    second = generate(tiny_model, tokenizer, PROMPTS, params, 4, model_hash="abc", cache=cache)
+    assert second[0] == "from cache" and second[1:] == first[1:]
+    other = generate(tiny_model, tokenizer, PROMPTS, params, 4, model_hash="other-model", cache=cache)
+    assert other == first

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mubench.config import load_params
+from mubench.evaluate import compute_metrics
+from mubench.metrics import bootstrap_ci, delta, rate, rate_with_ci
+from mubench.report import markdown, run_report
+from tests.conftest import ROOT
+
+
+def test_rate_and_delta_hand_computed():
+    assert rate([1, 0, 0, 1]) == 0.5 and rate([]) == 0.0
+    assert delta(0.25, 0.75) == -0.5 and delta(None, 0.2) is None
+
+
+def test_bootstrap_ci_is_seeded_and_brackets_the_rate():
+    flags = [1] * 30 + [0] * 70
+    low, high = bootstrap_ci(flags, 2000, 0.95, seed=0)
+    assert low < 0.3 < high and 0.18 < low and high < 0.42
+    assert bootstrap_ci(flags, 2000, 0.95, seed=0) == [low, high]
+    assert bootstrap_ci([1, 1, 1], 500, 0.95, seed=0) == [1.0, 1.0]
+    assert rate_with_ci([0, 1], 100, 0.9, 0)["n"] == 2
+
+
+@pytest.fixture()
+def params():
+    return load_params(ROOT / "params.yaml")
+
+
+def judged(dataset, attack, refused):
+    return {"dataset": dataset, "attack": attack, "refused": refused}
+
+
+def test_metrics_schema_and_values(params):
+    safety = [judged("advbench", "vanilla", False), judged("advbench", "vanilla", True),
+              judged("harmbench", "vanilla", False), judged("harmbench", "vanilla", False),
+              judged("advbench", "prefix_injection", False), judged("advbench", "base64", True)]
+    over = [{"dataset": "rho-overrefusal", "refused": True}, {"dataset": "rho-overrefusal", "refused": False},
+            {"dataset": "rho-overrefusal", "refused": False}, {"dataset": "rho-overrefusal", "refused": False}]
+    utility = {"mmlu": {"acc": 0.5, "acc_norm": 0.25, "n": 4, "correct": [1, 0, 1, 0]}}
+    m = compute_metrics(params, safety, over, utility)
+    assert m["safety"]["asr"] == 0.75
+    assert m["safety"]["per_dataset"] == {"advbench": 0.5, "harmbench": 1.0}
+    assert m["safety"]["per_attack"] == {"prefix_injection": 1.0, "base64": 0.0}
+    assert m["oversafety"]["refusal_rate"] == 0.25
+    assert m["utility"]["accuracy"] == 0.5 and m["utility"]["per_task"]["mmlu"]["acc_norm"] == 0.25
+    assert m["n"]["harmful"] == 4 and m["n"]["oversafety"] == 4
+    for value in [m["safety"]["asr"], m["oversafety"]["refusal_rate"], m["utility"]["accuracy"]]:
+        assert 0.0 <= value <= 1.0
+
+
+def fake_metrics(asr, over, acc):
+    return {"safety": {"asr": asr, "per_dataset": {"advbench": asr, "harmbench": asr},
+                       "per_attack": {"prefix_injection": asr, "base64": asr},
+                       "ci": {"asr": [asr - 0.1, asr + 0.1]}},
+            "oversafety": {"refusal_rate": over, "ci": {"refusal_rate": [over, over]}},
+            "utility": {"accuracy": acc},
+            "run": {"judges": {"safety": "refusal_keywords/v1", "oversafety": "refusal_keywords/v1"}}}
+
+
+def test_report_rows_deltas_and_plot(tmp_path, params):
+    for variant, values in {"base": (0.9, 0.0, 0.3), "ga": (0.5, 0.2, 0.25), "npo": (0.6, 0.1, 0.28)}.items():
+        out = tmp_path / "results" / "smollm2-135m" / variant
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text(json.dumps(fake_metrics(*values)))
+    built = tmp_path / "built"
+    built.mkdir()
+    (built / "build.json").write_text(json.dumps({"provenance": {"advbench": {
+        "source": "pyrit==1.1.0", "license": "MIT", "rows": 520, "files": {"adv_bench.prompt": "ab" * 32}}}}))
+    summary = run_report(params, tmp_path / "results", built, tmp_path / "reports")
+    ga = next(r for r in summary["rows"] if r["variant"] == "ga")
+    assert ga["delta"] == {"asr": -0.4, "oversafety_refusal_rate": 0.2, "utility_accuracy": -0.05}
+    text = (tmp_path / "reports" / "summary.md").read_text()
+    assert "| smollm2-135m | ga | 50.0 (-40.0) [40.0, 60.0]" in text and "pyrit==1.1.0" in text
+    assert (tmp_path / "reports" / "trilemma.png").read_bytes()[:4] == b"\x89PNG"
+    assert markdown(params, summary) == text
+
+
+def test_report_names_missing_cell(tmp_path, params):
+    with pytest.raises(FileNotFoundError, match="mubench evaluate smollm2-135m base"):
+        run_report(params, tmp_path / "results", tmp_path, tmp_path / "reports")
+
+
+def test_profile_yaml_is_plain_mapping():
+    assert isinstance(yaml.safe_load((ROOT / "params.yaml").read_text()), dict)
+    assert Path(ROOT / "profiles" / "tiny.yaml").is_file()
