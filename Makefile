@@ -1,0 +1,39 @@
+# mubench — `make setup` once, then `make repro`; `make test` is what CI runs.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+LOCK   ?= requirements/cpu.lock
+# Where pip finds torch 2.13.0+cpu when no local wheel is configured (see README, "Set-up").
+PIP_EXTRA ?=
+
+.PHONY: setup repro test test-fast lint lock clean
+
+setup:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --require-hashes --no-deps -r $(LOCK) $(PIP_EXTRA)
+	$(BIN)/pip install --no-deps --no-build-isolation -e .
+	$(BIN)/mubench --help > /dev/null && echo "setup ok: $(VENV)"
+
+repro:
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+test:
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+test-fast:
+	$(BIN)/python -m pytest -m "not slow"
+
+lint:
+	$(BIN)/ruff check mubench tests benchmarks
+	$(BIN)/hadolint Dockerfile
+
+# Re-resolve the hashed lock files (needs the registries; see README "Lock files").
+lock:
+	$(BIN)/pip-compile -q pyproject.toml requirements/cpu.in --extra dev --generate-hashes --allow-unsafe \
+		--strip-extras --no-emit-index-url --no-emit-find-links -o requirements/cpu.lock
+	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(BIN)/pip-compile -q pyproject.toml requirements/cuda.in \
+		--extra dev --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url -o requirements/cuda.lock
+
+clean:
+	rm -rf .pytest_cache .ruff_cache build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
