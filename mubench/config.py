@@ -114,26 +114,10 @@ class Params(Strict):
     utility: UtilityConfig
     report: ReportConfig
 
-    @field_validator("datasets")
+    @field_validator("datasets", "methods", "attacks")
     @classmethod
-    def _known_datasets(cls, names: list[str]) -> list[str]:
-        from mubench.data import DATASETS
-
-        return _check_names(names, DATASETS)
-
-    @field_validator("methods")
-    @classmethod
-    def _known_methods(cls, names: list[str]) -> list[str]:
-        from mubench.methods import METHODS
-
-        return _check_names(names, METHODS)
-
-    @field_validator("attacks")
-    @classmethod
-    def _known_attacks(cls, names: list[str]) -> list[str]:
-        from mubench.attacks import ATTACKS
-
-        return _check_names(names, ATTACKS)
+    def _known_names(cls, names: list[str], info) -> list[str]:
+        return _check_names(names, _registry(info.field_name))
 
     @field_validator("judge")
     @classmethod
@@ -189,6 +173,17 @@ class Params(Strict):
 
     def variants(self) -> list[str]:
         return ["base", *self.methods]
+
+
+def _registry(field: str) -> Registry:
+    """The registry that validates a params list (imported lazily: methods pull in torch)."""
+    if field == "datasets":
+        from mubench.data import DATASETS as registry
+    elif field == "methods":
+        from mubench.methods import METHODS as registry
+    else:
+        from mubench.attacks import ATTACKS as registry
+    return registry
 
 
 def _raise(registry: Registry, name: str, where: str | None = None) -> None:
