@@ -1,6 +1,8 @@
 # mubench image: CUDA base pinned by digest, hashed lock installed with --require-hashes, non-root user,
 # `dvc repro` by default. For checks on a machine without a GPU, substitute a CPU base and the CPU lock:
 #   --build-arg BASE_IMAGE=<ubuntu:22.04 pinned by digest> --build-arg LOCK=requirements/cpu.lock
+# The torch wheels in cuda.lock bundle their CUDA 13 user-space libraries (nvidia-* packages), so the base only
+# provides the OS layer and the NVIDIA container runtime hooks; the host driver must support CUDA 13.
 ARG BASE_IMAGE=nvidia/cuda:12.4.1-base-ubuntu22.04@sha256:8767a245ed2c481eb245d8f6c625accc3788e1fb8612403d6b4cd4645a4f09c7
 FROM ${BASE_IMAGE}
 
