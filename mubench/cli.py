@@ -132,7 +132,7 @@ def unlearn(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
 
     METHODS.get(method)
     run_unlearn(p, model_name, method, MODELS / model_name / "base", CORPUS / model_name,
-                MODELS / model_name / method, RESULTS / model_name / method / "loss.csv")
+                MODELS / model_name / method, RESULTS / model_name / method)
 
 
 @app.command()

@@ -42,3 +42,25 @@ def nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 def npo_loss(logp_theta: torch.Tensor, logp_ref: torch.Tensor, beta: float) -> torch.Tensor:
     """NPO (Zhang et al. 2024): -(2/beta) * mean log sigmoid(-beta * (log pi_theta - log pi_ref))."""
     return -(2.0 / beta) * F.logsigmoid(-beta * (logp_theta - logp_ref)).mean()
+
+
+def mean_logprob(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Length-normalised log-prob per sequence: sum of response-token log-probs / number of those tokens."""
+    total, count = sequence_logprob(model, batch)
+    return total / count.clamp(min=1)
+
+
+def kl_ref_theta(model, ref, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Token-level KL(pi_ref || pi_theta) averaged over response tokens (ref is frozen, no gradient)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    with torch.no_grad():
+        ref_logits = ref(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    mask = batch["labels"][:, 1:] != IGNORE
+    logp_theta = torch.log_softmax(logits[:, :-1, :][mask].float(), dim=-1)
+    logp_ref = torch.log_softmax(ref_logits[:, :-1, :][mask].float(), dim=-1)
+    return (logp_ref.exp() * (logp_ref - logp_theta)).sum(dim=-1).mean()
+
+
+def preference_loss(margin: torch.Tensor, beta: float) -> torch.Tensor:
+    """-(2/beta) * mean log sigmoid(beta * margin): the DPO form with NPO's 2/beta scale (DESIGN section 6)."""
+    return -(2.0 / beta) * F.logsigmoid(beta * margin).mean()

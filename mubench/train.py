@@ -86,13 +86,16 @@ def unlearn(
             p.requires_grad_(False)
         ref.to(accelerator.device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    streams = {
-        "forget": batch_stream(encode_pairs(tokenizer, forget, params.max_length, system_prompt),
-                               params.batch_size, pad_id, seed),
-    }
-    if retain:
-        streams["retain"] = batch_stream(encode_pairs(tokenizer, retain, params.max_length, system_prompt),
-                                         params.batch_size, pad_id, seed + 1)
+    streams = {}
+    for name, examples in method.streams(forget, retain, seed).items():
+        if not examples:
+            continue
+        # streams of one family share a seed and a length, so their batches stay aligned by index
+        # (e.g. DPO's refusal and forget responses to the same prompts)
+        stream_seed = seed if name.startswith("forget") else seed + 1
+        streams[name] = batch_stream(encode_pairs(tokenizer, examples, params.max_length, system_prompt),
+                                     params.batch_size, pad_id, stream_seed)
+    method.prepare(model, params, seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -113,7 +116,11 @@ def unlearn(
             for key, value in {"loss": loss.item(), **logs}.items():
                 logs_acc[key] = logs_acc.get(key, 0.0) + value / params.grad_accum
         result.history.append({"step": step + 1, **logs_acc})
+    model = accelerator.unwrap_model(model)
+    method.finalize(model, ref, params)
     result.wall_time_s = time.perf_counter() - start
     result.steps = params.steps
     model.eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
     return result

@@ -16,7 +16,9 @@ from mubench.train import unlearn
 
 
 def run_unlearn(params: Params, model_name: str, method_name: str, base_dir: Path, corpus_dir: Path,
-                out_dir: Path, loss_csv: Path) -> dict:
+                out_dir: Path, curve_dir: Path) -> dict:
+    """Unlearn into ``out_dir`` (a byte-identical checkpoint for identical inputs); the loss curve and the
+    wall time go to ``curve_dir`` (loss.csv, train.json), which DVC tracks as plot and metrics."""
     seed_everything(params.seed)
     device = pick_device(params.device)
     method = METHODS.get(method_name)()
@@ -34,9 +36,11 @@ def run_unlearn(params: Params, model_name: str, method_name: str, base_dir: Pat
                       seed=params.seed, forget_pairs=len(forget), retain_pairs=len(retain))
     with atomic_dir(out_dir) as tmp:
         saved = save_checkpoint(model, tokenizer, tmp, meta)
-        # clock time lives apart from the checkpoint metadata, so two runs give identical metadata
-        write_json(tmp / "timing.json", {"wall_time_s": round(result.wall_time_s, 1), "steps": result.steps})
-    atomic_write_text(loss_csv, _history_csv(result.history))
+    # clock time lives outside the checkpoint, so an unchanged re-run leaves the checkpoint (and so every
+    # evaluation downstream) untouched
+    atomic_write_text(curve_dir / "loss.csv", _history_csv(result.history))
+    write_json(curve_dir / "train.json", {"wall_time_s": round(result.wall_time_s, 1), "steps": result.steps,
+                                          "final": result.history[-1], "device": device})
     log(f"[unlearn] {model_name}/{method_name}: {result.steps} steps in {result.wall_time_s:.1f}s; "
         f"final loss {result.history[-1]['loss']:.4f}")
     return saved

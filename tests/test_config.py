@@ -31,7 +31,7 @@ def test_unknown_method_names_value_and_allowed(tmp_path):
         load_params(path)
     message = str(err.value)
     assert "\n" not in message
-    assert "'gaa'" in message and "methods" in message and "ga, npo" in message
+    assert "'gaa'" in message and "methods" in message and "allowed: dpo, ga, graddiff" in message
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_cli_check_exits_2_with_one_line_and_writes_nothing(tmp_path):
                           text=True, cwd=tmp_path)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "gaa" in lines[0] and "ga, npo" in lines[0]
+    assert len(lines) == 1 and "gaa" in lines[0] and "ga, graddiff, llmu, npo" in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 

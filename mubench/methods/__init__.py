@@ -6,4 +6,4 @@ from mubench.registry import Registry
 
 METHODS: Registry[type] = Registry("method")
 
-from mubench.methods import ga, npo  # noqa: E402,F401
+from mubench.methods import dpo, ga, graddiff, llmu, npo, rmu, safe_unlearning, simnpo, sku  # noqa: E402,F401

@@ -8,8 +8,13 @@ A method implements::
         needs_reference = False      # True: the loop passes a frozen copy of the base model as ``ref``
         def loss(self, model, ref, batches, params) -> (loss_tensor, {"name": float, ...})
 
-``batches`` holds tokenised ``forget`` and ``retain`` batches (input_ids, attention_mask, labels with -100
-on prompt and padding tokens). Register with ``@METHODS.register("mine")`` and import it in __init__.py.
+``batches`` holds one tokenised batch per stream (input_ids, attention_mask, labels with -100 on prompt and
+padding tokens). By default the streams are ``forget`` (harmful prompt, the model's harmful response) and
+``retain`` (benign prompt, the model's response); override ``streams`` to add others (refusals, mismatched
+answers). Streams whose names start with ``forget`` are drawn in the same order, so batch i of
+``forget_refusal`` holds the same prompts as batch i of ``forget``. Optional hooks: ``prepare`` (e.g. choose the
+trainable parameters) and ``finalize`` (e.g. a task-vector edit after training).
+Register with ``@METHODS.register("mine")`` and import it in __init__.py.
 """
 
 from __future__ import annotations
@@ -38,5 +43,15 @@ class Method:
     needs_reference: ClassVar[bool] = False
     uses_retain: ClassVar[bool] = False
 
+    def streams(self, forget: list[dict], retain: list[dict], seed: int) -> dict[str, list[dict]]:
+        """The (prompt, response) lists the loss reads, by stream name."""
+        return {"forget": forget, "retain": retain if self.uses_retain else []}
+
+    def prepare(self, model, params: TrainParams, seed: int) -> None:
+        """Called before the optimizer is built (all parameters train by default)."""
+
     def loss(self, model, ref, batches: dict[str, dict[str, torch.Tensor]], params: TrainParams):
         raise NotImplementedError
+
+    def finalize(self, model, ref, params: TrainParams) -> None:
+        """Called after the last step, on the unwrapped model."""

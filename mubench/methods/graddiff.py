@@ -1,0 +1,25 @@
+"""Gradient difference: ascend on the forget NLL, descend on the retain NLL: -NLL(y_f) + alpha * NLL(y_r)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from mubench.losses import nll
+from mubench.methods import METHODS
+from mubench.methods.base import Method, TrainParams
+
+
+class GradDiffParams(TrainParams):
+    alpha: float = Field(1.0, ge=0, description="retain weight; 1 in Liu et al. 2022 / Maini et al. 2024")
+
+
+@METHODS.register("graddiff")
+class GradDiff(Method):
+    name = "graddiff"
+    Params = GradDiffParams
+    uses_retain = True
+
+    def loss(self, model, ref, batches, params: GradDiffParams):
+        forget_nll, retain_nll = nll(model, batches["forget"]), nll(model, batches["retain"])
+        return -forget_nll + params.alpha * retain_nll, {"forget_nll": forget_nll.item(),
+                                                         "retain_nll": retain_nll.item()}

@@ -1,0 +1,64 @@
+"""RMU (Li et al. 2024, WMDP): steer forget activations at layer l to a fixed random direction, keep retain ones.
+
+loss = mean ||h_l^theta(x_f) - c*u||^2 + alpha * mean ||h_l^theta(x_r) - h_l^ref(x_r)||^2
+Only the MLP weights of layers l-2..l train; u is a seeded random unit vector. l is chosen relative to depth
+(``layer_fraction`` * number of layers: 7 of 32 in the paper), so it works on 30- and 32-layer models alike.
+Activations are taken on response tokens (prompt and padding positions do not count).
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from mubench.losses import IGNORE
+from mubench.methods import METHODS
+from mubench.methods.base import Method, TrainParams
+
+
+class RMUParams(TrainParams):
+    layer_fraction: float = Field(7 / 32, gt=0, lt=1, description="steered layer / depth; 7/32 in the paper")
+    steering_coeff: float = Field(6.5, gt=0, description="c: 6.5-20 in the paper, model-dependent")
+    alpha: float = Field(100.0, ge=0, description="retain weight: 100-1200 in the paper")
+
+
+def steered_layer(num_layers: int, fraction: float) -> int:
+    """The steered layer index for a model of ``num_layers`` (7 for 30 or 32 layers at the paper's 7/32)."""
+    return max(0, min(num_layers - 1, round(fraction * num_layers)))
+
+
+def layer_activations(model, batch: dict[str, torch.Tensor], layer: int) -> torch.Tensor:
+    """Output of decoder layer ``layer`` at response-token positions: (n_tokens, hidden)."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+    hidden = out.hidden_states[layer + 1]  # hidden_states[0] is the embedding output
+    return hidden[batch["labels"] != IGNORE].float()
+
+
+@METHODS.register("rmu")
+class RMU(Method):
+    name = "rmu"
+    Params = RMUParams
+    needs_reference = True
+    uses_retain = True
+
+    def prepare(self, model, params: RMUParams, seed: int) -> None:
+        self.layer = steered_layer(model.config.num_hidden_layers, params.layer_fraction)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for index in range(max(0, self.layer - 2), self.layer + 1):
+            for p in model.model.layers[index].mlp.parameters():
+                p.requires_grad_(True)
+        generator = torch.Generator().manual_seed(seed)
+        direction = torch.rand(model.config.hidden_size, generator=generator)
+        self.direction = direction / direction.norm()
+
+    def loss(self, model, ref, batches, params: RMUParams):
+        forget_h = layer_activations(model, batches["forget"], self.layer)
+        target = params.steering_coeff * self.direction.to(forget_h.device)
+        forget_loss = ((forget_h - target) ** 2).mean()
+        retain_h = layer_activations(model, batches["retain"], self.layer)
+        with torch.no_grad():
+            retain_ref = layer_activations(ref, batches["retain"], self.layer)
+        retain_loss = ((retain_h - retain_ref) ** 2).mean()
+        loss = forget_loss + params.alpha * retain_loss
+        return loss, {"forget_mse": forget_loss.item(), "retain_mse": retain_loss.item()}

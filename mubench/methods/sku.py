@@ -1,0 +1,47 @@
+"""SKU (Liu et al. 2024, "Towards Safer LLMs through Machine Unlearning"): learn harm, then negate it.
+
+Stage 1 trains theta_harm toward harm: NLL(y_f) + NLL(mismatched harmful answer) - KL(pi_ref || pi_theta) on
+benign prompts. Stage 2 (``finalize``) negates the task vector: theta = theta_base - lambda (theta_harm - theta_base).
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from mubench.losses import kl_ref_theta, nll
+from mubench.methods import METHODS
+from mubench.methods.base import Method, TrainParams
+from mubench.methods.targets import mismatched
+
+
+class SKUParams(TrainParams):
+    negation_scale: float = Field(1.0, gt=0, description="lambda of the task-vector negation (paper: 1)")
+
+
+def negate_task_vector(model, base, scale: float) -> None:
+    """In place: every parameter becomes base - scale * (current - base)."""
+    with torch.no_grad():
+        for p, p0 in zip(model.parameters(), base.parameters(), strict=True):
+            p.copy_(p0 - scale * (p - p0))
+
+
+@METHODS.register("sku")
+class SKU(Method):
+    name = "sku"
+    Params = SKUParams
+    needs_reference = True
+    uses_retain = True
+
+    def streams(self, forget, retain, seed):
+        return {"forget": forget, "forget_mismatched": mismatched(forget, forget, seed), "retain": retain}
+
+    def loss(self, model, ref, batches, params: SKUParams):
+        harm = nll(model, batches["forget"])
+        random_harm = nll(model, batches["forget_mismatched"])
+        kl = kl_ref_theta(model, ref, batches["retain"])
+        loss = harm + random_harm - kl
+        return loss, {"harm_nll": harm.item(), "mismatched_nll": random_harm.item(), "retain_kl": kl.item()}
+
+    def finalize(self, model, ref, params: SKUParams) -> None:
+        negate_task_vector(model, ref, params.negation_scale)

@@ -1,0 +1,232 @@
+"""Every method's loss against its formula (independent computation, masks included) and a few steps that move
+the method's own target the right way."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mubench.losses import IGNORE, nll, sequence_logprob
+from mubench.methods import METHODS
+from mubench.methods.rmu import layer_activations, steered_layer
+from mubench.methods.sku import negate_task_vector
+from mubench.methods.targets import REFUSALS, mismatched, refusal_for, with_refusals
+from mubench.train import collate, encode_pairs, unlearn
+from tests.test_losses_methods import manual_seq_logprob
+
+
+def batch_of(tokenizer, pairs):
+    return collate(encode_pairs(tokenizer, pairs, max_length=128), tokenizer.pad_token_id)
+
+
+def manual_nll(model, batch):
+    total, count = manual_seq_logprob(model, batch)
+    return -total.sum() / count.sum()
+
+
+def manual_kl(model, ref, batch):
+    """KL(ref || theta) per response token, looped by hand."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    ref_logits = ref(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    terms = []
+    for b in range(logits.shape[0]):
+        for t in range(1, logits.shape[1]):
+            if batch["labels"][b, t] == IGNORE:
+                continue
+            p = torch.softmax(ref_logits[b, t - 1], -1)
+            terms.append((p * (torch.log(p) - torch.log_softmax(logits[b, t - 1], -1))).sum())
+    return torch.stack(terms).mean()
+
+
+@pytest.fixture()
+def setup(tiny_model, tokenizer, pairs):
+    ref = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        for p in tiny_model.parameters():
+            p.add_(0.02 * torch.randn_like(p, generator=torch.Generator().manual_seed(1)))
+    retain = [{"prompt": f"Retain question {i}?", "response": f"Retain answer number {i}."} for i in range(4)]
+    return tiny_model, ref, tokenizer, pairs, retain
+
+
+def batches_for(method, tokenizer, forget, retain):
+    return {name: batch_of(tokenizer, rows) for name, rows in method.streams(forget, retain, 0).items() if rows}
+
+
+def test_targets_are_deterministic_and_harmless_refusals():
+    assert refusal_for("abc") == refusal_for("abc") and refusal_for("abc") in REFUSALS
+    rows = [{"prompt": f"p{i}", "response": f"r{i}"} for i in range(5)]
+    mixed = mismatched(rows, rows, seed=0)
+    assert mixed == mismatched(rows, rows, seed=0)
+    assert all(m["response"] != f"r{m['prompt'][1:]}" for m in mixed)
+    assert [r["prompt"] for r in with_refusals(rows)] == [r["prompt"] for r in rows]
+
+
+def test_graddiff_formula(setup):
+    model, _, tok, forget, retain = setup
+    method = METHODS.get("graddiff")()
+    b = batches_for(method, tok, forget, retain)
+    loss, _ = method.loss(model, None, b, method.Params(alpha=0.7))
+    expected = -manual_nll(model, b["forget"]) + 0.7 * manual_nll(model, b["retain"])
+    assert torch.isclose(loss, expected, atol=1e-5)
+
+
+def test_simnpo_formula(setup):
+    model, _, tok, forget, retain = setup
+    method = METHODS.get("simnpo")()
+    b = batches_for(method, tok, forget, retain)
+    params = method.Params(beta=3.0, gamma=0.5, alpha=0.4)
+    loss, _ = method.loss(model, None, b, params)
+    total, count = manual_seq_logprob(model, b["forget"])
+    expected = -(2 / 3.0) * F.logsigmoid(-(3.0 / count) * total - 0.5).mean() + 0.4 * manual_nll(model, b["retain"])
+    assert torch.isclose(loss, expected, atol=1e-5)
+
+
+def test_dpo_formula_and_pairing(setup):
+    model, ref, tok, forget, retain = setup
+    method = METHODS.get("dpo")()
+    b = batches_for(method, tok, forget, retain)
+    loss, _ = method.loss(model, ref, b, method.Params(beta=0.2))
+    chosen = manual_seq_logprob(model, b["forget_refusal"])[0] - manual_seq_logprob(ref, b["forget_refusal"])[0]
+    rejected = manual_seq_logprob(model, b["forget"])[0] - manual_seq_logprob(ref, b["forget"])[0]
+    expected = -(2 / 0.2) * F.logsigmoid(0.2 * (chosen - rejected)).mean()
+    assert torch.isclose(loss, expected, atol=1e-5)
+
+
+def test_llmu_formula(setup):
+    model, ref, tok, forget, retain = setup
+    method = METHODS.get("llmu")()
+    b = batches_for(method, tok, forget, retain)
+    loss, _ = method.loss(model, ref, b, method.Params(eps1=0.5, eps2=1.0, eps3=2.0))
+    expected = (-0.5 * manual_nll(model, b["forget"]) + manual_nll(model, b["forget_random"])
+                + 2.0 * manual_kl(model, ref, b["retain"]))
+    assert torch.isclose(loss, expected, atol=1e-5)
+
+
+def test_safe_unlearning_formula(setup):
+    model, ref, tok, forget, retain = setup
+    method = METHODS.get("safe_unlearning")()
+    b = batches_for(method, tok, forget, retain)
+    loss, _ = method.loss(model, ref, b, method.Params(alpha=0.3, beta=1.5, theta=0.5))
+    t_sum, t_n = manual_seq_logprob(model, b["forget"])
+    r_sum, r_n = manual_seq_logprob(ref, b["forget"])
+    unlearn_term = -F.logsigmoid(-1.5 * (t_sum / t_n - r_sum / r_n)).mean()
+    expected = manual_nll(model, b["retain"]) + 0.5 * manual_nll(model, b["forget_refusal"]) + 0.3 * unlearn_term
+    assert torch.isclose(loss, expected, atol=1e-5)
+
+
+def test_sku_stage_one_formula(setup):
+    model, ref, tok, forget, retain = setup
+    method = METHODS.get("sku")()
+    b = batches_for(method, tok, forget, retain)
+    loss, _ = method.loss(model, ref, b, method.Params())
+    expected = (manual_nll(model, b["forget"]) + manual_nll(model, b["forget_mismatched"])
+                - manual_kl(model, ref, b["retain"]))
+    assert torch.isclose(loss, expected, atol=1e-5)
+
+
+def test_rmu_formula_layer_and_trainable_params(setup):
+    model, ref, tok, forget, retain = setup
+    method = METHODS.get("rmu")()
+    params = method.Params(layer_fraction=0.5, steering_coeff=4.0, alpha=10.0)
+    method.prepare(model, params, seed=0)
+    assert method.layer == steered_layer(2, 0.5) == 1
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(".mlp." in n for n in trainable)
+    b = batches_for(method, tok, forget, retain)
+    loss, _ = method.loss(model, ref, b, params)
+    out = model(input_ids=b["forget"]["input_ids"], attention_mask=b["forget"]["attention_mask"],
+                output_hidden_states=True).hidden_states[method.layer + 1]
+    forget_h = out[b["forget"]["labels"] != IGNORE]
+    expected_forget = ((forget_h - 4.0 * method.direction) ** 2).mean()
+    retain_h = layer_activations(model, b["retain"], method.layer)
+    retain_ref = layer_activations(ref, b["retain"], method.layer)
+    expected = expected_forget + 10.0 * ((retain_h - retain_ref) ** 2).mean()
+    assert torch.isclose(loss, expected, atol=1e-5)
+    assert torch.isclose(method.direction.norm(), torch.tensor(1.0))
+
+
+def test_steered_layer_scales_with_depth():
+    assert steered_layer(32, 7 / 32) == 7
+    assert steered_layer(30, 7 / 32) == 7
+    assert steered_layer(2, 7 / 32) == 0 and steered_layer(4, 0.99) == 3
+
+
+def test_sku_negation_is_exact(tiny_model):
+    base = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        for p in tiny_model.parameters():
+            p.add_(torch.randn_like(p))
+    harm = [p.detach().clone() for p in tiny_model.parameters()]
+    negate_task_vector(tiny_model, base, 1.5)
+    for p, h, p0 in zip(tiny_model.parameters(), harm, base.parameters(), strict=True):
+        assert torch.equal(p, p0 - 1.5 * (h - p0))
+
+
+def run_steps(name, model, tok, forget, retain, **overrides):
+    method = METHODS.get(name)()
+    params = method.Params(**{"lr": 5e-3, "steps": 4, "batch_size": 4, **overrides})
+    unlearn(method, params, model, tok, forget, retain, seed=0, device="cpu")
+    return method
+
+
+@pytest.mark.parametrize("name", ["graddiff", "llmu"])
+def test_steps_raise_forget_nll(setup, name):
+    model, _, tok, forget, retain = setup
+    b = batch_of(tok, forget)
+    before = nll(model, b).item()
+    run_steps(name, model, tok, forget, retain)
+    assert nll(model, b).item() > before + 0.05
+
+
+def test_simnpo_steps_raise_forget_nll_once_forget_is_learned(setup):
+    """SimNPO's sigmoid saturates on a random model (per-token log-prob ~ -6), so first fit the forget set."""
+    model, _, tok, forget, retain = setup
+    b = batch_of(tok, forget)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(40):
+        optimizer.zero_grad()
+        nll(model, b).backward()
+        optimizer.step()
+    before = nll(model, b).item()
+    run_steps("simnpo", model, tok, forget, retain, beta=1.0, alpha=0.0)
+    assert nll(model, b).item() > before + 0.05
+
+
+@pytest.mark.parametrize("name", ["dpo", "safe_unlearning"])
+def test_steps_raise_refusal_logprob(setup, name):
+    model, _, tok, forget, retain = setup
+    refusals = batch_of(tok, with_refusals(forget))
+    before = sequence_logprob(model, refusals)[0].mean().item()
+    run_steps(name, model, tok, forget, retain)
+    assert sequence_logprob(model, refusals)[0].mean().item() > before + 0.5
+
+
+def test_rmu_steps_move_forget_activations_to_target(setup):
+    model, _, tok, forget, retain = setup
+    b = batch_of(tok, forget)
+    method = METHODS.get("rmu")()
+    params = method.Params(lr=1e-2, steps=6, batch_size=4, layer_fraction=0.5, steering_coeff=2.0, alpha=1.0)
+    method.prepare(copy.deepcopy(model), params, seed=0)
+    layer, target = method.layer, 2.0 * method.direction
+    before = ((layer_activations(model, b, layer) - target) ** 2).mean().item()
+    unlearn(method, params, model, tok, forget, retain, seed=0, device="cpu")
+    after = ((layer_activations(model, b, layer) - target) ** 2).mean().item()
+    assert after < before * 0.9
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_sku_training_moves_toward_harm_then_negates(setup):
+    model, _, tok, forget, retain = setup
+    base = copy.deepcopy(model)
+    b = batch_of(tok, forget)
+    run_steps("sku", model, tok, forget, retain, negation_scale=1.0)
+    # with lambda = 1, theta_harm = 2 * theta_base - theta_final
+    harm = copy.deepcopy(base)
+    with torch.no_grad():
+        for ph, p0, pf in zip(harm.parameters(), base.parameters(), model.parameters(), strict=True):
+            ph.copy_(2 * p0 - pf)
+    assert nll(harm, b).item() < nll(base, b).item() - 0.05
+    assert nll(model, b).item() > nll(base, b).item()
