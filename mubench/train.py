@@ -76,7 +76,11 @@ def unlearn(
     device: str,
     system_prompt: str | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place with ``method``'s loss; returns the per-step loss history."""
+    """Train ``model`` in place with ``method``'s loss; returns the per-step loss history.
+
+    Runs as one process or under ``accelerate launch`` (DDP/FSDP): with N processes, each step consumes
+    N * grad_accum micro-batches, split across processes.
+    """
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if device == "cuda" else "no",
                               gradient_accumulation_steps=params.grad_accum)
     ref = None
@@ -99,13 +103,17 @@ def unlearn(
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
+    world, rank = accelerator.num_processes, accelerator.process_index
     model.train()
     result = TrainResult()
     start = time.perf_counter()
     for step in track(range(params.steps), f"unlearn {method.name}", total=params.steps):
         logs_acc: dict[str, float] = {}
         for _ in range(params.grad_accum):
-            batches = {k: {n: t.to(accelerator.device) for n, t in next(s).items()} for k, s in streams.items()}
+            # every process draws the same micro-batches and keeps its own share, so N processes with
+            # accumulation k see exactly the data of one process with accumulation N*k
+            drawn = [{k: next(s) for k, s in streams.items()} for _ in range(world)][rank]
+            batches = {k: {n: t.to(accelerator.device) for n, t in b.items()} for k, b in drawn.items()}
             with accelerator.accumulate(model), accelerator.autocast():
                 loss, logs = method.loss(model, ref, batches, params)
                 accelerator.backward(loss)
