@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
+METHODS = ["ga", "graddiff", "llmu", "npo", "rmu", "sku", "safe_unlearning", "simnpo", "dpo"]
 
 
 def run(cmd: list[str], cwd: Path, env: dict) -> str:
@@ -40,7 +41,7 @@ def tiny_repo(tmp_path_factory):
 
 def test_every_stage_ran_and_outputs_exist(tiny_repo):
     work, _ = tiny_repo
-    for variant in ("base", "ga", "npo"):
+    for variant in ("base", *METHODS):
         metrics = json.loads((work / "results" / "tiny-llama" / variant / "metrics.json").read_text())
         for value in (metrics["safety"]["asr"], metrics["oversafety"]["refusal_rate"],
                       metrics["utility"]["accuracy"], *metrics["safety"]["per_attack"].values()):
@@ -49,11 +50,12 @@ def test_every_stage_ran_and_outputs_exist(tiny_repo):
         samples = (work / "results" / "tiny-llama" / variant / "samples" / "safety.jsonl").read_text()
         first = json.loads(samples.splitlines()[0])
         assert {"prompt", "response", "refused"} <= set(first)
-    for method in ("ga", "npo"):
+    for method in METHODS:
         assert (work / "models" / "tiny-llama" / method / "model.safetensors").is_file()
         assert (work / "results" / "tiny-llama" / method / "loss.csv").read_text().startswith("step,loss")
+        assert json.loads((work / "results" / "tiny-llama" / method / "train.json").read_text())["steps"] == 2
     summary = json.loads((work / "reports" / "summary.json").read_text())
-    assert [r["variant"] for r in summary["rows"]] == ["base", "ga", "npo"]
+    assert [r["variant"] for r in summary["rows"]] == ["base", *METHODS]
     assert (work / "reports" / "trilemma.png").stat().st_size > 1000
     assert "| tiny-llama | ga |" in (work / "reports" / "summary.md").read_text()
 
