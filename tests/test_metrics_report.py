@@ -29,7 +29,7 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_rate():
 
 @pytest.fixture()
 def params():
-    return load_params(ROOT / "params.yaml")
+    return load_params(ROOT / "params.yaml").model_copy(update={"methods": ["ga", "npo"]})
 
 
 def judged(dataset, attack, refused):
