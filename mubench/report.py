@@ -107,9 +107,10 @@ def trilemma_png(summary: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
     points = ax.scatter([r["asr"] for r in rows], [r["oversafety_refusal_rate"] for r in rows],
                         c=[r["utility_accuracy"] for r in rows], cmap="viridis", s=90, edgecolors="black")
+    several_models = len({r["model"] for r in rows}) > 1
     for r in rows:
-        ax.annotate(f"{r['variant']}" if len(summary_models(rows)) == 1 else f"{r['model']}/{r['variant']}",
-                    (r["asr"], r["oversafety_refusal_rate"]), textcoords="offset points", xytext=(6, 6))
+        label = f"{r['model']}/{r['variant']}" if several_models else r["variant"]
+        ax.annotate(label, (r["asr"], r["oversafety_refusal_rate"]), textcoords="offset points", xytext=(6, 6))
     ax.set_xlabel("attack success rate, vanilla (lower = safer)")
     ax.set_ylabel("over-safety refusal rate (lower = better)")
     ax.set_xlim(-0.05, 1.05)
@@ -122,10 +123,6 @@ def trilemma_png(summary: dict, path: Path) -> None:
     fig.savefig(tmp, metadata={"Software": None})
     plt.close(fig)
     tmp.replace(path)
-
-
-def summary_models(rows: list[dict]) -> set[str]:
-    return {r["model"] for r in rows}
 
 
 def run_report(params: Params, results_dir: Path, built_dir: Path, out_dir: Path) -> dict:
