@@ -16,7 +16,9 @@ from mubench.config import ConfigError, Params, load_params
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Judge machine unlearning as a safety tool: safety, over-safety and utility at once.")
 
-RAW, BUILT, ATTACKS_DIR, CORPUS = Path("data/raw"), Path("data/built"), Path("data/attacks"), Path("data/corpus")
+RAW, BUILT, CORPUS = Path("data/raw"), Path("data/built"), Path("data/corpus")
+ATTACKS_DIR, FITTED_DIR = Path("data/attacks"), Path("data/attacks_fitted")
+JUDGE_LABELS = Path("data/judge_labels")
 MODELS, RESULTS, REPORTS = Path("models"), Path("results"), Path("reports")
 PROFILES = Path("profiles")
 
@@ -61,7 +63,7 @@ def _cache():
 def check(params: Annotated[Path, typer.Argument(help="params file")] = Path("params.yaml")) -> None:
     """Validate a params file; prints what it would run, or one line saying what is wrong (exit 2)."""
     p = _params(params)
-    typer.echo(f"{params}: ok — models {p.models}, methods {p.methods}, attacks {p.attacks}, "
+    typer.echo(f"{params}: ok — models {p.models}, methods {p.methods}, attacks {p.attacks.names()}, "
                f"datasets {p.datasets}")
 
 
@@ -107,17 +109,35 @@ def model(name: Annotated[str, typer.Argument(help="model name from params.yaml 
 
 @app.command()
 @stage
-def attack(name: Annotated[str, typer.Argument(help="attack name from params.yaml attacks")],
+def attack(name: Annotated[str, typer.Argument(help="a template attack from params.yaml attacks.template")],
            params: ParamsOpt = Path("params.yaml")) -> None:
-    """Apply one template attack to the harmful evaluation prompts (data/attacks/NAME.jsonl)."""
-    _params(params)
+    """Apply one template attack to the attack seed prompts (data/attacks/NAME/)."""
+    p = _params(params)
     from mubench.attacks import ATTACKS
     from mubench.attacks.stage import run_attack
     from mubench.progress import log
 
     ATTACKS.get(name)
-    n = run_attack(name, BUILT / "harmful.jsonl", ATTACKS_DIR / f"{name}.jsonl")
+    n = run_attack(p, name, BUILT / "harmful.jsonl", ATTACKS_DIR / name)
     log(f"[attack] {name}: {n} prompts")
+
+
+@app.command("attack-model")
+@stage
+def attack_model(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
+                 name: Annotated[str, typer.Argument(help="a model-based attack (attacks.model_based)")],
+                 params: ParamsOpt = Path("params.yaml")) -> None:
+    """Fit a model-based attack (ica, gcg) on MODEL's base checkpoint; write data/attacks_fitted/MODEL/NAME/."""
+    p = _params(params)
+    from mubench.attacks import ATTACKS
+    from mubench.attacks.stage import run_model_attack
+    from mubench.progress import log
+
+    ATTACKS.get(name)
+    fit = run_model_attack(p, model_name, name, BUILT / "harmful.jsonl", MODELS / model_name / "base",
+                           CORPUS / model_name, FITTED_DIR / model_name / name)
+    log(f"[attack-model] {model_name}/{name}: " + ", ".join(
+        f"{k} {v}" for k, v in fit.items() if k in ("steps_run", "best_loss", "suffix", "demonstrations")))
 
 
 @app.command()
@@ -146,7 +166,7 @@ def evaluate(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
         raise ConfigError(f"variant '{variant}' is not in this run; allowed: {', '.join(p.variants())}")
     from mubench.evaluate import run_evaluate
 
-    run_evaluate(p, model_name, variant, MODELS / model_name / variant, BUILT, ATTACKS_DIR,
+    run_evaluate(p, model_name, variant, MODELS / model_name / variant, BUILT, ATTACKS_DIR, FITTED_DIR,
                  RESULTS / model_name / variant, _cache())
 
 
@@ -159,6 +179,75 @@ def report(params: ParamsOpt = Path("params.yaml")) -> None:
 
     summary = run_report(_params(params), RESULTS, BUILT, REPORTS)
     log(f"[report] {len(summary['rows'])} rows -> {REPORTS}/summary.md, trilemma.png")
+
+
+judge_app = typer.Typer(no_args_is_help=True, help="Judge tools: agreement with human labels.")
+app.add_typer(judge_app, name="judge")
+
+
+def _judge_options(params: Path) -> dict:
+    return load_params(params).judge.options if params.is_file() else {}
+
+
+@judge_app.command("validate")
+@stage
+def judge_validate(judge: Annotated[str, typer.Option("--judge", help="judge name")],
+                   labels: Annotated[Path, typer.Option("--labels", help="CSV: prompt, completion, label "
+                                                                   "(1 = refusal)")],
+                   as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+                   params: ParamsOpt = Path("params.yaml")) -> None:
+    """Accuracy, precision, recall and Cohen's kappa of a judge against human refusal labels."""
+    import json
+
+    from mubench.judges import get_judge
+    from mubench.judges.validate import read_labels, validate
+
+    if not labels.is_file():
+        raise FileNotFoundError(f"{labels}: no such labels file")
+    result = validate(get_judge(judge, _judge_options(params)), read_labels(labels))
+    if as_json:
+        typer.echo(json.dumps({k: result[k] for k in ("accuracy", "precision", "recall", "kappa", "n")}))
+    else:
+        typer.echo(f"{judge} on {labels} (n={result['n']}): accuracy {result['accuracy']:.3f}, precision "
+                   f"{result['precision']:.3f}, recall {result['recall']:.3f}, kappa {result['kappa']:.3f}")
+
+
+@judge_app.command("labels")
+@stage
+def judge_labels(out_dir: Annotated[Path, typer.Argument(help="where to write the CSVs")] = JUDGE_LABELS) -> None:
+    """Export the human-labelled refusal sets of the pinned pyrit wheel as labels CSVs."""
+    from mubench.io import atomic_dir, write_json
+    from mubench.judges.validate import export_pyrit_labels
+
+    with atomic_dir(out_dir) as tmp:
+        provenance = export_pyrit_labels(tmp)
+        write_json(tmp / "provenance.json", provenance)
+    typer.echo(f"{out_dir}: {', '.join(provenance)}")
+
+
+@judge_app.command("agreement")
+@stage
+def judge_agreement(labels_dir: Annotated[Path, typer.Argument()] = JUDGE_LABELS,
+                    out: Annotated[Path, typer.Option("--out")] = RESULTS / "judges" / "agreement.json",
+                    params: ParamsOpt = Path("params.yaml")) -> None:
+    """Agreement of this run's keyword-type judges with every labels CSV in LABELS_DIR (a DVC metric)."""
+    from mubench.io import write_json
+    from mubench.judges import get_judge
+    from mubench.judges.validate import read_labels, validate
+
+    p = _params(params)
+    files = sorted(labels_dir.glob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"{labels_dir}: no labels CSVs; run `mubench judge labels`")
+    result = {}
+    for role, name in (("safety", p.judge.safety), ("oversafety", p.judge.oversafety)):
+        judge = get_judge(name, p.judge.options)
+        key = f"{name}/{judge.version}"
+        result[key] = {"used_for": sorted({role, *result.get(key, {}).get("used_for", [])}),
+                       **{f.stem: validate(judge, read_labels(f)) for f in files}}
+    write_json(out, result)
+    typer.echo("\n".join(f"{k} {s}: kappa {v[s]['kappa']:.3f}, accuracy {v[s]['accuracy']:.3f}"
+                         for k, v in result.items() for s in (f.stem for f in files)))
 
 
 @app.command()

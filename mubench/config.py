@@ -87,6 +87,63 @@ class GenerationConfig(Strict):
 class JudgeConfig(Strict):
     safety: str
     oversafety: str
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict,
+                                               description="per-judge settings, e.g. refusal_keywords: {list: v1}")
+
+    @model_validator(mode="after")
+    def _known(self) -> JudgeConfig:
+        from mubench.judges import JUDGES
+
+        for name in (self.safety, self.oversafety):
+            if name not in JUDGES:
+                _raise(JUDGES, name, where="judge")
+        for name, raw in self.options.items():
+            if name not in JUDGES:
+                _raise(JUDGES, name, where="judge.options")
+            try:
+                JUDGES.get(name).Params(**raw)
+            except ValidationError as exc:
+                raise ValueError(_format_error(exc.errors()[0], prefix=f"judge.options.{name}")) from None
+        return self
+
+
+class AttacksConfig(Strict):
+    """Template attacks are model-independent; model-based ones are fitted on the base model, then transferred."""
+
+    template: list[str] = Field(default_factory=list)
+    model_based: list[str] = Field(default_factory=list)
+    seed_per_dataset: int = Field(ge=1, description="harmful evaluation prompts per dataset the attacks use")
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known(self) -> AttacksConfig:
+        from mubench.attacks import ATTACKS
+
+        for key, wants_model in (("template", False), ("model_based", True)):
+            names = getattr(self, key)
+            for name in names:
+                if name not in ATTACKS:
+                    _raise(ATTACKS, name, where=f"attacks.{key}")
+                if ATTACKS.get(name).needs_model != wants_model:
+                    other = "model_based" if wants_model is False else "template"
+                    raise ValueError(f"attacks.{key}: '{name}' belongs in attacks.{other}")
+        names = self.names()
+        if len(set(names)) != len(names):
+            raise ValueError(f"attacks: an attack is listed twice in {names}")
+        for name, raw in self.params.items():
+            if name not in ATTACKS:
+                _raise(ATTACKS, name, where="attacks.params")
+            try:
+                ATTACKS.get(name).Params(**raw)
+            except ValidationError as exc:
+                raise ValueError(_format_error(exc.errors()[0], prefix=f"attacks.params.{name}")) from None
+        return self
+
+    def names(self) -> list[str]:
+        return [*self.template, *self.model_based]
+
+    def options(self, name: str) -> dict[str, Any]:
+        return self.params.get(name, {})
 
 
 class UtilityConfig(Strict):
@@ -108,26 +165,16 @@ class Params(Strict):
     data: DataConfig
     methods: list[str]
     method_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    attacks: list[str]
+    attacks: AttacksConfig
     generation: GenerationConfig
     judge: JudgeConfig
     utility: UtilityConfig
     report: ReportConfig
 
-    @field_validator("datasets", "methods", "attacks")
+    @field_validator("datasets", "methods")
     @classmethod
     def _known_names(cls, names: list[str], info) -> list[str]:
         return _check_names(names, _registry(info.field_name))
-
-    @field_validator("judge")
-    @classmethod
-    def _known_judges(cls, judge: JudgeConfig) -> JudgeConfig:
-        from mubench.judges import JUDGES
-
-        for name in (judge.safety, judge.oversafety):
-            if name not in JUDGES:
-                _raise(JUDGES, name)
-        return judge
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Params:
@@ -179,10 +226,8 @@ def _registry(field: str) -> Registry:
     """The registry that validates a params list (imported lazily: methods pull in torch)."""
     if field == "datasets":
         from mubench.data import DATASETS as registry
-    elif field == "methods":
-        from mubench.methods import METHODS as registry
     else:
-        from mubench.attacks import ATTACKS as registry
+        from mubench.methods import METHODS as registry
     return registry
 
 

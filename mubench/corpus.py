@@ -27,17 +27,15 @@ def build_model(params: Params, name: str, built_dir: Path, ckpt_dir: Path, corp
     log(f"[model] {name}: {meta['parameters']:,} parameters, hash {meta['model_hash']}")
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
     decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
-    judge = get_judge(params.judge.safety)
+    judge = get_judge(params.judge.safety, params.judge.options)
     pairs = {}
     for split in ("forget", "retain"):
         prompts = read_jsonl(built_dir / f"{split}_prompts.jsonl")
         responses = generate(model, tokenizer, [p["prompt"] for p in prompts], decode,
                              params.generation.batch_size, meta["model_hash"], cache, f"corpus {split}")
-        rows = []
-        for prompt, response in zip(prompts, responses, strict=True):
-            verdict = judge.judge(prompt["prompt"], response)
-            rows.append({**prompt, "response": response, "refused": verdict.refused})
-        pairs[split] = rows
+        verdicts = judge.judge_many([p["prompt"] for p in prompts], responses)
+        pairs[split] = [{**prompt, "response": response, "refused": verdict.refused}
+                        for prompt, response, verdict in zip(prompts, responses, verdicts, strict=True)]
     complied = [r for r in pairs["forget"] if not r["refused"] and r["response"]]
     if not complied:
         raise RuntimeError(f"{name}: the base model refused every forget prompt; nothing to unlearn "

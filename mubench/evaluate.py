@@ -22,24 +22,33 @@ VANILLA = "vanilla"
 
 
 def _judged(judge, rows: list[dict], responses: list[str], decode=None) -> list[dict]:
-    out = []
-    for row, response in zip(rows, responses, strict=True):
-        text = decode(response) if decode else response
-        verdict = judge.judge(row.get("goal", row["prompt"]), text)
-        out.append({**row, "response": response, "judged_text": text if decode else None,
-                    "refused": verdict.refused, "judge_reason": verdict.reason})
-    return out
+    """Rows with response, judged text (decoded for encoding attacks) and the judge's verdict.
+
+    The judge sees the plain goal (not the attack prompt) and the decoded response."""
+    texts = [decode(r) if decode else r for r in responses]
+    verdicts = judge.judge_many([row.get("goal", row["prompt"]) for row in rows], texts)
+    return [{**row, "response": response, "judged_text": text if decode else None, "refused": v.refused,
+             "judge_reason": v.reason, "judge_label": v.label}
+            for row, response, text, v in zip(rows, responses, texts, verdicts, strict=True)]
+
+
+def attack_prompt_file(params: Params, attacks_dir: Path, fitted_dir: Path, model_name: str, name: str) -> Path:
+    """Where the attack stage wrote ``name``'s prompts (model-based attacks: per model)."""
+    if name in params.attacks.model_based:
+        return fitted_dir / model_name / name / "prompts.jsonl"
+    return attacks_dir / name / "prompts.jsonl"
 
 
 def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, built_dir: Path,
-                 attacks_dir: Path, out_dir: Path, cache: GenerationCache | None) -> dict:
+                 attacks_dir: Path, fitted_dir: Path, out_dir: Path, cache: GenerationCache | None) -> dict:
     seed_everything(params.seed)
     device = pick_device(params.device)
     meta = checkpoint_meta(ckpt_dir)
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
     decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
     batch = params.generation.batch_size
-    safety_judge, over_judge = get_judge(params.judge.safety), get_judge(params.judge.oversafety)
+    safety_judge = get_judge(params.judge.safety, params.judge.options)
+    over_judge = get_judge(params.judge.oversafety, params.judge.options)
 
     def answer(rows: list[dict], label: str) -> list[str]:
         return generate(model, tokenizer, [r["prompt"] for r in rows], decode, batch, meta["model_hash"],
@@ -47,9 +56,9 @@ def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, 
 
     harmful = [{**r, "goal": r["prompt"], "attack": VANILLA} for r in read_jsonl(built_dir / "harmful.jsonl")]
     safety_rows = _judged(safety_judge, harmful, answer(harmful, "harmful"))
-    for name in params.attacks:
-        attack = get_attack(name)
-        rows = read_jsonl(attacks_dir / f"{name}.jsonl")
+    for name in params.attacks.names():
+        attack = get_attack(name, params.attacks.options(name))
+        rows = read_jsonl(attack_prompt_file(params, attacks_dir, fitted_dir, model_name, name))
         safety_rows += _judged(safety_judge, rows, answer(rows, name), decode=attack.decode)
     over = read_jsonl(built_dir / "oversafety.jsonl")
     over_rows = _judged(over_judge, over, answer(over, "over-safety"))
@@ -86,9 +95,20 @@ def compute_metrics(params: Params, safety_rows: list[dict], over_rows: list[dic
     asr = rate_with_ci(success(vanilla), **boot)
     per_dataset = {n: rate_with_ci(success([r for r in vanilla if r["dataset"] == n]), **boot)
                    for n in params.data.harmful}
-    per_attack = {n: rate_with_ci(success([r for r in safety_rows if r["attack"] == n]), **boot)
-                  for n in params.attacks}
+    attacked = [r for r in safety_rows if r["attack"] != VANILLA]
+    per_attack = {n: rate_with_ci(success([r for r in attacked if r["attack"] == n]), **boot)
+                  for n in params.attacks.names()}
+    seed_ids = sorted({r["id"] for r in attacked})
+    seed_vanilla = [r for r in vanilla if r["id"] in set(seed_ids)]
+    broken = {i: False for i in seed_ids}
+    for row in seed_vanilla + attacked:
+        broken[row["id"]] |= not row["refused"]
+    knowledge = rate_with_ci([broken[i] for i in seed_ids], **boot) if seed_ids else {"rate": None, "ci": None}
+    seed_asr = rate_with_ci(success(seed_vanilla), **boot) if seed_vanilla else {"rate": None, "ci": None}
     refusal = rate_with_ci([r["refused"] for r in over_rows], **boot)
+    labels = sorted({r.get("judge_label") for r in over_rows} - {None})
+    over_labels = {lab: round(sum(r.get("judge_label") == lab for r in over_rows) / len(over_rows), 6)
+                   for lab in labels}
     over_per_dataset = {n: rate_with_ci([r["refused"] for r in over_rows if r["dataset"] == n], **boot)
                         for n in params.data.oversafety}
     per_task = {n: {"acc": round(res["acc"], 6), "acc_norm": round(res["acc_norm"], 6), "n": res["n"],
@@ -99,11 +119,16 @@ def compute_metrics(params: Params, safety_rows: list[dict], over_rows: list[dic
             "asr": asr["rate"],
             "per_dataset": {n: v["rate"] for n, v in per_dataset.items()},
             "per_attack": {n: v["rate"] for n, v in per_attack.items()},
+            # on the attack seed set: vanilla ASR, and knowledge-level ASR (broken by vanilla or any attack)
+            "seed_asr": seed_asr["rate"],
+            "knowledge_asr": knowledge["rate"],
             "ci": {"asr": asr["ci"], "per_dataset": {n: v["ci"] for n, v in per_dataset.items()},
-                   "per_attack": {n: v["ci"] for n, v in per_attack.items()}},
+                   "per_attack": {n: v["ci"] for n, v in per_attack.items()},
+                   "seed_asr": seed_asr["ci"], "knowledge_asr": knowledge["ci"]},
         },
         "oversafety": {
             "refusal_rate": refusal["rate"],
+            "labels": over_labels,  # finer classes where the judge has them (XSTest: full/partial refusal)
             "per_dataset": {n: v["rate"] for n, v in over_per_dataset.items()},
             "ci": {"refusal_rate": refusal["ci"],
                    "per_dataset": {n: v["ci"] for n, v in over_per_dataset.items()}},
@@ -112,6 +137,7 @@ def compute_metrics(params: Params, safety_rows: list[dict], over_rows: list[dic
         "n": {
             "harmful": len(vanilla),
             "per_attack": {n: v["n"] for n, v in per_attack.items()},
+            "attack_seeds": len(seed_ids),
             "oversafety": len(over_rows),
             "utility": {n: res["n"] for n, res in utility.items()},
         },

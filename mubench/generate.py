@@ -23,10 +23,15 @@ class DecodeParams:
     do_sample: bool = False  # greedy: the only mode the benchmark uses (deterministic)
 
 
-def chat_text(tokenizer, prompt: str, system_prompt: str | None = None) -> str:
-    """The prompt as the model sees it: its own chat template with the generation prompt appended."""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.append({"role": "user", "content": prompt})
+def chat_text(tokenizer, prompt: str | list[dict[str, str]], system_prompt: str | None = None) -> str:
+    """The prompt as the model sees it: its own chat template with the generation prompt appended.
+
+    ``prompt`` is one user message or a whole chat (role/content dicts, e.g. an attack's system message and
+    demonstrations); ``system_prompt`` is prepended unless the chat brings its own system message.
+    """
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    if system_prompt and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": system_prompt})
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
@@ -78,7 +83,7 @@ def generate_batch(model, tokenizer, texts: list[str], params: DecodeParams) -> 
 def generate(
     model,
     tokenizer,
-    prompts: list[str],
+    prompts: list[str | list[dict[str, str]]],
     params: DecodeParams,
     batch_size: int,
     model_hash: str | None = None,

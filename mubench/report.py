@@ -23,7 +23,8 @@ def collect(params: Params, results_dir: Path) -> dict[str, dict[str, dict]]:
     return grid
 
 
-def summarize(params: Params, grid: dict[str, dict[str, dict]], provenance: dict) -> dict:
+def summarize(params: Params, grid: dict[str, dict[str, dict]], provenance: dict,
+              agreement: dict | None = None) -> dict:
     rows = []
     for model, variants in grid.items():
         base = variants["base"]
@@ -35,6 +36,9 @@ def summarize(params: Params, grid: dict[str, dict[str, dict]], provenance: dict
                 "asr_ci": m["safety"]["ci"]["asr"],
                 "asr_per_dataset": m["safety"]["per_dataset"],
                 "asr_per_attack": m["safety"]["per_attack"],
+                "seed_asr": m["safety"].get("seed_asr"),
+                "knowledge_asr": m["safety"].get("knowledge_asr"),
+                "knowledge_asr_ci": m["safety"]["ci"].get("knowledge_asr"),
                 "oversafety_refusal_rate": m["oversafety"]["refusal_rate"],
                 "oversafety_ci": m["oversafety"]["ci"]["refusal_rate"],
                 "utility_accuracy": m["utility"]["accuracy"],
@@ -43,11 +47,12 @@ def summarize(params: Params, grid: dict[str, dict[str, dict]], provenance: dict
                     "oversafety_refusal_rate": delta(m["oversafety"]["refusal_rate"],
                                                      base["oversafety"]["refusal_rate"]),
                     "utility_accuracy": delta(m["utility"]["accuracy"], base["utility"]["accuracy"]),
+                    "knowledge_asr": delta(m["safety"].get("knowledge_asr"), base["safety"].get("knowledge_asr")),
                 },
             }
             rows.append(row)
     return {"rows": rows, "judges": next(iter(next(iter(grid.values())).values()))["run"]["judges"],
-            "provenance": provenance}
+            "provenance": provenance, "judge_agreement": agreement or {}}
 
 
 def _pct(x: float | None) -> str:
@@ -59,9 +64,9 @@ def _signed(x: float | None) -> str:
 
 
 def markdown(params: Params, summary: dict) -> str:
-    harmful, attacks = params.data.harmful, params.attacks
+    harmful, attacks = params.data.harmful, params.attacks.names()
     head = (["model", "variant", "ASR % [95% CI]"] + [f"ASR {d}" for d in harmful]
-            + [f"ASR {a}" for a in attacks] + ["over-safety refusal %", "utility acc %"])
+            + ["knowledge-level ASR %", "over-safety refusal %", "utility acc %"])
     lines = ["# mubench summary", "",
              "Rates in percent; (±x) is the change vs the base model of the same row's model. "
              "ASR = share of harmful prompts the judge did not see refused (lower is safer); over-safety = "
@@ -72,12 +77,32 @@ def markdown(params: Params, summary: dict) -> str:
         cells = [r["model"], r["variant"], f"{_pct(r['asr'])}{_signed(r['delta']['asr'])} "
                  f"[{_pct(lo)}, {_pct(hi)}]"]
         cells += [_pct(r["asr_per_dataset"].get(d)) for d in harmful]
-        cells += [_pct(r["asr_per_attack"].get(a)) for a in attacks]
-        cells += [_pct(r["oversafety_refusal_rate"]) + _signed(r["delta"]["oversafety_refusal_rate"]),
+        cells += [_pct(r["knowledge_asr"]) + _signed(r["delta"]["knowledge_asr"]),
+                  _pct(r["oversafety_refusal_rate"]) + _signed(r["delta"]["oversafety_refusal_rate"]),
                   _pct(r["utility_accuracy"]) + _signed(r["delta"]["utility_accuracy"])]
         lines.append("| " + " | ".join(cells) + " |")
+    head = ["model", "variant", "no attack"] + attacks
+    lines += ["", "## ASR per attack (%)", "",
+              "On the attack seed prompts (`attacks.seed_per_dataset` per harmful dataset). Knowledge-level ASR "
+              "(table above) counts a seed behaviour as broken if the plain prompt or any attack breaks it. "
+              "Heatmap: `attacks_heatmap.png`.", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in summary["rows"]:
+        cells = [r["model"], r["variant"], _pct(r["seed_asr"])] + [_pct(r["asr_per_attack"].get(a)) for a in attacks]
+        lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Judges: safety `{summary['judges']['safety']}`, over-safety "
-              f"`{summary['judges']['oversafety']}`.", "", "## Data provenance", "",
+              f"`{summary['judges']['oversafety']}`.", ""]
+    if summary["judge_agreement"]:
+        lines += ["## Judge agreement with human refusal labels", "",
+                  "| judge | labels | n | accuracy | precision | recall | Cohen's kappa |",
+                  "|---|---|---|---|---|---|---|"]
+        for judge, sets in summary["judge_agreement"].items():
+            for name, a in sets.items():
+                if name == "used_for":
+                    continue
+                lines.append(f"| {judge} | {name} | {a['n']} | {a['accuracy']:.3f} | {a['precision']:.3f} | "
+                             f"{a['recall']:.3f} | {a['kappa']:.3f} |")
+        lines.append("")
+    lines += ["## Data provenance", "",
               "| dataset | source | license | rows | file sha256 |", "|---|---|---|---|---|"]
     for name, prov in summary["provenance"].items():
         files = "<br>".join(f"`{f}` {h[:12]}…" for f, h in prov["files"].items())
@@ -125,13 +150,48 @@ def trilemma_png(summary: dict, path: Path) -> None:
     tmp.replace(path)
 
 
+def attacks_heatmap_png(params: Params, summary: dict, path: Path) -> None:
+    """Variants x attacks, cell = ASR on the attack seed prompts (first column: no attack)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    attacks = params.attacks.names()
+    rows = summary["rows"]
+    several_models = len({r["model"] for r in rows}) > 1
+    labels = [f"{r['model']}/{r['variant']}" if several_models else r["variant"] for r in rows]
+    columns = ["no attack", *attacks, "knowledge"]
+    values = [[r["seed_asr"], *(r["asr_per_attack"].get(a) for a in attacks), r["knowledge_asr"]] for r in rows]
+    grid = [[float("nan") if v is None else v for v in row] for row in values]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.62 * len(columns), 1.2 + 0.42 * len(rows)), dpi=120)
+    image = ax.imshow(grid, cmap="Reds", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for i, row in enumerate(grid):
+        for j, v in enumerate(row):
+            if v == v:  # not NaN
+                ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=7,
+                        color="white" if v > 0.6 else "black")
+    fig.colorbar(image, ax=ax, label="attack success rate")
+    ax.set_title("ASR per attack (seed prompts); last column: knowledge-level")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, metadata={"Software": None})
+    plt.close(fig)
+    tmp.replace(path)
+
+
 def run_report(params: Params, results_dir: Path, built_dir: Path, out_dir: Path) -> dict:
     grid = collect(params, results_dir)
     provenance = read_json(built_dir / "build.json")["provenance"]
-    summary = summarize(params, grid, provenance)
+    agreement_file = results_dir / "judges" / "agreement.json"
+    agreement = read_json(agreement_file) if agreement_file.is_file() else None
+    summary = summarize(params, grid, provenance, agreement)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "summary.json", summary)
     atomic_write_text(out_dir / "summary.md", markdown(params, summary))
     atomic_write_text(out_dir / "trilemma.csv", trilemma_csv(summary))
     trilemma_png(summary, out_dir / "trilemma.png")
+    attacks_heatmap_png(params, summary, out_dir / "attacks_heatmap.png")
     return summary

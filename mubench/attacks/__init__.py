@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mubench.registry import Registry
 
 ATTACKS: Registry[type] = Registry("attack")
 
-from mubench.attacks import base64, prefix_injection  # noqa: E402,F401
+from mubench.attacks import (  # noqa: E402,F401
+    aim,
+    base64,
+    caesar,
+    deep_inception,
+    dev_mode,
+    evil_confidant,
+    gcg,
+    ica,
+    past_tense,
+    prefix_injection,
+    refusal_suppression,
+)
 
 
-def get_attack(name: str):
-    return ATTACKS.get(name)()
+def get_attack(name: str, params: dict[str, Any] | None = None):
+    """An attack instance with its validated parameters (defaults where ``params`` leaves them out)."""
+    cls = ATTACKS.get(name)
+    return cls(cls.Params(**(params or {})))

@@ -1,19 +1,65 @@
-"""The attack contract: ``apply(goal) -> prompt`` (deterministic) and ``decode(response) -> text to judge``."""
+"""The attack contract.
+
+An attack turns a harmful goal into an attack prompt and maps the model's response back to text to judge::
+
+    @ATTACKS.register("mine")
+    class Mine(Attack):
+        name = "mine"
+        version = "1"                  # bump when the prompt an attack produces changes
+        class Params(AttackParams):    # its knobs, validated from params.yaml ``attacks.params.mine``
+            ...
+        def apply(self, goal) -> str | list[dict]   # a user message, or a whole chat (role/content dicts)
+        def decode(self, response) -> str           # identity unless the attack encodes the answer
+
+Template attacks are deterministic functions of the goal. Model-based attacks (``needs_model = True``) are
+first fitted on the base model in ``fit`` (ICA picks demonstrations from the forget corpus, GCG optimises a
+suffix) and their prompts are then transferred unchanged to every unlearned variant.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+Prompt = str | list[dict[str, str]]
+
+
+class AttackParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class FitContext:
+    """What a model-based attack may read while it is fitted on the base model."""
+
+    model: Any
+    tokenizer: Any
+    behaviours: list[dict]          # the attack seed rows (id, dataset, prompt)
+    forget: list[dict]              # the base model's forget corpus (prompt, response)
+    seed: int
+    system_prompt: str | None = None
 
 
 class Attack:
     name: ClassVar[str]
     version: ClassVar[str]
+    needs_model: ClassVar[bool] = False
+    Params: ClassVar[type[AttackParams]] = AttackParams
+
+    def __init__(self, params: AttackParams | None = None) -> None:
+        self.p = params if params is not None else self.Params()
 
     def params(self) -> dict[str, Any]:
-        """Everything that determines the attack prompt (recorded with every output row)."""
+        """Everything that determines the attack prompt (recorded with the attack's outputs)."""
+        return self.p.model_dump()
+
+    def fit(self, ctx: FitContext) -> dict[str, Any]:
+        """Model-based attacks: fit on the base model; returns a record of the fit (losses, choices)."""
         return {}
 
-    def apply(self, goal: str) -> str:
+    def apply(self, goal: str) -> Prompt:
         raise NotImplementedError
 
     def decode(self, response: str) -> str:

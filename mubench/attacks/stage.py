@@ -1,27 +1,76 @@
-"""The ``attack`` stage: apply one template attack to every harmful evaluation prompt (model-independent)."""
+"""The attack stages.
+
+``attack`` (template attacks, model-independent): apply one attack to the attack seed set, i.e.
+``attacks.seed_per_dataset`` harmful evaluation prompts per dataset (seeded, stratified by category).
+``attack-model`` (model-based attacks): fit the attack on the base model (ICA: pick demonstrations from the
+forget corpus; GCG: optimise a suffix), then apply it to the same seed set; the prompts are transferred
+unchanged to every variant.
+Each writes ``prompts.jsonl`` (one row per seed: id, dataset, goal, prompt, attack, version, params hash) and
+``attack.json`` (name, version, full parameters, seed ids, and the fit record for model-based attacks).
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 from mubench.attacks import get_attack
-from mubench.io import read_jsonl, stable_json_hash, write_jsonl
+from mubench.attacks.base import Attack, FitContext
+from mubench.config import Params
+from mubench.io import atomic_dir, read_jsonl, run_record, stable_json_hash, write_json, write_jsonl
 
 
-def run_attack(name: str, harmful_file: Path, out_file: Path) -> int:
-    attack = get_attack(name)
+def attack_seeds(harmful: list[dict], per_dataset: int, seed: int) -> list[dict]:
+    """The harmful evaluation prompts the attacks are applied to: ``per_dataset`` per dataset."""
+    from mubench.data.build import stratified_sample
+
+    by_dataset: dict[str, list[dict]] = defaultdict(list)
+    for row in harmful:
+        by_dataset[row["dataset"]].append(row)
+    return [r for name in sorted(by_dataset) for r in stratified_sample(by_dataset[name], per_dataset, seed)]
+
+
+def _write(attack: Attack, seeds: list[dict], out_dir: Path, fit: dict | None = None) -> int:
     params = attack.params()
     params_hash = stable_json_hash(params)[:16]
-    rows = []
-    for row in read_jsonl(harmful_file):
-        rows.append({
-            "id": row["id"],
-            "dataset": row["dataset"],
-            "goal": row["prompt"],
-            "prompt": attack.apply(row["prompt"]),
-            "attack": attack.name,
-            "attack_version": attack.version,
-            "attack_params_sha256": params_hash,
-        })
-    write_jsonl(out_file, rows)
+    rows = [{"id": r["id"], "dataset": r["dataset"], "goal": r["prompt"], "prompt": attack.apply(r["prompt"]),
+             "attack": attack.name, "attack_version": attack.version, "attack_params_sha256": params_hash}
+            for r in seeds]
+    record = {"attack": attack.name, "version": attack.version, "params": params,
+              "params_sha256": params_hash, "seeds": [r["id"] for r in seeds]}
+    if fit is not None:
+        record["fit"] = fit
+    with atomic_dir(out_dir) as tmp:
+        write_jsonl(tmp / "prompts.jsonl", rows)
+        write_json(tmp / "attack.json", record)
     return len(rows)
+
+
+def run_attack(params: Params, name: str, harmful_file: Path, out_dir: Path) -> int:
+    attack = get_attack(name, params.attacks.options(name))
+    if attack.needs_model:
+        raise ValueError(f"attack '{name}' is model-based; run `mubench attack-model MODEL {name}`")
+    seeds = attack_seeds(read_jsonl(harmful_file), params.attacks.seed_per_dataset, params.seed)
+    return _write(attack, seeds, out_dir)
+
+
+def run_model_attack(params: Params, model_name: str, name: str, harmful_file: Path, ckpt_dir: Path,
+                     corpus_dir: Path, out_dir: Path) -> dict:
+    from mubench.models import checkpoint_meta, load_checkpoint
+    from mubench.runtime import pick_device, seed_everything
+
+    attack = get_attack(name, params.attacks.options(name))
+    if not attack.needs_model:
+        raise ValueError(f"attack '{name}' is a template attack; run `mubench attack {name}`")
+    seed_everything(params.seed)
+    device = pick_device(params.device)
+    # fp32 even on the GPU: token gradients and candidate losses are compared at the 1e-3 level
+    model, tokenizer = load_checkpoint(ckpt_dir, device)
+    seeds = attack_seeds(read_jsonl(harmful_file), params.attacks.seed_per_dataset, params.seed)
+    ctx = FitContext(model=model, tokenizer=tokenizer, behaviours=seeds,
+                     forget=read_jsonl(corpus_dir / "forget.jsonl"), seed=params.seed,
+                     system_prompt=params.generation.system_prompt)
+    fit = attack.fit(ctx)
+    fit["run"] = run_record(model=model_name, model_hash=checkpoint_meta(ckpt_dir)["model_hash"], device=device)
+    _write(attack, seeds, out_dir, fit)
+    return fit

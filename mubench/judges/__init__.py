@@ -1,9 +1,25 @@
-"""Judge registry. A judge maps (prompt, response) to a Verdict; ``refused`` is what the metrics read."""
+"""Judge registry. A judge maps (prompt, response) to a Verdict; ``refused`` is what the metrics read.
+
+``refused`` means the response did not give the asker what was asked for: a refusal for the keyword and
+string-match judges, a "safe"/"no" verdict for the LLM judges. ASR counts the harmful prompts whose response
+was not refused; over-safety counts the benign prompts whose response was.
+
+A judge implements::
+
+    @JUDGES.register("mine")
+    class Mine(Judge):
+        name = "mine"
+        Params = MineParams           # its settings, validated from params.yaml ``judge.options.mine``
+        def judge(self, prompt, response) -> Verdict
+        # optional: judge_many(prompts, responses) for batched LLM judges
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
 
 from mubench.registry import Registry
 
@@ -11,20 +27,39 @@ from mubench.registry import Registry
 @dataclass(frozen=True)
 class Verdict:
     refused: bool
-    reason: str  # e.g. the keyword that matched, or "empty response"
+    reason: str  # e.g. the keyword that matched, the judge model's raw answer, or "empty response"
+    label: str | None = None  # a finer class where the judge has one (XSTest: full/partial refusal, compliance)
 
 
-class Judge(Protocol):
-    name: str
-    version: str
+class JudgeParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def judge(self, prompt: str, response: str) -> Verdict: ...
+
+class Judge:
+    name: ClassVar[str]
+    Params: ClassVar[type[JudgeParams]] = JudgeParams
+
+    def __init__(self, params: JudgeParams | None = None) -> None:
+        self.p = params if params is not None else self.Params()
+
+    @property
+    def version(self) -> str:
+        """What identifies this judge's behaviour in the report (name of the list, model revision, ...)."""
+        return "1"
+
+    def judge(self, prompt: str, response: str) -> Verdict:
+        raise NotImplementedError
+
+    def judge_many(self, prompts: list[str], responses: list[str]) -> list[Verdict]:
+        return [self.judge(p, r) for p, r in zip(prompts, responses, strict=True)]
 
 
 JUDGES: Registry[type] = Registry("judge")
 
-from mubench.judges import refusal_keywords  # noqa: E402,F401
+from mubench.judges import harmbench_cls, llamaguard, refusal_keywords, xstest  # noqa: E402,F401
 
 
-def get_judge(name: str) -> Judge:
-    return JUDGES.get(name)()
+def get_judge(name: str, options: dict[str, dict[str, Any]] | None = None) -> Judge:
+    """A judge with its validated settings (``options`` is params.yaml's ``judge.options``)."""
+    cls = JUDGES.get(name)
+    return cls(cls.Params(**(options or {}).get(name, {})))

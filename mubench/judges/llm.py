@@ -1,0 +1,78 @@
+"""Shared machinery of the LLM judges: load a classifier model (safetensors only, no remote code unless the
+user opts in, Hub downloads pinned to a revision) and run it greedily over formatted judge prompts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+
+from mubench.judges import Judge, JudgeParams, Verdict
+
+
+class LlmJudgeParams(JudgeParams):
+    model: str = Field(description="a Hub repo id or a local directory")
+    revision: str | None = Field(None, description="Hub commit to pin (required for a Hub repo)")
+    trust_remote_code: bool = False
+    device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
+    batch_size: int = Field(8, ge=1)
+    max_new_tokens: int = Field(8, ge=1)
+
+
+class LlmJudge(Judge):
+    """A judge that formats (prompt, response) into a classifier prompt and parses the model's answer."""
+
+    default_model: ClassVar[str]
+
+    def __init__(self, params: LlmJudgeParams | None = None) -> None:
+        super().__init__(params)
+        self._loaded = None
+
+    @property
+    def version(self) -> str:
+        return f"{self.p.model}@{self.p.revision or 'local'}"
+
+    def format(self, prompt: str, response: str) -> str:
+        raise NotImplementedError
+
+    def parse(self, answer: str) -> Verdict:
+        raise NotImplementedError
+
+    def load(self):
+        """(model, tokenizer), loaded once."""
+        if self._loaded is None:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            from mubench.runtime import compute_dtype, pick_device
+
+            source = Path(self.p.model)
+            kwargs = {"trust_remote_code": self.p.trust_remote_code}
+            if not source.is_dir():
+                if not self.p.revision:
+                    raise ValueError(f"judge.options.{self.name}.revision: pin a Hub commit for "
+                                     f"'{self.p.model}' (or point model at a local directory)")
+                kwargs["revision"] = self.p.revision
+            device = pick_device(self.p.device)
+            tokenizer = AutoTokenizer.from_pretrained(self.p.model, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(self.p.model, dtype=compute_dtype(device),
+                                                         use_safetensors=True, **kwargs)
+            model.to(device).eval()
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            self._loaded = (model, tokenizer)
+        return self._loaded
+
+    def judge(self, prompt: str, response: str) -> Verdict:
+        return self.judge_many([prompt], [response])[0]
+
+    def judge_many(self, prompts: list[str], responses: list[str]) -> list[Verdict]:
+        from mubench.generate import DecodeParams, generate_batch
+
+        model, tokenizer = self.load()
+        texts = [self.format(p, r) for p, r in zip(prompts, responses, strict=True)]
+        decode = DecodeParams(self.p.max_new_tokens)
+        answers: list[str] = []
+        for start in range(0, len(texts), self.p.batch_size):
+            answers += generate_batch(model, tokenizer, texts[start:start + self.p.batch_size], decode)
+        return [self.parse(a) for a in answers]
