@@ -38,7 +38,11 @@ def test_unknown_method_names_value_and_allowed(tmp_path):
     ("mutate", "expected"),
     [
         (lambda r: r.update(device="tpu"), "device = 'tpu'"),
-        (lambda r: r.update(attacks=["dan"]), "'dan' is not a known attack"),
+        (lambda r: r["attacks"].update(template=["dan"]), "attacks.template: 'dan' is not a known attack"),
+        (lambda r: r["attacks"].update(template=["gcg"]), "attacks.template: 'gcg' belongs in attacks.model_based"),
+        (lambda r: r["attacks"]["params"].update(gcg={"steps": 0}), "attacks.params.gcg.steps = 0"),
+        (lambda r: r["judge"]["options"].update(refusal_keywords={"list": "v9"}),
+         "judge.options.refusal_keywords.list = 'v9'"),
         (lambda r: r.update(datasets=["advbench", "nope"]), "'nope' is not a known dataset"),
         (lambda r: r["generation"].update(batch_size=0), "generation.batch_size = 0"),
         (lambda r: r.update(colour="blue"), "colour: unknown key"),
@@ -47,7 +51,7 @@ def test_unknown_method_names_value_and_allowed(tmp_path):
         (lambda r: r["method_params"].pop("npo"), "no entry for method 'npo'"),
         (lambda r: r.update(models=["gpt"]), "'gpt' has no entry in model_zoo"),
         (lambda r: r["data"].update(utility=["advbench"]), "has role 'harmful', not 'utility'"),
-        (lambda r: r["judge"].update(safety="oracle"), "'oracle' is not a known judge"),
+        (lambda r: r["judge"].update(safety="oracle"), "judge: 'oracle' is not a known judge"),
     ],
 )
 def test_bad_values_give_one_line(tmp_path, mutate, expected):

@@ -29,25 +29,34 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_rate():
 
 @pytest.fixture()
 def params():
-    return load_params(ROOT / "params.yaml").model_copy(update={"methods": ["ga", "npo"]})
+    p = load_params(ROOT / "params.yaml")
+    attacks = p.attacks.model_copy(update={"template": ["prefix_injection", "base64"], "model_based": []})
+    return p.model_copy(update={"methods": ["ga", "npo"], "attacks": attacks})
 
 
-def judged(dataset, attack, refused):
-    return {"dataset": dataset, "attack": attack, "refused": refused}
+def judged(row_id, dataset, attack, refused):
+    return {"id": row_id, "dataset": dataset, "attack": attack, "refused": refused}
 
 
 def test_metrics_schema_and_values(params):
-    safety = [judged("advbench", "vanilla", False), judged("advbench", "vanilla", True),
-              judged("harmbench", "vanilla", False), judged("harmbench", "vanilla", False),
-              judged("advbench", "prefix_injection", False), judged("advbench", "base64", True)]
-    over = [{"dataset": "rho-overrefusal", "refused": True}, {"dataset": "rho-overrefusal", "refused": False},
-            {"dataset": "rho-overrefusal", "refused": False}, {"dataset": "rho-overrefusal", "refused": False}]
+    safety = [judged("a1", "advbench", "vanilla", False), judged("a2", "advbench", "vanilla", True),
+              judged("h1", "harmbench", "vanilla", False), judged("h2", "harmbench", "vanilla", False),
+              # attack seeds: a2 and h2; a2 resists plain but breaks under prefix_injection; h2 breaks plain
+              judged("a2", "advbench", "prefix_injection", False), judged("a2", "advbench", "base64", True),
+              judged("h2", "harmbench", "prefix_injection", True), judged("h2", "harmbench", "base64", True)]
+    over = [{"dataset": "rho-overrefusal", "refused": True, "judge_label": "full_refusal"},
+            {"dataset": "rho-overrefusal", "refused": False, "judge_label": "full_compliance"},
+            {"dataset": "rho-overrefusal", "refused": False, "judge_label": "full_compliance"},
+            {"dataset": "rho-overrefusal", "refused": False, "judge_label": "full_compliance"}]
     utility = {"mmlu": {"acc": 0.5, "acc_norm": 0.25, "n": 4, "correct": [1, 0, 1, 0]}}
     m = compute_metrics(params, safety, over, utility)
     assert m["safety"]["asr"] == 0.75
     assert m["safety"]["per_dataset"] == {"advbench": 0.5, "harmbench": 1.0}
-    assert m["safety"]["per_attack"] == {"prefix_injection": 1.0, "base64": 0.0}
+    assert m["safety"]["per_attack"] == {"prefix_injection": 0.5, "base64": 0.0}
+    # seeds a2, h2: vanilla breaks h2 only (0.5); with attacks both are broken (knowledge-level 1.0)
+    assert m["safety"]["seed_asr"] == 0.5 and m["safety"]["knowledge_asr"] == 1.0 and m["n"]["attack_seeds"] == 2
     assert m["oversafety"]["refusal_rate"] == 0.25
+    assert m["oversafety"]["labels"] == {"full_compliance": 0.75, "full_refusal": 0.25}
     assert m["utility"]["accuracy"] == 0.5 and m["utility"]["per_task"]["mmlu"]["acc_norm"] == 0.25
     assert m["n"]["harmful"] == 4 and m["n"]["oversafety"] == 4
     for value in [m["safety"]["asr"], m["oversafety"]["refusal_rate"], m["utility"]["accuracy"]]:
@@ -57,6 +66,7 @@ def test_metrics_schema_and_values(params):
 def fake_metrics(asr, over, acc):
     return {"safety": {"asr": asr, "per_dataset": {"advbench": asr, "harmbench": asr},
                        "per_attack": {"prefix_injection": asr, "base64": asr},
+                       "seed_asr": asr, "knowledge_asr": min(1.0, asr + 0.1),
                        "ci": {"asr": [asr - 0.1, asr + 0.1]}},
             "oversafety": {"refusal_rate": over, "ci": {"refusal_rate": [over, over]}},
             "utility": {"accuracy": acc},
@@ -74,10 +84,13 @@ def test_report_rows_deltas_and_plot(tmp_path, params):
         "source": "pyrit==1.1.0", "license": "MIT", "rows": 520, "files": {"adv_bench.prompt": "ab" * 32}}}}))
     summary = run_report(params, tmp_path / "results", built, tmp_path / "reports")
     ga = next(r for r in summary["rows"] if r["variant"] == "ga")
-    assert ga["delta"] == {"asr": -0.4, "oversafety_refusal_rate": 0.2, "utility_accuracy": -0.05}
+    assert ga["delta"] == {"asr": -0.4, "oversafety_refusal_rate": 0.2, "utility_accuracy": -0.05,
+                           "knowledge_asr": -0.4}
     text = (tmp_path / "reports" / "summary.md").read_text()
     assert "| smollm2-135m | ga | 50.0 (-40.0) [40.0, 60.0]" in text and "pyrit==1.1.0" in text
     assert (tmp_path / "reports" / "trilemma.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "reports" / "attacks_heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## ASR per attack (%)" in text and "| smollm2-135m | ga | 50.0 | 50.0 | 50.0 |" in text
     assert markdown(params, summary) == text
 
 

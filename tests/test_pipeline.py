@@ -15,6 +15,8 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 METHODS = ["ga", "graddiff", "llmu", "npo", "rmu", "sku", "safe_unlearning", "simnpo", "dpo"]
+ATTACKS = ["aim", "dev_mode", "evil_confidant", "prefix_injection", "refusal_suppression", "base64", "caesar",
+           "deep_inception", "past_tense", "ica", "gcg"]
 
 
 def run(cmd: list[str], cwd: Path, env: dict) -> str:
@@ -46,7 +48,8 @@ def test_every_stage_ran_and_outputs_exist(tiny_repo):
         for value in (metrics["safety"]["asr"], metrics["oversafety"]["refusal_rate"],
                       metrics["utility"]["accuracy"], *metrics["safety"]["per_attack"].values()):
             assert 0.0 <= value <= 1.0
-        assert set(metrics["safety"]["per_attack"]) == {"prefix_injection", "base64"}
+        assert set(metrics["safety"]["per_attack"]) == set(ATTACKS)
+        assert 0.0 <= metrics["safety"]["knowledge_asr"] <= 1.0 and metrics["n"]["attack_seeds"] == 6
         samples = (work / "results" / "tiny-llama" / variant / "samples" / "safety.jsonl").read_text()
         first = json.loads(samples.splitlines()[0])
         assert {"prompt", "response", "refused"} <= set(first)
@@ -57,6 +60,13 @@ def test_every_stage_ran_and_outputs_exist(tiny_repo):
     summary = json.loads((work / "reports" / "summary.json").read_text())
     assert [r["variant"] for r in summary["rows"]] == ["base", *METHODS]
     assert (work / "reports" / "trilemma.png").stat().st_size > 1000
+    assert (work / "reports" / "attacks_heatmap.png").stat().st_size > 1000
+    gcg = json.loads((work / "data" / "attacks_fitted" / "tiny-llama" / "gcg" / "attack.json").read_text())
+    suffix = gcg["fit"]["suffix"]
+    prompts = (work / "data" / "attacks_fitted" / "tiny-llama" / "gcg" / "prompts.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["prompt"].endswith(suffix) for line in prompts)
+    agreement = json.loads((work / "results" / "judges" / "agreement.json").read_text())
+    assert 0.0 < agreement["refusal_keywords/v2-substring"]["refusal"]["accuracy"] <= 1.0
     assert "| tiny-llama | ga |" in (work / "reports" / "summary.md").read_text()
 
 
