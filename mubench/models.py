@@ -19,6 +19,7 @@ from mubench.io import read_json, sha256_file, write_json
 
 WEIGHTS = "model.safetensors"
 META = "mubench.json"
+ADAPTER_CONFIG = "adapter_config.json"
 
 # A generic ChatML template (the format SmolLM2 uses); only for the tiny random model's tokenizer.
 CHATML_TEMPLATE = (
@@ -121,8 +122,11 @@ def save_checkpoint(model: PreTrainedModel, tokenizer, out_dir: Path, meta: dict
 
 
 def checkpoint_hash_from_meta(meta: dict) -> str:
+    """Identity of a checkpoint: its weights' sha256 (an adapter: its weights and its base model's hash)."""
     from mubench.io import stable_json_hash
 
+    if meta.get("adapter"):
+        return stable_json_hash({"adapter": meta["weights_sha256"], "base": meta["base_model_hash"]})[:16]
     return stable_json_hash(meta["weights_sha256"])[:16]
 
 
@@ -136,9 +140,28 @@ def load_checkpoint(ckpt_dir: Path, device: str = "cpu", dtype: torch.dtype = to
     if not (ckpt_dir / META).is_file():
         raise FileNotFoundError(f"{ckpt_dir}: not a mubench checkpoint (no {META}); run `mubench model` first")
     tokenizer = AutoTokenizer.from_pretrained(ckpt_dir)
-    model = AutoModelForCausalLM.from_pretrained(ckpt_dir, dtype=dtype, use_safetensors=True)
+    if (ckpt_dir / ADAPTER_CONFIG).is_file():
+        model = _load_adapter(ckpt_dir, dtype)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(ckpt_dir, dtype=dtype, use_safetensors=True)
     model.to(device)
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def _load_adapter(ckpt_dir: Path, dtype: torch.dtype) -> PreTrainedModel:
+    """A LoRA adapter checkpoint, applied to (and merged into) the base it records, after a hash check."""
+    from peft import PeftModel
+
+    meta = checkpoint_meta(ckpt_dir)
+    base_dir = Path(meta["base_dir"])
+    if not (base_dir / META).is_file():
+        raise FileNotFoundError(f"{ckpt_dir}: its base checkpoint {base_dir} is missing; run `mubench model`")
+    actual = checkpoint_meta(base_dir)["model_hash"]
+    if actual != meta["base_model_hash"]:
+        raise RuntimeError(f"{ckpt_dir}: adapter was trained on base {meta['base_model_hash']}, but {base_dir} "
+                           f"is {actual}; re-run the unlearn stage")
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True)
+    return PeftModel.from_pretrained(base, ckpt_dir).merge_and_unload()

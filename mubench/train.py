@@ -63,6 +63,16 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     wall_time_s: float = 0.0
     steps: int = 0
+    model: object = None  # the trained model (a PeftModel when LoRA is kept as an adapter)
+
+
+def add_lora(model, lora):
+    """Wrap ``model`` with fresh LoRA adapters (PEFT); only the adapters train."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
 
 
 def unlearn(
@@ -76,7 +86,8 @@ def unlearn(
     device: str,
     system_prompt: str | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place with ``method``'s loss; returns the per-step loss history.
+    """Train ``model`` with ``method``'s loss; returns the per-step loss history and the trained model
+    (``model`` itself for full fine-tuning, or with LoRA merged in, or a PeftModel for ``lora.save: adapter``).
 
     Runs as one process or under ``accelerate launch`` (DDP/FSDP): with N processes, each step consumes
     N * grad_accum micro-batches, split across processes.
@@ -91,7 +102,7 @@ def unlearn(
         ref.to(accelerator.device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     streams = {}
-    for name, examples in method.streams(forget, retain, seed).items():
+    for name, examples in method.streams(forget, retain, seed, params).items():
         if not examples:
             continue
         # streams of one family share a seed and a length, so their batches stay aligned by index
@@ -99,7 +110,10 @@ def unlearn(
         stream_seed = seed if name.startswith("forget") else seed + 1
         streams[name] = batch_stream(encode_pairs(tokenizer, examples, params.max_length, system_prompt),
                                      params.batch_size, pad_id, stream_seed)
-    method.prepare(model, params, seed)
+    if params.lora is not None:
+        model = add_lora(model, params.lora)
+    else:
+        method.prepare(model, params, seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -125,10 +139,14 @@ def unlearn(
                 logs_acc[key] = logs_acc.get(key, 0.0) + value / params.grad_accum
         result.history.append({"step": step + 1, **logs_acc})
     model = accelerator.unwrap_model(model)
+    if params.lora is not None and params.lora.save == "merged":
+        model = model.merge_and_unload()
     method.finalize(model, ref, params)
     result.wall_time_s = time.perf_counter() - start
     result.steps = params.steps
     model.eval()
-    for p in model.parameters():
-        p.requires_grad_(True)
+    if params.lora is None or params.lora.save == "merged":
+        for p in model.parameters():
+            p.requires_grad_(True)
+    result.model = model
     return result

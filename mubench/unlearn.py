@@ -34,8 +34,11 @@ def run_unlearn(params: Params, model_name: str, method_name: str, base_dir: Pat
                       hyperparameters=hparams.model_dump(), base_model_hash=base_meta["model_hash"],
                       steps=result.steps, device=device,
                       seed=params.seed, forget_pairs=len(forget), retain_pairs=len(retain))
+    if hparams.lora is not None and hparams.lora.save == "adapter":
+        # only the LoRA weights are saved; loading applies them to this base after checking its hash
+        meta.update(adapter=True, base_dir=base_dir.as_posix())
     with atomic_dir(out_dir) as tmp:
-        saved = save_checkpoint(model, tokenizer, tmp, meta)
+        saved = save_checkpoint(result.model, tokenizer, tmp, meta)
     # clock time lives outside the checkpoint, so an unchanged re-run leaves the checkpoint (and so every
     # evaluation downstream) untouched
     atomic_write_text(curve_dir / "loss.csv", _history_csv(result.history))

@@ -51,8 +51,16 @@ def setup(tiny_model, tokenizer, pairs):
     return tiny_model, ref, tokenizer, pairs, retain
 
 
-def batches_for(method, tokenizer, forget, retain):
-    return {name: batch_of(tokenizer, rows) for name, rows in method.streams(forget, retain, 0).items() if rows}
+def batches_for(method, tokenizer, forget, retain, params=None):
+    streams = method.streams(forget, retain, 0, params or method.Params())
+    return {name: batch_of(tokenizer, rows) for name, rows in streams.items() if rows}
+
+
+def test_npo_reads_retain_only_with_a_retain_weight(pairs):
+    npo = METHODS.get("npo")()
+    retain = [{"prompt": "r?", "response": "r."}]
+    assert npo.streams(pairs, retain, 0, npo.Params(retain_weight=0.0))["retain"] == []
+    assert npo.streams(pairs, retain, 0, npo.Params(retain_weight=1.0))["retain"] == retain
 
 
 def test_targets_are_deterministic_and_harmless_refusals():

@@ -10,8 +10,8 @@ A method implements::
 
 ``batches`` holds one tokenised batch per stream (input_ids, attention_mask, labels with -100 on prompt and
 padding tokens). By default the streams are ``forget`` (harmful prompt, the model's harmful response) and
-``retain`` (benign prompt, the model's response); override ``streams`` to add others (refusals, mismatched
-answers). Streams whose names start with ``forget`` are drawn in the same order, so batch i of
+``retain`` (benign prompt, the model's response; drawn when ``reads_retain(params)``); override ``streams``
+to add others (refusals, mismatched answers). Streams whose names start with ``forget`` are drawn in the same order, so batch i of
 ``forget_refusal`` holds the same prompts as batch i of ``forget``. Optional hooks: ``prepare`` (e.g. choose the
 trainable parameters) and ``finalize`` (e.g. a task-vector edit after training).
 Register with ``@METHODS.register("mine")`` and import it in __init__.py.
@@ -19,10 +19,25 @@ Register with ``@METHODS.register("mine")`` and import it in __init__.py.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+
+LLAMA_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class LoraParams(BaseModel):
+    """LoRA (PEFT) instead of full fine-tuning; saved merged into the weights or as an adapter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    r: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: list(LLAMA_LINEAR), min_length=1)
+    save: Literal["merged", "adapter"] = Field("merged", description="adapter: only the LoRA weights, plus the "
+                                                                     "hash of the base they apply to")
 
 
 class TrainParams(BaseModel):
@@ -35,6 +50,7 @@ class TrainParams(BaseModel):
     max_length: int = Field(256, ge=16)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
+    lora: LoraParams | None = Field(None, description="null = full fine-tuning")
 
 
 class Method:
@@ -43,9 +59,14 @@ class Method:
     needs_reference: ClassVar[bool] = False
     uses_retain: ClassVar[bool] = False
 
-    def streams(self, forget: list[dict], retain: list[dict], seed: int) -> dict[str, list[dict]]:
-        """The (prompt, response) lists the loss reads, by stream name."""
-        return {"forget": forget, "retain": retain if self.uses_retain else []}
+    def streams(self, forget: list[dict], retain: list[dict], seed: int,
+                params: TrainParams) -> dict[str, list[dict]]:
+        """The (prompt, response) lists the loss reads, by stream name (empty lists are not drawn)."""
+        return {"forget": forget, "retain": retain if self.reads_retain(params) else []}
+
+    def reads_retain(self, params: TrainParams) -> bool:
+        """Whether the loss reads the retain stream (a method may decide from its hyperparameters)."""
+        return self.uses_retain
 
     def prepare(self, model, params: TrainParams, seed: int) -> None:
         """Called before the optimizer is built (all parameters train by default)."""

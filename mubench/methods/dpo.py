@@ -24,7 +24,7 @@ class RefusalDPO(Method):
     Params = DPOParams
     needs_reference = True
 
-    def streams(self, forget, retain, seed):
+    def streams(self, forget, retain, seed, params):
         return {"forget": forget, "forget_refusal": with_refusals(forget)}
 
     def loss(self, model, ref, batches, params: DPOParams):

@@ -27,7 +27,7 @@ class LLMU(Method):
     needs_reference = True
     uses_retain = True
 
-    def streams(self, forget, retain, seed):
+    def streams(self, forget, retain, seed, params):
         return {"forget": forget, "forget_random": mismatched(forget, retain, seed), "retain": retain}
 
     def loss(self, model, ref, batches, params: LLMUParams):

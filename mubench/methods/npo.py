@@ -20,7 +20,9 @@ class NPO(Method):
     name = "npo"
     Params = NPOParams
     needs_reference = True
-    uses_retain = True
+
+    def reads_retain(self, params: NPOParams) -> bool:
+        return params.retain_weight > 0
 
     def loss(self, model, ref, batches, params: NPOParams):
         forget = batches["forget"]

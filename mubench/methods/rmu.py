@@ -9,7 +9,7 @@ Activations are taken on response tokens (prompt and padding positions do not co
 from __future__ import annotations
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mubench.losses import IGNORE
 from mubench.methods import METHODS
@@ -20,6 +20,12 @@ class RMUParams(TrainParams):
     layer_fraction: float = Field(7 / 32, gt=0, lt=1, description="steered layer / depth; 7/32 in the paper")
     steering_coeff: float = Field(6.5, gt=0, description="c: 6.5-20 in the paper, model-dependent")
     alpha: float = Field(100.0, ge=0, description="retain weight: 100-1200 in the paper")
+
+    @model_validator(mode="after")
+    def _no_lora(self) -> RMUParams:
+        if self.lora is not None:
+            raise ValueError("lora: rmu trains the MLP weights of layers l-2..l itself; remove lora")
+        return self
 
 
 def steered_layer(num_layers: int, fraction: float) -> int:

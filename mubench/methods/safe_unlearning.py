@@ -29,7 +29,7 @@ class SafeUnlearning(Method):
     needs_reference = True
     uses_retain = True
 
-    def streams(self, forget, retain, seed):
+    def streams(self, forget, retain, seed, params):
         return {"forget": forget, "forget_refusal": with_refusals(forget), "retain": retain}
 
     def loss(self, model, ref, batches, params: SafeUnlearningParams):

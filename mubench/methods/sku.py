@@ -7,7 +7,7 @@ benign prompts. Stage 2 (``finalize``) negates the task vector: theta = theta_ba
 from __future__ import annotations
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mubench.losses import kl_ref_theta, nll
 from mubench.methods import METHODS
@@ -17,6 +17,12 @@ from mubench.methods.targets import mismatched
 
 class SKUParams(TrainParams):
     negation_scale: float = Field(1.0, gt=0, description="lambda of the task-vector negation (paper: 1)")
+
+    @model_validator(mode="after")
+    def _merged_only(self) -> SKUParams:
+        if self.lora is not None and self.lora.save == "adapter":
+            raise ValueError("lora.save: sku negates the task vector in the full weights; use save: merged")
+        return self
 
 
 def negate_task_vector(model, base, scale: float) -> None:
@@ -33,7 +39,7 @@ class SKU(Method):
     needs_reference = True
     uses_retain = True
 
-    def streams(self, forget, retain, seed):
+    def streams(self, forget, retain, seed, params):
         return {"forget": forget, "forget_mismatched": mismatched(forget, forget, seed), "retain": retain}
 
     def loss(self, model, ref, batches, params: SKUParams):
