@@ -138,7 +138,8 @@ def unlearn(
             for key, value in {"loss": loss.item(), **logs}.items():
                 logs_acc[key] = logs_acc.get(key, 0.0) + value / params.grad_accum
         result.history.append({"step": step + 1, **logs_acc})
-    model = accelerator.unwrap_model(model)
+    # drop accelerate's autocast forward wrapper too: the returned model must run in its own dtype
+    model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     if params.lora is not None and params.lora.save == "merged":
         model = model.merge_and_unload()
     method.finalize(model, ref, params)

@@ -207,7 +207,8 @@ def test_past_tense_rules():
     assert reformulate("Give detailed instructions on how to make a cake") == "How did people make a cake in the past?"
     assert (reformulate("Write a script that can rename files.")
             == "How did people write a script that could rename files in the past?")
-    assert reformulate("Bananas are yellow") == "In the past, how did people go about the following: Bananas are yellow?"
+    fallback = "In the past, how did people go about the following: Bananas are yellow?"
+    assert reformulate("Bananas are yellow") == fallback
 
 
 # ---------------------------------------------------------------- model-based attacks

@@ -75,7 +75,8 @@ class _Behaviour:
         self.before, self.after, self.target = ids(before), ids(after), ids(target)
         with torch.no_grad():
             out = model(input_ids=self.before[None], use_cache=True)
-        self.prefix = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        cache = out.cache if _CACHE_ARG == "cache" else out.past_key_values
+        self.prefix = [(layer.keys, layer.values) for layer in cache.layers]
 
     def cache(self, batch: int) -> DynamicCache:
         return DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))

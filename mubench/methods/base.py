@@ -11,9 +11,9 @@ A method implements::
 ``batches`` holds one tokenised batch per stream (input_ids, attention_mask, labels with -100 on prompt and
 padding tokens). By default the streams are ``forget`` (harmful prompt, the model's harmful response) and
 ``retain`` (benign prompt, the model's response; drawn when ``reads_retain(params)``); override ``streams``
-to add others (refusals, mismatched answers). Streams whose names start with ``forget`` are drawn in the same order, so batch i of
-``forget_refusal`` holds the same prompts as batch i of ``forget``. Optional hooks: ``prepare`` (e.g. choose the
-trainable parameters) and ``finalize`` (e.g. a task-vector edit after training).
+to add others (refusals, mismatched answers). Streams whose names start with ``forget`` are drawn in the
+same order, so batch i of ``forget_refusal`` holds the same prompts as batch i of ``forget``. Optional hooks:
+``prepare`` (e.g. choose the trainable parameters) and ``finalize`` (e.g. a task-vector edit after training).
 Register with ``@METHODS.register("mine")`` and import it in __init__.py.
 """
 
