@@ -72,15 +72,14 @@ def check(params: Annotated[Path, typer.Argument(help="params file")] = Path("pa
 def fetch(name: Annotated[str, typer.Argument(help="dataset name (see params.yaml datasets)")],
           params: ParamsOpt = Path("params.yaml")) -> None:
     """Fetch one dataset from its pinned sources into data/raw/NAME (verified by sha256)."""
-    _params(params)
+    p = _params(params)
     from mubench.data import DATASETS
     from mubench.data.fetch import fetch as do_fetch
     from mubench.progress import log
 
     DATASETS.get(name)
-    prov = do_fetch(name, RAW, log=lambda m: typer.echo(m, err=True))
-    log(f"[fetch] {name}: {prov['rows']} rows from {prov['source']['kind']}:"
-        f"{prov['source'].get('requirement', '')}")
+    prov = do_fetch(name, RAW, log=lambda m: typer.echo(m, err=True), kinds=p.data.sources)
+    log(f"[fetch] {name}: {prov['rows']} rows from {prov['source']['describe']}")
 
 
 @app.command()
@@ -179,6 +178,77 @@ def report(params: ParamsOpt = Path("params.yaml")) -> None:
 
     summary = run_report(_params(params), RESULTS, BUILT, REPORTS)
     log(f"[report] {len(summary['rows'])} rows -> {REPORTS}/summary.md, trilemma.png")
+
+
+data_app = typer.Typer(no_args_is_help=True, help="The dataset catalog: list, fetch, verify.")
+app.add_typer(data_app, name="data")
+MirrorOpt = Annotated[Path | None, typer.Option("--mirror", help="a local mirror directory (default: "
+                                                                 "$MUBENCH_MIRROR)")]
+
+
+@data_app.command("list")
+@stage
+def data_list() -> None:
+    """Every catalog dataset: role, rows (when fetched), license, sources, fetched or not."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mubench.data import DATASETS
+    from mubench.io import read_json
+
+    table = Table(title=f"mubench datasets ({len(DATASETS.names())})")
+    for column in ("name", "role", "rows", "license", "sources", "fetched"):
+        table.add_column(column, overflow="fold")
+    for name in DATASETS.names():
+        spec = DATASETS.get(name)
+        prov_file = RAW / name / "provenance.json"
+        prov = read_json(prov_file) if prov_file.is_file() else None
+        table.add_row(name, spec.role, str(prov["rows"]) if prov else "–", spec.license,
+                      "\n".join(s.describe() for s in spec.sources),
+                      prov["source"].get("describe", prov["source"]["kind"]) if prov else "no")
+    Console(width=160).print(table)
+
+
+@data_app.command("fetch")
+@stage
+def data_fetch(name: Annotated[str | None, typer.Argument(help="dataset name (or --all)")] = None,
+               fetch_all: Annotated[bool, typer.Option("--all", help="every catalog dataset")] = False,
+               mirror: MirrorOpt = None, params: ParamsOpt = Path("params.yaml")) -> None:
+    """Fetch datasets into data/raw/ (a configured mirror first, then params' data.sources kinds)."""
+    from mubench.data import DATASETS
+    from mubench.data.fetch import REMOTE_KINDS, FetchError
+    from mubench.data.fetch import fetch as do_fetch
+
+    if bool(name) == fetch_all:
+        raise ConfigError("name one dataset or pass --all")
+    kinds = load_params(params).data.sources if params.is_file() else list(REMOTE_KINDS)
+    names = DATASETS.names() if fetch_all else [DATASETS.get(name).name]
+    failed = []
+    for item in names:
+        try:
+            prov = do_fetch(item, RAW, log=lambda m: typer.echo(m, err=True), mirror=mirror, kinds=kinds)
+            typer.echo(f"{item}: {prov['rows']} rows from {prov['source']['describe']}")
+        except FetchError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            failed.append(item)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(names)} dataset(s) could not be fetched: {', '.join(failed)}")
+
+
+@data_app.command("verify")
+@stage
+def data_verify() -> None:
+    """Re-hash every fetched file against its provenance.json (non-zero exit on any mismatch)."""
+    from mubench.data import DATASETS
+    from mubench.data.fetch import verify
+
+    fetched = [n for n in DATASETS.names() if (RAW / n / "provenance.json").is_file()]
+    problems = [p for n in fetched for p in verify(n, RAW)]
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    if problems:
+        raise RuntimeError(f"{len(problems)} problem(s) in {len(fetched)} fetched dataset(s)")
+    typer.echo(f"{len(fetched)} fetched dataset(s) verified: {', '.join(fetched) or 'none'}")
 
 
 judge_app = typer.Typer(no_args_is_help=True, help="Judge tools: agreement with human labels.")

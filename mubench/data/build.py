@@ -13,7 +13,6 @@ from collections import defaultdict
 from pathlib import Path
 
 from mubench.config import Params
-from mubench.data import DATASETS
 from mubench.io import atomic_dir, read_json, write_json, write_jsonl
 
 _PUNCT = re.compile(r"[^\w\s]")
@@ -47,10 +46,9 @@ def stratified_sample(rows: list[dict], n: int, seed: int) -> list[dict]:
 
 
 def load_rows(raw_root: Path, name: str) -> list[dict]:
-    raw_dir = raw_root / name
-    if not (raw_dir / "provenance.json").is_file():
-        raise FileNotFoundError(f"{raw_dir}: dataset '{name}' not fetched; run `mubench fetch {name}`")
-    return DATASETS.get(name).parse(raw_dir)
+    from mubench.data.fetch import read_fetched
+
+    return read_fetched(name, raw_root)
 
 
 def build(params: Params, raw_root: Path, out_dir: Path) -> dict:
@@ -59,8 +57,10 @@ def build(params: Params, raw_root: Path, out_dir: Path) -> dict:
     rows = {name: load_rows(raw_root, name) for name in params.datasets}
     harmful = [r for name in data.harmful
                for r in stratified_sample(rows[name], sizes.harmful_per_dataset, seed)]
+    # over-safety is measured on safe prompts only (XSTest's unsafe contrast prompts are left out)
     oversafety = [r for name in data.oversafety
-                  for r in stratified_sample(rows[name], sizes.oversafety_per_dataset, seed)]
+                  for r in stratified_sample([x for x in rows[name] if not x["meta"].get("contrast")],
+                                             sizes.oversafety_per_dataset, seed)]
     utility = {name: stratified_sample(rows[name], sizes.utility_per_task, seed) for name in data.utility}
     eval_texts = {normalize(r["prompt"]) for r in harmful + oversafety}
     eval_texts |= {normalize(r["prompt"]) for split in utility.values() for r in split}
@@ -116,6 +116,6 @@ def check_disjoint(eval_rows: list[dict], train_rows: list[dict]) -> None:
 def _provenance_summary(raw_dir: Path) -> dict:
     prov = read_json(raw_dir / "provenance.json")
     source = prov["source"]
-    return {"license": prov["license"], "source": source.get("requirement", source.get("kind")),
+    return {"license": prov["license"], "source": source.get("requirement") or source.get("describe", source["kind"]),
             "kind": source["kind"], "files": {k: v["sha256"] for k, v in source.get("files", {}).items()},
             "rows": prov["rows"]}

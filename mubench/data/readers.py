@@ -1,0 +1,64 @@
+"""File readers shared by the dataset parsers; every problem names the file, the row and what is wrong."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mubench.data.catalog import MalformedDataError
+
+
+def read_csv(path: Path, columns: set[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) for each data row; the header must hold ``columns``."""
+    if not path.is_file():
+        raise MalformedDataError(path, "-", "file is missing")
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = columns - set(reader.fieldnames or [])
+        if missing:
+            raise MalformedDataError(path, "header", f"missing columns {sorted(missing)}")
+        for row in reader:
+            yield reader.line_num, row
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    if not path.is_file():
+        raise MalformedDataError(path, "-", "file is missing")
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise MalformedDataError(path, line_no, f"invalid JSON: {exc.msg}") from exc
+            if not isinstance(item, dict):
+                raise MalformedDataError(path, line_no, "expected a JSON object")
+            yield line_no, item
+
+
+def read_json_list(path: Path) -> list[Any]:
+    if not path.is_file():
+        raise MalformedDataError(path, "-", "file is missing")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise MalformedDataError(path, exc.lineno, f"invalid JSON: {exc.msg}") from exc
+    if not isinstance(data, list):
+        raise MalformedDataError(path, "-", "expected a top-level JSON list")
+    return data
+
+
+def require(path: Path, row: int | str, value: Any, what: str) -> Any:
+    """``value`` if it is a non-empty string/value, else a MalformedDataError naming ``what``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise MalformedDataError(path, row, f"empty {what}")
+    return value
+
+
+def github_raw(repo: str, commit: str, path: str) -> str:
+    """The raw-file URL of ``path`` in GitHub ``repo`` at ``commit``."""
+    return f"https://raw.githubusercontent.com/{repo}/{commit}/{path}"
