@@ -17,8 +17,10 @@ def register(spec: DatasetSpec) -> DatasetSpec:
 from mubench.data import (  # noqa: E402,F401
     advbench,
     arc_challenge,
+    donotanswer,
     gsm8k,
     harmbench,
+    inthewild_jailbreaks,
     maliciousinstruct,
     mmlu,
     oktest,
