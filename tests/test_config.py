@@ -88,3 +88,23 @@ def test_stage_validates_before_running(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "device" in proc.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_paper_profile_names_the_18_datasets_and_pins_every_model():
+    from mubench.config import HubModel
+    from mubench.data import DATASETS
+
+    paper = load_params(ROOT / "profiles" / "paper.yaml")
+    assert len(paper.datasets) == 18 and set(paper.datasets) == set(DATASETS.names()) - {"rho-overrefusal"}
+    assert all(isinstance(m, HubModel) and len(m.revision) == 40 for m in paper.model_zoo.values())
+    assert paper.judge.options["llamaguard"]["revision"]
+
+
+def test_generation_utility_tasks_are_refused_until_supported(tmp_path):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["datasets"].append("gsm8k")
+    raw["data"]["utility"].append("gsm8k")
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="gsm8k' is a generation task"):
+        load_params(path)

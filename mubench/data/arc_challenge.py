@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 
 from mubench.data import register
-from mubench.data.catalog import DatasetSpec, MalformedDataError, MirrorSource, UrlSource, record
-from mubench.data.readers import github_raw, read_json_list
+from mubench.data.catalog import DatasetSpec, HubSource, MalformedDataError, MirrorSource, UrlSource, record
+from mubench.data.readers import check_columns, github_raw, read_json_list, read_parquet, require
 
 FILE = "ARC-Challenge/test.json"
 SHA256 = "4a89ce368ae01a71d268d9851686738b2a0a1d84271116bab49a1dd2b48ecad7"
@@ -39,6 +39,25 @@ def parse(raw_dir: Path) -> list[dict]:
     return rows
 
 
+HUB_FILE = "ARC-Challenge/test-00000-of-00001.parquet"
+
+
+def parse_hub(raw_dir: Path) -> list[dict]:
+    """allenai/ai2_arc's parquet: id, question, choices {text, label}, answerKey (one of the labels)."""
+    path = raw_dir / HUB_FILE
+    table = read_parquet(path)
+    check_columns(path, table, {"id", "question", "choices", "answerKey"})
+    rows = []
+    for index, item in enumerate(table):
+        labels, texts = list(item["choices"]["label"]), list(item["choices"]["text"])
+        if item["answerKey"] not in labels:
+            raise MalformedDataError(path, index, f"answerKey {item['answerKey']!r} is not one of {labels}")
+        rows.append(record(id=f"arc-challenge-{item['id']}", dataset="arc-challenge", role="utility",
+                           prompt=require(path, index, item["question"], "question"), choices=texts,
+                           answer=labels.index(item["answerKey"])))
+    return rows
+
+
 SPEC = register(
     DatasetSpec(
         name="arc-challenge",
@@ -48,6 +67,7 @@ SPEC = register(
         description="1,172 test questions with 3-5 choices and the gold index",
         sources=(
             MirrorSource("arc", {FILE: SHA256}),
+            HubSource("allenai/ai2_arc", (HUB_FILE,), parse=parse_hub),
             UrlSource({github_raw("AGI-Edgerunners/LLM-Adapters", "816657208af4db747803f87ba40a4c71383fed7a",
                                   f"dataset/{FILE}"): SHA256}),
         ),

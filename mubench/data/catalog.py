@@ -40,18 +40,44 @@ class MirrorSource:
         return f"mirror:{self.directory}"
 
 
+HUB_PINS = Path(__file__).with_name("hub_pins.json")
+
+
+class UnpinnedError(RuntimeError):
+    """A Hub source without a pinned revision and file checksums (run ``mubench data pin``)."""
+
+
 @dataclass(frozen=True)
 class HubSource:
-    """Files of a Hugging Face Hub dataset repo at a pinned revision (``huggingface_hub``)."""
+    """Files of a Hugging Face Hub dataset repo at a pinned revision (``huggingface_hub``).
+
+    The pins (commit sha and each file's sha256) are given inline or, for entries written where the Hub
+    was unreachable, recorded in ``hub_pins.json`` by ``mubench data pin NAME`` and committed."""
 
     repo: str
-    revision: str  # a commit sha
-    files: dict[str, str]  # path in the repo -> sha256
+    paths: tuple[str, ...]
+    revision: str | None = None
+    sha256: dict[str, str] = field(default_factory=dict)
     parse: Parser | None = None
     kind: str = "hf"
 
+    def pins(self) -> tuple[str, dict[str, str]]:
+        """(revision, {path: sha256}); UnpinnedError when any is missing."""
+        import json
+
+        recorded = json.loads(HUB_PINS.read_text(encoding="utf-8")).get(self.repo, {}) if HUB_PINS.is_file() else {}
+        revision = self.revision or recorded.get("revision")
+        files = {path: self.sha256.get(path) or recorded.get("files", {}).get(path) for path in self.paths}
+        if not revision or not all(files.values()):
+            raise UnpinnedError(f"hf:{self.repo} is not pinned yet: run `mubench data pin DATASET` where the Hub is "
+                                "reachable and commit mubench/data/hub_pins.json")
+        return revision, files
+
     def describe(self) -> str:
-        return f"hf:{self.repo}@{self.revision[:12]}"
+        try:
+            return f"hf:{self.repo}@{self.pins()[0][:12]}"
+        except UnpinnedError:
+            return f"hf:{self.repo} (unpinned)"
 
 
 @dataclass(frozen=True)

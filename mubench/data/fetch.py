@@ -121,14 +121,34 @@ def fetch_mirror(source: MirrorSource, out_dir: Path, mirror: Path | None = None
 
 
 def fetch_hf(source: HubSource, out_dir: Path, mirror: Path | None = None) -> dict:
-    from huggingface_hub import hf_hub_download
+    import huggingface_hub
 
+    revision, pinned = source.pins()
     files = {}
-    for path, digest in source.files.items():
-        local = hf_hub_download(source.repo, path, revision=source.revision, repo_type="dataset")
+    for path, digest in pinned.items():
+        local = huggingface_hub.hf_hub_download(source.repo, path, revision=revision, repo_type="dataset")
         files[path] = {"sha256": _copy_verified(Path(local), digest, out_dir / path, f"hf:{source.repo}/{path}"),
                        "path": path}
-    return {"kind": "hf", "repo": source.repo, "revision": source.revision, "files": files}
+    return {"kind": "hf", "repo": source.repo, "revision": revision, "files": files}
+
+
+def pin_hub(source: HubSource) -> dict:
+    """Resolve the repo's current commit, download its files there and record revision + sha256 in
+    hub_pins.json (to be reviewed and committed)."""
+    import json
+
+    import huggingface_hub
+
+    from mubench.data.catalog import HUB_PINS
+
+    revision = huggingface_hub.HfApi().dataset_info(source.repo).sha
+    files = {path: sha256_file(huggingface_hub.hf_hub_download(source.repo, path, revision=revision,
+                                                               repo_type="dataset"))
+             for path in source.paths}
+    pins = json.loads(HUB_PINS.read_text(encoding="utf-8")) if HUB_PINS.is_file() else {}
+    pins[source.repo] = {"revision": revision, "files": files}
+    write_json(HUB_PINS, dict(sorted(pins.items())))
+    return pins[source.repo]
 
 
 def fetch_url(source: UrlSource, out_dir: Path, mirror: Path | None = None) -> dict:

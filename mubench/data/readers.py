@@ -62,3 +62,20 @@ def require(path: Path, row: int | str, value: Any, what: str) -> Any:
 def github_raw(repo: str, commit: str, path: str) -> str:
     """The raw-file URL of ``path`` in GitHub ``repo`` at ``commit``."""
     return f"https://raw.githubusercontent.com/{repo}/{commit}/{path}"
+
+
+def read_parquet(path: Path) -> list[dict[str, Any]]:
+    """Rows of a parquet file (the Hub's format for converted datasets) as dicts."""
+    if not path.is_file():
+        raise MalformedDataError(path, "-", "file is missing")
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        raise MalformedDataError(path, "-", f"not a readable parquet file ({exc.__class__.__name__})") from exc
+
+
+def check_columns(path: Path, rows: list[dict[str, Any]], columns: set[str]) -> None:
+    if rows and (missing := columns - set(rows[0])):
+        raise MalformedDataError(path, "header", f"missing columns {sorted(missing)}")
