@@ -66,7 +66,7 @@ def test_every_stage_ran_and_outputs_exist(tiny_repo):
     prompts = (work / "data" / "attacks_fitted" / "tiny-llama" / "gcg" / "prompts.jsonl").read_text().splitlines()
     assert all(json.loads(line)["prompt"].endswith(suffix) for line in prompts)
     agreement = json.loads((work / "results" / "judges" / "agreement.json").read_text())
-    assert 0.0 < agreement["refusal_keywords/v2-substring"]["refusal"]["accuracy"] <= 1.0
+    assert 0.0 < agreement["refusal_keywords/v2-substring-echo0.75"]["refusal"]["accuracy"] <= 1.0
     assert "| tiny-llama | ga |" in (work / "reports" / "summary.md").read_text()
 
 
