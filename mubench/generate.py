@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from mubench.io import stable_json_hash
+from mubench.kv import CACHE_ARG, PrefixCache, common_prefix_length
 from mubench.progress import track
 
 
@@ -60,23 +61,50 @@ class GenerationCache:
         self.db.commit()
 
 
+# a shared prefix shorter than this is recomputed per row: one extra forward call costs more than it saves
+MIN_SHARED_PREFIX = 16
+
+
 @torch.inference_mode()
 def generate_batch(model, tokenizer, texts: list[str], params: DecodeParams) -> list[str]:
-    """Greedy-decode one batch of already chat-formatted texts (left padded)."""
-    tokenizer.padding_side = "left"
-    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    """Greedy-decode one batch of already chat-formatted texts.
+
+    The token prefix every text shares (the chat template's system part, an attack template's text before
+    the request) is run once and its KV cache reused by every row; the rest is left padded after it
+    ([prefix][pad..][suffix]), positions follow the attention mask, so each row is decoded as if alone.
+    """
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    # keep at least one token per row after the prefix: generation starts from the last input token
+    shared = min(common_prefix_length(ids), min(len(r) for r in ids) - 1)
+    if len(ids) < 2 or shared < MIN_SHARED_PREFIX:
+        shared = 0
+    width = max(len(r) for r in ids) - shared
+    input_ids = torch.full((len(ids), shared + width), pad, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    for row, tokens in enumerate(ids):
+        input_ids[row, shared + width - (len(tokens) - shared):] = torch.tensor(tokens[shared:])
+        mask[row, shared + width - (len(tokens) - shared):] = 1
+    extra = {}
+    if shared:
+        input_ids[:, :shared] = torch.tensor(ids[0][:shared])
+        mask[:, :shared] = 1
+        prefix = PrefixCache(model, input_ids[0, :shared].to(model.device))
+        extra[CACHE_ARG] = prefix.expand(len(ids))
     out = model.generate(
-        **enc,
+        input_ids=input_ids.to(model.device),
+        attention_mask=mask.to(model.device),
         max_new_tokens=params.max_new_tokens,
         do_sample=False,
         num_beams=1,
         temperature=None,
         top_p=None,
         top_k=None,
-        pad_token_id=tokenizer.pad_token_id,
+        pad_token_id=pad,
         eos_token_id=tokenizer.eos_token_id,
+        **extra,
     )
-    new_tokens = out[:, enc["input_ids"].shape[1]:]
+    new_tokens = out[:, input_ids.shape[1]:]
     return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
 
 

@@ -26,10 +26,23 @@ def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     return logp, mask
 
 
+def response_logits(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits from the last prompt position on, and the labels aligned with them.
+
+    The LM head (a vocabulary-wide matmul per position) only runs where some row's next token is scored:
+    positions before the earliest response token of the batch are skipped (``logits_to_keep``).
+    """
+    labels = batch["labels"]
+    scored = (labels[:, 1:] != IGNORE).any(dim=0).nonzero()
+    start = int(scored[0]) if len(scored) else labels.shape[1] - 1
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   logits_to_keep=labels.shape[1] - start).logits
+    return logits, labels[:, start:]
+
+
 def sequence_logprob(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of response-token log-probs per sequence, number of response tokens per sequence)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    logp, mask = token_logprobs(logits, batch["labels"])
+    logp, mask = token_logprobs(*response_logits(model, batch))
     return logp.sum(dim=-1), mask.sum(dim=-1)
 
 
@@ -52,10 +65,10 @@ def mean_logprob(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def kl_ref_theta(model, ref, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Token-level KL(pi_ref || pi_theta) averaged over response tokens (ref is frozen, no gradient)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits, labels = response_logits(model, batch)
     with torch.no_grad():
-        ref_logits = ref(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    mask = batch["labels"][:, 1:] != IGNORE
+        ref_logits, _ = response_logits(ref, batch)
+    mask = labels[:, 1:] != IGNORE
     logp_theta = torch.log_softmax(logits[:, :-1, :][mask].float(), dim=-1)
     logp_ref = torch.log_softmax(ref_logits[:, :-1, :][mask].float(), dim=-1)
     return (logp_ref.exp() * (logp_ref - logp_theta)).sum(dim=-1).mean()

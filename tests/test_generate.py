@@ -31,3 +31,38 @@ def test_cache_returns_stored_responses(tiny_model, tokenizer, tmp_path):
     assert second[0] == "from cache" and second[1:] == first[1:]
     other = generate(tiny_model, tokenizer, PROMPTS, params, 4, model_hash="other-model", cache=cache)
     assert other == first
+
+
+def test_shared_prefix_cache_gives_the_same_tokens(tiny_model, tokenizer, monkeypatch):
+    """Rows sharing a long template prefix: the prefix is computed once and the outputs equal per-row runs."""
+    import mubench.generate as gen
+    from mubench.kv import PrefixCache
+
+    template = "You are a careful assistant. Read the request below and answer it politely. Request: "
+    prompts = [template + p for p in PROMPTS]
+    params = DecodeParams(max_new_tokens=10)
+    calls = []
+
+    class CountingPrefix(PrefixCache):
+        def __init__(self, model, ids):
+            calls.append(len(ids))
+            super().__init__(model, ids)
+
+    monkeypatch.setattr(gen, "PrefixCache", CountingPrefix)
+    shared = generate(tiny_model, tokenizer, prompts, params, batch_size=4)
+    assert len(calls) == 1 and calls[0] >= len(template)  # one prefix run for the whole batch
+    single = [generate(tiny_model, tokenizer, [p], params, batch_size=1)[0] for p in prompts]
+    monkeypatch.setattr(gen, "MIN_SHARED_PREFIX", 10**9)
+    unshared = generate(tiny_model, tokenizer, prompts, params, batch_size=4)
+    assert len(calls) == 1
+    assert shared == single == unshared
+    assert any(shared)
+
+
+def test_common_prefix_length():
+    from mubench.kv import common_prefix_length
+
+    assert common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
+    assert common_prefix_length([[5], [6]]) == 0
+    assert common_prefix_length([[1, 2]]) == 2
+    assert common_prefix_length([]) == 0

@@ -35,3 +35,29 @@ def test_lm_eval_accuracy_matches_own_loglikelihood(tiny_model, tokenizer, tmp_p
     assert result["n"] == 12 and result["ids"] == [r["id"] for r in rows]
     assert result["correct"] == own_accuracy(tiny_model, tokenizer, rows)
     assert result["acc"] == sum(result["correct"]) / 12
+
+
+def test_shared_context_loglikelihoods_equal_lm_eval(tiny_model, tokenizer):
+    """The shared-context scorer returns lm-eval HFLM's (log-likelihood, is_greedy) for every request."""
+    from lm_eval.models.huggingface import HFLM
+
+    from mubench.utility import _shared_context_lm
+
+    def encode(text):
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    requests = []
+    for i in range(5):
+        context = f"Question: What comes after {i}?\nAnswer:"
+        for choice in [" " + str(i + 1), " blue", " a small brown dog", "!"]:
+            requests.append(((context, choice), encode(context), encode(choice)))
+    plain = HFLM(pretrained=tiny_model, tokenizer=tokenizer, batch_size=3)._loglikelihood_tokens(requests)
+    shared = _shared_context_lm(HFLM)(pretrained=tiny_model, tokenizer=tokenizer,
+                                      batch_size=3)._loglikelihood_tokens(requests)
+    assert len(shared) == len(plain) == 20
+    for (lp_a, greedy_a), (lp_b, greedy_b) in zip(shared, plain, strict=True):
+        assert abs(lp_a - lp_b) < 1e-4
+        assert greedy_a == greedy_b
+    # one-token continuations use the context's last logits only
+    one = [r for r in requests if len(r[2]) == 1]
+    assert one, "the byte tokenizer should give some one-token choices"

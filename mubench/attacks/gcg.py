@@ -24,25 +24,13 @@ import math
 
 import torch
 from pydantic import Field
-from transformers import DynamicCache
 
 from mubench.attacks import ATTACKS
 from mubench.attacks.base import Attack, AttackParams, FitContext
+from mubench.kv import CACHE_ARG, PrefixCache
 from mubench.progress import log
 
 MARK = "\x00SUFFIX\x00"
-
-
-def _cache_kwarg() -> str:
-    """transformers >= 5.2x names the cache argument ``cache``; earlier 5.x ``past_key_values``."""
-    import inspect
-
-    from transformers import LlamaForCausalLM
-
-    return "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
-
-
-_CACHE_ARG = _cache_kwarg()
 
 
 class GcgParams(AttackParams):
@@ -73,14 +61,7 @@ class _Behaviour:
             return torch.tensor(tokenizer(s, add_special_tokens=False)["input_ids"], device=device)
 
         self.before, self.after, self.target = ids(before), ids(after), ids(target)
-        with torch.no_grad():
-            out = model(input_ids=self.before[None], use_cache=True)
-        cache = out.cache if _CACHE_ARG == "cache" else out.past_key_values
-        self.prefix = [(layer.keys, layer.values) for layer in cache.layers]
-
-    def cache(self, batch: int) -> DynamicCache:
-        return DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
-                                            for k, v in self.prefix])
+        self.prefix = PrefixCache(model, self.before)
 
 
 @ATTACKS.register("gcg")
@@ -177,7 +158,7 @@ class Gcg(Attack):
                 chunk = candidates[s:s + self.p.eval_batch]
                 n = len(chunk)
                 ids = torch.cat([chunk, b.after.expand(n, -1), b.target.expand(n, -1)], dim=1)
-                logits = model(input_ids=ids, use_cache=True, **{_CACHE_ARG: b.cache(n)}).logits
+                logits = model(input_ids=ids, use_cache=True, **{CACHE_ARG: b.prefix.expand(n)}).logits
                 start = chunk.shape[1] + len(b.after)
                 pred = logits[:, start - 1:start - 1 + len(b.target)].float()
                 target = b.target.expand(n, -1)
