@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mubench.config import Params
-from mubench.generate import DecodeParams, GenerationCache, generate
+from mubench.generate import DecodeParams, GenerationCache, generate_sets
 from mubench.io import atomic_dir, read_jsonl, run_record, write_json, write_jsonl
 from mubench.judges import get_judge
 from mubench.models import load_checkpoint, materialize
@@ -28,14 +28,14 @@ def build_model(params: Params, name: str, built_dir: Path, ckpt_dir: Path, corp
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
     decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
     judge = get_judge(params.judge.safety, params.judge.options)
+    prompts = {split: read_jsonl(built_dir / f"{split}_prompts.jsonl") for split in ("forget", "retain")}
+    answers = generate_sets(model, tokenizer, {split: [p["prompt"] for p in rows] for split, rows in prompts.items()},
+                            decode, params.generation.batch_size, meta["model_hash"], cache, "corpus")
     pairs = {}
-    for split in ("forget", "retain"):
-        prompts = read_jsonl(built_dir / f"{split}_prompts.jsonl")
-        responses = generate(model, tokenizer, [p["prompt"] for p in prompts], decode,
-                             params.generation.batch_size, meta["model_hash"], cache, f"corpus {split}")
-        verdicts = judge.judge_many([p["prompt"] for p in prompts], responses)
+    for split, rows in prompts.items():
+        verdicts = judge.judge_many([p["prompt"] for p in rows], answers[split])
         pairs[split] = [{**prompt, "response": response, "refused": verdict.refused}
-                        for prompt, response, verdict in zip(prompts, responses, verdicts, strict=True)]
+                        for prompt, response, verdict in zip(rows, answers[split], verdicts, strict=True)]
     complied = [r for r in pairs["forget"] if not r["refused"] and r["response"]]
     if not complied:
         raise RuntimeError(f"{name}: the base model refused every forget prompt; nothing to unlearn "

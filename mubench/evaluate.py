@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mubench.attacks import get_attack
 from mubench.config import Params
-from mubench.generate import DecodeParams, GenerationCache, generate
+from mubench.generate import DecodeParams, GenerationCache, generate_sets
 from mubench.io import atomic_dir, read_jsonl, run_record, write_json, write_jsonl
 from mubench.judges import get_judge
 from mubench.metrics import rate_with_ci
@@ -19,6 +19,7 @@ from mubench.runtime import compute_dtype, pick_device, seed_everything
 from mubench.utility import evaluate_utility
 
 VANILLA = "vanilla"
+OVERSAFETY = "over-safety"  # the set name of the benign prompts (never an attack name)
 
 
 def _judged(judge, rows: list[dict], responses: list[str], decode=None) -> list[dict]:
@@ -50,18 +51,19 @@ def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, 
     safety_judge = get_judge(params.judge.safety, params.judge.options)
     over_judge = get_judge(params.judge.oversafety, params.judge.options)
 
-    def answer(rows: list[dict], label: str) -> list[str]:
-        return generate(model, tokenizer, [r["prompt"] for r in rows], decode, batch, meta["model_hash"],
-                        cache, f"{variant}: {label}")
-
     harmful = [{**r, "goal": r["prompt"], "attack": VANILLA} for r in read_jsonl(built_dir / "harmful.jsonl")]
-    safety_rows = _judged(safety_judge, harmful, answer(harmful, "harmful"))
-    for name in params.attacks.names():
-        attack = get_attack(name, params.attacks.options(name))
-        rows = read_jsonl(attack_prompt_file(params, attacks_dir, fitted_dir, model_name, name))
-        safety_rows += _judged(safety_judge, rows, answer(rows, name), decode=attack.decode)
+    attacked = {name: read_jsonl(attack_prompt_file(params, attacks_dir, fitted_dir, model_name, name))
+                for name in params.attacks.names()}
     over = read_jsonl(built_dir / "oversafety.jsonl")
-    over_rows = _judged(over_judge, over, answer(over, "over-safety"))
+    # one pooled generation over every prompt set (each set's shared template prefix is computed once)
+    sets = {VANILLA: harmful, **attacked, OVERSAFETY: over}
+    answers = generate_sets(model, tokenizer, {name: [r["prompt"] for r in rows] for name, rows in sets.items()},
+                            decode, batch, meta["model_hash"], cache, variant)
+    safety_rows = _judged(safety_judge, harmful, answers[VANILLA])
+    for name, rows in attacked.items():
+        attack = get_attack(name, params.attacks.options(name))
+        safety_rows += _judged(safety_judge, rows, answers[name], decode=attack.decode)
+    over_rows = _judged(over_judge, over, answers[OVERSAFETY])
 
     utility_files = {n: built_dir / "utility" / f"{n}.jsonl" for n in params.data.utility}
     utility = evaluate_utility(model, tokenizer, utility_files, params.utility.num_fewshot,

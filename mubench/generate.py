@@ -1,4 +1,5 @@
-"""Batched greedy generation (left padding, length-sorted batches, stop at EOS) with a result cache.
+"""Batched greedy generation (left padding, length-sorted batches, shared-prefix KV caches, stop at EOS) with a
+result cache.
 
 The cache key is (model hash, chat-formatted prompt, decoding parameters), so a prompt answered once by a
 checkpoint is never generated again, in this stage or a later one.
@@ -11,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from transformers import DynamicCache
 
 from mubench.io import stable_json_hash
 from mubench.kv import CACHE_ARG, PrefixCache, common_prefix_length
@@ -65,32 +67,50 @@ class GenerationCache:
 MIN_SHARED_PREFIX = 16
 
 
-@torch.inference_mode()
-def generate_batch(model, tokenizer, texts: list[str], params: DecodeParams) -> list[str]:
-    """Greedy-decode one batch of already chat-formatted texts.
+@dataclass
+class _Row:
+    """One prompt to decode: its token ids and the (shared) prefix cache covering ``ids[:prefix_len]``."""
 
-    The token prefix every text shares (the chat template's system part, an attack template's text before
-    the request) is run once and its KV cache reused by every row; the rest is left padded after it
-    ([prefix][pad..][suffix]), positions follow the attention mask, so each row is decoded as if alone.
-    """
-    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    ids: list[int]
+    prefix: PrefixCache | None = None
+
+    @property
+    def prefix_len(self) -> int:
+        return self.prefix.length if self.prefix is not None else 0
+
+
+def _shared_prefix(model, rows: list[list[int]]) -> PrefixCache | None:
+    """The KV cache of the prefix all ``rows`` share, or None when it is too short to pay off."""
     # keep at least one token per row after the prefix: generation starts from the last input token
-    shared = min(common_prefix_length(ids), min(len(r) for r in ids) - 1)
-    if len(ids) < 2 or shared < MIN_SHARED_PREFIX:
-        shared = 0
-    width = max(len(r) for r in ids) - shared
-    input_ids = torch.full((len(ids), shared + width), pad, dtype=torch.long)
+    shared = min(common_prefix_length(rows), min(len(r) for r in rows) - 1) if rows else 0
+    if len(rows) < 2 or shared < MIN_SHARED_PREFIX:
+        return None
+    return PrefixCache(model, torch.tensor(rows[0][:shared], device=model.device))
+
+
+@torch.inference_mode()
+def _decode_rows(model, tokenizer, rows: list[_Row], params: DecodeParams) -> list[str]:
+    """Greedy-decode a batch whose rows may carry different prefix caches.
+
+    Layout per row: [pad..][prefix][pad..][suffix]. Prefix keys/values of the cache sit right-aligned in the
+    prefix block (zeros under padding); the attention mask hides every pad and positions follow the mask, so
+    each row is decoded exactly as if it were alone.
+    """
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    head = max(r.prefix_len for r in rows)
+    width = max(len(r.ids) - r.prefix_len for r in rows)
+    input_ids = torch.full((len(rows), head + width), pad, dtype=torch.long)
     mask = torch.zeros_like(input_ids)
-    for row, tokens in enumerate(ids):
-        input_ids[row, shared + width - (len(tokens) - shared):] = torch.tensor(tokens[shared:])
-        mask[row, shared + width - (len(tokens) - shared):] = 1
+    for i, row in enumerate(rows):
+        n = row.prefix_len
+        input_ids[i, head - n:head] = torch.tensor(row.ids[:n], dtype=torch.long)
+        mask[i, head - n:head] = 1
+        suffix = row.ids[n:]
+        input_ids[i, head + width - len(suffix):] = torch.tensor(suffix, dtype=torch.long)
+        mask[i, head + width - len(suffix):] = 1
     extra = {}
-    if shared:
-        input_ids[:, :shared] = torch.tensor(ids[0][:shared])
-        mask[:, :shared] = 1
-        prefix = PrefixCache(model, input_ids[0, :shared].to(model.device))
-        extra[CACHE_ARG] = prefix.expand(len(ids))
+    if head:
+        extra[CACHE_ARG] = _batch_cache(rows, head)
     out = model.generate(
         input_ids=input_ids.to(model.device),
         attention_mask=mask.to(model.device),
@@ -108,6 +128,80 @@ def generate_batch(model, tokenizer, texts: list[str], params: DecodeParams) -> 
     return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
 
 
+def _batch_cache(rows: list[_Row], head: int):
+    """One cache of ``head`` positions for the batch: each row's prefix right-aligned, zeros elsewhere."""
+    distinct = {id(r.prefix): r.prefix for r in rows if r.prefix is not None}
+    if len(distinct) == 1 and all(r.prefix is not None for r in rows):
+        return next(iter(distinct.values())).expand(len(rows))  # one prefix: shared views, no copy
+    layers = []
+    template = next(iter(distinct.values())).layers
+    for layer, (k0, v0) in enumerate(template):
+        keys = k0.new_zeros((len(rows), k0.shape[1], head, k0.shape[3]))
+        values = v0.new_zeros((len(rows), v0.shape[1], head, v0.shape[3]))
+        for i, row in enumerate(rows):
+            if row.prefix is not None:
+                k, v = row.prefix.layers[layer]
+                keys[i, :, head - row.prefix_len:] = k[0]
+                values[i, :, head - row.prefix_len:] = v[0]
+        layers.append((keys, values))
+    return DynamicCache(ddp_cache_data=layers)
+
+
+def generate_batch(model, tokenizer, texts: list[str], params: DecodeParams) -> list[str]:
+    """Greedy-decode one batch of already chat-formatted texts; the prefix they all share is run once."""
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    prefix = _shared_prefix(model, ids)
+    return _decode_rows(model, tokenizer, [_Row(r, prefix) for r in ids], params)
+
+
+def generate_sets(
+    model,
+    tokenizer,
+    sets: dict[str, list[str | list[dict[str, str]]]],
+    params: DecodeParams,
+    batch_size: int,
+    model_hash: str | None = None,
+    cache: GenerationCache | None = None,
+    description: str = "generate",
+) -> dict[str, list[str]]:
+    """Responses to several prompt sets (e.g. the plain prompts and each attack's), in order per set.
+
+    The prefix a set's prompts share (an attack template's text before the request) is computed once; rows
+    of all sets are then pooled into batches (within a set, sorted by length), so small sets do not each pay
+    for a whole decoding loop.
+    """
+    texts = {name: [chat_text(tokenizer, p, params.system_prompt) for p in prompts] for name, prompts in sets.items()}
+    responses: dict[str, list[str | None]] = {}
+    keys: dict[str, list[str]] = {}
+    for name, items in texts.items():
+        keys[name] = [GenerationCache.key(model_hash, t, params) for t in items] if cache and model_hash else []
+        cached = cache.get_many(keys[name]) if keys[name] else {}
+        responses[name] = [cached.get(k) for k in keys[name]] if keys[name] else [None] * len(items)
+    queue: list[tuple[str, int, _Row]] = []
+    for name, items in texts.items():
+        todo = [i for i, r in enumerate(responses[name]) if r is None]
+        if not todo:
+            continue
+        ids = {i: tokenizer(items[i], add_special_tokens=False)["input_ids"] for i in todo}
+        with torch.inference_mode():
+            prefix = _shared_prefix(model, [ids[i] for i in todo])
+        todo.sort(key=lambda i: (len(ids[i]), i))
+        queue += [(name, i, _Row(ids[i], prefix)) for i in todo]
+    batches = [queue[s:s + batch_size] for s in range(0, len(queue), batch_size)]
+    total = sum(len(v) for v in texts.values())
+    fresh = {}
+    for batch in track(batches, f"{description} ({len(queue)} new, {total - len(queue)} cached)",
+                       total=len(batches)):
+        outputs = _decode_rows(model, tokenizer, [row for _, _, row in batch], params)
+        for (name, i, _), response in zip(batch, outputs, strict=True):
+            responses[name][i] = response
+            if keys[name]:
+                fresh[keys[name][i]] = response
+    if cache and fresh:
+        cache.put_many(fresh)
+    return {name: [r if r is not None else "" for r in rows] for name, rows in responses.items()}
+
+
 def generate(
     model,
     tokenizer,
@@ -119,22 +213,5 @@ def generate(
     description: str = "generate",
 ) -> list[str]:
     """Responses to ``prompts`` in order. Batches are formed from length-sorted prompts."""
-    texts = [chat_text(tokenizer, p, params.system_prompt) for p in prompts]
-    keys = [GenerationCache.key(model_hash, t, params) for t in texts] if cache and model_hash else None
-    cached = cache.get_many(keys) if keys else {}
-    responses: list[str | None] = [cached.get(k) for k in keys] if keys else [None] * len(texts)
-    todo = [i for i, r in enumerate(responses) if r is None]
-    lengths = {i: len(tokenizer(texts[i], add_special_tokens=False)["input_ids"]) for i in todo}
-    todo.sort(key=lambda i: (lengths[i], i))
-    batches = [todo[s:s + batch_size] for s in range(0, len(todo), batch_size)]
-    fresh = {}
-    for batch in track(batches, f"{description} ({len(todo)} new, {len(texts) - len(todo)} cached)",
-                       total=len(batches)):
-        outputs = generate_batch(model, tokenizer, [texts[i] for i in batch], params)
-        for i, response in zip(batch, outputs, strict=True):
-            responses[i] = response
-            if keys:
-                fresh[keys[i]] = response
-    if cache and fresh:
-        cache.put_many(fresh)
-    return [r if r is not None else "" for r in responses]
+    return generate_sets(model, tokenizer, {description: prompts}, params, batch_size, model_hash, cache,
+                         description)[description]

@@ -66,3 +66,20 @@ def test_common_prefix_length():
     assert common_prefix_length([[5], [6]]) == 0
     assert common_prefix_length([[1, 2]]) == 2
     assert common_prefix_length([]) == 0
+
+
+def test_pooled_sets_with_different_prefixes_equal_single_runs(tiny_model, tokenizer, monkeypatch):
+    """Sets with different shared prefixes decoded in one pooled batch give each row's lone output."""
+    import mubench.generate as gen
+    from mubench.generate import generate_sets
+
+    long_a = "You are a careful assistant. Read the request below and answer it politely. Request: "
+    long_b = "Pretend to be a librarian who answers in one short line. Question: "
+    sets = {"a": [long_a + p for p in PROMPTS], "b": [long_b + p for p in PROMPTS[:3]], "plain": PROMPTS[:2]}
+    params = DecodeParams(max_new_tokens=8)
+    pooled = generate_sets(tiny_model, tokenizer, sets, params, batch_size=16)
+    assert list(pooled) == ["a", "b", "plain"] and [len(v) for v in pooled.values()] == [4, 3, 2]
+    monkeypatch.setattr(gen, "MIN_SHARED_PREFIX", 10**9)
+    for name, prompts in sets.items():
+        single = [generate(tiny_model, tokenizer, [p], params, batch_size=1)[0] for p in prompts]
+        assert pooled[name] == single, name
