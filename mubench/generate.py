@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from transformers import DynamicCache
+from transformers import StaticCache
 
 from mubench.io import stable_json_hash
 from mubench.kv import CACHE_ARG, PrefixCache, common_prefix_length
@@ -92,9 +92,9 @@ def _shared_prefix(model, rows: list[list[int]]) -> PrefixCache | None:
 def _decode_rows(model, tokenizer, rows: list[_Row], params: DecodeParams) -> list[str]:
     """Greedy-decode a batch whose rows may carry different prefix caches.
 
-    Layout per row: [pad..][prefix][pad..][suffix]. Prefix keys/values of the cache sit right-aligned in the
-    prefix block (zeros under padding); the attention mask hides every pad and positions follow the mask, so
-    each row is decoded exactly as if it were alone.
+    Layout per row: [pad..][prefix][pad..][suffix]. Prefix keys/values sit right-aligned in the prefix block of
+    a preallocated cache (zeros under padding); the attention mask hides every pad and positions follow the
+    mask, so each row is decoded exactly as if it were alone.
     """
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     head = max(r.prefix_len for r in rows)
@@ -108,9 +108,7 @@ def _decode_rows(model, tokenizer, rows: list[_Row], params: DecodeParams) -> li
         suffix = row.ids[n:]
         input_ids[i, head + width - len(suffix):] = torch.tensor(suffix, dtype=torch.long)
         mask[i, head + width - len(suffix):] = 1
-    extra = {}
-    if head:
-        extra[CACHE_ARG] = _batch_cache(rows, head)
+    cache = _batch_cache(model, rows, head, head + width + params.max_new_tokens)
     out = model.generate(
         input_ids=input_ids.to(model.device),
         attention_mask=mask.to(model.device),
@@ -122,19 +120,22 @@ def _decode_rows(model, tokenizer, rows: list[_Row], params: DecodeParams) -> li
         top_k=None,
         pad_token_id=pad,
         eos_token_id=tokenizer.eos_token_id,
-        **extra,
+        **{CACHE_ARG: cache},
     )
     new_tokens = out[:, input_ids.shape[1]:]
     return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
 
 
-def _batch_cache(rows: list[_Row], head: int):
-    """One cache of ``head`` positions for the batch: each row's prefix right-aligned, zeros elsewhere."""
-    distinct = {id(r.prefix): r.prefix for r in rows if r.prefix is not None}
-    if len(distinct) == 1 and all(r.prefix is not None for r in rows):
-        return next(iter(distinct.values())).expand(len(rows))  # one prefix: shared views, no copy
-    layers = []
-    template = next(iter(distinct.values())).layers
+def _batch_cache(model, rows: list[_Row], head: int, length: int) -> StaticCache:
+    """A preallocated cache of ``length`` positions for the batch, holding each row's prefix right-aligned in the
+    first ``head`` positions (zeros under padding).
+
+    Preallocated, because a growing cache copies every key and value of the batch at each decoding step (with a
+    long template prefix that copy cost more than the matmuls on CPU)."""
+    cache = StaticCache(config=model.config, max_cache_len=length)
+    if not head:
+        return cache
+    template = next(r.prefix for r in rows if r.prefix is not None).layers
     for layer, (k0, v0) in enumerate(template):
         keys = k0.new_zeros((len(rows), k0.shape[1], head, k0.shape[3]))
         values = v0.new_zeros((len(rows), v0.shape[1], head, v0.shape[3]))
@@ -143,8 +144,8 @@ def _batch_cache(rows: list[_Row], head: int):
                 k, v = row.prefix.layers[layer]
                 keys[i, :, head - row.prefix_len:] = k[0]
                 values[i, :, head - row.prefix_len:] = v[0]
-        layers.append((keys, values))
-    return DynamicCache(ddp_cache_data=layers)
+        cache.layers[layer].update(keys, values)
+    return cache
 
 
 def generate_batch(model, tokenizer, texts: list[str], params: DecodeParams) -> list[str]:
@@ -187,6 +188,8 @@ def generate_sets(
             prefix = _shared_prefix(model, [ids[i] for i in todo])
         todo.sort(key=lambda i: (len(ids[i]), i))
         queue += [(name, i, _Row(ids[i], prefix)) for i in todo]
+    # sets with prefixes of similar length share batches: every row attends over the batch's longest prefix
+    queue.sort(key=lambda item: item[2].prefix_len)
     batches = [queue[s:s + batch_size] for s in range(0, len(queue), batch_size)]
     total = sum(len(v) for v in texts.values())
     fresh = {}

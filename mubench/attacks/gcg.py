@@ -21,15 +21,19 @@ The target string is harmless ("Sure, here is"): an affirmative opening, nothing
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import Field
 
 from mubench.attacks import ATTACKS
 from mubench.attacks.base import Attack, AttackParams, FitContext
-from mubench.kv import CACHE_ARG, PrefixCache
 from mubench.progress import log
 
+if TYPE_CHECKING:
+    import torch
+
+# torch and transformers are imported inside the functions: the attack registry imports this module, and the
+# template-attack stages should not pay seconds of imports for an attack they do not run
 MARK = "\x00SUFFIX\x00"
 
 
@@ -51,7 +55,10 @@ class _Behaviour:
     """Token pieces of one optimisation prompt: [before][suffix][after][target]."""
 
     def __init__(self, model, tokenizer, goal: str, target: str, system_prompt: str | None) -> None:
+        import torch
+
         from mubench.generate import chat_text
+        from mubench.kv import PrefixCache
 
         text = chat_text(tokenizer, goal + MARK, system_prompt)
         before, after = text.split(MARK)
@@ -85,6 +92,8 @@ class Gcg(Attack):
 
     # ------------------------------------------------------------------ optimisation
     def fit(self, ctx: FitContext) -> dict:
+        import torch
+
         model, tok, p = ctx.model, ctx.tokenizer, self.p
         model.eval()
         for param in model.parameters():
@@ -125,6 +134,8 @@ class Gcg(Attack):
                 "behaviours": [r["id"] for r in seeds]}
 
     def _init_suffix(self, tok, device) -> torch.Tensor:
+        import torch
+
         ids = tok(self.p.init_token * self.p.suffix_tokens, add_special_tokens=False)["input_ids"]
         if len(ids) != self.p.suffix_tokens:
             one = tok(self.p.init_token, add_special_tokens=False)["input_ids"]
@@ -132,6 +143,8 @@ class Gcg(Attack):
         return torch.tensor(ids, device=device)
 
     def _token_gradient(self, model, embed, behaviours: list[_Behaviour], suffix: torch.Tensor) -> torch.Tensor:
+        import torch
+
         weight = embed.weight
         one_hot = torch.zeros(len(suffix), weight.shape[0], device=weight.device, dtype=weight.dtype)
         one_hot[torch.arange(len(suffix)), suffix] = 1.0
@@ -148,28 +161,34 @@ class Gcg(Attack):
         grad = one_hot.grad.detach()
         return grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
-    @torch.no_grad()
     def _score(self, model, behaviours: list[_Behaviour], candidates: torch.Tensor):
         """Mean target loss per candidate over the behaviours, and whether greedy decoding hits the target."""
-        losses = torch.zeros(len(candidates), device=candidates.device)
-        matched = torch.ones(len(candidates), dtype=torch.bool, device=candidates.device)
-        for b in behaviours:
-            for s in range(0, len(candidates), self.p.eval_batch):
-                chunk = candidates[s:s + self.p.eval_batch]
-                n = len(chunk)
-                ids = torch.cat([chunk, b.after.expand(n, -1), b.target.expand(n, -1)], dim=1)
-                logits = model(input_ids=ids, use_cache=True, **{CACHE_ARG: b.prefix.expand(n)}).logits
-                start = chunk.shape[1] + len(b.after)
-                pred = logits[:, start - 1:start - 1 + len(b.target)].float()
-                target = b.target.expand(n, -1)
-                ce = torch.nn.functional.cross_entropy(pred.transpose(1, 2), target, reduction="none").mean(1)
-                losses[s:s + n] += ce / len(behaviours)
-                matched[s:s + n] &= (pred.argmax(-1) == target).all(-1)
-        return losses, matched
+        import torch
+
+        from mubench.kv import CACHE_ARG
+
+        with torch.no_grad():
+            losses = torch.zeros(len(candidates), device=candidates.device)
+            matched = torch.ones(len(candidates), dtype=torch.bool, device=candidates.device)
+            for b in behaviours:
+                for s in range(0, len(candidates), self.p.eval_batch):
+                    chunk = candidates[s:s + self.p.eval_batch]
+                    n = len(chunk)
+                    ids = torch.cat([chunk, b.after.expand(n, -1), b.target.expand(n, -1)], dim=1)
+                    logits = model(input_ids=ids, use_cache=True, **{CACHE_ARG: b.prefix.expand(n)}).logits
+                    start = chunk.shape[1] + len(b.after)
+                    pred = logits[:, start - 1:start - 1 + len(b.target)].float()
+                    target = b.target.expand(n, -1)
+                    ce = torch.nn.functional.cross_entropy(pred.transpose(1, 2), target, reduction="none").mean(1)
+                    losses[s:s + n] += ce / len(behaviours)
+                    matched[s:s + n] &= (pred.argmax(-1) == target).all(-1)
+            return losses, matched
 
 
 def allowed_tokens(tokenizer, vocab_rows: int, allow_non_ascii: bool) -> torch.Tensor:
     """Boolean mask over embedding rows: the tokens GCG may put in a suffix."""
+    import torch
+
     mask = torch.zeros(vocab_rows, dtype=torch.bool)
     special = set(tokenizer.all_special_ids)
     for token_id in range(min(vocab_rows, len(tokenizer))):
@@ -185,6 +204,8 @@ def allowed_tokens(tokenizer, vocab_rows: int, allow_non_ascii: bool) -> torch.T
 def sample_candidates(suffix: torch.Tensor, grad: torch.Tensor, allowed: torch.Tensor, width: int, topk: int,
                       n_replace: int, gen: torch.Generator) -> torch.Tensor:
     """``width`` copies of ``suffix``, each with ``n_replace`` positions set to top-k gradient tokens."""
+    import torch
+
     scores = (-grad).masked_fill(~allowed[None], -math.inf)
     top = scores.topk(min(topk, int(allowed.sum())), dim=-1).indices.cpu()
     length = len(suffix)
@@ -197,6 +218,8 @@ def sample_candidates(suffix: torch.Tensor, grad: torch.Tensor, allowed: torch.T
 
 def filter_round_trip(tokenizer, candidates: torch.Tensor) -> torch.Tensor:
     """Keep the distinct candidates whose decoded text re-encodes to the same tokens."""
+    import torch
+
     keep, seen = [], set()
     for row in candidates.tolist():
         key = tuple(row)
