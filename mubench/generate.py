@@ -1,5 +1,5 @@
-"""Batched greedy generation (left padding, length-sorted batches, shared-prefix KV caches, stop at EOS) with a
-result cache.
+"""Batched greedy generation (shared-prefix KV caches, per-set prefill, length-sorted decoding batches, stop at
+EOS) with a result cache.
 
 The cache key is (model hash, chat-formatted prompt, decoding parameters), so a prompt answered once by a
 checkpoint is never generated again, in this stage or a later one.
@@ -15,7 +15,7 @@ import torch
 from transformers import StaticCache
 
 from mubench.io import stable_json_hash
-from mubench.kv import CACHE_ARG, PrefixCache, common_prefix_length
+from mubench.kv import CACHE_ARG, PrefixCache, common_prefix_length, returned_cache
 from mubench.progress import track
 
 
@@ -69,14 +69,21 @@ MIN_SHARED_PREFIX = 16
 
 @dataclass
 class _Row:
-    """One prompt to decode: its token ids and the (shared) prefix cache covering ``ids[:prefix_len]``."""
+    """One prompt to decode: its token ids, the (shared) prefix cache covering ``ids[:prefix_len]`` and, once
+    prefilled, the keys/values of the rest but its last token (per layer, ``(heads, tokens, head_dim)``)."""
 
     ids: list[int]
     prefix: PrefixCache | None = None
+    suffix: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @property
     def prefix_len(self) -> int:
         return self.prefix.length if self.prefix is not None else 0
+
+    @property
+    def cached_len(self) -> int:
+        """Tokens in the cache after prefill: all but the last, which starts decoding."""
+        return len(self.ids) - 1
 
 
 def _shared_prefix(model, rows: list[list[int]]) -> PrefixCache | None:
@@ -89,26 +96,52 @@ def _shared_prefix(model, rows: list[list[int]]) -> PrefixCache | None:
 
 
 @torch.inference_mode()
-def _decode_rows(model, tokenizer, rows: list[_Row], params: DecodeParams) -> list[str]:
-    """Greedy-decode a batch whose rows may carry different prefix caches.
+def _prefill(model, rows: list[_Row], pad: int) -> None:
+    """Run the tokens between the shared prefix and the last token of rows that share one prefix (one call).
 
-    Layout per row: [pad..][prefix][pad..][suffix]. Prefix keys/values sit right-aligned in the prefix block of
-    a preallocated cache (zeros under padding); the attention mask hides every pad and positions follow the
-    mask, so each row is decoded exactly as if it were alone.
-    """
+    Rows are left padded to the longest; positions are given explicitly (they continue the prefix), so a row's
+    keys/values equal those of a lone run. Each row keeps its own slice of the result."""
+    p = rows[0].prefix_len
+    parts = [row.ids[p:-1] for row in rows]
+    width = max(len(part) for part in parts)
+    if not width:
+        for row in rows:
+            row.suffix = []
+        return
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), p + width), dtype=torch.long)
+    mask[:, :p] = 1
+    positions = torch.zeros_like(ids)
+    for i, part in enumerate(parts):
+        if part:
+            ids[i, width - len(part):] = torch.tensor(part, dtype=torch.long)
+            mask[i, p + width - len(part):] = 1
+            positions[i, width - len(part):] = torch.arange(p, p + len(part))
+    device = model.device
+    prefix = {CACHE_ARG: rows[0].prefix.expand(len(rows))} if rows[0].prefix is not None else {}
+    out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                use_cache=True, logits_to_keep=1, **prefix)
+    layers = returned_cache(out).layers
+    for i, (row, part) in enumerate(zip(rows, parts, strict=True)):
+        start = p + width - len(part)
+        row.suffix = [(layer.keys[i, :, start:p + width].clone(), layer.values[i, :, start:p + width].clone())
+                      for layer in layers]
+
+
+@torch.inference_mode()
+def _decode_rows(model, tokenizer, rows: list[_Row], params: DecodeParams) -> list[str]:
+    """Greedy-decode a batch of prefilled rows (they may come from different prompt sets).
+
+    Each row's cached keys/values ([prefix][rest]) sit right-aligned in a preallocated cache (zeros under
+    padding) and its last token starts decoding; the attention mask hides the padding and positions follow the
+    mask, so each row is decoded exactly as if it were alone."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    head = max(r.prefix_len for r in rows)
-    width = max(len(r.ids) - r.prefix_len for r in rows)
-    input_ids = torch.full((len(rows), head + width), pad, dtype=torch.long)
+    head = max(row.cached_len for row in rows)
+    input_ids = torch.full((len(rows), head + 1), pad, dtype=torch.long)
     mask = torch.zeros_like(input_ids)
     for i, row in enumerate(rows):
-        n = row.prefix_len
-        input_ids[i, head - n:head] = torch.tensor(row.ids[:n], dtype=torch.long)
-        mask[i, head - n:head] = 1
-        suffix = row.ids[n:]
-        input_ids[i, head + width - len(suffix):] = torch.tensor(suffix, dtype=torch.long)
-        mask[i, head + width - len(suffix):] = 1
-    cache = _batch_cache(model, rows, head, head + width + params.max_new_tokens)
+        input_ids[i, head] = row.ids[-1]
+        mask[i, head - row.cached_len:] = 1
     out = model.generate(
         input_ids=input_ids.to(model.device),
         attention_mask=mask.to(model.device),
@@ -120,39 +153,59 @@ def _decode_rows(model, tokenizer, rows: list[_Row], params: DecodeParams) -> li
         top_k=None,
         pad_token_id=pad,
         eos_token_id=tokenizer.eos_token_id,
-        **{CACHE_ARG: cache},
+        **{CACHE_ARG: _batch_cache(model, rows, head, head + 1 + params.max_new_tokens)},
     )
     new_tokens = out[:, input_ids.shape[1]:]
     return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
 
 
 def _batch_cache(model, rows: list[_Row], head: int, length: int) -> StaticCache:
-    """A preallocated cache of ``length`` positions for the batch, holding each row's prefix right-aligned in the
-    first ``head`` positions (zeros under padding).
+    """A preallocated cache of ``length`` positions for the batch, holding each row's prefilled keys/values
+    right-aligned in the first ``head`` positions (zeros under padding).
 
     Preallocated, because a growing cache copies every key and value of the batch at each decoding step (with a
     long template prefix that copy cost more than the matmuls on CPU)."""
     cache = StaticCache(config=model.config, max_cache_len=length)
     if not head:
         return cache
-    template = next(r.prefix for r in rows if r.prefix is not None).layers
-    for layer, (k0, v0) in enumerate(template):
-        keys = k0.new_zeros((len(rows), k0.shape[1], head, k0.shape[3]))
-        values = v0.new_zeros((len(rows), v0.shape[1], head, v0.shape[3]))
+    for layer, (k0, v0) in enumerate(next(r.suffix for r in rows if r.suffix)):
+        keys = k0.new_zeros((len(rows), k0.shape[0], head, k0.shape[2]))
+        values = v0.new_zeros((len(rows), v0.shape[0], head, v0.shape[2]))
         for i, row in enumerate(rows):
+            start = head - row.cached_len
             if row.prefix is not None:
                 k, v = row.prefix.layers[layer]
-                keys[i, :, head - row.prefix_len:] = k[0]
-                values[i, :, head - row.prefix_len:] = v[0]
+                keys[i, :, start:start + row.prefix_len] = k[0]
+                values[i, :, start:start + row.prefix_len] = v[0]
+            if row.suffix:
+                k, v = row.suffix[layer]
+                keys[i, :, head - k.shape[1]:] = k
+                values[i, :, head - v.shape[1]:] = v
         cache.layers[layer].update(keys, values)
     return cache
+
+
+def _run_batch(model, tokenizer, rows: list[_Row], params: DecodeParams) -> list[str]:
+    """Prefill ``rows`` (one call per shared prefix) and decode them together."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    groups: dict[int, list[_Row]] = {}
+    for row in rows:
+        groups.setdefault(id(row.prefix), []).append(row)
+    for group in groups.values():
+        _prefill(model, sorted(group, key=lambda r: len(r.ids)), pad)
+    try:
+        return _decode_rows(model, tokenizer, rows, params)
+    finally:
+        for row in rows:
+            row.suffix = None  # free the batch's keys/values
 
 
 def generate_batch(model, tokenizer, texts: list[str], params: DecodeParams) -> list[str]:
     """Greedy-decode one batch of already chat-formatted texts; the prefix they all share is run once."""
     ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    prefix = _shared_prefix(model, ids)
-    return _decode_rows(model, tokenizer, [_Row(r, prefix) for r in ids], params)
+    with torch.inference_mode():
+        prefix = _shared_prefix(model, ids)
+    return _run_batch(model, tokenizer, [_Row(r, prefix) for r in ids], params)
 
 
 def generate_sets(
@@ -168,8 +221,8 @@ def generate_sets(
     """Responses to several prompt sets (e.g. the plain prompts and each attack's), in order per set.
 
     The prefix a set's prompts share (an attack template's text before the request) is computed once; rows
-    of all sets are then pooled into batches (within a set, sorted by length), so small sets do not each pay
-    for a whole decoding loop.
+    of all sets are then pooled into batches of similar total length (at most ``batch_size`` rows), so small
+    sets do not each pay for a whole decoding loop. Within a batch each set's rows are prefilled in one call.
     """
     texts = {name: [chat_text(tokenizer, p, params.system_prompt) for p in prompts] for name, prompts in sets.items()}
     responses: dict[str, list[str | None]] = {}
@@ -186,16 +239,18 @@ def generate_sets(
         ids = {i: tokenizer(items[i], add_special_tokens=False)["input_ids"] for i in todo}
         with torch.inference_mode():
             prefix = _shared_prefix(model, [ids[i] for i in todo])
-        todo.sort(key=lambda i: (len(ids[i]), i))
         queue += [(name, i, _Row(ids[i], prefix)) for i in todo]
-    # sets with prefixes of similar length share batches: every row attends over the batch's longest prefix
-    queue.sort(key=lambda item: item[2].prefix_len)
-    batches = [queue[s:s + batch_size] for s in range(0, len(queue), batch_size)]
+    # Batches of similar total length: a row's padding in the decoding cache only costs attention reads, while
+    # prefill (one call per set within a batch) never pads a row beyond its own set's longest. Balanced sizes,
+    # because every batch pays one pass over all weights per decoding step whatever its size.
+    queue.sort(key=lambda item: (len(item[2].ids), item[0], item[1]))
+    count = -(-len(queue) // batch_size) if queue else 0
+    batches = [queue[len(queue) * b // count:len(queue) * (b + 1) // count] for b in range(count)]
     total = sum(len(v) for v in texts.values())
     fresh = {}
     for batch in track(batches, f"{description} ({len(queue)} new, {total - len(queue)} cached)",
                        total=len(batches)):
-        outputs = _decode_rows(model, tokenizer, [row for _, _, row in batch], params)
+        outputs = _run_batch(model, tokenizer, [row for _, _, row in batch], params)
         for (name, i, _), response in zip(batch, outputs, strict=True):
             responses[name][i] = response
             if keys[name]:

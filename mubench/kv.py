@@ -23,6 +23,11 @@ def _cache_kwarg() -> str:
 CACHE_ARG = _cache_kwarg()
 
 
+def returned_cache(output):
+    """The KV cache a forward call returned (``cache`` in transformers >= 5.2x, else ``past_key_values``)."""
+    return getattr(output, "cache", None) or output.past_key_values
+
+
 def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     """Length of the longest token prefix shared by every row."""
     if not rows:
@@ -42,7 +47,7 @@ class PrefixCache:
         """``prefix_ids``: 1-D token ids; runs the model once over them."""
         with torch.no_grad():
             out = model(input_ids=prefix_ids[None], use_cache=True, logits_to_keep=1)
-        cache = getattr(out, "cache", None) or out.past_key_values
+        cache = returned_cache(out)
         self.layers = [(layer.keys, layer.values) for layer in cache.layers]
         self.length = int(prefix_ids.shape[0])
         # logits after the last prefix token: the prediction of the first token that follows it

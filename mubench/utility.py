@@ -3,8 +3,8 @@
 Each utility split built by mubench becomes a local lm-eval task (a generated YAML over the split's jsonl),
 so the scoring protocol is lm-eval's own; the task YAML is recorded in the metrics for audit. The model
 wrapper is lm-eval's ``HFLM`` with one change: the choices of a question share its context, so the context
-is run once and its KV cache reused for every choice (lm-eval re-runs context + choice per choice); the
-log-likelihoods are lm-eval's to float tolerance (tests/test_utility.py).
+is run once (contexts batched across questions) and its KV cache reused for every choice (lm-eval re-runs
+context + choice per choice); the log-likelihoods are lm-eval's to float tolerance (tests/test_utility.py).
 """
 
 from __future__ import annotations
@@ -16,36 +16,85 @@ from pathlib import Path
 
 import torch
 import yaml
+from transformers import DynamicCache
 
-from mubench.kv import CACHE_ARG, PrefixCache
+from mubench.batching import length_batches
+from mubench.kv import CACHE_ARG, returned_cache
 
 TASK_PREFIX = "mubench_"
 
 
-def score_continuations(model, context: list[int], continuations: list[list[int]]) -> list[tuple[float, bool]]:
-    """(sum of log p(continuation tokens | context), whether greedy decoding yields them) per continuation,
-    with the context computed once."""
+def score_contexts(model, groups: list[tuple[list[int], list[list[int]]]], batch_size: int
+                   ) -> list[list[tuple[float, bool]]]:
+    """Per (context, continuations) group: (sum of log p(continuation tokens | context), whether greedy decoding
+    yields them) for each continuation.
+
+    Contexts are run once each, up to ``batch_size`` at a time (cut by ``length_batches``, left padded); every
+    continuation then runs on a copy of its context's cache rows (batches cut the same way), so a question's
+    choices never recompute its context."""
+    results: list[list[tuple[float, bool]]] = [[] for _ in groups]
+    for chunk in length_batches([len(context) for context, _ in groups], batch_size):
+        for g, scored in zip(chunk, _score_batch(model, [groups[g] for g in chunk], batch_size), strict=True):
+            results[g] = scored
+    return results
+
+
+def _token_scores(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(target) and whether it is the argmax, per position (logits ``(..., vocab)``, targets ``(...)``)."""
+    logits = logits.float()
+    logp = logits.gather(-1, targets[..., None])[..., 0] - logits.logsumexp(-1)
+    return logp, logits.argmax(-1) == targets
+
+
+@torch.no_grad()
+def _score_batch(model, groups: list[tuple[list[int], list[list[int]]]], batch_size: int
+                 ) -> list[list[tuple[float, bool]]]:
     device = model.device
-    prefix = PrefixCache(model, torch.tensor(context, device=device))
-    first = torch.log_softmax(prefix.last_logits.float(), dim=-1)
-    width = max(len(c) for c in continuations) - 1
-    rest = None
-    if width > 0:
-        # each continuation but its last token, right padded: pads come after the real tokens, so the
-        # causal mask keeps them out of every scored position
-        ids = torch.zeros((len(continuations), width), dtype=torch.long, device=device)
-        for row, cont in enumerate(continuations):
-            ids[row, :len(cont) - 1] = torch.tensor(cont[:-1], device=device)
-        with torch.no_grad():
-            logits = model(input_ids=ids, use_cache=True, **{CACHE_ARG: prefix.expand(len(continuations))}).logits
-        rest = torch.log_softmax(logits.float(), dim=-1)
-    scores = []
-    for row, cont in enumerate(continuations):
-        logp = [first] + ([rest[row, j] for j in range(len(cont) - 1)] if rest is not None else [])
-        total = sum(float(lp[token]) for lp, token in zip(logp, cont, strict=True))
-        greedy = all(int(lp.argmax()) == token for lp, token in zip(logp, cont, strict=True))
-        scores.append((total, greedy))
-    return scores
+    width = max(len(context) for context, _ in groups)
+    ids = torch.zeros((len(groups), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    positions = torch.zeros_like(ids)
+    for i, (context, _) in enumerate(groups):
+        ids[i, width - len(context):] = torch.tensor(context)
+        mask[i, width - len(context):] = 1
+        positions[i, width - len(context):] = torch.arange(len(context))
+    out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                use_cache=True, logits_to_keep=1)
+    last = out.logits[:, -1]  # after each context's last token: predicts each continuation's first token
+    layers = [(layer.keys, layer.values) for layer in returned_cache(out).layers]
+    rows = [(g, cont) for g, (_, conts) in enumerate(groups) for cont in conts]
+    scores: dict[int, tuple[float, bool]] = {}
+    for members in length_batches([len(cont) for _, cont in rows], batch_size):
+        part = [rows[m] for m in members]
+        owner = torch.tensor([g for g, _ in part], device=device)
+        first = torch.tensor([cont[0] for _, cont in part], device=device)
+        logp, greedy = _token_scores(last.index_select(0, owner), first)
+        logp, greedy = logp[:, None], greedy[:, None]
+        rest = max(len(cont) for _, cont in part) - 1
+        if rest > 0:
+            # each continuation but its last token, right padded (pads follow the real tokens, so the causal
+            # mask keeps them out of every scored position), on its context's cache rows
+            cont_ids = torch.zeros((len(part), rest), dtype=torch.long)
+            targets = torch.zeros_like(cont_ids)
+            cont_positions = torch.zeros_like(cont_ids)
+            for r, (g, cont) in enumerate(part):
+                cont_ids[r, :len(cont) - 1] = torch.tensor(cont[:-1])
+                targets[r, :len(cont) - 1] = torch.tensor(cont[1:])
+                cont_positions[r] = len(groups[g][0]) + torch.arange(rest)
+            cache = DynamicCache(ddp_cache_data=[(k.index_select(0, owner), v.index_select(0, owner))
+                                                 for k, v in layers])
+            cont_mask = torch.cat([mask.to(device).index_select(0, owner),
+                                   torch.ones((len(part), rest), dtype=torch.long, device=device)], dim=1)
+            logits = model(input_ids=cont_ids.to(device), attention_mask=cont_mask,
+                           position_ids=cont_positions.to(device), use_cache=True, **{CACHE_ARG: cache}).logits
+            rest_logp, rest_greedy = _token_scores(logits, targets.to(device))
+            logp, greedy = torch.cat([logp, rest_logp], 1), torch.cat([greedy, rest_greedy], 1)
+        for r, (m, (_, cont)) in enumerate(zip(members, part, strict=True)):
+            scores[m] = (float(logp[r, :len(cont)].double().sum()), bool(greedy[r, :len(cont)].all()))
+    grouped: list[list[tuple[float, bool]]] = [[] for _ in groups]
+    for m, (g, _) in enumerate(rows):
+        grouped[g].append(scores[m])
+    return grouped
 
 
 def _shared_context_lm(hflm_class):
@@ -61,9 +110,12 @@ def _shared_context_lm(hflm_class):
                 else:
                     groups.setdefault(tuple(context), []).append(i)
             results: list[tuple[float, bool] | None] = [None] * len(requests)
-            for context, members in groups.items():
-                scored = score_continuations(self.model, list(context), [requests[i][2] for i in members])
-                for i, answer in zip(members, scored, strict=True):
+            contexts = list(groups)
+            batch = self.batch_size if isinstance(self.batch_size, int) else 16  # 16 where lm-eval says "auto"
+            scored = score_contexts(self.model, [(list(c), [requests[i][2] for i in groups[c]]) for c in contexts],
+                                    batch)
+            for context, answers in zip(contexts, scored, strict=True):
+                for i, answer in zip(groups[context], answers, strict=True):
                     results[i] = answer
                     if requests[i][0] is not None:
                         self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)

@@ -47,7 +47,7 @@ def test_shared_context_loglikelihoods_equal_lm_eval(tiny_model, tokenizer):
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
     requests = []
-    for i in range(5):
+    for i in [0, 7, 12, 3456, 1000000]:  # contexts of different lengths: batched contexts are left padded
         context = f"Question: What comes after {i}?\nAnswer:"
         for choice in [" " + str(i + 1), " blue", " a small brown dog", "!"]:
             requests.append(((context, choice), encode(context), encode(choice)))
