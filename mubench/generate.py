@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from transformers import StaticCache
 
+from mubench.batching import length_batches
 from mubench.io import stable_json_hash
 from mubench.kv import CACHE_ARG, PrefixCache, common_prefix_length, returned_cache
 from mubench.progress import track
@@ -186,13 +187,16 @@ def _batch_cache(model, rows: list[_Row], head: int, length: int) -> StaticCache
 
 
 def _run_batch(model, tokenizer, rows: list[_Row], params: DecodeParams) -> list[str]:
-    """Prefill ``rows`` (one call per shared prefix) and decode them together."""
+    """Prefill ``rows`` (per shared prefix, in as few calls as padding allows) and decode them together."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     groups: dict[int, list[_Row]] = {}
     for row in rows:
         groups.setdefault(id(row.prefix), []).append(row)
     for group in groups.values():
-        _prefill(model, sorted(group, key=lambda r: len(r.ids)), pad)
+        # a set's rows may still differ much in length (MMLU retain questions: 50-400 tokens): cut where
+        # padding would cost more than another forward call
+        for part in length_batches([len(r.ids) for r in group], len(group)):
+            _prefill(model, [group[i] for i in part], pad)
     try:
         return _decode_rows(model, tokenizer, rows, params)
     finally:
