@@ -153,10 +153,9 @@ class Gcg(Attack):
         total = 0.0
         for b in behaviours:
             embeds = torch.cat([embed(b.before), suffix_embeds, embed(b.after), embed(b.target)])[None]
-            logits = model(inputs_embeds=embeds).logits[0]
-            start = len(b.before) + len(suffix) + len(b.after)
-            total = total + torch.nn.functional.cross_entropy(
-                logits[start - 1:start - 1 + len(b.target)].float(), b.target)
+            # only the logits that predict the target (the LM head is a vocabulary-wide matmul per position)
+            logits = model(inputs_embeds=embeds, logits_to_keep=len(b.target) + 1).logits[0]
+            total = total + torch.nn.functional.cross_entropy(logits[:len(b.target)].float(), b.target)
         (total / len(behaviours)).backward()
         grad = one_hot.grad.detach()
         return grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -175,9 +174,9 @@ class Gcg(Attack):
                     chunk = candidates[s:s + self.p.eval_batch]
                     n = len(chunk)
                     ids = torch.cat([chunk, b.after.expand(n, -1), b.target.expand(n, -1)], dim=1)
-                    logits = model(input_ids=ids, use_cache=True, **{CACHE_ARG: b.prefix.expand(n)}).logits
-                    start = chunk.shape[1] + len(b.after)
-                    pred = logits[:, start - 1:start - 1 + len(b.target)].float()
+                    logits = model(input_ids=ids, use_cache=True, logits_to_keep=len(b.target) + 1,
+                                   **{CACHE_ARG: b.prefix.expand(n)}).logits
+                    pred = logits[:, :len(b.target)].float()  # the positions that predict the target
                     target = b.target.expand(n, -1)
                     ce = torch.nn.functional.cross_entropy(pred.transpose(1, 2), target, reduction="none").mean(1)
                     losses[s:s + n] += ce / len(behaviours)
