@@ -105,9 +105,11 @@ def _prefill(model, rows: list[_Row], pad: int) -> None:
     p = rows[0].prefix_len
     parts = [row.ids[p:-1] for row in rows]
     width = max(len(part) for part in parts)
-    if not width:
+    if not width:  # every row is the prefix plus its last token (repeated prompts): nothing to run
+        prefix = rows[0].prefix
+        empty = [(k[0, :, :0], v[0, :, :0]) for k, v in prefix.layers] if prefix is not None else []
         for row in rows:
-            row.suffix = []
+            row.suffix = empty
         return
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
     mask = torch.zeros((len(rows), p + width), dtype=torch.long)

@@ -83,3 +83,12 @@ def test_pooled_sets_with_different_prefixes_equal_single_runs(tiny_model, token
     for name, prompts in sets.items():
         single = [generate(tiny_model, tokenizer, [p], params, batch_size=1)[0] for p in prompts]
         assert pooled[name] == single, name
+
+
+def test_repeated_prompts_sharing_all_but_the_last_token(tiny_model, tokenizer):
+    """A set of identical prompts: the shared prefix is all but the last token, so nothing is left to prefill."""
+    prompt = "You are a careful assistant. Read the request below and answer it politely. Request: hi"
+    params = DecodeParams(max_new_tokens=6)
+    repeated = generate(tiny_model, tokenizer, [prompt, prompt], params, batch_size=4)
+    alone = generate(tiny_model, tokenizer, [prompt], params, batch_size=1)[0]
+    assert repeated == [alone, alone]
