@@ -132,13 +132,12 @@ def _prefill(model, rows: list[_Row], pad: int) -> None:
 
 
 @torch.inference_mode()
-def _decode_rows(model, tokenizer, rows: list[_Row], params: DecodeParams) -> list[str]:
+def _decode_rows(model, tokenizer, rows: list[_Row], params: DecodeParams, pad: int) -> list[str]:
     """Greedy-decode a batch of prefilled rows (they may come from different prompt sets).
 
     Each row's cached keys/values ([prefix][rest]) sit right-aligned in a preallocated cache (zeros under
     padding) and its last token starts decoding; the attention mask hides the padding and positions follow the
     mask, so each row is decoded exactly as if it were alone."""
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     head = max(row.cached_len for row in rows)
     input_ids = torch.full((len(rows), head + 1), pad, dtype=torch.long)
     mask = torch.zeros_like(input_ids)
@@ -200,7 +199,7 @@ def _run_batch(model, tokenizer, rows: list[_Row], params: DecodeParams) -> list
         for part in length_batches([len(r.ids) for r in group], len(group)):
             _prefill(model, [group[i] for i in part], pad)
     try:
-        return _decode_rows(model, tokenizer, rows, params)
+        return _decode_rows(model, tokenizer, rows, params, pad)
     finally:
         for row in rows:
             row.suffix = None  # free the batch's keys/values

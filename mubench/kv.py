@@ -1,7 +1,7 @@
 """Shared-prefix KV caches: compute a prompt prefix once, reuse it for every row that starts with it.
 
-Used by generation (an attack template's text before the request is the same for every seed prompt), by
-utility scoring (one question's context, several answer choices) and by GCG (the prompt before the suffix).
+Used by generation (an attack template's text before the request is the same for every seed prompt) and by
+GCG (the prompt before the suffix); ``returned_cache`` also serves utility scoring's batched contexts.
 """
 
 from __future__ import annotations
@@ -50,8 +50,6 @@ class PrefixCache:
         cache = returned_cache(out)
         self.layers = [(layer.keys, layer.values) for layer in cache.layers]
         self.length = int(prefix_ids.shape[0])
-        # logits after the last prefix token: the prediction of the first token that follows it
-        self.last_logits = out.logits[0, -1]
 
     def expand(self, batch: int) -> DynamicCache:
         """A fresh cache holding the prefix for ``batch`` rows (views, no copy; appends do not touch it)."""
