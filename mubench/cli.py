@@ -31,18 +31,37 @@ def _fail(message: str, code: int) -> None:
 
 
 def stage(func):
-    """Turn known failures into one readable line and a non-zero exit (2 for config problems)."""
+    """Turn known failures into one readable line and a non-zero exit (2 for config and name problems)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from mubench.registry import UnknownNameError
+
         try:
             return func(*args, **kwargs)
-        except ConfigError as exc:
+        except (ConfigError, UnknownNameError) as exc:
             _fail(str(exc), 2)
-        except (FileNotFoundError, RuntimeError, ValueError, KeyError) as exc:
+        except OSError as exc:
+            _fail(_os_error(exc), 1)
+        except (RuntimeError, ValueError, KeyError) as exc:
             _fail(str(exc), 1)
 
     return wrapper
+
+
+def _os_error(exc: OSError) -> str:
+    """``path: no such file or directory`` rather than ``[Errno 2] ...: 'path'``."""
+    if exc.filename is None or exc.strerror is None:
+        return str(exc)
+    hint = "; run the stage that makes it first (`dvc repro`)" if isinstance(exc, FileNotFoundError) else ""
+    return f"{exc.filename}: {exc.strerror.lower()}{hint}"
+
+
+def _member(name: str, allowed: list[str], key: str) -> str:
+    """``name`` if this run's params list it under ``key``; else a ConfigError (exit 2) listing them."""
+    if name not in allowed:
+        raise ConfigError(f"'{name}' is not in {key} of this run; allowed: {', '.join(allowed) or '(none)'}")
+    return name
 
 
 def _params(path: Path) -> Params:
@@ -99,8 +118,7 @@ def model(name: Annotated[str, typer.Argument(help="model name from params.yaml 
           params: ParamsOpt = Path("params.yaml")) -> None:
     """Save the base checkpoint (fp32 safetensors) and generate its forget/retain corpus."""
     p = _params(params)
-    if name not in p.model_zoo:
-        raise ConfigError(f"model '{name}' is not in model_zoo; allowed: {', '.join(sorted(p.model_zoo))}")
+    _member(name, p.models, "models")
     from mubench.corpus import build_model
 
     build_model(p, name, BUILT, MODELS / name / "base", CORPUS / name, _cache())
@@ -117,6 +135,7 @@ def attack(name: Annotated[str, typer.Argument(help="a template attack from para
     from mubench.progress import log
 
     ATTACKS.get(name)
+    _member(name, p.attacks.template, "attacks.template")
     n = run_attack(p, name, BUILT / "harmful.jsonl", ATTACKS_DIR / name)
     log(f"[attack] {name}: {n} prompts")
 
@@ -133,6 +152,8 @@ def attack_model(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
     from mubench.progress import log
 
     ATTACKS.get(name)
+    _member(model_name, p.models, "models")
+    _member(name, p.attacks.model_based, "attacks.model_based")
     fit = run_model_attack(p, model_name, name, BUILT / "harmful.jsonl", MODELS / model_name / "base",
                            CORPUS / model_name, FITTED_DIR / model_name / name)
     log(f"[attack-model] {model_name}/{name}: " + ", ".join(
@@ -150,6 +171,8 @@ def unlearn(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
     from mubench.unlearn import run_unlearn
 
     METHODS.get(method)
+    _member(model_name, p.models, "models")
+    _member(method, p.methods, "methods")
     run_unlearn(p, model_name, method, MODELS / model_name / "base", CORPUS / model_name,
                 MODELS / model_name / method, RESULTS / model_name / method)
 
@@ -161,8 +184,8 @@ def evaluate(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
              params: ParamsOpt = Path("params.yaml")) -> None:
     """Generate, judge and score one variant; writes results/MODEL/VARIANT/metrics.json + samples."""
     p = _params(params)
-    if variant not in p.variants():
-        raise ConfigError(f"variant '{variant}' is not in this run; allowed: {', '.join(p.variants())}")
+    _member(model_name, p.models, "models")
+    _member(variant, p.variants(), "the variants (base + methods)")
     from mubench.evaluate import run_evaluate
 
     run_evaluate(p, model_name, variant, MODELS / model_name / variant, BUILT, ATTACKS_DIR, FITTED_DIR,
@@ -303,13 +326,15 @@ def judge_validate(judge: Annotated[str, typer.Option("--judge", help="judge nam
 @judge_app.command("labels")
 @stage
 def judge_labels(out_dir: Annotated[Path, typer.Argument(help="where to write the CSVs")] = JUDGE_LABELS) -> None:
-    """Export the human-labelled refusal sets of the pinned pyrit wheel as labels CSVs."""
-    from mubench.io import atomic_dir, write_json
+    """Export the human-labelled refusal sets of the pinned pyrit wheel as labels CSVs into OUT_DIR (created if
+    missing; only its three files are written, each atomically: nothing else in OUT_DIR is touched)."""
+    from mubench.io import write_json
     from mubench.judges.validate import export_pyrit_labels
 
-    with atomic_dir(out_dir) as tmp:
-        provenance = export_pyrit_labels(tmp)
-        write_json(tmp / "provenance.json", provenance)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir}: exists and is not a directory")
+    provenance = export_pyrit_labels(out_dir)
+    write_json(out_dir / "provenance.json", provenance)
     typer.echo(f"{out_dir}: {', '.join(provenance)}")
 
 
@@ -342,6 +367,12 @@ def judge_agreement(labels_dir: Annotated[Path, typer.Argument()] = JUDGE_LABELS
 @stage
 def profile(name: Annotated[str, typer.Argument(help="a file profiles/NAME.yaml")]) -> None:
     """Switch profile: validate profiles/NAME.yaml and make it the params.yaml the pipeline reads."""
+    from mubench.registry import check_slug
+
+    try:
+        check_slug(name, "profile")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     source = PROFILES / f"{name}.yaml"
     if not source.is_file():
         names = sorted(p.stem for p in PROFILES.glob("*.yaml"))

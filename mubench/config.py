@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mubench.registry import Registry
+from mubench.registry import Registry, check_slug
 
 
 class ConfigError(ValueError):
@@ -16,7 +16,11 @@ class ConfigError(ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# a name that becomes a folder (models/NAME/...): validated as one safe path component
+Slug = Annotated[str, AfterValidator(check_slug)]
 
 
 # ---------------------------------------------------------------- models
@@ -60,12 +64,17 @@ ModelSpec = Annotated[PypiGgufModel | HubModel | LocalModel | TinyRandomModel, F
 
 
 # ---------------------------------------------------------------- data
+Size = Annotated[int, Field(ge=1)] | Literal["all"]
+
+
 class Sizes(Strict):
-    harmful_per_dataset: int = Field(ge=1)
-    oversafety_per_dataset: int = Field(ge=1)
-    utility_per_task: int = Field(ge=1)
-    forget: int = Field(ge=1)
-    retain: int = Field(ge=1)
+    """Rows per split; more than a dataset (or pool) holds is an error at ``build``; ``all`` takes every row."""
+
+    harmful_per_dataset: Size
+    oversafety_per_dataset: Size
+    utility_per_task: Size
+    forget: Size
+    retain: Size
 
 
 class DataConfig(Strict):
@@ -150,8 +159,8 @@ class ReportConfig(Strict):
 class Params(Strict):
     seed: int = Field(ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    models: list[str] = Field(min_length=1)
-    model_zoo: dict[str, ModelSpec]
+    models: list[Slug] = Field(min_length=1)
+    model_zoo: dict[Slug, ModelSpec]
     datasets: list[str] = Field(min_length=1)
     data: DataConfig
     methods: list[str]
@@ -188,6 +197,11 @@ class Params(Strict):
                 if key == "utility" and DATASETS.get(name).extra.get("task") == "generate":
                     raise ValueError(f"data.utility: '{name}' is a generation task; the utility stage scores "
                                      "multiple choice only so far (remove it)")
+        harmful_n = self.data.sizes.harmful_per_dataset
+        if harmful_n != "all" and self.attacks.seed_per_dataset > harmful_n:
+            raise ValueError(f"attacks.seed_per_dataset = {self.attacks.seed_per_dataset}: the attack seeds are "
+                             f"drawn from the {harmful_n} harmful prompts per dataset "
+                             "(data.sizes.harmful_per_dataset); lower it")
         for key in ("forget_source", "retain_source"):
             name = getattr(self.data, key)
             if name not in self.datasets:
@@ -267,17 +281,46 @@ def _format_error(err: dict, prefix: str = "") -> str:
     return f"{loc} = {value!r}: {msg}"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (DVC rejects it too; PyYAML would
+    silently keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in one mapping (first on line {seen[key] + 1})",
+                    key_node.start_mark)
+            if isinstance(key, str):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file (UTF-8, duplicate keys refused); any problem is one ConfigError line naming file and line."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        if "appears twice" in problem:
+            raise ConfigError(f"{path}:{where} {problem}; keep one") from None
+        raise ConfigError(f"{path}:{where} is not valid YAML ({problem})") from None
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Parse and validate a params file; raise ConfigError with one line on any problem."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such params file (pass a path, e.g. `mubench check params.yaml`)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
     try:

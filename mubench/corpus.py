@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mubench.config import Params
 from mubench.generate import DecodeParams, GenerationCache, generate_sets
-from mubench.io import atomic_dir, read_jsonl, run_record, write_json, write_jsonl
+from mubench.io import atomic_dir, claim_outputs, read_jsonl, run_record, write_json, write_jsonl
 from mubench.judges import get_judge
 from mubench.models import load_checkpoint, materialize
 from mubench.progress import log
@@ -20,9 +20,10 @@ from mubench.runtime import compute_dtype, pick_device, seed_everything
 
 def build_model(params: Params, name: str, built_dir: Path, ckpt_dir: Path, corpus_dir: Path,
                 cache: GenerationCache | None) -> dict:
+    claim_outputs("mubench model", ckpt_dir, corpus_dir)
     seed_everything(params.seed)
     device = pick_device(params.device)
-    with atomic_dir(ckpt_dir) as tmp:
+    with atomic_dir(ckpt_dir, "mubench model") as tmp:
         meta = materialize(params.model_zoo[name], tmp, params.seed)
     log(f"[model] {name}: {meta['parameters']:,} parameters, hash {meta['model_hash']}")
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
@@ -37,15 +38,20 @@ def build_model(params: Params, name: str, built_dir: Path, ckpt_dir: Path, corp
         pairs[split] = [{**prompt, "response": response, "refused": verdict.refused}
                         for prompt, response, verdict in zip(rows, answers[split], verdicts, strict=True)]
     complied = [r for r in pairs["forget"] if not r["refused"] and r["response"]]
-    if not complied:
-        raise RuntimeError(f"{name}: the base model refused every forget prompt; nothing to unlearn "
-                           "(raise data.sizes.forget or use another forget source)")
     retain = [r for r in pairs["retain"] if r["response"]]
+    for split, kept, what in (("forget", complied, "complied with (answered, not refused)"),
+                              ("retain", retain, "answered (non-empty)")):
+        if not kept:
+            total = len(pairs[split])
+            why = (f"the base model {what} none of the {total} {split} prompts" if total
+                   else f"data/built/{split}_prompts.jsonl holds no prompts")
+            raise RuntimeError(f"{name}: {why}; nothing to {'unlearn' if split == 'forget' else 'retain'} "
+                               f"(check data.sizes.{split} and data.{split}_source)")
     summary = run_record(model=name, model_hash=meta["model_hash"], device=device, seed=params.seed,
                          judge=f"{judge.name}/{judge.version}", decode=decode.__dict__,
                          forget_prompts=len(pairs["forget"]), forget_pairs=len(complied),
                          retain_pairs=len(retain))
-    with atomic_dir(corpus_dir) as tmp:
+    with atomic_dir(corpus_dir, "mubench model") as tmp:
         write_jsonl(tmp / "forget.jsonl", complied)
         write_jsonl(tmp / "retain.jsonl", retain)
         write_jsonl(tmp / "forget_refused.jsonl", [r for r in pairs["forget"] if r["refused"]])

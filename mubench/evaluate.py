@@ -10,10 +10,10 @@ from pathlib import Path
 from mubench.attacks import get_attack
 from mubench.config import Params
 from mubench.generate import DecodeParams, GenerationCache, generate_sets
-from mubench.io import atomic_dir, read_jsonl, run_record, write_json, write_jsonl
+from mubench.io import atomic_dir, claim_outputs, read_jsonl, run_record, write_json, write_jsonl
 from mubench.judges import get_judge
 from mubench.metrics import rate_with_ci
-from mubench.models import checkpoint_meta, load_checkpoint
+from mubench.models import load_checkpoint, verified_meta
 from mubench.progress import log
 from mubench.runtime import compute_dtype, pick_device, seed_everything
 from mubench.utility import evaluate_utility
@@ -42,9 +42,10 @@ def attack_prompt_file(params: Params, attacks_dir: Path, fitted_dir: Path, mode
 
 def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, built_dir: Path,
                  attacks_dir: Path, fitted_dir: Path, out_dir: Path, cache: GenerationCache | None) -> dict:
+    claim_outputs("mubench evaluate", out_dir / "samples")
     seed_everything(params.seed)
     device = pick_device(params.device)
-    meta = checkpoint_meta(ckpt_dir)
+    meta = verified_meta(ckpt_dir)
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
     decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
     batch = params.generation.batch_size
@@ -73,7 +74,7 @@ def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, 
                                 device=device, seed=params.seed, decode=decode.__dict__,
                                 judges={"safety": f"{safety_judge.name}/{safety_judge.version}",
                                         "oversafety": f"{over_judge.name}/{over_judge.version}"})
-    with atomic_dir(out_dir / "samples") as tmp:
+    with atomic_dir(out_dir / "samples", "mubench evaluate") as tmp:
         write_jsonl(tmp / "safety.jsonl", safety_rows)
         write_jsonl(tmp / "oversafety.jsonl", over_rows)
         write_jsonl(tmp / "utility.jsonl", [

@@ -15,9 +15,9 @@ import torch
 from transformers import StaticCache
 
 from mubench.batching import length_batches
-from mubench.io import stable_json_hash
+from mubench.io import sha256_text, stable_json_hash
 from mubench.kv import CACHE_ARG, PrefixCache, common_prefix_length, returned_cache
-from mubench.progress import track
+from mubench.progress import log, track
 
 
 @dataclass(frozen=True)
@@ -40,27 +40,52 @@ def chat_text(tokenizer, prompt: str | list[dict[str, str]], system_prompt: str 
 
 
 class GenerationCache:
-    """A sqlite key -> response store (``MUBENCH_CACHE``/generations.sqlite by default)."""
+    """A sqlite key -> response store (``MUBENCH_CACHE``/generations.sqlite by default; ``MUBENCH_GEN_CACHE=0``
+    turns it off).
+
+    Each row carries the sha256 of its key and response; a row that fails it (edited or corrupted) is not a
+    result: it is dropped and generated again. The model hash in the key is verified against the weights when
+    the checkpoint is loaded (``models.verified_meta``)."""
+
+    TABLE = "responses"
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path)
-        self.db.execute("CREATE TABLE IF NOT EXISTS gen (key TEXT PRIMARY KEY, response TEXT NOT NULL)")
+        self.db.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} "
+                        "(key TEXT PRIMARY KEY, response TEXT NOT NULL, sha256 TEXT NOT NULL)")
+        self.rejected = 0  # rows that failed their checksum in this process
 
     @staticmethod
     def key(model_hash: str, text: str, params: DecodeParams) -> str:
         return stable_json_hash({"model": model_hash, "text": text, "params": asdict(params)})
 
+    @staticmethod
+    def checksum(key: str, response: str) -> str:
+        return sha256_text(f"{key}\n{response}")
+
     def get_many(self, keys: list[str]) -> dict[str, str]:
-        found = {}
+        """Responses found for ``keys``; rows whose checksum fails are deleted and left out."""
+        found, bad = {}, []
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(self.db.execute(f"SELECT key, response FROM gen WHERE key IN ({marks})", chunk))
+            for key, response, digest in self.db.execute(
+                    f"SELECT key, response, sha256 FROM {self.TABLE} WHERE key IN ({marks})", chunk):
+                if digest == self.checksum(key, response):
+                    found[key] = response
+                else:
+                    bad.append(key)
+        if bad:
+            self.rejected += len(bad)
+            self.db.executemany(f"DELETE FROM {self.TABLE} WHERE key = ?", [(k,) for k in bad])
+            self.db.commit()
+            log(f"[cache] {len(bad)} cached response(s) failed their checksum; generating them again")
         return found
 
     def put_many(self, items: dict[str, str]) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO gen VALUES (?, ?)", items.items())
+        self.db.executemany(f"INSERT OR REPLACE INTO {self.TABLE} VALUES (?, ?, ?)",
+                            [(k, v, self.checksum(k, v)) for k, v in items.items()])
         self.db.commit()
 
 

@@ -7,10 +7,10 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,30 +28,99 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+OWNER_FILE = ".mubench-output"
+# temporary siblings: ".NAME." + 8 characters of mkdtemp/mkstemp + ".tmp"
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+class UnsafeOutputError(RuntimeError):
+    """A stage was asked to replace something it does not own (a user's directory, the repository)."""
+
+
 def _tmp_sibling(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
 
 
+def sweep_leftovers(target: str | Path) -> list[Path]:
+    """Remove the temporary siblings of ``target`` that a killed write left behind; returns what went."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    swept = []
+    for entry in target.parent.iterdir():
+        match = _TMP_NAME.match(entry.name)
+        if match and match["name"] == target.name and not entry.is_symlink():
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            swept.append(entry)
+    return swept
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child != parent and parent in child.parents
+
+
+def check_replaceable(target: Path, owner: str) -> None:
+    """Raise UnsafeOutputError unless ``target`` may be (re)written by the stage ``owner``: not the working
+    directory or one above it, and either absent, empty, or marked as a previous output of the same stage
+    (its ``OWNER_FILE`` names ``owner``)."""
+    resolved, cwd = target.resolve(), Path.cwd().resolve()
+    if resolved == cwd or _inside(cwd, resolved):
+        raise UnsafeOutputError(f"{target}: is the working directory or holds it; refusing to replace it")
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise UnsafeOutputError(f"{target}: exists and is not a directory `{owner}` wrote; move or delete it "
+                                "yourself")
+    if not target.exists() or not any(target.iterdir()):
+        return
+    marker = target / OWNER_FILE
+    found = marker.read_text(encoding="utf-8", errors="replace").strip() if marker.is_file() else None
+    if found != owner:
+        what = f"an output of `{found}`" if found else f"no {OWNER_FILE} marker"
+        raise UnsafeOutputError(f"{target}: not a previous output of `{owner}` ({what}); refusing to replace it "
+                                "(move or delete it yourself)")
+
+
+def claim_outputs(owner: str, *paths: str | Path) -> None:
+    """At a stage's start: refuse before any work if an output directory is not the stage's to replace, and
+    sweep what a killed earlier run left beside it."""
+    for path in paths:
+        check_replaceable(Path(path), owner)
+        sweep_leftovers(path)
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling directory; on success it replaces ``path`` in one rename."""
+def atomic_dir(path: str | Path, owner: str) -> Iterator[Path]:
+    """Yield a temporary sibling directory; on success it replaces ``path`` in one rename.
+
+    ``owner`` names the stage (``mubench build``); the directory is marked with it, and an existing ``path``
+    is replaced only when it is empty or carries the same mark (never a user's directory, never the working
+    directory). Leftovers of a killed earlier write are swept first."""
     target = Path(path)
+    check_replaceable(target, owner)
+    sweep_leftovers(target)
     tmp = _tmp_sibling(target)
+    old = None
     try:
         yield tmp
+        (tmp / OWNER_FILE).write_text(owner + "\n", encoding="utf-8")
         if target.exists():
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
+            check_replaceable(target, owner)  # it may have appeared while the stage ran
+            old = _tmp_sibling(target)
+            os.replace(target, old / "previous")
         os.replace(tmp, target)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in (tmp, old):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write text to a temp file beside ``path``, then rename it into place."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir() and not target.is_symlink():
+        raise UnsafeOutputError(f"{target}: is a directory; refusing to replace it with a file")
+    sweep_leftovers(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -70,8 +139,20 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, dumps_json(obj))
 
 
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A JSON file; a syntax error names the file and its line."""
+    path = Path(path)
+    try:
+        return json.loads(_text(path))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -80,8 +161,20 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """One JSON object per line (blank lines skipped); an error names the file and the line."""
+    path = Path(path)
+    rows = []
+    for number, line in enumerate(_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: line {number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+    return rows
 
 
 def package_versions() -> dict[str, str]:
@@ -102,10 +195,6 @@ def run_record(**extra: Any) -> dict[str, Any]:
     """Provenance block written beside artifacts: versions and platform, plus stage fields (no clock time,
     so two runs give identical files)."""
     return {"versions": package_versions(), "platform": platform.machine(), **extra}
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def stable_json_hash(obj: Any) -> str:

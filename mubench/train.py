@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -56,6 +57,27 @@ def batch_stream(examples: list[dict], batch_size: int, pad_id: int, seed: int) 
             if len(chunk) < batch_size and len(order) >= batch_size:
                 break  # keep batch sizes constant: drop the ragged tail of each epoch
             yield collate([examples[i] for i in chunk], pad_id)
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced a NaN/inf loss or weight: the stage stops and saves nothing."""
+
+
+def _terms_text(terms: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.6g}" for k, v in terms.items())
+
+
+def check_finite_terms(method: str, step: int, terms: dict[str, float]) -> None:
+    """Raise NonFiniteError naming the step and every loss term when any term is NaN or infinite."""
+    if not all(math.isfinite(v) for v in terms.values()):
+        raise NonFiniteError(f"unlearn {method}: step {step}: non-finite loss ({_terms_text(terms)}); lower lr or "
+                             "check the method's weights; nothing was saved")
+
+
+def all_finite(tensors) -> bool:
+    """Whether every element of every tensor is finite (one device sync)."""
+    checks = [torch.isfinite(t).all() for t in tensors]
+    return bool(torch.stack(checks).all()) if checks else True
 
 
 @dataclass
@@ -130,12 +152,18 @@ def unlearn(
             batches = {k: {n: t.to(accelerator.device) for n, t in b.items()} for k, b in drawn.items()}
             with accelerator.accumulate(model), accelerator.autocast():
                 loss, logs = method.loss(model, ref, batches, params)
+                terms = {"loss": loss.item(), **logs}
+                check_finite_terms(method.name, step + 1, terms)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(trainable, params.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad()
-            for key, value in {"loss": loss.item(), **logs}.items():
+                if accelerator.sync_gradients and not all_finite(trainable):
+                    raise NonFiniteError(f"unlearn {method.name}: step {step + 1}: the weights became non-finite "
+                                         f"after the optimizer step ({_terms_text(terms)}); lower lr; nothing "
+                                         "was saved")
+            for key, value in terms.items():
                 logs_acc[key] = logs_acc.get(key, 0.0) + value / params.grad_accum
         result.history.append({"step": step + 1, **logs_acc})
     # drop accelerate's autocast forward wrapper too: the returned model must run in its own dtype
@@ -143,6 +171,9 @@ def unlearn(
     if params.lora is not None and params.lora.save == "merged":
         model = model.merge_and_unload()
     method.finalize(model, ref, params)
+    if not all_finite(model.parameters()):
+        raise NonFiniteError(f"unlearn {method.name}: the weights are non-finite after the method's final edit; "
+                             "nothing was saved")
     result.wall_time_s = time.perf_counter() - start
     result.steps = params.steps
     model.eval()

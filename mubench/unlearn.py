@@ -7,9 +7,9 @@ import io
 from pathlib import Path
 
 from mubench.config import Params
-from mubench.io import atomic_dir, atomic_write_text, read_jsonl, run_record, write_json
+from mubench.io import atomic_dir, atomic_write_text, claim_outputs, read_jsonl, run_record, write_json
 from mubench.methods import METHODS
-from mubench.models import checkpoint_meta, load_checkpoint, save_checkpoint
+from mubench.models import load_checkpoint, save_checkpoint, verified_meta
 from mubench.progress import log
 from mubench.runtime import pick_device, seed_everything
 from mubench.train import unlearn
@@ -19,6 +19,7 @@ def run_unlearn(params: Params, model_name: str, method_name: str, base_dir: Pat
                 out_dir: Path, curve_dir: Path) -> dict:
     """Unlearn into ``out_dir`` (a byte-identical checkpoint for identical inputs); the loss curve and the
     wall time go to ``curve_dir`` (loss.csv, train.json), which DVC tracks as plot and metrics."""
+    claim_outputs("mubench unlearn", out_dir)
     seed_everything(params.seed)
     device = pick_device(params.device)
     method = METHODS.get(method_name)()
@@ -29,7 +30,7 @@ def run_unlearn(params: Params, model_name: str, method_name: str, base_dir: Pat
     retain = read_jsonl(corpus_dir / "retain.jsonl")
     result = unlearn(method, hparams, model, tokenizer, forget, retain, params.seed, device,
                      params.generation.system_prompt)
-    base_meta = checkpoint_meta(base_dir)
+    base_meta = verified_meta(base_dir)
     meta = run_record(variant=method_name, model=model_name, method=method_name,
                       hyperparameters=hparams.model_dump(), base_model_hash=base_meta["model_hash"],
                       steps=result.steps, device=device,
@@ -37,13 +38,11 @@ def run_unlearn(params: Params, model_name: str, method_name: str, base_dir: Pat
     if hparams.lora is not None and hparams.lora.save == "adapter":
         # only the LoRA weights are saved; loading applies them to this base after checking its hash
         meta.update(adapter=True, base_dir=base_dir.as_posix())
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, "mubench unlearn") as tmp:
         saved = save_checkpoint(result.model, tokenizer, tmp, meta)
-    # clock time lives outside the checkpoint, so an unchanged re-run leaves the checkpoint (and so every
-    # evaluation downstream) untouched
     atomic_write_text(curve_dir / "loss.csv", _history_csv(result.history))
-    write_json(curve_dir / "train.json", {"wall_time_s": round(result.wall_time_s, 1), "steps": result.steps,
-                                          "final": result.history[-1], "device": device})
+    # no wall time here: train.json is in dvc.lock, which a fresh clone must reproduce byte for byte
+    write_json(curve_dir / "train.json", {"steps": result.steps, "final": result.history[-1], "device": device})
     log(f"[unlearn] {model_name}/{method_name}: {result.steps} steps in {result.wall_time_s:.1f}s; "
         f"final loss {result.history[-1]['loss']:.4f}")
     return saved

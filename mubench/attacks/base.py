@@ -27,7 +27,7 @@ Prompt = str | list[dict[str, str]]
 
 
 class AttackParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 @dataclass

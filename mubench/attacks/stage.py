@@ -17,7 +17,9 @@ from pathlib import Path
 from mubench.attacks import get_attack
 from mubench.attacks.base import Attack, FitContext
 from mubench.config import Params
-from mubench.io import atomic_dir, read_jsonl, run_record, stable_json_hash, write_json, write_jsonl
+from mubench.io import atomic_dir, claim_outputs, read_jsonl, run_record, stable_json_hash, write_json, write_jsonl
+
+ATTACK_OWNER, MODEL_ATTACK_OWNER = "mubench attack", "mubench attack-model"
 
 
 def attack_seeds(harmful: list[dict], per_dataset: int, seed: int) -> list[dict]:
@@ -27,10 +29,14 @@ def attack_seeds(harmful: list[dict], per_dataset: int, seed: int) -> list[dict]
     by_dataset: dict[str, list[dict]] = defaultdict(list)
     for row in harmful:
         by_dataset[row["dataset"]].append(row)
+    for name, rows in sorted(by_dataset.items()):
+        if per_dataset > len(rows):
+            raise ValueError(f"attacks.seed_per_dataset = {per_dataset}, but the built harmful set holds only "
+                             f"{len(rows)} prompts of {name}; lower it (or raise data.sizes.harmful_per_dataset)")
     return [r for name in sorted(by_dataset) for r in stratified_sample(by_dataset[name], per_dataset, seed)]
 
 
-def _write(attack: Attack, seeds: list[dict], out_dir: Path, fit: dict | None = None) -> int:
+def _write(attack: Attack, seeds: list[dict], out_dir: Path, owner: str, fit: dict | None = None) -> int:
     params = attack.params()
     params_hash = stable_json_hash(params)[:16]
     rows = [{"id": r["id"], "dataset": r["dataset"], "goal": r["prompt"], "prompt": attack.apply(r["prompt"]),
@@ -40,7 +46,7 @@ def _write(attack: Attack, seeds: list[dict], out_dir: Path, fit: dict | None = 
               "params_sha256": params_hash, "seeds": [r["id"] for r in seeds]}
     if fit is not None:
         record["fit"] = fit
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, owner) as tmp:
         write_jsonl(tmp / "prompts.jsonl", rows)
         write_json(tmp / "attack.json", record)
     return len(rows)
@@ -50,18 +56,20 @@ def run_attack(params: Params, name: str, harmful_file: Path, out_dir: Path) -> 
     attack = get_attack(name, params.attacks.options(name))
     if attack.needs_model:
         raise ValueError(f"attack '{name}' is model-based; run `mubench attack-model MODEL {name}`")
+    claim_outputs(ATTACK_OWNER, out_dir)
     seeds = attack_seeds(read_jsonl(harmful_file), params.attacks.seed_per_dataset, params.seed)
-    return _write(attack, seeds, out_dir)
+    return _write(attack, seeds, out_dir, ATTACK_OWNER)
 
 
 def run_model_attack(params: Params, model_name: str, name: str, harmful_file: Path, ckpt_dir: Path,
                      corpus_dir: Path, out_dir: Path) -> dict:
-    from mubench.models import checkpoint_meta, load_checkpoint
+    from mubench.models import load_checkpoint, verified_meta
     from mubench.runtime import pick_device, seed_everything
 
     attack = get_attack(name, params.attacks.options(name))
     if not attack.needs_model:
         raise ValueError(f"attack '{name}' is a template attack; run `mubench attack {name}`")
+    claim_outputs(MODEL_ATTACK_OWNER, out_dir)
     seed_everything(params.seed)
     device = pick_device(params.device)
     # fp32 even on the GPU: token gradients and candidate losses are compared at the 1e-3 level
@@ -71,6 +79,6 @@ def run_model_attack(params: Params, model_name: str, name: str, harmful_file: P
                      forget=read_jsonl(corpus_dir / "forget.jsonl"), seed=params.seed,
                      system_prompt=params.generation.system_prompt)
     fit = attack.fit(ctx)
-    fit["run"] = run_record(model=model_name, model_hash=checkpoint_meta(ckpt_dir)["model_hash"], device=device)
-    _write(attack, seeds, out_dir, fit)
+    fit["run"] = run_record(model=model_name, model_hash=verified_meta(ckpt_dir)["model_hash"], device=device)
+    _write(attack, seeds, out_dir, MODEL_ATTACK_OWNER, fit)
     return fit

@@ -13,8 +13,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from mubench.config import Params
-from mubench.io import atomic_dir, read_json, write_json, write_jsonl
+from mubench.io import atomic_dir, claim_outputs, read_json, write_json, write_jsonl
 
+OWNER = "mubench build"
 _PUNCT = re.compile(r"[^\w\s]")
 _SPACE = re.compile(r"\s+")
 
@@ -46,32 +47,53 @@ def stratified_sample(rows: list[dict], n: int, seed: int) -> list[dict]:
 
 
 def load_rows(raw_root: Path, name: str) -> list[dict]:
-    from mubench.data.fetch import read_fetched
+    """A fetched dataset's records, after re-hashing its files against its provenance.json."""
+    from mubench.data.fetch import read_fetched, verify
 
+    problems = verify(name, raw_root)
+    if problems:
+        raise ValueError(f"{problems[0]} (data/raw changed since it was fetched; re-run `mubench fetch {name}`)")
     return read_fetched(name, raw_root)
+
+
+def sized_sample(rows: list[dict], size: int | str, seed: int, key: str, what: str) -> list[dict]:
+    """``stratified_sample`` of ``size`` rows (``all``: every row); asking for more rows than ``what`` holds is
+    an error naming the params key ``key``."""
+    if size == "all":
+        return stratified_sample(rows, len(rows), seed)
+    if size > len(rows):
+        raise ValueError(f"data.sizes.{key} = {size}, but {what} has only {len(rows)} rows; lower it or set it "
+                         "to `all`")
+    return stratified_sample(rows, size, seed)
 
 
 def build(params: Params, raw_root: Path, out_dir: Path) -> dict:
     """Write every split; returns the build summary (also written as build.json)."""
+    claim_outputs(OWNER, out_dir)
     seed, sizes, data = params.seed, params.data.sizes, params.data
     rows = {name: load_rows(raw_root, name) for name in params.datasets}
     harmful = [r for name in data.harmful
-               for r in stratified_sample(rows[name], sizes.harmful_per_dataset, seed)]
+               for r in sized_sample(rows[name], sizes.harmful_per_dataset, seed, "harmful_per_dataset", name)]
     # over-safety is measured on safe prompts only (XSTest's unsafe contrast prompts are left out)
     oversafety = [r for name in data.oversafety
-                  for r in stratified_sample([x for x in rows[name] if not x["meta"].get("contrast")],
-                                             sizes.oversafety_per_dataset, seed)]
-    utility = {name: stratified_sample(rows[name], sizes.utility_per_task, seed) for name in data.utility}
+                  for r in sized_sample([x for x in rows[name] if not x["meta"].get("contrast")],
+                                        sizes.oversafety_per_dataset, seed, "oversafety_per_dataset",
+                                        f"{name} (its safe prompts)")]
+    utility = {name: sized_sample(rows[name], sizes.utility_per_task, seed, "utility_per_task", name)
+               for name in data.utility}
     eval_texts = {normalize(r["prompt"]) for r in harmful + oversafety}
     eval_texts |= {normalize(r["prompt"]) for split in utility.values() for r in split}
 
     def pool(name: str) -> list[dict]:
         return [r for r in rows[name] if normalize(r["prompt"]) not in eval_texts]
 
-    forget = stratified_sample(pool(data.forget_source), sizes.forget, seed + 1)
+    forget = sized_sample(pool(data.forget_source), sizes.forget, seed + 1, "forget",
+                          f"the forget pool ({data.forget_source} minus the evaluation prompts)")
     retain_pool = [r for r in pool(data.retain_source)
                    if normalize(r["prompt"]) not in {normalize(f["prompt"]) for f in forget}]
-    retain = [as_instruction(r) for r in stratified_sample(retain_pool, sizes.retain, seed + 2)]
+    retain = [as_instruction(r) for r in sized_sample(
+        retain_pool, sizes.retain, seed + 2, "retain",
+        f"the retain pool ({data.retain_source} minus the evaluation and forget prompts)")]
     check_disjoint(harmful + oversafety + [r for s in utility.values() for r in s], forget + retain)
 
     summary = {
@@ -85,7 +107,7 @@ def build(params: Params, raw_root: Path, out_dir: Path) -> dict:
         },
         "provenance": {name: _provenance_summary(raw_root / name) for name in params.datasets},
     }
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, OWNER) as tmp:
         write_jsonl(tmp / "harmful.jsonl", harmful)
         write_jsonl(tmp / "oversafety.jsonl", oversafety)
         for name, split in utility.items():

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from mubench.data import DATASETS
 from mubench.data.catalog import DatasetSpec, HubSource, MirrorSource, PypiSource, UrlSource
-from mubench.io import atomic_dir, read_json, sha256_file, utc_now, write_json
+from mubench.io import atomic_dir, claim_outputs, read_json, sha256_file, write_json
 
 MIRROR_ENV = "MUBENCH_MIRROR"
+OWNER = "mubench fetch"
 
 
 class ChecksumError(RuntimeError):
@@ -187,6 +188,7 @@ def fetch_dataset(spec: DatasetSpec, out_dir: Path, log=print, mirror: str | Pat
     """Try the candidate sources in order; write files + provenance.json atomically; raise FetchError if
     all fail. A checksum mismatch stops at once (a pinned file changed: never fall back silently)."""
     root = mirror_root(mirror)
+    claim_outputs(OWNER, out_dir)
     failures = []
     order = candidates(spec, kinds, root)
     if not order:
@@ -196,7 +198,7 @@ def fetch_dataset(spec: DatasetSpec, out_dir: Path, log=print, mirror: str | Pat
     for index in order:
         source = spec.sources[index]
         try:
-            with atomic_dir(out_dir) as tmp:
+            with atomic_dir(out_dir, OWNER) as tmp:
                 details = FETCHERS[source.kind](source, tmp, root)
                 rows = spec.parser_for(index)(tmp)
                 provenance = {
@@ -206,7 +208,6 @@ def fetch_dataset(spec: DatasetSpec, out_dir: Path, log=print, mirror: str | Pat
                     "citation": spec.citation,
                     "source": {**details, "index": index, "describe": source.describe()},
                     "rows": len(rows),
-                    "fetched_at": utc_now(),
                 }
                 write_json(tmp / "provenance.json", provenance)
             return provenance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,39 +13,43 @@ from mubench.data.catalog import MalformedDataError
 
 
 def read_csv(path: Path, columns: set[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) for each data row; the header must hold ``columns``."""
-    if not path.is_file():
-        raise MalformedDataError(path, "-", "file is missing")
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = columns - set(reader.fieldnames or [])
-        if missing:
-            raise MalformedDataError(path, "header", f"missing columns {sorted(missing)}")
-        for row in reader:
-            yield reader.line_num, row
+    """(line number, row) for each data row; the header must hold ``columns`` (UTF-8, a BOM allowed)."""
+    # newlines are kept as they are (csv's own rule for quoted fields), as open(newline="") would
+    reader = csv.DictReader(io.StringIO(_utf8(path, raw_newlines=True), newline=""))
+    missing = columns - set(reader.fieldnames or [])
+    if missing:
+        raise MalformedDataError(path, "header", f"missing columns {sorted(missing)}")
+    for row in reader:
+        yield reader.line_num, row
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    if not path.is_file():
-        raise MalformedDataError(path, "-", "file is missing")
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MalformedDataError(path, line_no, f"invalid JSON: {exc.msg}") from exc
-            if not isinstance(item, dict):
-                raise MalformedDataError(path, line_no, "expected a JSON object")
-            yield line_no, item
-
-
-def read_json_list(path: Path) -> list[Any]:
+def _utf8(path: Path, raw_newlines: bool = False) -> str:
+    """The file's text (UTF-8, a BOM dropped); newlines universal unless ``raw_newlines``."""
     if not path.is_file():
         raise MalformedDataError(path, "-", "file is missing")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8-sig")
+        return text if raw_newlines else text.replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
+        raise MalformedDataError(path, "-", f"not UTF-8 text (byte {exc.start})") from None
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    for line_no, line in enumerate(_utf8(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MalformedDataError(path, line_no, f"invalid JSON: {exc.msg}") from exc
+        if not isinstance(item, dict):
+            raise MalformedDataError(path, line_no, "expected a JSON object")
+        yield line_no, item
+
+
+def read_json_list(path: Path) -> list[Any]:
+    try:
+        data = json.loads(_utf8(path))
     except json.JSONDecodeError as exc:
         raise MalformedDataError(path, exc.lineno, f"invalid JSON: {exc.msg}") from exc
     if not isinstance(data, list):

@@ -32,7 +32,7 @@ class Verdict:
 
 
 class JudgeParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Judge:

@@ -26,19 +26,23 @@ PYRIT_LABEL_FILES = {
 
 
 def read_labels(path: Path) -> list[dict]:
-    """Rows of a labels CSV; one-line errors for a missing column or a label that is not 0/1."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"prompt", "completion", "label"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}; "
-                             "expected prompt, completion, label")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            label = str(row["label"]).strip()
-            if label not in {"0", "1"}:
-                raise ValueError(f"{path}: line {line}: label {label!r} is not 0 or 1 (1 = refusal)")
-            rows.append({"prompt": row["prompt"], "completion": row["completion"], "label": int(label)})
+    """Rows of a labels CSV (UTF-8, a BOM allowed); one-line errors for text that is not UTF-8, a missing
+    column or a label that is not 0/1."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = {"prompt", "completion", "label"} - set(reader.fieldnames or [])
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}; "
+                         "expected a header row prompt, completion, label")
+    rows = []
+    for row in reader:
+        label = str(row["label"]).strip()
+        if label not in {"0", "1"}:
+            raise ValueError(f"{path}: line {reader.line_num}: label {label!r} is not 0 or 1 (1 = refusal)")
+        rows.append({"prompt": row["prompt"], "completion": row["completion"], "label": int(label)})
     if not rows:
         raise ValueError(f"{path}: no labelled rows")
     return rows
@@ -66,14 +70,15 @@ def validate(judge: Judge, rows: list[dict]) -> dict:
 
 
 def export_pyrit_labels(out_dir: Path) -> dict[str, dict]:
-    """Write pyrit's human-labelled refusal sets as labels CSVs into ``out_dir``; returns their provenance."""
+    """Write pyrit's human-labelled refusal sets as labels CSVs into ``out_dir``; returns their provenance.
+
+    Both sets are read and verified before the first file is written; each file is written atomically."""
     from mubench.data.fetch import ChecksumError, cache_dir, download_wheel
     from mubench.io import atomic_write_text
 
     wheel = download_wheel(PYRIT_REQUIREMENT, PYRIT_WHEEL_SHA256,
                            cache_dir() / "wheels" / PYRIT_REQUIREMENT.replace("==", "-"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    provenance = {}
+    provenance, texts = {}, {}
     with zipfile.ZipFile(wheel) as archive:
         for name, expected in PYRIT_LABEL_FILES.items():
             member = f"{PYRIT_LABEL_DIR}/{name}"
@@ -90,7 +95,10 @@ def export_pyrit_labels(out_dir: Path) -> dict[str, dict]:
                 if score not in {"0", "1"}:
                     raise ValueError(f"{member}: row {line}: human_score {score!r} is not 0 or 1")
                 writer.writerow([row["objective"], row["assistant_response"], score])
-            atomic_write_text(out_dir / name, buffer.getvalue())
+            texts[name] = buffer.getvalue()
             provenance[name] = {"source": f"pypi:{PYRIT_REQUIREMENT}", "path_in_wheel": member,
                                 "sha256": actual}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        atomic_write_text(out_dir / name, text)
     return provenance

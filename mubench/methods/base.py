@@ -30,7 +30,7 @@ LLAMA_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 class LoraParams(BaseModel):
     """LoRA (PEFT) instead of full fine-tuning; saved merged into the weights or as an adapter."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     r: int = Field(8, ge=1)
     alpha: float = Field(16.0, gt=0)
@@ -41,9 +41,9 @@ class LoraParams(BaseModel):
 
 
 class TrainParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    lr: float = Field(1e-5, gt=0)
+    lr: float = Field(1e-5, gt=0, le=1.0, description="above 1 no Adam step is meaningful")
     steps: int = Field(20, ge=1)
     batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1)
