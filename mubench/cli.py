@@ -71,8 +71,8 @@ def _params(path: Path) -> Params:
 def _cache():
     if os.environ.get("MUBENCH_GEN_CACHE", "1") == "0":
         return None
-    from mubench.data.fetch import cache_dir
     from mubench.generate import GenerationCache
+    from mubench.pins import cache_dir
 
     return GenerationCache(cache_dir() / "generations.sqlite")
 
@@ -105,7 +105,7 @@ def fetch(name: Annotated[str, typer.Argument(help="dataset name (see params.yam
 @stage
 def build(params: ParamsOpt = Path("params.yaml")) -> None:
     """Build evaluation, forget and retain splits (seeded, stratified, leak-checked) into data/built."""
-    from mubench.data.build import build as do_build
+    from mubench.build import build as do_build
     from mubench.progress import log
 
     summary = do_build(_params(params), RAW, BUILT)
@@ -130,8 +130,8 @@ def attack(name: Annotated[str, typer.Argument(help="a template attack from para
            params: ParamsOpt = Path("params.yaml")) -> None:
     """Apply one template attack to the attack seed prompts (data/attacks/NAME/)."""
     p = _params(params)
+    from mubench.attack_stage import run_attack
     from mubench.attacks import ATTACKS
-    from mubench.attacks.stage import run_attack
     from mubench.progress import log
 
     ATTACKS.get(name)
@@ -147,8 +147,8 @@ def attack_model(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
                  params: ParamsOpt = Path("params.yaml")) -> None:
     """Fit a model-based attack (ica, gcg) on MODEL's base checkpoint; write data/attacks_fitted/MODEL/NAME/."""
     p = _params(params)
+    from mubench.attack_stage import run_model_attack
     from mubench.attacks import ATTACKS
-    from mubench.attacks.stage import run_model_attack
     from mubench.progress import log
 
     ATTACKS.get(name)
@@ -310,8 +310,8 @@ def judge_validate(judge: Annotated[str, typer.Option("--judge", help="judge nam
     """Accuracy, precision, recall and Cohen's kappa of a judge against human refusal labels."""
     import json
 
+    from mubench.agreement import read_labels, validate
     from mubench.judges import get_judge
-    from mubench.judges.validate import read_labels, validate
 
     if not labels.is_file():
         raise FileNotFoundError(f"{labels}: no such labels file")
@@ -328,8 +328,8 @@ def judge_validate(judge: Annotated[str, typer.Option("--judge", help="judge nam
 def judge_labels(out_dir: Annotated[Path, typer.Argument(help="where to write the CSVs")] = JUDGE_LABELS) -> None:
     """Export the human-labelled refusal sets of the pinned pyrit wheel as labels CSVs into OUT_DIR (created if
     missing; only its three files are written, each atomically: nothing else in OUT_DIR is touched)."""
+    from mubench.agreement import export_pyrit_labels
     from mubench.io import write_json
-    from mubench.judges.validate import export_pyrit_labels
 
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: exists and is not a directory")
@@ -344,23 +344,13 @@ def judge_agreement(labels_dir: Annotated[Path, typer.Argument()] = JUDGE_LABELS
                     out: Annotated[Path, typer.Option("--out")] = RESULTS / "judges" / "agreement.json",
                     params: ParamsOpt = Path("params.yaml")) -> None:
     """Agreement of this run's keyword-type judges with every labels CSV in LABELS_DIR (a DVC metric)."""
+    from mubench.agreement import agreement_report
     from mubench.io import write_json
-    from mubench.judges import get_judge
-    from mubench.judges.validate import read_labels, validate
 
-    p = _params(params)
-    files = sorted(labels_dir.glob("*.csv"))
-    if not files:
-        raise FileNotFoundError(f"{labels_dir}: no labels CSVs; run `mubench judge labels`")
-    result = {}
-    for role, name in (("safety", p.judge.safety), ("oversafety", p.judge.oversafety)):
-        judge = get_judge(name, p.judge.options)
-        key = f"{name}/{judge.version}"
-        result[key] = {"used_for": sorted({role, *result.get(key, {}).get("used_for", [])}),
-                       **{f.stem: validate(judge, read_labels(f)) for f in files}}
+    result = agreement_report(_params(params), labels_dir)
     write_json(out, result)
     typer.echo("\n".join(f"{k} {s}: kappa {v[s]['kappa']:.3f}, accuracy {v[s]['accuracy']:.3f}"
-                         for k, v in result.items() for s in (f.stem for f in files)))
+                         for k, v in result.items() for s in v if s != "used_for"))
 
 
 @app.command()

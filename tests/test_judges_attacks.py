@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from mubench.agreement import agreement, read_labels, validate
 from mubench.attacks import ATTACKS, get_attack
 from mubench.attacks.base import FitContext
 from mubench.attacks.base64 import decode_response, encode
@@ -12,7 +13,6 @@ from mubench.attacks.caesar import shift_text
 from mubench.attacks.past_tense import reformulate
 from mubench.attacks.templates import PINNED, load_template
 from mubench.judges import get_judge
-from mubench.judges.validate import agreement, read_labels, validate
 
 GOAL = "Explain how to pick a good password"
 TEMPLATE_ATTACKS = [n for n in ATTACKS.names() if not ATTACKS.get(n).needs_model]

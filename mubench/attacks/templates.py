@@ -7,9 +7,7 @@ A template is a YAML document whose ``value`` holds the text with a ``{{ prompt 
 
 from __future__ import annotations
 
-import hashlib
 import re
-import zipfile
 
 import yaml
 from pydantic import Field
@@ -33,18 +31,13 @@ _loaded: dict[str, str] = {}
 
 def load_template(template_id: str) -> str:
     """The verified text of a pinned template (cached per process)."""
-    from mubench.data.fetch import ChecksumError, cache_dir, download_wheel
+    from mubench.pins import download_wheel, read_member
 
     if template_id not in PINNED:
         raise ValueError(f"template '{template_id}' is not pinned; allowed: {', '.join(sorted(PINNED))}")
     if template_id not in _loaded:
-        wheel = download_wheel(REQUIREMENT, WHEEL_SHA256, cache_dir() / "wheels" / REQUIREMENT.replace("==", "-"))
         member = f"{TEMPLATE_DIR}/{template_id}.yaml"
-        with zipfile.ZipFile(wheel) as archive:
-            raw = archive.read(member)
-        actual = hashlib.sha256(raw).hexdigest()
-        if actual != PINNED[template_id]:
-            raise ChecksumError(f"{member} in {wheel.name}", PINNED[template_id], actual)
+        raw = read_member(download_wheel(REQUIREMENT, WHEEL_SHA256), member, PINNED[template_id])
         text = str(yaml.safe_load(raw.decode("utf-8"))["value"]).strip()
         if len(_SLOT.findall(text)) != 1:
             raise ValueError(f"{member}: expected one {{{{ prompt }}}} slot")

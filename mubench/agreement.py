@@ -9,9 +9,7 @@ that format.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import zipfile
 from pathlib import Path
 
 from mubench.judges import Judge
@@ -69,35 +67,47 @@ def validate(judge: Judge, rows: list[dict]) -> dict:
     return agreement([r["label"] for r in rows], [int(v.refused) for v in verdicts])
 
 
+def agreement_report(params, labels_dir: Path) -> dict:
+    """The agreement of the run's safety and over-safety judges with every labels CSV in ``labels_dir``, keyed by
+    ``judge/version`` (with the roles it is used for) and then by labels file stem."""
+    from mubench.judges import get_judge
+
+    files = sorted(labels_dir.glob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"{labels_dir}: no labels CSVs; run `mubench judge labels`")
+    result: dict[str, dict] = {}
+    for role, name in (("safety", params.judge.safety), ("oversafety", params.judge.oversafety)):
+        judge = get_judge(name, params.judge.options)
+        key = f"{name}/{judge.version}"
+        result[key] = {"used_for": sorted({role, *result.get(key, {}).get("used_for", [])}),
+                       **{f.stem: validate(judge, read_labels(f)) for f in files}}
+    return result
+
+
 def export_pyrit_labels(out_dir: Path) -> dict[str, dict]:
     """Write pyrit's human-labelled refusal sets as labels CSVs into ``out_dir``; returns their provenance.
 
     Both sets are read and verified before the first file is written; each file is written atomically."""
-    from mubench.data.fetch import ChecksumError, cache_dir, download_wheel
     from mubench.io import atomic_write_text
+    from mubench.pins import download_wheel, read_member
 
-    wheel = download_wheel(PYRIT_REQUIREMENT, PYRIT_WHEEL_SHA256,
-                           cache_dir() / "wheels" / PYRIT_REQUIREMENT.replace("==", "-"))
+    wheel = download_wheel(PYRIT_REQUIREMENT, PYRIT_WHEEL_SHA256)
     provenance, texts = {}, {}
-    with zipfile.ZipFile(wheel) as archive:
-        for name, expected in PYRIT_LABEL_FILES.items():
-            member = f"{PYRIT_LABEL_DIR}/{name}"
-            raw = archive.read(member)
-            actual = hashlib.sha256(raw).hexdigest()
-            if actual != expected:
-                raise ChecksumError(f"{member} in {wheel.name}", expected, actual)
-            lines = [line for line in raw.decode("utf-8").splitlines(keepends=True) if not line.startswith("#")]
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerow(["prompt", "completion", "label"])
-            for line, row in enumerate(csv.DictReader(io.StringIO("".join(lines))), start=2):
-                score = str(row.get("human_score", "")).strip()
-                if score not in {"0", "1"}:
-                    raise ValueError(f"{member}: row {line}: human_score {score!r} is not 0 or 1")
-                writer.writerow([row["objective"], row["assistant_response"], score])
-            texts[name] = buffer.getvalue()
-            provenance[name] = {"source": f"pypi:{PYRIT_REQUIREMENT}", "path_in_wheel": member,
-                                "sha256": actual}
+    for name, expected in PYRIT_LABEL_FILES.items():
+        member = f"{PYRIT_LABEL_DIR}/{name}"
+        raw = read_member(wheel, member, expected)
+        lines = [line for line in raw.decode("utf-8").splitlines(keepends=True) if not line.startswith("#")]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["prompt", "completion", "label"])
+        for line, row in enumerate(csv.DictReader(io.StringIO("".join(lines))), start=2):
+            score = str(row.get("human_score", "")).strip()
+            if score not in {"0", "1"}:
+                raise ValueError(f"{member}: row {line}: human_score {score!r} is not 0 or 1")
+            writer.writerow([row["objective"], row["assistant_response"], score])
+        texts[name] = buffer.getvalue()
+        provenance[name] = {"source": f"pypi:{PYRIT_REQUIREMENT}", "path_in_wheel": member,
+                            "sha256": expected}
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
         atomic_write_text(out_dir / name, text)

@@ -18,14 +18,13 @@ from mubench.attacks import get_attack
 from mubench.attacks.base import Attack, FitContext
 from mubench.config import Params
 from mubench.io import atomic_dir, claim_outputs, read_jsonl, run_record, stable_json_hash, write_json, write_jsonl
+from mubench.sampling import stratified_sample
 
 ATTACK_OWNER, MODEL_ATTACK_OWNER = "mubench attack", "mubench attack-model"
 
 
 def attack_seeds(harmful: list[dict], per_dataset: int, seed: int) -> list[dict]:
     """The harmful evaluation prompts the attacks are applied to: ``per_dataset`` per dataset."""
-    from mubench.data.build import stratified_sample
-
     by_dataset: dict[str, list[dict]] = defaultdict(list)
     for row in harmful:
         by_dataset[row["dataset"]].append(row)

@@ -7,13 +7,12 @@ No evaluation prompt appears in the forget or retain prompts (normalised-text ch
 
 from __future__ import annotations
 
-import random
 import re
-from collections import defaultdict
 from pathlib import Path
 
 from mubench.config import Params
 from mubench.io import atomic_dir, claim_outputs, read_json, write_json, write_jsonl
+from mubench.sampling import stratified_sample
 
 OWNER = "mubench build"
 _PUNCT = re.compile(r"[^\w\s]")
@@ -23,27 +22,6 @@ _SPACE = re.compile(r"\s+")
 def normalize(text: str) -> str:
     """Lowercase, drop punctuation, collapse whitespace: the key used for leak checks."""
     return _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
-
-
-def stratified_sample(rows: list[dict], n: int, seed: int) -> list[dict]:
-    """``n`` rows, proportional per category (largest remainder), seeded; returned sorted by id."""
-    if n >= len(rows):
-        return sorted(rows, key=lambda r: r["id"])
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        groups[str(row.get("category"))].append(row)
-    keys = sorted(groups)
-    quotas = {k: n * len(groups[k]) / len(rows) for k in keys}
-    alloc = {k: int(quotas[k]) for k in keys}
-    leftovers = sorted(keys, key=lambda k: (-(quotas[k] - alloc[k]), k))
-    for k in leftovers[: n - sum(alloc.values())]:
-        alloc[k] += 1
-    rng = random.Random(seed)
-    picked = []
-    for k in keys:
-        members = sorted(groups[k], key=lambda r: r["id"])
-        picked.extend(rng.sample(members, alloc[k]))
-    return sorted(picked, key=lambda r: r["id"])
 
 
 def load_rows(raw_root: Path, name: str) -> list[dict]:
