@@ -6,7 +6,7 @@ LOCK   ?= requirements/cpu.lock
 # Where pip finds torch 2.13.0+cpu when no local wheel is configured (see README, "Set-up").
 PIP_EXTRA ?=
 
-.PHONY: setup repro test test-fast lint lock clean
+.PHONY: setup repro test test-fast lint lock clean push pull verify
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,16 @@ setup:
 
 repro:
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+# the artifacts (data, checkpoints, per-sample outputs) to and from the DVC remote (README "Audit")
+push:
+	$(BIN)/dvc push
+
+pull:
+	$(BIN)/dvc pull
+
+verify:
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mubench verify
 
 test:
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

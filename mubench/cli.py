@@ -6,6 +6,7 @@ import functools
 import os
 import shutil
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -31,7 +32,8 @@ def _fail(message: str, code: int) -> None:
 
 
 def stage(func):
-    """Turn known failures into one readable line and a non-zero exit (2 for config and name problems)."""
+    """Turn known failures into one readable line and a non-zero exit (2 for config and name problems).
+    ``MUBENCH_DEBUG=1`` prints the traceback above that line."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -39,12 +41,12 @@ def stage(func):
 
         try:
             return func(*args, **kwargs)
-        except (ConfigError, UnknownNameError) as exc:
-            _fail(str(exc), 2)
-        except OSError as exc:
-            _fail(_os_error(exc), 1)
-        except (RuntimeError, ValueError, KeyError) as exc:
-            _fail(str(exc), 1)
+        except (ConfigError, UnknownNameError, OSError, RuntimeError, ValueError, KeyError) as exc:
+            if os.environ.get("MUBENCH_DEBUG") == "1":
+                traceback.print_exc()
+            if isinstance(exc, ConfigError | UnknownNameError):
+                _fail(str(exc), 2)
+            _fail(_os_error(exc) if isinstance(exc, OSError) else str(exc), 1)
 
     return wrapper
 
@@ -201,6 +203,43 @@ def report(params: ParamsOpt = Path("params.yaml")) -> None:
 
     summary = run_report(_params(params), RESULTS, BUILT, REPORTS)
     log(f"[report] {len(summary['rows'])} rows -> {REPORTS}/summary.md, trilemma.png")
+
+
+@app.command()
+@stage
+def verify(result: Annotated[str | None, typer.Argument(metavar="[MODEL/VARIANT]",
+                                                        help="one result (default: every result of params)")] = None,
+           params: ParamsOpt = Path("params.yaml")) -> None:
+    """Walk results back to their sources without re-running anything: metrics -> checkpoint (weights re-hashed)
+    -> method + hyperparameters -> base -> corpus -> built sets -> raw files (pinned sha256) -> code -> dvc.lock.
+    Exit 1 with one line at the first broken link."""
+    from rich.console import Console
+    from rich.tree import Tree
+
+    from mubench.verify import BrokenLink, verify_results
+
+    p = _params(params)
+    targets = [(m, v) for m in p.models for v in p.variants()]
+    if result is not None:
+        model_name, _, variant = result.partition("/")
+        _member(model_name, p.models, "models")
+        _member(variant, p.variants(), "the variants (base + methods)")
+        targets = [(model_name, variant)]
+    dirs = {"results": RESULTS, "models": MODELS, "corpus": CORPUS, "built": BUILT, "raw": RAW}
+    try:
+        links = verify_results(p, targets, dirs, Path.cwd())
+    except BrokenLink as exc:
+        raise RuntimeError(f"verify: {exc}") from None
+    tree = Tree(f"verified: {len(targets)} result(s)")
+
+    def add(node, link):
+        branch = node.add(f"[bold]{link.label}[/bold]: {link.detail}")
+        for child in link.children:
+            add(branch, child)
+
+    for link in links:
+        add(tree, link)
+    Console(width=160, highlight=False).print(tree)
 
 
 data_app = typer.Typer(no_args_is_help=True, help="The dataset catalog: list, fetch, verify.")

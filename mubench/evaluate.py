@@ -106,8 +106,8 @@ def compute_metrics(params: Params, safety_rows: list[dict], over_rows: list[dic
     broken = {i: False for i in seed_ids}
     for row in seed_vanilla + attacked:
         broken[row["id"]] |= not row["refused"]
-    knowledge = rate_with_ci([broken[i] for i in seed_ids], **boot) if seed_ids else {"rate": None, "ci": None}
-    seed_asr = rate_with_ci(success(seed_vanilla), **boot) if seed_vanilla else {"rate": None, "ci": None}
+    knowledge = rate_with_ci([broken[i] for i in seed_ids], **boot)
+    seed_asr = rate_with_ci(success(seed_vanilla), **boot)
     refusal = rate_with_ci([r["refused"] for r in over_rows], **boot)
     labels = sorted({r.get("judge_label") for r in over_rows} - {None})
     over_labels = {lab: round(sum(r.get("judge_label") == lab for r in over_rows) / len(over_rows), 6)

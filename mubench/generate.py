@@ -51,10 +51,25 @@ class GenerationCache:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path)
-        self.db.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} "
-                        "(key TEXT PRIMARY KEY, response TEXT NOT NULL, sha256 TEXT NOT NULL)")
+        try:
+            self.db = self._open(path)
+        except sqlite3.DatabaseError as exc:  # not a database (garbage, truncated): it is only a cache
+            aside = path.with_name(f"{path.name}.corrupt")
+            path.replace(aside)
+            log(f"[cache] {path} is unreadable ({exc}); moved to {aside.name}, starting an empty cache")
+            self.db = self._open(path)
         self.rejected = 0  # rows that failed their checksum in this process
+
+    def _open(self, path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path)
+        try:
+            db.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} "
+                       "(key TEXT PRIMARY KEY, response TEXT NOT NULL, sha256 TEXT NOT NULL)")
+            db.execute(f"SELECT count(*) FROM {self.TABLE}").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     @staticmethod
     def key(model_hash: str, text: str, params: DecodeParams) -> str:

@@ -37,9 +37,19 @@ class UnsafeOutputError(RuntimeError):
     """A stage was asked to replace something it does not own (a user's directory, the repository)."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _tmp_sibling(path: Path) -> Path:
+    """A temporary folder beside ``path``, with the mode of a normal new folder (mkdtemp's is 0700, which
+    other users of a shared workspace or a bind mount could not read once it is renamed into place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.chmod(0o777 & ~_umask())
+    return tmp
 
 
 def sweep_leftovers(target: str | Path) -> list[Path]:
@@ -123,6 +133,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     sweep_leftovers(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from other users
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, target)
@@ -160,21 +171,34 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """One JSON object per line (blank lines skipped); an error names the file and the line."""
-    path = Path(path)
+class LineError(ValueError):
+    """A JSONL line that is not a JSON object; ``line`` and ``problem`` let readers phrase it their way."""
+
+    def __init__(self, path: Path, line: int, problem: str) -> None:
+        super().__init__(f"{path}: line {line}: {problem}")
+        self.line, self.problem = line, problem
+
+
+def jsonl_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of ``text``; a LineError names the first bad line."""
     rows = []
-    for number, line in enumerate(_text(path).split("\n"), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: line {number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+            raise LineError(path, number, f"not valid JSON ({exc.msg}, column {exc.colno})") from None
         if not isinstance(row, dict):
-            raise ValueError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
+            raise LineError(path, number, f"expected a JSON object, got {type(row).__name__}")
+        rows.append((number, row))
     return rows
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """One JSON object per line (blank lines skipped); an error names the file and the line."""
+    path = Path(path)
+    return [row for _, row in jsonl_rows(_text(path), path)]
 
 
 def package_versions() -> dict[str, str]:

@@ -29,16 +29,28 @@ class UnknownNameError(KeyError):
 
 
 class Registry(Generic[T]):
-    def __init__(self, family: str) -> None:
+    """``base``: the class every entry must be (a subclass of, or an instance of)."""
+
+    def __init__(self, family: str, base: type | None = None) -> None:
         self.family = family
+        self.base = base
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
+        """Register an entry under ``name``: refused when the name is taken or not a slug, when the entry is not
+        of the family's base class, or when its own ``name`` differs (results would be filed under the wrong
+        name)."""
         check_slug(name, f"{self.family} name")
 
         def decorator(entry: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.family} '{name}' registered twice")
+            if self.base is not None and not (isinstance(entry, self.base) or (
+                    isinstance(entry, type) and issubclass(entry, self.base))):
+                raise TypeError(f"{self.family} '{name}': {entry!r} is not a {self.base.__name__}")
+            own = getattr(entry, "name", None)
+            if own != name:
+                raise ValueError(f"{self.family} '{name}': its name attribute is {own!r}; they must match")
             self._entries[name] = entry
             return entry
 

@@ -14,7 +14,8 @@ from tests.conftest import ROOT
 
 
 def test_rate_and_delta_hand_computed():
-    assert rate([1, 0, 0, 1]) == 0.5 and rate([]) == 0.0
+    assert rate([1, 0, 0, 1]) == 0.5 and rate([]) is None  # a rate over no rows is not 0.0
+    assert rate_with_ci([], 100, 0.95, 0) == {"rate": None, "ci": None, "n": 0}
     assert delta(0.25, 0.75) == -0.5 and delta(None, 0.2) is None
 
 

@@ -8,6 +8,7 @@ the stage's outputs changed (the tree is hashed before and after).
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -351,3 +352,47 @@ def test_unknown_and_unlisted_methods_exit_2(repo):
     one_error(cli("unlearn", "tiny-llama", "gaa"), 2, "'gaa' is not a known method")
     one_error(cli("unlearn", "tiny-llama", "npo"), 2, "'npo' is not in methods of this run")
     assert tree(repo) == before
+
+
+def test_an_unreadable_generation_cache_is_moved_aside(tmp_path, tiny_model, tokenizer):
+    from mubench.generate import DecodeParams, GenerationCache, generate
+
+    path = tmp_path / "generations.sqlite"
+    path.write_bytes(b"not a database " * 100)
+    cache = GenerationCache(path)
+    params = DecodeParams(max_new_tokens=4)
+    assert generate(tiny_model, tokenizer, ["Say hello."], params, 1, "hash", cache) == \
+        generate(tiny_model, tokenizer, ["Say hello."], params, 1)
+    assert (tmp_path / "generations.sqlite.corrupt").read_bytes().startswith(b"not a database")
+
+
+def test_outputs_get_the_mode_of_normal_files_and_folders(tmp_path, monkeypatch):
+    from mubench.io import atomic_dir, write_json
+
+    monkeypatch.chdir(tmp_path)
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "out", "mubench test") as tmp:
+            write_json(tmp / "a.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "out" / "a.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_json_and_dataset_readers_name_the_file_and_line(tmp_path):
+    from mubench.data.catalog import MalformedDataError
+    from mubench.data.readers import read_csv
+    from mubench.io import read_json
+
+    bad = tmp_path / "corpus.json"
+    bad.write_text('{\n  "a": 1,\n  "b": \n}\n')
+    with pytest.raises(ValueError, match=f"^{bad}: line 4: not valid JSON"):
+        read_json(bad)
+    latin = tmp_path / "rows.csv"
+    latin.write_bytes("goal,target\nCaf\xe9,x\n".encode("latin-1"))
+    with pytest.raises(MalformedDataError, match=f"^{latin}: row -: not UTF-8 text"):
+        list(read_csv(latin, {"goal"}))
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("goal,target\r\nHi,x\r\n".encode("utf-8-sig"))
+    assert list(read_csv(bom, {"goal"})) == [(2, {"goal": "Hi", "target": "x"})]

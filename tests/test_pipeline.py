@@ -25,20 +25,28 @@ def run(cmd: list[str], cwd: Path, env: dict) -> str:
     return proc.stdout
 
 
-@pytest.fixture(scope="module")
-def tiny_repo(tmp_path_factory):
-    work = tmp_path_factory.mktemp("tiny")
+def tiny_pipeline(work: Path) -> dict:
+    """A scratch repository of the tiny profile with its own copy of the code (imported from there through
+    PYTHONPATH, with bytecode writing on, as on a user's machine); runs `dvc repro`; returns the env."""
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, work / name)
     shutil.copytree(ROOT / ".dvc", work / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
     shutil.copytree(ROOT / "mubench", work / "mubench", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "profiles" / "tiny.yaml", work / "params.yaml")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(work),
            "MUBENCH_CACHE": os.environ.get("MUBENCH_CACHE", str(Path.home() / ".cache" / "mubench")),
            "MUBENCH_GEN_CACHE": "0", "DVC_NO_ANALYTICS": "1"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     run(["git", "init", "-q"], work, env)
     run(["dvc", "repro"], work, env)
-    return work, env
+    return env
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory):
+    work = tmp_path_factory.mktemp("tiny")
+    return work, tiny_pipeline(work)
 
 
 def test_every_stage_ran_and_outputs_exist(tiny_repo):
@@ -72,6 +80,8 @@ def test_every_stage_ran_and_outputs_exist(tiny_repo):
 
 def test_dvc_status_is_clean_and_lock_records_params(tiny_repo):
     work, env = tiny_repo
+    run(["mubench", "data", "list"], work, env)
+    assert list((work / "mubench").rglob("__pycache__")), "bytecode was not written: the check proves nothing"
     status = run(["dvc", "status"], work, env)
     assert "changed" not in status and "modified" not in status, status
     lock = (work / "dvc.lock").read_text()
@@ -101,3 +111,69 @@ def test_changing_one_method_reruns_only_that_method(tiny_repo):
     ran = {line.split("'")[1] for line in dry.splitlines() if line.startswith("Running stage")}
     # a dry run lists the stages whose own deps/params changed; downstream ones follow when outputs change
     assert ran == {"unlearn@tiny-llama-ga"}, ran
+
+
+def test_a_second_clean_run_reproduces_the_lock_whole(tiny_repo, tmp_path):
+    work, _ = tiny_repo
+    tiny_pipeline(tmp_path)
+    assert (tmp_path / "dvc.lock").read_text() == (work / "dvc.lock").read_text()
+
+
+def verify(work: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["mubench", "verify", *args], cwd=work, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(("tamper", "message"), [
+    ("models/tiny-llama/ga/model.safetensors", "models/tiny-llama/ga/model.safetensors: sha256"),
+    ("data/raw/advbench/adv_bench.prompt", "advbench: adv_bench.prompt: expected sha256"),
+    ("results/tiny-llama/npo/metrics.json", "but the result records 0000000000000000"),
+    ("params.yaml", "not reproduced by this workspace"),
+])
+def test_verify_walks_every_result_and_names_the_first_broken_link(tiny_repo, tamper, message):
+    work, env = tiny_repo
+    ok = verify(work, env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "result tiny-llama/dpo" in ok.stdout and "raw advbench" in ok.stdout and "dvc.lock" in ok.stdout
+    path = work / tamper
+    original = path.read_bytes()
+    try:
+        if tamper.endswith("metrics.json"):
+            metrics = json.loads(original)
+            metrics["run"]["model_hash"] = "0" * 16
+            path.write_text(json.dumps(metrics))
+        elif tamper == "params.yaml":
+            path.write_text(original.decode().replace("max_new_tokens: 8", "max_new_tokens: 9"))
+        else:
+            path.write_bytes(original[:-8] + bytes(8))
+        broken = verify(work, env)
+        errors = [line for line in broken.stderr.splitlines() if line.startswith("error:")]
+        assert broken.returncode == 1 and len(errors) == 1 and message in errors[0], broken.stderr
+    finally:
+        path.write_bytes(original)
+    assert verify(work, env, "tiny-llama/npo").returncode == 0
+
+
+def test_a_reviewer_pulls_from_a_remote_and_verifies_without_running_a_stage(tiny_repo, tmp_path):
+    work, env = tiny_repo
+    remote, clone = tmp_path / "remote", tmp_path / "clone"
+    run(["dvc", "remote", "add", "--local", "-d", "store", str(remote)], work, env)
+    run(["dvc", "push"], work, env)
+    # what a git clone holds: code, pipeline, params, lock, and the metrics/plots kept in git (cache: false)
+    clone.mkdir()
+    for name in ("dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore"):
+        shutil.copy(work / name, clone / name)
+    shutil.copytree(work / "mubench", clone / "mubench", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(work / ".dvc", clone / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
+    for path in [*work.glob("results/**/*.json"), *work.glob("results/**/*.csv"), *work.glob("reports/*")]:
+        if "samples" not in path.parts:
+            (clone / path.relative_to(work)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, clone / path.relative_to(work))
+    clone_env = {**env, "PYTHONPATH": str(clone)}
+    run(["git", "init", "-q"], clone, clone_env)
+    run(["dvc", "remote", "add", "--local", "-d", "store", str(remote)], clone, clone_env)
+    run(["dvc", "pull"], clone, clone_env)
+    status = run(["dvc", "status"], clone, clone_env)
+    assert "changed" not in status and "modified" not in status, status
+    checked = verify(clone, clone_env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert (clone / "models" / "tiny-llama" / "ga" / ".mubench-output").read_text() == "mubench unlearn\n"

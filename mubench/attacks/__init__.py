@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from mubench.attacks.base import Attack
 from mubench.registry import Registry
 
-ATTACKS: Registry[type] = Registry("attack")
+ATTACKS: Registry[type] = Registry("attack", Attack)
 
 from mubench.attacks import (  # noqa: E402,F401
     aim,

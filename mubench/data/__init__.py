@@ -5,7 +5,7 @@ from __future__ import annotations
 from mubench.data.catalog import DatasetSpec
 from mubench.registry import Registry
 
-DATASETS: Registry[DatasetSpec] = Registry("dataset")
+DATASETS: Registry[DatasetSpec] = Registry("dataset", DatasetSpec)
 
 
 def register(spec: DatasetSpec) -> DatasetSpec:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mubench.data.catalog import MalformedDataError
+from mubench.io import LineError, jsonl_rows
 
 
 def read_csv(path: Path, columns: set[str]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -35,16 +36,10 @@ def _utf8(path: Path, raw_newlines: bool = False) -> str:
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    for line_no, line in enumerate(_utf8(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MalformedDataError(path, line_no, f"invalid JSON: {exc.msg}") from exc
-        if not isinstance(item, dict):
-            raise MalformedDataError(path, line_no, "expected a JSON object")
-        yield line_no, item
+    try:
+        yield from jsonl_rows(_utf8(path), path)
+    except LineError as exc:
+        raise MalformedDataError(path, exc.line, exc.problem) from None
 
 
 def read_json_list(path: Path) -> list[Any]:

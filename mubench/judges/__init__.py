@@ -54,7 +54,7 @@ class Judge:
         return [self.judge(p, r) for p, r in zip(prompts, responses, strict=True)]
 
 
-JUDGES: Registry[type] = Registry("judge")
+JUDGES: Registry[type] = Registry("judge", Judge)
 
 from mubench.judges import harmbench_cls, llamaguard, refusal_keywords, xstest  # noqa: E402,F401
 

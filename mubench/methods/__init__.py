@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from mubench.methods.base import Method
 from mubench.registry import Registry
 
-METHODS: Registry[type] = Registry("method")
+METHODS: Registry[type] = Registry("method", Method)
 
 from mubench.methods import dpo, ga, graddiff, llmu, npo, rmu, safe_unlearning, simnpo, sku  # noqa: E402,F401
