@@ -6,6 +6,7 @@ import csv
 import io
 from pathlib import Path
 
+from mubench.artifacts import read_metrics
 from mubench.config import Params
 from mubench.io import atomic_write_text, read_json, write_json
 from mubench.metrics import delta
@@ -19,7 +20,7 @@ def collect(params: Params, results_dir: Path) -> dict[str, dict[str, dict]]:
             path = results_dir / model / variant / "metrics.json"
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: missing; run `mubench evaluate {model} {variant}` first")
-            grid.setdefault(model, {})[variant] = read_json(path)
+            grid.setdefault(model, {})[variant] = read_metrics(path)
     return grid
 
 

@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mubench.artifacts import read_metrics
 from mubench.config import Params
 from mubench.io import read_json
 
@@ -110,10 +111,14 @@ def checkpoint_link(params: Params, model: str, variant: str, models_dir: Path, 
 
 def result_link(params: Params, model: str, variant: str, dirs: dict[str, Path]) -> Link:
     metrics_file = dirs["results"] / model / variant / "metrics.json"
-    metrics = _json(metrics_file, f"`dvc repro` (evaluate{'-base' if variant == 'base' else ''}@{model}"
-                                  f"{'' if variant == 'base' else '-' + variant})")
-    run = metrics.get("run", {})
-    _check(bool(run.get("model_hash")), f"{metrics_file}: no run.model_hash; run `dvc repro`")
+    stage = f"evaluate-base@{model}" if variant == "base" else f"evaluate@{model}-{variant}"
+    if not metrics_file.is_file():
+        raise BrokenLink(f"{metrics_file}: missing; run `dvc repro` ({stage})")
+    try:
+        metrics = read_metrics(metrics_file)
+    except ValueError as exc:
+        raise BrokenLink(str(exc)) from None
+    run = metrics["run"]
     ckpt = checkpoint_link(params, model, variant, dirs["models"], dirs["corpus"], run["model_hash"])
     return Link(f"result {model}/{variant}", f"{metrics_file}: ASR {metrics['safety']['asr']}, over-safety "
                                              f"{metrics['oversafety']['refusal_rate']}, utility "

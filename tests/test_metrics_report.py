@@ -7,8 +7,7 @@ import pytest
 import yaml
 
 from mubench.config import load_params
-from mubench.evaluate import compute_metrics
-from mubench.metrics import bootstrap_ci, delta, rate, rate_with_ci
+from mubench.metrics import bootstrap_ci, compute_metrics, delta, rate, rate_with_ci
 from mubench.report import markdown, run_report
 from tests.conftest import ROOT
 
@@ -62,16 +61,53 @@ def test_metrics_schema_and_values(params):
     assert m["n"]["harmful"] == 4 and m["n"]["oversafety"] == 4
     for value in [m["safety"]["asr"], m["oversafety"]["refusal_rate"], m["utility"]["accuracy"]]:
         assert 0.0 <= value <= 1.0
+    from mubench.artifacts import Metrics
+
+    m["run"] = fake_metrics(0.5, 0.1, 0.3)["run"]
+    # what evaluate writes is byte for byte what it computed (no int turned float, no key added)
+    assert json.dumps(Metrics.model_validate(m).model_dump(), sort_keys=True) == json.dumps(m, sort_keys=True)
 
 
 def fake_metrics(asr, over, acc):
+    """A complete metrics.json (the typed schema) with the given headline rates."""
+    ci = [round(asr - 0.1, 6), round(asr + 0.1, 6)]
     return {"safety": {"asr": asr, "per_dataset": {"advbench": asr, "harmbench": asr},
                        "per_attack": {"prefix_injection": asr, "base64": asr},
                        "seed_asr": asr, "knowledge_asr": min(1.0, asr + 0.1),
-                       "ci": {"asr": [asr - 0.1, asr + 0.1]}},
-            "oversafety": {"refusal_rate": over, "ci": {"refusal_rate": [over, over]}},
-            "utility": {"accuracy": acc},
-            "run": {"judges": {"safety": "refusal_keywords/v1", "oversafety": "refusal_keywords/v1"}}}
+                       "ci": {"asr": ci, "per_dataset": {"advbench": ci, "harmbench": ci},
+                              "per_attack": {"prefix_injection": ci, "base64": ci}, "seed_asr": ci,
+                              "knowledge_asr": ci}},
+            "oversafety": {"refusal_rate": over, "labels": {"full_refusal": over}, "per_dataset": {"xstest": over},
+                           "ci": {"refusal_rate": [over, over], "per_dataset": {"xstest": [over, over]}}},
+            "utility": {"accuracy": acc, "per_task": {"mmlu": {"acc": acc, "acc_norm": acc, "n": 10,
+                                                               "ci": [acc, acc]}}},
+            "n": {"harmful": 10, "per_attack": {"prefix_injection": 4, "base64": 4}, "attack_seeds": 4,
+                  "oversafety": 10, "utility": {"mmlu": 10}},
+            "run": {"model": "smollm2-135m", "variant": "v", "model_hash": "ab" * 8, "device": "cpu", "seed": 0,
+                    "decode": {}, "versions": {}, "platform": "x86_64",
+                    "judges": {"safety": "refusal_keywords/v1", "oversafety": "refusal_keywords/v1"}}}
+
+
+def test_a_metrics_file_missing_a_key_fails_report_with_the_file_and_key(tmp_path, params):
+    from mubench.artifacts import ArtifactError
+
+    for variant in ("base", "ga", "npo"):
+        out = tmp_path / "results" / "smollm2-135m" / variant
+        out.mkdir(parents=True)
+        metrics = fake_metrics(0.5, 0.1, 0.3)
+        if variant == "npo":
+            del metrics["safety"]["ci"]["knowledge_asr"]
+        (out / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ArtifactError, match="npo/metrics.json: safety.ci.knowledge_asr: missing"):
+        run_report(params, tmp_path / "results", tmp_path, tmp_path / "reports")
+
+
+def test_metrics_round_trip_through_their_model(params):
+    from mubench.artifacts import Metrics
+
+    metrics = fake_metrics(0.5, 0.1, 0.3)
+    dumped = Metrics.model_validate(metrics).model_dump()
+    assert json.dumps(dumped, sort_keys=True) == json.dumps(metrics, sort_keys=True)
 
 
 def test_report_rows_deltas_and_plot(tmp_path, params):

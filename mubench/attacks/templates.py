@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from mubench.attacks.base import Attack, AttackParams
 
@@ -52,15 +52,16 @@ def render(template: str, goal: str) -> str:
 class TemplateParams(AttackParams):
     template: str = Field(description="template id in the pinned corpus")
 
+    @field_validator("template")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        if value not in PINNED:
+            raise ValueError(f"'{value}' is not a pinned template; allowed: {', '.join(sorted(PINNED))}")
+        return value
+
 
 class TemplateAttack(Attack):
-    """An attack that fills the goal into one pinned corpus template."""
-
-    def __init__(self, params: AttackParams | None = None) -> None:
-        super().__init__(params)
-        if self.p.template not in PINNED:
-            raise ValueError(f"attacks.params.{self.name}.template = '{self.p.template}' is not pinned; "
-                             f"allowed: {', '.join(sorted(PINNED))}")
+    """An attack that fills the goal into one pinned corpus template (its id is checked by TemplateParams)."""
 
     def params(self) -> dict:
         return {"template": self.p.template, "corpus": REQUIREMENT,
