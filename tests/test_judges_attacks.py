@@ -193,7 +193,7 @@ def test_corpus_templates_are_pinned_and_recorded(name):
 
 
 def test_unpinned_template_is_refused():
-    with pytest.raises(ValueError, match="not pinned"):
+    with pytest.raises(ValueError, match="not a pinned template"):
         get_attack("aim", {"template": "dan_11"})
 
 
