@@ -22,4 +22,4 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
 
 
 def log(message: str) -> None:
-    console.print(message, highlight=False)
+    console.print(message, highlight=False, markup=False)  # "[model] ..." is a prefix, not a style tag

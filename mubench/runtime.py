@@ -4,17 +4,33 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
 
 
+def gpu_present() -> bool:
+    """Whether an NVIDIA GPU is exposed to this process (device nodes or the container runtime's variable),
+    whether or not torch can use it."""
+    visible = os.environ.get("NVIDIA_VISIBLE_DEVICES", "")
+    return Path("/dev/nvidiactl").exists() or visible not in ("", "void", "none")
+
+
 def pick_device(requested: str = "auto") -> str:
-    """``auto`` means the GPU when one is present, else the CPU."""
+    """``auto`` means the GPU when torch can use one, else the CPU (saying so when a GPU is there but unusable,
+    e.g. a driver older than the CUDA build of torch)."""
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: 'cuda' requested but no GPU is visible; use device: auto or cpu")
+        raise RuntimeError("device: 'cuda' requested but torch sees no usable GPU; use device: auto or cpu")
     if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if torch.cuda.is_available():
+            return "cuda"
+        if gpu_present():
+            from mubench.progress import log
+
+            log(f"[device] a GPU is exposed but torch (CUDA {torch.version.cuda or 'none'}) cannot use it (driver "
+                "too old for this build?); running on the CPU")
+        return "cpu"
     return requested
 
 

@@ -396,3 +396,17 @@ def test_json_and_dataset_readers_name_the_file_and_line(tmp_path):
     bom = tmp_path / "bom.csv"
     bom.write_bytes("goal,target\r\nHi,x\r\n".encode("utf-8-sig"))
     assert list(read_csv(bom, {"goal"})) == [(2, {"goal": "Hi", "target": "x"})]
+
+
+def test_auto_device_says_so_when_a_gpu_is_there_but_unusable(monkeypatch, capsys):
+    from mubench import runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("NVIDIA_VISIBLE_DEVICES", "all")
+    assert runtime.pick_device("auto") == "cpu"
+    assert "[device] a GPU is exposed but torch" in capsys.readouterr().err
+    monkeypatch.setenv("NVIDIA_VISIBLE_DEVICES", "")
+    monkeypatch.setattr(runtime, "gpu_present", lambda: False)
+    assert runtime.pick_device("auto") == "cpu" and capsys.readouterr().err == ""
+    with pytest.raises(RuntimeError, match="torch sees no usable GPU"):
+        runtime.pick_device("cuda")
