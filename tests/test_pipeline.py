@@ -25,13 +25,14 @@ def run(cmd: list[str], cwd: Path, env: dict) -> str:
     return proc.stdout
 
 
-def tiny_pipeline(work: Path) -> dict:
-    """A scratch repository of the tiny profile with its own copy of the code (imported from there through
-    PYTHONPATH, with bytecode writing on, as on a user's machine); runs `dvc repro`; returns the env."""
+def tiny_pipeline(work: Path, source: Path = ROOT) -> dict:
+    """A scratch repository of the tiny profile with its own copy of the code from ``source`` (imported from
+    there through PYTHONPATH, with bytecode writing on, as on a user's machine); runs `dvc repro`; returns the
+    env."""
     for name in ("dvc.yaml", ".dvcignore"):
-        shutil.copy(ROOT / name, work / name)
-    shutil.copytree(ROOT / ".dvc", work / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
-    shutil.copytree(ROOT / "mubench", work / "mubench", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(source / name, work / name)
+    shutil.copytree(source / ".dvc", work / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
+    shutil.copytree(source / "mubench", work / "mubench", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "profiles" / "tiny.yaml", work / "params.yaml")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": str(work),
@@ -115,7 +116,7 @@ def test_changing_one_method_reruns_only_that_method(tiny_repo):
 
 def test_a_second_clean_run_reproduces_the_lock_whole(tiny_repo, tmp_path):
     work, _ = tiny_repo
-    tiny_pipeline(tmp_path)
+    tiny_pipeline(tmp_path, source=work)  # the same code as the first run, whatever happened to the checkout
     assert (tmp_path / "dvc.lock").read_text() == (work / "dvc.lock").read_text()
 
 
