@@ -1,33 +1,45 @@
-# mubench image: CUDA base pinned by digest, hashed lock installed with --require-hashes, non-root user,
-# `dvc repro` by default. For checks on a machine without a GPU, substitute a CPU base and the CPU lock:
-#   --build-arg BASE_IMAGE=<ubuntu:22.04 pinned by digest> --build-arg LOCK=requirements/cpu.lock
+# mubench image: base pinned by digest, hashed lock installed with --require-hashes, runs as any non-root uid,
+# `dvc repro` by default. CPU check build (no GPU needed; see .ci/image-check and README "Container"):
+#   --build-arg BASE_IMAGE=<a Debian bookworm or Ubuntu 22.04 image> --build-arg LOCK=requirements/cpu.lock
 # The torch wheels in cuda.lock bundle their CUDA 13 user-space libraries (nvidia-* packages), so the base only
-# provides the OS layer and the NVIDIA container runtime hooks; the host driver must support CUDA 13.
+# provides the OS layer and the NVIDIA container runtime hooks; the host driver must support CUDA 13
+# (NVIDIA_REQUIRE_CUDA below makes the NVIDIA runtime refuse an older driver instead of silently using the CPU).
 ARG BASE_IMAGE=nvidia/cuda:12.4.1-base-ubuntu22.04@sha256:8767a245ed2c481eb245d8f6c625accc3788e1fb8612403d6b4cd4645a4f09c7
 FROM ${BASE_IMAGE}
 
-ARG LOCK=requirements/cuda.lock
-ARG PIP_EXTRA=""
-ENV DEBIAN_FRONTEND=noninteractive \
-    PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    VIRTUAL_ENV=/opt/venv \
-    PATH=/opt/venv/bin:$PATH \
-    HF_HOME=/cache/huggingface \
-    MUBENCH_CACHE=/cache/mubench \
-    DVC_NO_ANALYTICS=1
-
-# Python 3.11 is what the lock files are resolved for (jammy ships it in universe).
+# Python 3.11 is what the lock files are resolved for (Debian bookworm has it; Ubuntu jammy in universe).
+# DEBIAN_FRONTEND is a build argument: it must not stay in the runtime environment.
+ARG DEBIAN_FRONTEND=noninteractive
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3.11 python3.11-venv git ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 
-RUN useradd --create-home --uid 1000 --shell /bin/bash mubench \
-    && mkdir -p /cache /work /opt/venv \
-    && chown mubench:mubench /cache /work /opt/venv
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    HOME=/home/mubench \
+    USER=mubench \
+    HF_HOME=/cache/huggingface \
+    MUBENCH_CACHE=/cache/mubench \
+    DVC_NO_ANALYTICS=1 \
+    NVIDIA_REQUIRE_CUDA="cuda>=13.0" \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
 
+# Any `--user UID:GID` works, not only 1000: HOME and the caches are writable by every uid (USER and HOME are set,
+# so nothing needs a passwd entry), and git accepts a bind-mounted checkout owned by another uid.
+RUN useradd --create-home --uid 1000 --shell /bin/bash mubench \
+    && mkdir -p /cache/mubench /cache/huggingface /work /opt/venv \
+    && chown -R 1000:1000 /cache /work /opt/venv \
+    && chmod 1777 /cache /cache/mubench /cache/huggingface /home/mubench \
+    && git config --system --add safe.directory '*'
+
+# after the apt layer: changing the lock or the pip options does not re-run apt
+ARG LOCK=requirements/cuda.lock
+ARG PIP_EXTRA=""
 USER 1000:1000
 COPY --chown=1000:1000 ${LOCK} /tmp/requirements.lock
 RUN python3.11 -m venv /opt/venv \

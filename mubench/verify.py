@@ -54,13 +54,15 @@ def raw_link(name: str, raw_root: Path) -> Link:
     from mubench.data.fetch import verify
 
     problems = verify(name, raw_root)
-    _check(not problems, f"{problems[0] if problems else ''}; run `mubench fetch {name}` (or `dvc repro`)")
+    if problems:
+        raise BrokenLink(f"{problems[0]}; run `mubench fetch {name}` (or `dvc repro`)")
     prov = read_json(raw_root / name / "provenance.json")
     source = DATASETS.get(name).sources[prov["source"]["index"]]
     pinned = set((source.pins()[1] if isinstance(source, HubSource) else source.files).values())
     recorded = {rel: info["sha256"] for rel, info in prov["source"].get("files", {}).items()}
     unpinned = sorted(rel for rel, digest in recorded.items() if digest not in pinned)
-    _check(not unpinned, f"{raw_root / name}: {unpinned[0]} does not carry the sha256 the catalog pins for "
+    if unpinned:
+        raise BrokenLink(f"{raw_root / name}: {unpinned[0]} does not carry the sha256 the catalog pins for "
                          f"{source.describe()}; run `mubench fetch {name}`")
     return Link(f"raw {name}", f"{len(recorded)} file(s) re-hashed = pinned sha256 ({source.describe()})")
 
