@@ -49,5 +49,15 @@ WORKDIR /work
 COPY --chown=1000:1000 . /work
 RUN pip install --no-cache-dir --no-deps --no-build-isolation -e . && mubench --help > /dev/null
 
+# OCI labels: where the image came from (`make image` passes them)
+ARG SOURCE=unknown
+ARG REVISION=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="mubench" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
 VOLUME ["/cache"]
 CMD ["dvc", "repro"]

@@ -6,7 +6,7 @@ LOCK   ?= requirements/cpu.lock
 # Where pip finds torch 2.13.0+cpu when no local wheel is configured (see README, "Set-up").
 PIP_EXTRA ?=
 
-.PHONY: setup repro test test-fast lint lock clean push pull verify
+.PHONY: setup repro test test-fast lint lock clean push pull verify image
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ pull:
 
 verify:
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mubench verify
+
+# the image, with OCI labels (docker where its daemon answers, else buildah); IMAGE_ARGS e.g. the CPU base and lock
+IMAGE ?= mubench:$(shell git rev-parse --short HEAD)
+IMAGE_ARGS ?=
+image:
+	$(shell docker info > /dev/null 2>&1 && echo docker build || echo buildah bud) -t $(IMAGE) $(IMAGE_ARGS) \
+		--build-arg SOURCE="$$(git remote get-url origin 2>/dev/null || echo local)" \
+		--build-arg REVISION="$$(git rev-parse HEAD)" \
+		--build-arg CREATED="$$(git log -1 --format=%cI)" .
 
 test:
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
