@@ -165,7 +165,10 @@ def test_a_reviewer_pulls_from_a_remote_and_verifies_without_running_a_stage(tin
         shutil.copy(work / name, clone / name)
     shutil.copytree(work / "mubench", clone / "mubench", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(work / ".dvc", clone / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
-    for path in [*work.glob("results/**/*.json"), *work.glob("results/**/*.csv"), *work.glob("reports/*")]:
+    # (and the .gitignore files DVC writes beside outputs: git tracks them, and they lie inside folder deps)
+    kept = [*work.glob("results/**/*.json"), *work.glob("results/**/*.csv"), *work.glob("reports/*"),
+            *(p for p in work.glob("**/.gitignore") if p.parent != work and ".dvc" not in p.parts)]
+    for path in kept:
         if "samples" not in path.parts:
             (clone / path.relative_to(work)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, clone / path.relative_to(work))
