@@ -47,8 +47,9 @@ def _json(path: Path, stage_hint: str) -> dict:
         raise BrokenLink(str(exc)) from None
 
 
-def raw_link(name: str, raw_root: Path) -> Link:
-    """A fetched dataset: every file re-hashed against provenance.json, and each sha256 the catalog's pin."""
+def raw_link(name: str, raw_root: Path) -> tuple[Link, dict[str, str]]:
+    """A fetched dataset: every file re-hashed against provenance.json, and each sha256 the catalog's pin.
+    Returns the link and the files' sha256 by name."""
     from mubench.data import DATASETS
     from mubench.data.catalog import HubSource
     from mubench.data.fetch import verify
@@ -64,7 +65,7 @@ def raw_link(name: str, raw_root: Path) -> Link:
     if unpinned:
         raise BrokenLink(f"{raw_root / name}: {unpinned[0]} does not carry the sha256 the catalog pins for "
                          f"{source.describe()}; run `mubench fetch {name}`")
-    return Link(f"raw {name}", f"{len(recorded)} file(s) re-hashed = pinned sha256 ({source.describe()})")
+    return Link(f"raw {name}", f"{len(recorded)} file(s) re-hashed = pinned sha256 ({source.describe()})"), recorded
 
 
 def built_link(built_dir: Path, raw_root: Path) -> Link:
@@ -72,9 +73,7 @@ def built_link(built_dir: Path, raw_root: Path) -> Link:
     build = _json(built_dir / "build.json", "`mubench build` (or `dvc repro`)")
     children = []
     for name, summary in build["provenance"].items():
-        link = raw_link(name, raw_root)
-        prov = read_json(raw_root / name / "provenance.json")
-        fetched = {rel: info["sha256"] for rel, info in prov["source"].get("files", {}).items()}
+        link, fetched = raw_link(name, raw_root)
         _check(summary["files"] == fetched, f"{built_dir}/build.json: {name} was built from other raw files than "
                                             f"{raw_root / name} holds; run `mubench build` (or `dvc repro`)")
         children.append(link)
