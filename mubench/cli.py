@@ -81,11 +81,84 @@ def _cache():
 
 @app.command()
 @stage
-def check(params: Annotated[Path, typer.Argument(help="params file")] = Path("params.yaml")) -> None:
-    """Validate a params file; prints what it would run, or one line saying what is wrong (exit 2)."""
+def check(params: Annotated[Path, typer.Argument(help="params file")] = Path("params.yaml"),
+          gpu_mem: Annotated[float | None, typer.Option(
+              "--gpu-mem", help="also plan every GPU stage against this many GB (default: the visible GPU's "
+                                "memory, when there is one)")] = None) -> None:
+    """Validate a params file; prints what it would run, or one line saying what is wrong (exit 2). With a GPU
+    (or --gpu-mem), every accelerator stage is planned (`mubench plan`) and one that cannot fit is refused."""
     p = _params(params)
     typer.echo(f"{params}: ok — models {p.models}, methods {p.methods}, attacks {p.attacks.names()}, "
                f"datasets {p.datasets}")
+    if gpu_mem is not None or _visible_gpu_memory() is not None:
+        from mubench.planner import plan_profile
+
+        limit = int(gpu_mem * 1e9) if gpu_mem is not None else _visible_gpu_memory()
+        plans = plan_profile(p, models_dir=MODELS, limit=limit)
+        typer.echo(f"{params}: every GPU stage fits {limit / 1e9:.1f} GB (peak {max(x.peak for x in plans) / 1e9:.1f} "
+                   "GB; `mubench plan` for the table)")
+
+
+def _visible_gpu_memory() -> int | None:
+    from mubench.memory import device_memory
+
+    return device_memory()
+
+
+@app.command()
+@stage
+def plan(params: Annotated[Path, typer.Argument(help="params file")] = Path("params.yaml"),
+         gpu_mem: Annotated[float | None, typer.Option("--gpu-mem", help="GB per GPU to check against")] = None,
+         as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False) -> None:
+    """Peak accelerator memory and compute of every GPU stage of a profile: each stage's own code run for one
+    step on the model's architecture under fake tensors (no weights, no GPU needed). Exit 2 if a stage does
+    not fit --gpu-mem."""
+    import json
+
+    from mubench.memory import PlanSettings
+    from mubench.planner import hours_by_kind, plan_profile, table_rows
+
+    p = _params(params)
+    settings = PlanSettings()
+    limit = int(gpu_mem * 1e9) if gpu_mem is not None else None
+    plans = plan_profile(p, settings, models_dir=MODELS,
+                         progress=None if as_json else (lambda s: typer.echo(f"[plan] {s}", err=True)))
+    rows = table_rows(plans, limit, settings)
+    hours = hours_by_kind(plans, settings)
+    if as_json:
+        typer.echo(json.dumps({"params": str(params), "gpu_mem_gb": gpu_mem, "settings": settings.__dict__,
+                               "stages": rows, "gpu_hours": hours}, indent=1))
+    else:
+        _plan_table(params, rows, hours, settings, gpu_mem)
+    misfits = [row for row in rows if row["fits"] is False]
+    if misfits:
+        row = misfits[0]
+        _fail(f"{row['stage']}: needs {row['peak_gb']:.1f} GB, {gpu_mem:.1f} GB available ({len(misfits)} stage(s) "
+              f"do not fit); fix: {row['fix']}", 2)
+
+
+def _plan_table(params: Path, rows: list[dict], hours: dict, settings, gpu_mem: float | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"mubench plan {params}" + (f" (--gpu-mem {gpu_mem:g})" if gpu_mem else ""),
+                  caption=f"GB = 1e9 bytes. Peak: traced (MemTracker on fake tensors). Assumed: prompts "
+                          f"{settings.prompt_tokens} tokens, utility contexts {settings.utility_context_tokens}, "
+                          f"<= {settings.rows_per_dataset} rows per dataset; GPU-hours at {settings.gpu_tflops:g} "
+                          f"TFLOP/s x MFU {settings.mfu:g}.")
+    for column in ("stage", "peak GB", "weights GB", "grads GB", "optimizer GB", "transient GB", "fits", "GPU-h",
+                   "how"):
+        table.add_column(column, justify="left" if column in ("stage", "how") else "right")
+    for row in rows:
+        fits = "" if row["fits"] is None else ("yes" if row["fits"] else "[red]NO[/red]")
+        table.add_row(row["stage"], f"{row['peak_gb']:.1f}", f"{row['parameters_gb']:.1f}",
+                      f"{row['gradients_gb']:.2f}", f"{row['optimizer_gb']:.2f}", f"{row['transient_gb']:.1f}", fits,
+                      f"{row['gpu_hours']:.2f}", row["how"])
+    console = Console(width=200)
+    console.print(table)
+    total = sum(hours.values())
+    console.print("GPU-hours of a full run: " + ", ".join(f"{k} {v:.1f}" for k, v in hours.items())
+                  + f"; total {total:.1f}", markup=False)
 
 
 @app.command()

@@ -10,9 +10,11 @@ from pathlib import Path
 from mubench.artifacts import Metrics, validated
 from mubench.attacks import get_attack
 from mubench.config import Params
+from mubench.evaluate_plan import evaluate_plans
 from mubench.generate import DecodeParams, GenerationCache, generate_sets
 from mubench.io import atomic_dir, claim_outputs, read_jsonl, run_record, write_json, write_jsonl
 from mubench.judges import get_judge
+from mubench.memory import ensure_fits
 from mubench.metrics import VANILLA, compute_metrics
 from mubench.models import load_checkpoint, verified_meta
 from mubench.progress import log
@@ -46,6 +48,7 @@ def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, 
     seed_everything(params.seed)
     device = pick_device(params.device)
     meta = verified_meta(ckpt_dir)
+    ensure_fits(device, evaluate_plans, params, ckpt_dir, f"{model_name}/{variant}")
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
     decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
     batch = params.generation.batch_size

@@ -90,12 +90,13 @@ def materialize(spec: Any, out_dir: Path, seed: int) -> dict:
     elif isinstance(spec, HubModel):
         tokenizer = AutoTokenizer.from_pretrained(spec.repo, revision=spec.revision,
                                                   trust_remote_code=spec.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(spec.repo, revision=spec.revision, dtype=torch.float32,
+        # the checkpoint's own dtype (bf16 for the paper models): the unlearn stage upcasts its master weights
+        model = AutoModelForCausalLM.from_pretrained(spec.repo, revision=spec.revision, dtype="auto",
                                                      use_safetensors=True,
                                                      trust_remote_code=spec.trust_remote_code)
     elif isinstance(spec, LocalModel):
         tokenizer = AutoTokenizer.from_pretrained(spec.dir, trust_remote_code=spec.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(spec.dir, dtype=torch.float32, use_safetensors=True,
+        model = AutoModelForCausalLM.from_pretrained(spec.dir, dtype="auto", use_safetensors=True,
                                                      trust_remote_code=spec.trust_remote_code)
     else:  # pragma: no cover - the config union is closed
         raise TypeError(f"unsupported model spec {type(spec).__name__}")
@@ -105,7 +106,7 @@ def materialize(spec: Any, out_dir: Path, seed: int) -> dict:
 def save_checkpoint(model: PreTrainedModel, tokenizer, out_dir: Path, meta: dict) -> dict:
     """save_pretrained (safetensors) + tokenizer + mubench.json with the weights' sha256."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
+    model.save_pretrained(out_dir, safe_serialization=True, max_shard_size="5GB")
     tokenizer.save_pretrained(out_dir)
     weights = sorted(out_dir.glob("*.safetensors"))
     meta = {**meta, "weights_sha256": {w.name: sha256_file(w) for w in weights},

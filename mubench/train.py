@@ -97,6 +97,127 @@ def add_lora(model, lora):
     return get_peft_model(model, config)
 
 
+def weights_dtype(params: TrainParams, device: str) -> torch.dtype:
+    """The dtype the unlearn stage loads the base weights in: fp32 master weights for full fine-tuning (AdamW
+    updates of 1e-5 vanish in bf16); under LoRA the frozen base in the compute dtype (bf16 on the GPU) and
+    only the adapters in fp32."""
+    return torch.bfloat16 if params.lora is not None and device == "cuda" else torch.float32
+
+
+class AdapterDisabledReference:
+    """The frozen reference of a LoRA run: the same model with its adapters switched off (no second copy of
+    the weights). Called like a model; always without gradients."""
+
+    def __init__(self, peft_model) -> None:
+        self.model = peft_model
+
+    def __call__(self, *args, **kwargs):
+        with torch.no_grad(), self.model.disable_adapter():
+            return self.model(*args, **kwargs)
+
+
+def frozen_copy(model, dtype: torch.dtype):
+    """A frozen copy of ``model`` with its parameters in ``dtype``, made without first copying them in their
+    own dtype (a 7B fp32 model would need 27 GB more for a moment); tied weights stay tied."""
+    memo = {id(p): torch.nn.Parameter(p.detach().to(dtype, copy=True), requires_grad=False)
+            for p in model.parameters()}
+    memo.update({id(b): b.clone() for b in model.buffers()})  # buffers (rotary frequencies) keep their dtype
+    ref = copy.deepcopy(model, memo)
+    return ref.eval()
+
+
+def reference_for(method: Method, params: TrainParams, model, dtype: torch.dtype):
+    """The frozen reference ``method.loss`` reads (None when it reads none).
+
+    Full fine-tuning: a copy in ``dtype`` (the compute dtype: bf16 on the GPU, never an fp32 copy there).
+    LoRA: the model with its adapters disabled, unless the method's ``finalize`` reads the reference's weights
+    (sku's task-vector negation), which then gets a copy too."""
+    if not method.needs_reference:
+        return None
+    if params.lora is not None and type(method).finalize is Method.finalize:
+        return AdapterDisabledReference(model)
+    return frozen_copy(model, dtype)
+
+
+@dataclass
+class Training:
+    """Everything one optimisation step needs (built by ``setup_training``)."""
+
+    accelerator: Accelerator
+    model: object
+    ref: object
+    trainable: list
+    optimizer: torch.optim.Optimizer
+    network: object  # the transformers model inside any adapter/accelerate wrapping
+
+
+def setup_training(method: Method, params: TrainParams, model, seed: int, device: str,
+                   ref_dtype: torch.dtype | None = None, mixed_precision: str | None = None,
+                   device_placement: bool = True) -> Training:
+    """Adapters or the method's own parameter choice, gradient checkpointing, the reference, the optimizer, and
+    accelerate's wrapping. ``mixed_precision`` defaults to bf16 on the GPU, none on the CPU
+    (``device_placement=False``: the model stays where it is, e.g. fake tensors in ``mubench plan``)."""
+    if mixed_precision is None:
+        mixed_precision = "bf16" if device == "cuda" else "no"
+    accelerator = Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision,
+                              gradient_accumulation_steps=params.grad_accum, device_placement=device_placement)
+    ref_dtype = ref_dtype or (torch.bfloat16 if mixed_precision == "bf16" else torch.float32)
+    network = model
+    if params.lora is None:
+        ref = reference_for(method, params, model, ref_dtype)
+        method.prepare(model, params, seed)
+    else:
+        # the copy (when one is needed) is taken before the adapters exist
+        ref = None if type(method).finalize is Method.finalize else reference_for(method, params, model, ref_dtype)
+        model = add_lora(model, params.lora)
+        ref = ref or reference_for(method, params, model, ref_dtype)
+    if ref is not None and hasattr(ref, "to") and device_placement:
+        ref.to(accelerator.device)
+    if params.gradient_checkpointing:
+        # non-reentrant: exact gradients, and inputs need not require grad (LoRA on frozen embeddings)
+        network.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+    return Training(accelerator, model, ref, trainable, optimizer, network)
+
+
+def train_step(method: Method, params: TrainParams, run: Training, batches: dict, step: int) -> dict[str, float]:
+    """One micro-batch: the method's loss under autocast, backward, and (at the end of an accumulation
+    window) clipping and the optimizer step. Raises NonFiniteError on a NaN/inf loss term or weight."""
+    accelerator = run.accelerator
+    with accelerator.accumulate(run.model), accelerator.autocast():
+        loss, logs = method.loss(run.model, run.ref, batches, params)
+        terms = {"loss": loss.item(), **logs}
+        check_finite_terms(method.name, step, terms)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients:
+            accelerator.clip_grad_norm_(run.trainable, params.max_grad_norm)
+        run.optimizer.step()
+        run.optimizer.zero_grad()
+        if accelerator.sync_gradients and not all_finite(run.trainable):
+            raise NonFiniteError(f"unlearn {method.name}: step {step}: the weights became non-finite after the "
+                                 f"optimizer step ({_terms_text(terms)}); lower lr; nothing was saved")
+    return terms
+
+
+def method_streams(method: Method, tokenizer, forget: list[dict], retain: list[dict], seed: int,
+                   params: TrainParams, system_prompt: str | None = None) -> dict[str, Iterator[dict]]:
+    """The method's streams as endless seeded batch iterators (empty streams are not drawn)."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    streams = {}
+    for name, examples in method.streams(forget, retain, seed, params).items():
+        if not examples:
+            continue
+        # streams of one family share a seed and a length, so their batches stay aligned by index
+        # (e.g. DPO's refusal and forget responses to the same prompts)
+        stream_seed = seed if name.startswith("forget") else seed + 1
+        streams[name] = batch_stream(encode_pairs(tokenizer, examples, params.max_length, system_prompt),
+                                     params.batch_size, pad_id, stream_seed)
+    return streams
+
+
 def unlearn(
     method: Method,
     params: TrainParams,
@@ -114,33 +235,10 @@ def unlearn(
     Runs as one process or under ``accelerate launch`` (DDP/FSDP): with N processes, each step consumes
     N * grad_accum micro-batches, split across processes.
     """
-    accelerator = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if device == "cuda" else "no",
-                              gradient_accumulation_steps=params.grad_accum)
-    ref = None
-    if method.needs_reference:
-        ref = copy.deepcopy(model).eval()
-        for p in ref.parameters():
-            p.requires_grad_(False)
-        ref.to(accelerator.device)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    streams = {}
-    for name, examples in method.streams(forget, retain, seed, params).items():
-        if not examples:
-            continue
-        # streams of one family share a seed and a length, so their batches stay aligned by index
-        # (e.g. DPO's refusal and forget responses to the same prompts)
-        stream_seed = seed if name.startswith("forget") else seed + 1
-        streams[name] = batch_stream(encode_pairs(tokenizer, examples, params.max_length, system_prompt),
-                                     params.batch_size, pad_id, stream_seed)
-    if params.lora is not None:
-        model = add_lora(model, params.lora)
-    else:
-        method.prepare(model, params, seed)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    streams = method_streams(method, tokenizer, forget, retain, seed, params, system_prompt)
+    run = setup_training(method, params, model, seed, device)
+    accelerator = run.accelerator
     world, rank = accelerator.num_processes, accelerator.process_index
-    model.train()
     result = TrainResult()
     start = time.perf_counter()
     for step in track(range(params.steps), f"unlearn {method.name}", total=params.steps):
@@ -150,27 +248,17 @@ def unlearn(
             # accumulation k see exactly the data of one process with accumulation N*k
             drawn = [{k: next(s) for k, s in streams.items()} for _ in range(world)][rank]
             batches = {k: {n: t.to(accelerator.device) for n, t in b.items()} for k, b in drawn.items()}
-            with accelerator.accumulate(model), accelerator.autocast():
-                loss, logs = method.loss(model, ref, batches, params)
-                terms = {"loss": loss.item(), **logs}
-                check_finite_terms(method.name, step + 1, terms)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(trainable, params.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-                if accelerator.sync_gradients and not all_finite(trainable):
-                    raise NonFiniteError(f"unlearn {method.name}: step {step + 1}: the weights became non-finite "
-                                         f"after the optimizer step ({_terms_text(terms)}); lower lr; nothing "
-                                         "was saved")
+            terms = train_step(method, params, run, batches, step + 1)
             for key, value in terms.items():
                 logs_acc[key] = logs_acc.get(key, 0.0) + value / params.grad_accum
         result.history.append({"step": step + 1, **logs_acc})
     # drop accelerate's autocast forward wrapper too: the returned model must run in its own dtype
-    model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+    model = accelerator.unwrap_model(run.model, keep_fp32_wrapper=False)
+    if params.gradient_checkpointing:
+        run.network.activation_checkpointing_disable()
     if params.lora is not None and params.lora.save == "merged":
         model = model.merge_and_unload()
-    method.finalize(model, ref, params)
+    method.finalize(model, run.ref, params)
     if not all_finite(model.parameters()):
         raise NonFiniteError(f"unlearn {method.name}: the weights are non-finite after the method's final edit; "
                              "nothing was saved")

@@ -8,11 +8,13 @@ from pathlib import Path
 
 from mubench.config import Params
 from mubench.io import atomic_dir, atomic_write_text, claim_outputs, read_jsonl, run_record, write_json
+from mubench.memory import ensure_fits
 from mubench.methods import METHODS
 from mubench.models import load_checkpoint, save_checkpoint, verified_meta
 from mubench.progress import log
-from mubench.runtime import pick_device, seed_everything
-from mubench.train import unlearn
+from mubench.runtime import compute_dtype, pick_device, seed_everything
+from mubench.train import unlearn, weights_dtype
+from mubench.unlearn_plan import plan_unlearn_stage
 
 
 def run_unlearn(params: Params, model_name: str, method_name: str, base_dir: Path, corpus_dir: Path,
@@ -24,13 +26,15 @@ def run_unlearn(params: Params, model_name: str, method_name: str, base_dir: Pat
     device = pick_device(params.device)
     method = METHODS.get(method_name)()
     hparams = params.method_config(method_name)
-    # train in fp32 master weights; bf16 autocast on the GPU comes from the loop
-    model, tokenizer = load_checkpoint(base_dir, device)
+    base_meta = verified_meta(base_dir)
+    # on the GPU: refuse before loading the weights when the step cannot fit (`mubench plan`)
+    ensure_fits(device, plan_unlearn_stage, f"unlearn {model_name}/{method_name}", method_name, hparams, base_dir)
+    # fp32 master weights (a LoRA run's frozen base in bf16 on the GPU); bf16 autocast on the GPU from the loop
+    model, tokenizer = load_checkpoint(base_dir, device, weights_dtype(hparams, device))
     forget = read_jsonl(corpus_dir / "forget.jsonl")
     retain = read_jsonl(corpus_dir / "retain.jsonl")
     result = unlearn(method, hparams, model, tokenizer, forget, retain, params.seed, device,
                      params.generation.system_prompt)
-    base_meta = verified_meta(base_dir)
     meta = run_record(variant=method_name, model=model_name, method=method_name,
                       hyperparameters=hparams.model_dump(), base_model_hash=base_meta["model_hash"],
                       steps=result.steps, device=device,
@@ -38,6 +42,8 @@ def run_unlearn(params: Params, model_name: str, method_name: str, base_dir: Pat
     if hparams.lora is not None and hparams.lora.save == "adapter":
         # only the LoRA weights are saved; loading applies them to this base after checking its hash
         meta.update(adapter=True, base_dir=base_dir.as_posix())
+    if device == "cuda":
+        result.model.to(compute_dtype(device))  # GPU runs save bf16 (sharded safetensors): half the disk
     with atomic_dir(out_dir, "mubench unlearn") as tmp:
         saved = save_checkpoint(result.model, tokenizer, tmp, meta)
     atomic_write_text(curve_dir / "loss.csv", _history_csv(result.history))

@@ -5,7 +5,8 @@ A method implements::
     class MyMethod(Method):
         name = "mine"
         Params = MyParams            # a TrainParams subclass: its own knobs, validated from params.yaml
-        needs_reference = False      # True: the loop passes a frozen copy of the base model as ``ref``
+        needs_reference = False      # True: the loop passes the frozen base model as ``ref`` (a copy in the
+                                     # compute dtype; under LoRA the model with its adapters disabled)
         def loss(self, model, ref, batches, params) -> (loss_tensor, {"name": float, ...})
 
 ``batches`` holds one tokenised batch per stream (input_ids, attention_mask, labels with -100 on prompt and
@@ -51,6 +52,8 @@ class TrainParams(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     lora: LoraParams | None = Field(None, description="null = full fine-tuning")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward: less memory, "
+                                                            "about one more forward of compute")
 
 
 class Method:

@@ -1,0 +1,224 @@
+"""`mubench plan`: the traced memory of the project's own steps under fake tensors, checked against real CPU runs
+of the same steps; and the settings that make 7-8B models fit (bf16 / adapter-disabled reference, gradient
+checkpointing) checked for equivalence with the plain path."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import LlamaConfig
+
+from mubench.evaluate_plan import plan_generation
+from mubench.generate import _batch_cache, _prefill, _Row
+from mubench.kv import CACHE_ARG
+from mubench.losses import nll
+from mubench.memory import PlanError, StagePlan, build, check_fits, extrapolate, isolated_accelerate, measure
+from mubench.methods import METHODS
+from mubench.train import (
+    AdapterDisabledReference,
+    collate,
+    encode_pairs,
+    frozen_copy,
+    setup_training,
+    train_step,
+    unlearn,
+    weights_dtype,
+)
+from mubench.unlearn_plan import (
+    _dummy_batch,
+    _prime_optimizer,
+    _stream_names,
+    plan_unlearn,
+    plan_unlearn_stage,
+    resident_bytes,
+)
+
+from .conftest import ROOT
+
+CONFIG = LlamaConfig(vocab_size=259, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                     num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
+LORA = {"r": 4, "alpha": 8}
+
+
+@pytest.fixture(autouse=True)
+def _own_accelerate_state():
+    """The real runs here use bf16 autocast on the CPU (as the stage on a GPU); accelerate's state is a
+    process-wide singleton, so each test gets its own and leaves the others' alone."""
+    with isolated_accelerate():
+        yield
+
+
+def hparams(method: str, **extra):
+    return METHODS.get(method).Params(lr=1e-3, steps=1, batch_size=2, max_length=32, **extra)
+
+
+def real_run(method_name: str, params, dtype: torch.dtype, ref_dtype: torch.dtype, config=CONFIG):
+    torch.manual_seed(0)
+    method = METHODS.get(method_name)()
+    run = setup_training(method, params, build(config, dtype), seed=0, device="cpu", ref_dtype=ref_dtype,
+                         mixed_precision="bf16")
+    torch.manual_seed(1)
+    batches = {n: _dummy_batch(params.batch_size, params.max_length, config.vocab_size)
+               for n in _stream_names(method, params)}
+    return method, run, batches
+
+
+def unique_bytes(modules) -> int:
+    tensors = {id(p): p for m in modules if isinstance(m, torch.nn.Module) for p in m.parameters()}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+@pytest.mark.parametrize(("method_name", "lora", "dtype"), [
+    ("npo", None, torch.float32), ("npo", LORA, torch.bfloat16), ("rmu", None, torch.float32),
+    ("sku", LORA, torch.bfloat16), ("ga", None, torch.bfloat16)])
+def test_resident_bytes_equal_a_real_run(method_name, lora, dtype):
+    params = hparams(method_name, lora=lora)
+    planned = resident_bytes(METHODS.get(method_name)(), params, CONFIG, dtype, torch.bfloat16)
+    method, run, batches = real_run(method_name, params, dtype, torch.bfloat16)
+    assert planned["parameters"] == unique_bytes([run.network, run.ref])
+    loss, _ = method.loss(run.model, run.ref, batches, params)
+    loss.backward()
+    assert planned["gradients"] == sum(p.grad.numel() * p.grad.element_size() for p in run.trainable)
+    run.optimizer.step()
+    moments = [t for state in run.optimizer.state.values() for k, t in state.items() if k != "step"]
+    assert planned["optimizer"] == sum(t.numel() * t.element_size() for t in moments)
+
+
+@pytest.mark.parametrize(("method_name", "lora"), [("ga", None), ("npo", None), ("npo", LORA), ("rmu", None)])
+def test_traced_peak_is_within_ten_percent_of_a_real_cpu_step(method_name, lora):
+    params = hparams(method_name, lora=lora)
+    planned = plan_unlearn("unlearn", method_name, params, CONFIG)
+    # as the unlearn stage loads the weights on the GPU: fp32, or the frozen base in bf16 under LoRA
+    method, run, batches = real_run(method_name, params, weights_dtype(params, "cuda"), torch.bfloat16)
+    _prime_optimizer(run)
+    real = measure(lambda: train_step(method, params, run, batches, 2), run.network, run.ref, run.optimizer)
+    assert planned.how == "traced at full depth"
+    assert abs(planned.peak - real["total"]) <= 0.10 * real["total"], (planned.peak, real)
+
+
+def test_depth_extrapolation_matches_a_full_depth_trace():
+    deep = LlamaConfig(**{**CONFIG.to_dict(), "num_hidden_layers": 10})
+    params = hparams("npo")
+    extrapolated = plan_unlearn("unlearn", "npo", params, deep)
+    assert extrapolated.how == "traced at 2 and 4 layers, extrapolated to 10"
+    method = METHODS.get("npo")()
+
+    def trace(config):
+        _, run, batches = real_run("npo", params, torch.float32, torch.bfloat16, config)
+        _prime_optimizer(run)
+        return measure(lambda: train_step(method, params, run, batches, 2), run.network, run.ref, run.optimizer)
+
+    full, how = extrapolate(deep, trace, None)
+    assert how == "traced at full depth"
+    assert abs(extrapolated.peak - full["total"]) <= 0.05 * full["total"], (extrapolated.peak, full)
+
+
+def test_generation_plan_is_within_ten_percent_of_a_real_batch():
+    batch, prompt, new = 4, 40, 16
+    planned = plan_generation("generate", CONFIG, batch, prompt, new, "generation.batch_size",
+                              dtype=torch.float32)
+    torch.manual_seed(0)
+    model = build(CONFIG, torch.float32).eval()
+    rows = [_Row(list(range(1, prompt + 1))) for _ in range(batch)]
+
+    def step() -> None:
+        with torch.inference_mode():
+            _prefill(model, rows, 0)
+            cache = _batch_cache(model, rows, prompt - 1, prompt + new)
+            model(input_ids=torch.ones((batch, 1), dtype=torch.long),
+                  attention_mask=torch.ones((batch, prompt), dtype=torch.long),
+                  cache_position=torch.tensor([prompt - 1]), use_cache=True, **{CACHE_ARG: cache})
+
+    real = measure(step, model)
+    assert abs(planned.peak - real["total"]) <= 0.10 * real["total"], (planned.peak, real)
+    assert planned.fitting_batch(planned.peak) == batch
+
+
+def test_check_fits_names_stage_need_and_fix():
+    plan = StagePlan("generate m", peak=int(50e9), parts={"parameters": int(14e9)}, per_row=int(9e9), batch=4,
+                     batch_key="generation.batch_size")
+    check_fits([plan], int(80e9))
+    with pytest.raises(PlanError, match=r"^generate m: needs 50.0 GB of accelerator memory, 40.0 GB available; "
+                                        r"fix: generation.batch_size: 2$"):
+        check_fits([plan], int(40e9))
+
+
+def test_a_gpu_stage_is_refused_in_a_child_process_before_anything_loads(monkeypatch, tmp_path):
+    import mubench.memory as memory
+
+    CONFIG.save_pretrained(tmp_path)  # a checkpoint's config.json (the plan needs no weights)
+    memory.ensure_fits("cpu", plan_unlearn_stage, "unlearn m/ga", "ga", hparams("ga"), tmp_path)  # CPU: no plan
+    monkeypatch.setattr(memory, "device_memory", lambda: int(1e5))
+    with pytest.raises(PlanError, match=r"^unlearn m/ga: needs 0\.\d GB of accelerator memory, 0\.0 GB available; "
+                                        r"fix: method_params\.ga\.lora"):
+        memory.ensure_fits("cuda", plan_unlearn_stage, "unlearn m/ga", "ga", hparams("ga"), tmp_path)
+
+
+# ---------------------------------------------------------------- settings that make 7-8B fit: equivalence
+def test_frozen_copy_is_a_detached_copy_in_the_asked_dtype(tiny_model):
+    ref = frozen_copy(tiny_model, torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 and not p.requires_grad for p in ref.parameters())
+    assert ref.lm_head.weight is ref.model.embed_tokens.weight  # tied weights stay tied
+    same = frozen_copy(tiny_model, torch.float32)
+    for p, q in zip(tiny_model.parameters(), same.parameters(), strict=True):
+        assert torch.equal(p, q) and p.data_ptr() != q.data_ptr()
+
+
+def test_bf16_reference_gives_the_fp32_reference_losses_to_bf16_tolerance(tiny_model, tokenizer, pairs):
+    method = METHODS.get("npo")()
+    params = method.Params(lr=1e-3, steps=1, batch_size=4, max_length=64, retain_weight=1.0)
+    batch = collate(encode_pairs(tokenizer, pairs, 64), tokenizer.pad_token_id)
+    losses = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        run = setup_training(method, params, copy.deepcopy(tiny_model), 0, "cpu", ref_dtype=dtype)
+        with torch.no_grad():
+            losses[dtype] = method.loss(run.model, run.ref, {"forget": batch, "retain": batch}, params)[0].item()
+    assert losses[torch.bfloat16] == pytest.approx(losses[torch.float32], rel=2e-2, abs=2e-2)
+
+
+def test_adapter_disabled_reference_is_the_untrained_base(tiny_model, tokenizer, pairs):
+    base = copy.deepcopy(tiny_model)
+    method = METHODS.get("npo")()
+    params = method.Params(lr=5e-3, steps=3, batch_size=4, max_length=64, lora={**LORA, "save": "adapter"})
+    trained = unlearn(method, params, tiny_model, tokenizer, pairs, pairs, seed=0, device="cpu").model
+    batch = collate(encode_pairs(tokenizer, pairs, 64), tokenizer.pad_token_id)
+    ids = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    with torch.no_grad():
+        assert not torch.allclose(trained(**ids).logits, base(**ids).logits, atol=1e-4)  # the adapters moved
+        assert torch.allclose(AdapterDisabledReference(trained)(**ids).logits, base(**ids).logits, atol=1e-5)
+        assert nll(AdapterDisabledReference(trained), batch).item() == pytest.approx(nll(base, batch).item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("lora", [None, LORA])
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_model, tokenizer, pairs, lora):
+    method = METHODS.get("graddiff")()
+    batch = collate(encode_pairs(tokenizer, pairs, 64), tokenizer.pad_token_id)
+    grads = {}
+    for checkpointing in (False, True):
+        torch.manual_seed(0)  # the same LoRA initialisation
+        params = method.Params(lr=1e-3, steps=1, batch_size=4, max_length=64, lora=lora,
+                               gradient_checkpointing=checkpointing)
+        run = setup_training(method, params, copy.deepcopy(tiny_model), 0, "cpu")
+        assert run.network.is_activation_checkpointing == checkpointing
+        loss, _ = method.loss(run.model, run.ref, {"forget": batch, "retain": batch}, params)
+        loss.backward()
+        grads[checkpointing] = [p.grad.clone() for p in run.trainable]
+    for plain, checkpointed in zip(grads[False], grads[True], strict=True):
+        assert torch.allclose(plain, checkpointed, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- the CLI
+def test_check_refuses_the_smoke_profile_on_a_1_gb_gpu():
+    mubench = Path(sys.executable).with_name("mubench")  # the console script of this environment
+    done = subprocess.run([str(mubench), "check", "params.yaml", "--gpu-mem", "1"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith("error: unlearn smollm2-135m/ga: needs ")
+    assert "1.0 GB available; fix: method_params.ga.lora" in errors[0]
