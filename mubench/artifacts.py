@@ -2,7 +2,9 @@
 
 ``metrics.json`` is written by ``evaluate`` through ``Metrics`` and read back through it by ``report`` and
 ``verify``, so the README's stable schema is enforced, not promised: a file missing a key fails with one line
-naming the file and the key. Models allow extra keys (later versions only add keys); rates are in [0, 1] or
+naming the file and the key. Likewise a fetched dataset's ``provenance.json`` (``Provenance``), an attack's
+``prompts.jsonl`` rows (``AttackRow``) and a model's corpus pairs (``CorpusPair``): checked when written and
+when read. Models allow extra keys (later versions only add keys); rates are in [0, 1] or
 null (a rate over no rows), intervals are [low, high] or null.
 """
 
@@ -13,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mubench.io import read_json
+from mubench.io import read_json, read_numbered_jsonl
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)] | None
 Interval = Annotated[list[Annotated[float, Field(ge=0.0, le=1.0)]], Field(min_length=2, max_length=2)] | None
@@ -94,6 +96,51 @@ class Metrics(Open):
     run: RunRecord
 
 
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class FetchedFile(Open):
+    sha256: Sha256
+
+
+class FetchSource(Open):
+    kind: str = Field(min_length=1)
+    files: dict[str, FetchedFile]
+
+
+class Provenance(Open):
+    """``data/raw/DATASET/provenance.json``: where a dataset's files came from, with their sha256."""
+
+    dataset: str
+    role: str
+    license: str
+    citation: str
+    rows: int = Field(ge=0)
+    source: FetchSource
+
+
+class AttackRow(Open):
+    """One row of an attack's ``prompts.jsonl``: the seed behaviour and the prompt the attack made of it."""
+
+    id: str = Field(min_length=1)
+    dataset: str
+    goal: str
+    prompt: str
+    attack: str
+    attack_version: str
+    attack_params_sha256: str = Field(pattern=r"^[0-9a-f]{16}$")
+
+
+class CorpusPair(Open):
+    """One (prompt, the base model's response) pair of ``data/corpus/MODEL/{forget,retain}.jsonl``."""
+
+    id: str = Field(min_length=1)
+    dataset: str
+    prompt: str
+    response: str = Field(min_length=1)
+    refused: bool
+
+
 class ArtifactError(ValueError):
     """An artifact that does not match its model; the message names the file and the key."""
 
@@ -107,6 +154,31 @@ def validated(model: type[BaseModel], data: dict, path: Path | str) -> BaseModel
         key = ".".join(str(part) for part in err["loc"])
         problem = "missing" if err["type"] == "missing" else f"{err['msg']} (got {err.get('input')!r})"
         raise ArtifactError(f"{path}: {key}: {problem}; re-run the stage that wrote it (`dvc repro`)") from None
+
+
+def checked_rows(model: type[BaseModel], rows: list[dict], path: Path | str) -> list[dict]:
+    """``rows`` unchanged after each validates against ``model`` (before a stage writes them to ``path``)."""
+    for number, row in enumerate(rows, start=1):
+        validated(model, row, f"{path}: row {number}")
+    return rows
+
+
+def read_rows(model: type[BaseModel], path: Path) -> list[dict]:
+    """A JSONL artifact, every row checked against ``model``; one ArtifactError line names file, line and key."""
+    rows = []
+    for number, row in read_numbered_jsonl(path):
+        validated(model, row, f"{path}: line {number}")
+        rows.append(row)
+    return rows
+
+
+def read_artifact(model: type[BaseModel], path: Path) -> dict:
+    """A JSON artifact checked against ``model``, returned as the plain dict it holds."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{path}: expected a JSON object")
+    validated(model, data, path)
+    return data
 
 
 def read_metrics(path: Path) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from mubench.artifacts import AttackRow, CorpusPair, checked_rows, read_rows
 from mubench.attacks import get_attack
 from mubench.attacks.base import Attack, FitContext
 from mubench.config import Params
@@ -46,7 +47,7 @@ def _write(attack: Attack, seeds: list[dict], out_dir: Path, owner: str, fit: di
     if fit is not None:
         record["fit"] = fit
     with atomic_dir(out_dir, owner) as tmp:
-        write_jsonl(tmp / "prompts.jsonl", rows)
+        write_jsonl(tmp / "prompts.jsonl", checked_rows(AttackRow, rows, out_dir / "prompts.jsonl"))
         write_json(tmp / "attack.json", record)
     return len(rows)
 
@@ -75,7 +76,7 @@ def run_model_attack(params: Params, model_name: str, name: str, harmful_file: P
     model, tokenizer = load_checkpoint(ckpt_dir, device)
     seeds = attack_seeds(read_jsonl(harmful_file), params.attacks.seed_per_dataset, params.seed)
     ctx = FitContext(model=model, tokenizer=tokenizer, behaviours=seeds,
-                     forget=read_jsonl(corpus_dir / "forget.jsonl"), seed=params.seed,
+                     forget=read_rows(CorpusPair, corpus_dir / "forget.jsonl"), seed=params.seed,
                      system_prompt=params.generation.system_prompt)
     fit = attack.fit(ctx)
     fit["run"] = run_record(model=model_name, model_hash=verified_meta(ckpt_dir)["model_hash"], device=device)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mubench.artifacts import Provenance, read_artifact
 from mubench.config import Params
-from mubench.io import atomic_dir, claim_outputs, read_json, write_json, write_jsonl
+from mubench.io import atomic_dir, claim_outputs, write_json, write_jsonl
 from mubench.sampling import stratified_sample
 
 OWNER = "mubench build"
@@ -114,7 +115,7 @@ def check_disjoint(eval_rows: list[dict], train_rows: list[dict]) -> None:
 
 
 def _provenance_summary(raw_dir: Path) -> dict:
-    prov = read_json(raw_dir / "provenance.json")
+    prov = read_artifact(Provenance, raw_dir / "provenance.json")
     source = prov["source"]
     return {"license": prov["license"], "source": source.get("requirement") or source.get("describe", source["kind"]),
             "kind": source["kind"], "files": {k: v["sha256"] for k, v in source.get("files", {}).items()},

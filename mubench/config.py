@@ -151,7 +151,9 @@ class UtilityConfig(Strict):
     batch_size: int = Field(16, ge=1)
 
 
-class ReportConfig(Strict):
+class StatisticsConfig(Strict):
+    """Bootstrap confidence intervals of every rate (read by ``evaluate``)."""
+
     bootstrap_samples: int = Field(1000, ge=100)
     confidence: float = Field(0.95, gt=0, lt=1)
 
@@ -169,7 +171,7 @@ class Params(Strict):
     generation: GenerationConfig
     judge: JudgeConfig
     utility: UtilityConfig
-    report: ReportConfig
+    statistics: StatisticsConfig
 
     @field_validator("datasets", "methods")
     @classmethod
@@ -212,6 +214,12 @@ class Params(Strict):
                 raise ValueError(f"method_params: no entry for method '{name}' (add `{name}: {{}}` to use "
                                  "its defaults)")
         _check_settings(METHODS, self.method_params, "method_params")
+        from mubench.train import uses_lora_ok
+
+        for name in self.methods:
+            if self.method_config(name).lora is not None and not uses_lora_ok(METHODS.get(name)):
+                raise ValueError(f"method_params.{name}.lora: {name} chooses its own trainable weights (prepare); "
+                                 "remove lora")
         return self
 
     def method_config(self, name: str) -> Any:

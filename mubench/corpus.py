@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mubench.artifacts import CorpusPair, checked_rows
 from mubench.config import Params
 from mubench.generate import DecodeParams, GenerationCache, generate_sets
 from mubench.io import atomic_dir, claim_outputs, read_jsonl, run_record, write_json, write_jsonl
@@ -52,8 +53,8 @@ def build_model(params: Params, name: str, built_dir: Path, ckpt_dir: Path, corp
                          forget_prompts=len(pairs["forget"]), forget_pairs=len(complied),
                          retain_pairs=len(retain))
     with atomic_dir(corpus_dir, "mubench model") as tmp:
-        write_jsonl(tmp / "forget.jsonl", complied)
-        write_jsonl(tmp / "retain.jsonl", retain)
+        write_jsonl(tmp / "forget.jsonl", checked_rows(CorpusPair, complied, corpus_dir / "forget.jsonl"))
+        write_jsonl(tmp / "retain.jsonl", checked_rows(CorpusPair, retain, corpus_dir / "retain.jsonl"))
         write_jsonl(tmp / "forget_refused.jsonl", [r for r in pairs["forget"] if r["refused"]])
         write_json(tmp / "corpus.json", summary)
     log(f"[model] corpus: {len(complied)}/{len(pairs['forget'])} forget prompts complied with, "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mubench.artifacts import Metrics, validated
+from mubench.artifacts import AttackRow, Metrics, read_rows, validated
 from mubench.attacks import get_attack
 from mubench.config import Params
 from mubench.evaluate_plan import evaluate_plans
@@ -56,7 +56,7 @@ def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, 
     over_judge = get_judge(params.judge.oversafety, params.judge.options)
 
     harmful = [{**r, "goal": r["prompt"], "attack": VANILLA} for r in read_jsonl(built_dir / "harmful.jsonl")]
-    attacked = {name: read_jsonl(attack_prompt_file(params, attacks_dir, fitted_dir, model_name, name))
+    attacked = {name: read_rows(AttackRow, attack_prompt_file(params, attacks_dir, fitted_dir, model_name, name))
                 for name in params.attacks.names()}
     over = read_jsonl(built_dir / "oversafety.jsonl")
     # one pooled generation over every prompt set (each set's shared template prefix is computed once)

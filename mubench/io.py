@@ -197,8 +197,13 @@ def jsonl_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """One JSON object per line (blank lines skipped); an error names the file and the line."""
+    return [row for _, row in read_numbered_jsonl(path)]
+
+
+def read_numbered_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) per non-blank line of a JSONL file."""
     path = Path(path)
-    return [row for _, row in jsonl_rows(_text(path), path)]
+    return jsonl_rows(_text(path), path)
 
 
 def package_versions() -> dict[str, str]:

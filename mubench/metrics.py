@@ -46,7 +46,7 @@ def delta(value: float | None, base: float | None) -> float | None:
 
 def compute_metrics(params: Params, safety_rows: list[dict], over_rows: list[dict], utility: dict) -> dict:
     """metrics.json from judged rows. ASR = share of harmful prompts not refused."""
-    boot = {"samples": params.report.bootstrap_samples, "confidence": params.report.confidence,
+    boot = {"samples": params.statistics.bootstrap_samples, "confidence": params.statistics.confidence,
             "seed": params.seed}
 
     def success(rows):

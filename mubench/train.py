@@ -97,6 +97,12 @@ def add_lora(model, lora):
     return get_peft_model(model, config)
 
 
+def uses_lora_ok(method: Method | type[Method]) -> bool:
+    """LoRA chooses the trainable weights, so a method that chooses them itself (``prepare``) cannot take it."""
+    cls = method if isinstance(method, type) else type(method)
+    return cls.prepare is Method.prepare
+
+
 def weights_dtype(params: TrainParams, device: str) -> torch.dtype:
     """The dtype the unlearn stage loads the base weights in: fp32 master weights for full fine-tuning (AdamW
     updates of 1e-5 vanish in bf16); under LoRA the frozen base in the compute dtype (bf16 on the GPU) and
@@ -162,6 +168,9 @@ def setup_training(method: Method, params: TrainParams, model, seed: int, device
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision,
                               gradient_accumulation_steps=params.grad_accum, device_placement=device_placement)
     ref_dtype = ref_dtype or (torch.bfloat16 if mixed_precision == "bf16" else torch.float32)
+    if params.lora is not None and not uses_lora_ok(method):
+        raise ValueError(f"method_params.{method.name}.lora: {method.name} chooses its own trainable weights "
+                         "(prepare); remove lora")
     network = model
     if params.lora is None:
         ref = reference_for(method, params, model, ref_dtype)
@@ -202,12 +211,31 @@ def train_step(method: Method, params: TrainParams, run: Training, batches: dict
     return terms
 
 
-def method_streams(method: Method, tokenizer, forget: list[dict], retain: list[dict], seed: int,
-                   params: TrainParams, system_prompt: str | None = None) -> dict[str, Iterator[dict]]:
-    """The method's streams as endless seeded batch iterators (empty streams are not drawn)."""
+class StreamError(ValueError):
+    """A loss read a stream its method does not declare, or one with no pairs."""
+
+
+class Batches(dict):
+    """One tokenised batch per stream; reading any other stream is one line naming it."""
+
+    def __init__(self, method: str, declared: dict[str, list[dict]], batches: dict) -> None:
+        super().__init__(batches)
+        self.method, self.declared = method, declared
+
+    def __missing__(self, key: str):
+        if key in self.declared:
+            raise StreamError(f"unlearn {self.method}: the loss reads stream '{key}', which has no pairs (is the "
+                              "corpus's file for it empty?)")
+        raise StreamError(f"unlearn {self.method}: the loss reads stream '{key}', which its streams() does not "
+                          f"declare (declared: {', '.join(self.declared)}); add it there")
+
+
+def method_streams(declared: dict[str, list[dict]], tokenizer, seed: int, params: TrainParams,
+                   system_prompt: str | None = None) -> dict[str, Iterator[dict]]:
+    """A method's declared streams as endless seeded batch iterators (empty streams are not drawn)."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     streams = {}
-    for name, examples in method.streams(forget, retain, seed, params).items():
+    for name, examples in declared.items():
         if not examples:
             continue
         # streams of one family share a seed and a length, so their batches stay aligned by index
@@ -235,7 +263,8 @@ def unlearn(
     Runs as one process or under ``accelerate launch`` (DDP/FSDP): with N processes, each step consumes
     N * grad_accum micro-batches, split across processes.
     """
-    streams = method_streams(method, tokenizer, forget, retain, seed, params, system_prompt)
+    declared = method.streams(forget, retain, seed, params)
+    streams = method_streams(declared, tokenizer, seed, params, system_prompt)
     run = setup_training(method, params, model, seed, device)
     accelerator = run.accelerator
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -247,7 +276,8 @@ def unlearn(
             # every process draws the same micro-batches and keeps its own share, so N processes with
             # accumulation k see exactly the data of one process with accumulation N*k
             drawn = [{k: next(s) for k, s in streams.items()} for _ in range(world)][rank]
-            batches = {k: {n: t.to(accelerator.device) for n, t in b.items()} for k, b in drawn.items()}
+            batches = Batches(method.name, declared,
+                              {k: {n: t.to(accelerator.device) for n, t in b.items()} for k, b in drawn.items()})
             terms = train_step(method, params, run, batches, step + 1)
             for key, value in terms.items():
                 logs_acc[key] = logs_acc.get(key, 0.0) + value / params.grad_accum

@@ -6,8 +6,9 @@ import csv
 import io
 from pathlib import Path
 
+from mubench.artifacts import CorpusPair, read_rows
 from mubench.config import Params
-from mubench.io import atomic_dir, atomic_write_text, claim_outputs, read_jsonl, run_record, write_json
+from mubench.io import atomic_dir, atomic_write_text, claim_outputs, run_record, write_json
 from mubench.memory import ensure_fits
 from mubench.methods import METHODS
 from mubench.models import load_checkpoint, save_checkpoint, verified_meta
@@ -31,8 +32,8 @@ def run_unlearn(params: Params, model_name: str, method_name: str, base_dir: Pat
     ensure_fits(device, plan_unlearn_stage, f"unlearn {model_name}/{method_name}", method_name, hparams, base_dir)
     # fp32 master weights (a LoRA run's frozen base in bf16 on the GPU); bf16 autocast on the GPU from the loop
     model, tokenizer = load_checkpoint(base_dir, device, weights_dtype(hparams, device))
-    forget = read_jsonl(corpus_dir / "forget.jsonl")
-    retain = read_jsonl(corpus_dir / "retain.jsonl")
+    forget = read_rows(CorpusPair, corpus_dir / "forget.jsonl")
+    retain = read_rows(CorpusPair, corpus_dir / "retain.jsonl")
     result = unlearn(method, hparams, model, tokenizer, forget, retain, params.seed, device,
                      params.generation.system_prompt)
     meta = run_record(variant=method_name, model=model_name, method=method_name,

@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mubench.artifacts import read_metrics
+from mubench.artifacts import Provenance, read_artifact, read_metrics
 from mubench.config import Params
 from mubench.io import read_json
 
@@ -57,7 +57,7 @@ def raw_link(name: str, raw_root: Path) -> tuple[Link, dict[str, str]]:
     problems = verify(name, raw_root)
     if problems:
         raise BrokenLink(f"{problems[0]}; run `mubench fetch {name}` (or `dvc repro`)")
-    prov = read_json(raw_root / name / "provenance.json")
+    prov = read_artifact(Provenance, raw_root / name / "provenance.json")
     source = DATASETS.get(name).sources[prov["source"]["index"]]
     pinned = set((source.pins()[1] if isinstance(source, HubSource) else source.files).values())
     recorded = {rel: info["sha256"] for rel, info in prov["source"].get("files", {}).items()}

@@ -15,6 +15,7 @@ from mubench.methods.rmu import layer_activations, steered_layer
 from mubench.methods.sku import negate_task_vector
 from mubench.methods.targets import REFUSALS, mismatched, refusal_for, with_refusals
 from mubench.train import collate, encode_pairs, unlearn
+from tests.conftest import ROOT
 from tests.test_losses_methods import manual_seq_logprob
 
 
@@ -59,8 +60,46 @@ def batches_for(method, tokenizer, forget, retain, params=None):
 def test_npo_reads_retain_only_with_a_retain_weight(pairs):
     npo = METHODS.get("npo")()
     retain = [{"prompt": "r?", "response": "r."}]
-    assert npo.streams(pairs, retain, 0, npo.Params(retain_weight=0.0))["retain"] == []
+    assert "retain" not in npo.streams(pairs, retain, 0, npo.Params(retain_weight=0.0))
     assert npo.streams(pairs, retain, 0, npo.Params(retain_weight=1.0))["retain"] == retain
+
+
+def test_a_loss_reading_an_undeclared_or_empty_stream_is_one_line(tiny_model, tokenizer, pairs):
+    from mubench.train import StreamError, unlearn
+
+    ga = METHODS.get("ga")()
+    params = ga.Params(lr=1e-3, steps=1, batch_size=2, max_length=64)
+    reads_retain = type("ReadsRetain", (type(ga),), {"loss": lambda self, model, ref, batches, p: (
+        nll(model, batches["retain"]), {})})()
+    with pytest.raises(StreamError, match=r"^unlearn ga: the loss reads stream 'retain', which its streams\(\) does "
+                                          r"not declare \(declared: forget\); add it there$"):
+        unlearn(reads_retain, params, tiny_model, tokenizer, pairs, pairs, seed=0, device="cpu")
+    graddiff = METHODS.get("graddiff")()
+    with pytest.raises(StreamError, match=r"^unlearn graddiff: the loss reads stream 'retain', which has no pairs"):
+        unlearn(graddiff, graddiff.Params(lr=1e-3, steps=1, batch_size=2, max_length=64), tiny_model, tokenizer,
+                pairs, [], seed=0, device="cpu")
+
+
+def test_lora_on_a_method_that_chooses_its_own_weights_is_refused_at_check_time(tmp_path, monkeypatch):
+    import yaml
+
+    from mubench.config import ConfigError, load_params
+    from mubench.methods.base import Method
+
+    class OwnWeights(Method):
+        name = "own_weights"
+
+        def prepare(self, model, params, seed):
+            pass
+
+    raw = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())
+    raw["method_params"]["ga"] = {**raw["method_params"].get("ga", {}), "lora": {"r": 4}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    load_params(tmp_path / "p.yaml")  # ga with LoRA is fine
+    monkeypatch.setitem(METHODS._entries, "ga", OwnWeights)
+    with pytest.raises(ConfigError, match=r"method_params\.ga\.lora: ga chooses its own trainable weights "
+                                          r"\(prepare\); remove lora$"):
+        load_params(tmp_path / "p.yaml")
 
 
 def test_targets_are_deterministic_and_harmless_refusals():

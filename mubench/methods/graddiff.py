@@ -17,7 +17,9 @@ class GradDiffParams(TrainParams):
 class GradDiff(Method):
     name = "graddiff"
     Params = GradDiffParams
-    uses_retain = True
+
+    def streams(self, forget, retain, seed, params):
+        return {"forget": forget, "retain": retain}
 
     def loss(self, model, ref, batches, params: GradDiffParams):
         forget_nll, retain_nll = nll(model, batches["forget"]), nll(model, batches["retain"])

@@ -25,7 +25,6 @@ class LLMU(Method):
     name = "llmu"
     Params = LLMUParams
     needs_reference = True
-    uses_retain = True
 
     def streams(self, forget, retain, seed, params):
         return {"forget": forget, "forget_random": mismatched(forget, retain, seed), "retain": retain}

@@ -21,8 +21,9 @@ class NPO(Method):
     Params = NPOParams
     needs_reference = True
 
-    def reads_retain(self, params: NPOParams) -> bool:
-        return params.retain_weight > 0
+    def streams(self, forget, retain, seed, params: NPOParams):
+        # NPO-RT (retain_weight > 0) also reads the retain stream
+        return {"forget": forget, "retain": retain} if params.retain_weight > 0 else {"forget": forget}
 
     def loss(self, model, ref, batches, params: NPOParams):
         forget = batches["forget"]

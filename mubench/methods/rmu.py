@@ -47,7 +47,9 @@ class RMU(Method):
     name = "rmu"
     Params = RMUParams
     needs_reference = True
-    uses_retain = True
+
+    def streams(self, forget, retain, seed, params):
+        return {"forget": forget, "retain": retain}
 
     def prepare(self, model, params: RMUParams, seed: int) -> None:
         self.layer = steered_layer(model.config.num_hidden_layers, params.layer_fraction)

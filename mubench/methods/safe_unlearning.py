@@ -27,7 +27,6 @@ class SafeUnlearning(Method):
     name = "safe_unlearning"
     Params = SafeUnlearningParams
     needs_reference = True
-    uses_retain = True
 
     def streams(self, forget, retain, seed, params):
         return {"forget": forget, "forget_refusal": with_refusals(forget), "retain": retain}

@@ -23,7 +23,9 @@ class SimNPOParams(TrainParams):
 class SimNPO(Method):
     name = "simnpo"
     Params = SimNPOParams
-    uses_retain = True
+
+    def streams(self, forget, retain, seed, params):
+        return {"forget": forget, "retain": retain}
 
     def loss(self, model, ref, batches, params: SimNPOParams):
         normalised = mean_logprob(model, batches["forget"])

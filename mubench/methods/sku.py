@@ -37,7 +37,6 @@ class SKU(Method):
     name = "sku"
     Params = SKUParams
     needs_reference = True
-    uses_retain = True
 
     def streams(self, forget, retain, seed, params):
         return {"forget": forget, "forget_mismatched": mismatched(forget, forget, seed), "retain": retain}
