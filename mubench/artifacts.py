@@ -119,13 +119,19 @@ class Provenance(Open):
     source: FetchSource
 
 
+class ChatMessage(Open):
+    role: str
+    content: str
+
+
 class AttackRow(Open):
-    """One row of an attack's ``prompts.jsonl``: the seed behaviour and the prompt the attack made of it."""
+    """One row of an attack's ``prompts.jsonl``: the seed behaviour and the prompt the attack made of it (a
+    text, or a chat for attacks that set a system prompt or few-shot turns)."""
 
     id: str = Field(min_length=1)
     dataset: str
     goal: str
-    prompt: str
+    prompt: str | list[ChatMessage] = Field(min_length=1)
     attack: str
     attack_version: str
     attack_params_sha256: str = Field(pattern=r"^[0-9a-f]{16}$")

@@ -23,11 +23,14 @@ PROVENANCE = {"dataset": "advbench", "role": "harmful", "license": "MIT", "citat
                          "files": {"adv_bench.prompt": {"sha256": "c" * 64, "path_in_wheel": "pyrit/x.prompt"}}}}
 ATTACK_ROW = {"id": "advbench-0090", "dataset": "advbench", "goal": "a goal", "prompt": "an attacked prompt",
               "attack": "aim", "attack_version": "1", "attack_params_sha256": "46a1f5d92828d3e2"}
+CHAT_ROW = {**ATTACK_ROW, "attack": "caesar", "prompt": [{"role": "system", "content": "We talk in the Caesar cipher."},
+                                                         {"role": "user", "content": "Kl"}]}
 PAIR = {"id": "mmlu-0001", "dataset": "mmlu", "prompt": "Name a colour.", "response": "Blue.", "refused": False,
         "role": "retain", "category": None, "meta": {}}
 
 
-@pytest.mark.parametrize(("model", "data"), [(Provenance, PROVENANCE), (AttackRow, ATTACK_ROW), (CorpusPair, PAIR)])
+@pytest.mark.parametrize(("model", "data"), [(Provenance, PROVENANCE), (AttackRow, ATTACK_ROW), (AttackRow, CHAT_ROW),
+                                             (CorpusPair, PAIR)])
 def test_artifacts_round_trip_through_their_models(model, data):
     dumped = model.model_validate(data).model_dump()
     assert json.dumps(dumped, sort_keys=True) == json.dumps(data, sort_keys=True)
@@ -52,6 +55,8 @@ def test_rows_are_checked_when_written_and_when_read(tmp_path):
     assert read_rows(AttackRow, path) == rows
     with pytest.raises(ArtifactError, match=r"prompts.jsonl: row 2: attack: missing"):
         checked_rows(AttackRow, [ATTACK_ROW, {k: v for k, v in ATTACK_ROW.items() if k != "attack"}], path)
+    with pytest.raises(ArtifactError, match=r"prompts.jsonl: row 1: prompt"):
+        checked_rows(AttackRow, [{**CHAT_ROW, "prompt": [{"role": "user"}]}], path)
     pairs = tmp_path / "forget.jsonl"
     write_jsonl(pairs, [PAIR, {**PAIR, "response": ""}])
     with pytest.raises(ArtifactError, match=r"forget.jsonl: line 2: response: String should have at least 1 "
