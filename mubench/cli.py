@@ -132,9 +132,11 @@ def plan(params: Annotated[Path, typer.Argument(help="params file")] = Path("par
         _plan_table(params, rows, hours, settings, gpu_mem)
     misfits = [row for row in rows if row["fits"] is False]
     if misfits:
+        from mubench.memory import PlanError
+
         row = misfits[0]
-        _fail(f"{row['stage']}: needs {row['peak_gb']:.1f} GB, {gpu_mem:.1f} GB available ({len(misfits)} stage(s) "
-              f"do not fit); fix: {row['fix']}", 2)
+        raise PlanError(f"{row['stage']}: needs {row['peak_gb']:.1f} GB, {gpu_mem:.1f} GB available "
+                        f"({len(misfits)} stage(s) do not fit); fix: {row['fix']}")
 
 
 def _plan_table(params: Path, rows: list[dict], hours: dict, settings, gpu_mem: float | None) -> None:

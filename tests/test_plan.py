@@ -222,3 +222,19 @@ def test_check_refuses_the_smoke_profile_on_a_1_gb_gpu():
     assert len(errors) == 1
     assert errors[0].startswith("error: unlearn smollm2-135m/ga: needs ")
     assert "1.0 GB available; fix: method_params.ga.lora" in errors[0]
+
+
+def test_plan_prints_every_stage_as_json_and_exits_2_when_one_does_not_fit():
+    import json
+
+    mubench = Path(sys.executable).with_name("mubench")
+    done = subprocess.run([str(mubench), "plan", "profiles/tiny.yaml", "--json", "--gpu-mem", "0.001"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2
+    plan = json.loads(done.stdout)
+    stages = [row["stage"] for row in plan["stages"]]
+    assert stages[0] == "unlearn tiny-llama/ga" and "generate tiny-llama" in stages and "utility tiny-llama" in stages
+    assert len([s for s in stages if s.startswith("unlearn")]) == 9
+    assert set(plan["gpu_hours"]) >= {"unlearning", "generation", "utility"}
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: unlearn tiny-llama/ga: needs ")
