@@ -66,6 +66,33 @@ class Utility(Open):
     per_task: dict[str, TaskScore]
 
 
+class Quality(Open):
+    """Degenerate generations (``mubench.quality``) among the responses to plain harmful and benign prompts."""
+
+    degenerate_rate: Rate
+    per_reason: dict[str, Rate]
+    ci: Interval
+    n: int = Field(ge=0)
+
+
+Span = Annotated[list[Annotated[float, Field(ge=0.0)]], Field(min_length=2, max_length=2)] | None
+
+
+class DriftIntervals(Open):
+    kl: Span
+    nll: Span
+
+
+class Drift(Open):
+    """Utility drift (``mubench.drift``): per-token KL(base || variant) and NLL on the base's benign answers."""
+
+    kl: Annotated[float, Field(ge=0.0)] | None
+    nll: Annotated[float, Field(ge=0.0)] | None
+    ci: DriftIntervals
+    n: int = Field(ge=0)
+    tokens: int = Field(ge=0)
+
+
 class Counts(Open):
     harmful: int = Field(ge=0)
     per_attack: dict[str, int]
@@ -92,6 +119,8 @@ class Metrics(Open):
     safety: Safety
     oversafety: Oversafety
     utility: Utility
+    quality: Quality
+    drift: Drift
     n: Counts
     run: RunRecord
 
@@ -138,13 +167,14 @@ class AttackRow(Open):
 
 
 class CorpusPair(Open):
-    """One (prompt, the base model's response) pair of ``data/corpus/MODEL/{forget,retain}.jsonl``."""
+    """One (prompt, the base model's response) pair of ``data/corpus/MODEL/{forget,retain,drift}.jsonl``
+    (``refused``: the safety judge's verdict; drift pairs are not judged)."""
 
     id: str = Field(min_length=1)
     dataset: str
     prompt: str
     response: str = Field(min_length=1)
-    refused: bool
+    refused: bool | None = None
 
 
 class ArtifactError(ValueError):

@@ -1,8 +1,10 @@
 """Build the benchmark splits from fetched datasets: seeded, stratified by category, leak-free.
 
 Outputs (under ``data/built``): harmful.jsonl and oversafety.jsonl (evaluation prompts), utility/<task>.jsonl,
-forget_prompts.jsonl and retain_prompts.jsonl (prompts the unlearning corpus is generated from), build.json.
-No evaluation prompt appears in the forget or retain prompts (normalised-text check).
+forget_prompts.jsonl and retain_prompts.jsonl (prompts the unlearning corpus is generated from),
+drift_prompts.jsonl (held-out benign prompts whose base answers measure utility drift), build.json.
+No evaluation prompt appears in the forget, retain or drift prompts, and the drift prompts are in neither the
+forget nor the retain prompts (normalised-text check).
 """
 
 from __future__ import annotations
@@ -73,7 +75,13 @@ def build(params: Params, raw_root: Path, out_dir: Path) -> dict:
     retain = [as_instruction(r) for r in sized_sample(
         retain_pool, sizes.retain, seed + 2, "retain",
         f"the retain pool ({data.retain_source} minus the evaluation and forget prompts)")]
-    check_disjoint(harmful + oversafety + [r for s in utility.values() for r in s], forget + retain)
+    train_texts = {normalize(r["prompt"]) for r in forget + retain}
+    drift = [as_instruction(r) for r in sized_sample(
+        [r for r in pool(data.drift_source) if normalize(as_instruction(r)["prompt"]) not in train_texts
+         and normalize(r["prompt"]) not in train_texts], sizes.drift, seed + 3, "drift",
+        f"the drift pool ({data.drift_source} minus the evaluation, forget and retain prompts)")]
+    check_disjoint(harmful + oversafety + [r for s in utility.values() for r in s], forget + retain + drift)
+    check_disjoint(forget + retain, drift)
 
     summary = {
         "seed": seed,
@@ -83,6 +91,7 @@ def build(params: Params, raw_root: Path, out_dir: Path) -> dict:
             "utility": {n: len(s) for n, s in utility.items()},
             "forget_prompts": len(forget),
             "retain_prompts": len(retain),
+            "drift_prompts": len(drift),
         },
         "provenance": {name: _provenance_summary(raw_root / name) for name in params.datasets},
     }
@@ -93,6 +102,7 @@ def build(params: Params, raw_root: Path, out_dir: Path) -> dict:
             write_jsonl(tmp / "utility" / f"{name}.jsonl", split)
         write_jsonl(tmp / "forget_prompts.jsonl", forget)
         write_jsonl(tmp / "retain_prompts.jsonl", retain)
+        write_jsonl(tmp / "drift_prompts.jsonl", drift)
         write_json(tmp / "build.json", summary)
     return summary
 
@@ -106,7 +116,7 @@ def as_instruction(row: dict) -> dict:
 
 
 def check_disjoint(eval_rows: list[dict], train_rows: list[dict]) -> None:
-    """Raise if any training prompt equals an evaluation prompt after normalisation."""
+    """Raise if any training (or held-out) prompt equals an evaluation prompt after normalisation."""
     eval_texts = {normalize(r["prompt"]): r["id"] for r in eval_rows}
     for row in train_rows:
         hit = eval_texts.get(normalize(row["prompt"]))

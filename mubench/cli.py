@@ -265,8 +265,8 @@ def evaluate(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
     _member(variant, p.variants(), "the variants (base + methods)")
     from mubench.evaluate import run_evaluate
 
-    run_evaluate(p, model_name, variant, MODELS / model_name / variant, BUILT, ATTACKS_DIR, FITTED_DIR,
-                 RESULTS / model_name / variant, _cache())
+    run_evaluate(p, model_name, variant, MODELS / model_name / variant, MODELS / model_name / "base",
+                 CORPUS / model_name, BUILT, ATTACKS_DIR, FITTED_DIR, RESULTS / model_name / variant, _cache())
 
 
 @app.command()

@@ -75,6 +75,7 @@ class Sizes(Strict):
     utility_per_task: Size
     forget: Size
     retain: Size
+    drift: Size  # held-out benign prompts whose base answers measure utility drift (evaluate)
 
 
 class DataConfig(Strict):
@@ -86,6 +87,7 @@ class DataConfig(Strict):
     utility: list[str] = Field(min_length=1)
     forget_source: str
     retain_source: str
+    drift_source: str  # benign prompts for utility drift, disjoint from every other set
     sizes: Sizes
 
 
@@ -204,7 +206,7 @@ class Params(Strict):
             raise ValueError(f"attacks.seed_per_dataset = {self.attacks.seed_per_dataset}: the attack seeds are "
                              f"drawn from the {harmful_n} harmful prompts per dataset "
                              "(data.sizes.harmful_per_dataset); lower it")
-        for key in ("forget_source", "retain_source"):
+        for key in ("forget_source", "retain_source", "drift_source"):
             name = getattr(self.data, key)
             if name not in self.datasets:
                 raise ValueError(f"data.{key}: '{name}' is not listed in datasets; allowed: "

@@ -1,15 +1,17 @@
-"""The ``evaluate`` stage: generate -> judge -> utility -> metrics for one (model, variant).
+"""The ``evaluate`` stage: generate -> judge -> utility -> drift -> metrics for one (model, variant).
 
-Writes ``metrics.json`` (the documented schema) and per-sample outputs (prompt, response, judge label).
+Writes ``metrics.json`` (the documented schema) and per-sample outputs (prompt, response, judge label,
+degenerate-output flag; utility items; drift per benign prompt).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mubench.artifacts import AttackRow, Metrics, read_rows, validated
+from mubench.artifacts import AttackRow, CorpusPair, Metrics, read_rows, validated
 from mubench.attacks import get_attack
 from mubench.config import Params
+from mubench.drift import drift_scores
 from mubench.evaluate_plan import evaluate_plans
 from mubench.generate import DecodeParams, GenerationCache, generate_sets
 from mubench.io import atomic_dir, claim_outputs, read_jsonl, run_record, write_json, write_jsonl
@@ -18,10 +20,12 @@ from mubench.memory import ensure_fits
 from mubench.metrics import VANILLA, compute_metrics
 from mubench.models import load_checkpoint, verified_meta
 from mubench.progress import log
+from mubench.quality import degenerate
 from mubench.runtime import compute_dtype, pick_device, seed_everything
 from mubench.utility import evaluate_utility
 
 OVERSAFETY = "over-safety"  # the set name of the benign prompts (never an attack name)
+DRIFT_MAX_LENGTH = 2048  # tokens of a drift pair (prompt + the base's answer) scored at most
 
 
 def _judged(judge, rows: list[dict], responses: list[str], decode=None) -> list[dict]:
@@ -31,7 +35,7 @@ def _judged(judge, rows: list[dict], responses: list[str], decode=None) -> list[
     texts = [decode(r) if decode else r for r in responses]
     verdicts = judge.judge_many([row.get("goal", row["prompt"]) for row in rows], texts)
     return [{**row, "response": response, "judged_text": text if decode else None, "refused": v.refused,
-             "judge_reason": v.reason, "judge_label": v.label}
+             "judge_reason": v.reason, "judge_label": v.label, "degenerate": degenerate(text)}
             for row, response, text, v in zip(rows, responses, texts, verdicts, strict=True)]
 
 
@@ -42,13 +46,14 @@ def attack_prompt_file(params: Params, attacks_dir: Path, fitted_dir: Path, mode
     return attacks_dir / name / "prompts.jsonl"
 
 
-def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, built_dir: Path,
-                 attacks_dir: Path, fitted_dir: Path, out_dir: Path, cache: GenerationCache | None) -> dict:
+def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, base_dir: Path, corpus_dir: Path,
+                 built_dir: Path, attacks_dir: Path, fitted_dir: Path, out_dir: Path,
+                 cache: GenerationCache | None) -> dict:
     claim_outputs("mubench evaluate", out_dir / "samples")
     seed_everything(params.seed)
     device = pick_device(params.device)
     meta = verified_meta(ckpt_dir)
-    ensure_fits(device, evaluate_plans, params, ckpt_dir, f"{model_name}/{variant}")
+    ensure_fits(device, evaluate_plans, params, ckpt_dir, f"{model_name}/{variant}", variant != "base")
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
     decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
     batch = params.generation.batch_size
@@ -72,7 +77,16 @@ def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, 
     utility_files = {n: built_dir / "utility" / f"{n}.jsonl" for n in params.data.utility}
     utility = evaluate_utility(model, tokenizer, utility_files, params.utility.num_fewshot,
                                params.utility.batch_size, params.seed)
-    metrics = compute_metrics(params, safety_rows, over_rows, utility)
+    drift_pairs = read_rows(CorpusPair, corpus_dir / "drift.jsonl")
+    if variant == "base":
+        base = model
+    else:
+        verified_meta(base_dir)
+        base, _ = load_checkpoint(base_dir, device, compute_dtype(device))
+    drift = drift_scores(model, base, tokenizer, drift_pairs, params.utility.batch_size, DRIFT_MAX_LENGTH,
+                         params.generation.system_prompt)
+    del base
+    metrics = compute_metrics(params, safety_rows, over_rows, utility, drift)
     metrics["run"] = run_record(model=model_name, variant=variant, model_hash=meta["model_hash"],
                                 device=device, seed=params.seed, decode=decode.__dict__,
                                 judges={"safety": f"{safety_judge.name}/{safety_judge.version}",
@@ -83,8 +97,10 @@ def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, 
         write_jsonl(tmp / "utility.jsonl", [
             {"task": task, "id": i, "correct": c}
             for task, res in utility.items() for i, c in zip(res["ids"], res["correct"], strict=True)])
+        write_jsonl(tmp / "drift.jsonl", drift)
     # through the typed model: a schema slip is an error here, not a surprise in `report`
     write_json(out_dir / "metrics.json", validated(Metrics, metrics, out_dir / "metrics.json").model_dump())
     log(f"[evaluate] {model_name}/{variant}: ASR {metrics['safety']['asr']:.3f}, over-safety "
-        f"{metrics['oversafety']['refusal_rate']:.3f}, utility {metrics['utility']['accuracy']:.3f}")
+        f"{metrics['oversafety']['refusal_rate']:.3f}, utility {metrics['utility']['accuracy']:.3f}, drift KL "
+        f"{metrics['drift']['kl']:.4f}, degenerate {metrics['quality']['degenerate_rate']:.3f}")
     return metrics

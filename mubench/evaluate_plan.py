@@ -1,5 +1,6 @@
-"""The evaluate stage's memory plan: one generation batch (``generate``'s prefill and preallocated cache) and
-one utility batch (``utility``'s scorer), traced on fake tensors (``memory``)."""
+"""The evaluate stage's memory plan: one generation batch (``generate``'s prefill and preallocated cache), one
+utility batch (``utility``'s scorer) and one drift batch (``drift``: variant and base resident together),
+traced on fake tensors (``memory``)."""
 
 from __future__ import annotations
 
@@ -60,12 +61,55 @@ def plan_scoring(stage: str, config, batch: int, context: int, batch_key: str, d
     return inference_plan(stage, parts, how, batch, batch_key, config, context)
 
 
-def evaluate_plans(params, checkpoint: Path, name: str, settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
-    """The evaluate stage's generation batch and utility batch on a checkpoint's architecture."""
+def plan_drift(stage: str, config, batch: int, length: int, batch_key: str, with_base: bool,
+               dtype=torch.bfloat16) -> StagePlan:
+    """One drift batch as ``drift`` scores it: ``batch`` pairs of ``length`` tokens through the variant and the
+    base (a second resident copy of the weights when ``with_base``)."""
+    from mubench.drift import drift_batch
+    from mubench.losses import IGNORE
+
+    def trace(cfg) -> dict[str, int]:
+        with fake_tensors():
+            model = build(cfg, dtype).eval()
+            ids = torch.ones((batch, length), dtype=torch.long)
+            labels = torch.full((batch, length), IGNORE, dtype=torch.long)
+            labels[:, length // 2:] = 1
+            data = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+
+            def step() -> None:
+                with torch.inference_mode():
+                    drift_batch(model, model if not with_base else _Twin(model), data)
+            return measure(step, model)
+
+    parts, how = extrapolate(config, trace, TRACE_DEPTHS[0])
+    if with_base:
+        parts = {**parts, "base parameters": parts.get("parameters", 0),
+                 "total": parts.get("total", 0) + parts.get("parameters", 0)}
+        how += "; the base's weights are a second resident copy"
+    return inference_plan(stage, parts, how, batch, batch_key, config, length)
+
+
+class _Twin:
+    """The base model's stand-in in a drift trace: the variant's own forward (same shapes), not the same object,
+    so the base's logits are held as a second tensor like in a real run."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def __call__(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+
+def evaluate_plans(params, checkpoint: Path, name: str, with_base: bool = True,
+                   settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
+    """The evaluate stage's generation, utility and drift batches on a checkpoint's architecture (``with_base``:
+    a variant, scored against a resident base)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(checkpoint)
     return [plan_generation(f"generate {name}", config, params.generation.batch_size, settings.prompt_tokens,
                             params.generation.max_new_tokens, "generation.batch_size"),
             plan_scoring(f"utility {name}", config, params.utility.batch_size, settings.utility_context_tokens,
-                         "utility.batch_size")]
+                         "utility.batch_size"),
+            plan_drift(f"drift {name}", config, params.utility.batch_size,
+                       settings.prompt_tokens + params.generation.max_new_tokens, "utility.batch_size", with_base)]

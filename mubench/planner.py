@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from mubench.evaluate_plan import plan_generation, plan_scoring
+from mubench.evaluate_plan import plan_drift, plan_generation, plan_scoring
 from mubench.memory import (
     GB,
     TRACE_DEPTHS,
@@ -143,6 +143,10 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Pa
                             settings.utility_context_tokens, "utility.batch_size")
         util.flops = util.flops / util.batch * counts["utility"] * variants
         add(util)
+        drift = plan_drift(f"drift {name}", config, params.utility.batch_size,
+                           settings.prompt_tokens + params.generation.max_new_tokens, "utility.batch_size", True)
+        drift.flops = 2 * drift.flops / drift.batch * counts["drift"] * variants  # the variant's and the base's
+        add(drift)
         if "gcg" in params.attacks.model_based:
             from mubench.attacks.gcg import GcgParams
 
@@ -175,14 +179,14 @@ def _row_counts(params, settings: PlanSettings) -> dict[str, int]:
     seeds = min(params.attacks.seed_per_dataset, rows(sizes.harmful_per_dataset)) * len(params.data.harmful)
     over = rows(sizes.oversafety_per_dataset) * len(params.data.oversafety)
     return {"generated": harmful + seeds * len(params.attacks.names()) + over,
-            "utility": rows(sizes.utility_per_task) * len(params.data.utility)}
+            "utility": rows(sizes.utility_per_task) * len(params.data.utility), "drift": rows(sizes.drift)}
 
 
 def table_rows(plans: list[StagePlan], limit: int | None, settings: PlanSettings) -> list[dict]:
     rows = []
     for plan in plans:
         parts = plan.parts
-        resident = parts.get("parameters", 0) + parts.get("optimizer", 0)
+        resident = parts.get("parameters", 0) + parts.get("base parameters", 0) + parts.get("optimizer", 0)
         rows.append({"stage": plan.stage, "peak_gb": round(plan.peak / GB, 2),
                      "parameters_gb": round(parts.get("parameters", 0) / GB, 2),
                      "gradients_gb": round(parts.get("gradients", 0) / GB, 2),
@@ -197,9 +201,9 @@ def table_rows(plans: list[StagePlan], limit: int | None, settings: PlanSettings
 
 
 def hours_by_kind(plans: list[StagePlan], settings: PlanSettings) -> dict[str, float]:
-    """GPU-hours of a full run split into unlearning, generation, GCG, judging and utility."""
+    """GPU-hours of a full run split into unlearning, generation, GCG, judging and utility (drift included)."""
     kinds = {"unlearn": "unlearning", "generate": "generation", "gcg": "gcg", "judge": "judging",
-             "utility": "utility"}
+             "utility": "utility", "drift": "utility"}
     total: dict[str, float] = {}
     for plan in plans:
         kind = kinds[plan.stage.split()[0]]

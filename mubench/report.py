@@ -1,4 +1,4 @@
-"""The ``report`` stage: one table row per (model, variant), deltas vs base, the trilemma plot."""
+"""The ``report`` stage: one table row per (model, variant), deltas vs base with paired tests, the figures."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import io
 from pathlib import Path
 
 from mubench.artifacts import read_metrics
+from mubench.comparisons import compare_model
 from mubench.config import Params
 from mubench.io import atomic_write_text, read_json, write_json
 from mubench.metrics import delta
+from mubench.plots import SIGNIFICANT_MARK, attacks_heatmap_png, trilemma_png
 
 
 def collect(params: Params, results_dir: Path) -> dict[str, dict[str, dict]]:
@@ -25,7 +27,8 @@ def collect(params: Params, results_dir: Path) -> dict[str, dict[str, dict]]:
 
 
 def summarize(params: Params, grid: dict[str, dict[str, dict]], provenance: dict,
-              agreement: dict | None = None) -> dict:
+              agreement: dict | None = None, tests: dict[str, dict[str, dict]] | None = None) -> dict:
+    """The report's rows (``tests``: {model: {variant: paired tests vs base}}, from ``compare_model``)."""
     rows = []
     for model, variants in grid.items():
         base = variants["base"]
@@ -43,12 +46,19 @@ def summarize(params: Params, grid: dict[str, dict[str, dict]], provenance: dict
                 "oversafety_refusal_rate": m["oversafety"]["refusal_rate"],
                 "oversafety_ci": m["oversafety"]["ci"]["refusal_rate"],
                 "utility_accuracy": m["utility"]["accuracy"],
+                "degenerate_rate": m["quality"]["degenerate_rate"],
+                "drift_kl": m["drift"]["kl"],
+                "drift_kl_ci": m["drift"]["ci"]["kl"],
+                "drift_nll": m["drift"]["nll"],
+                "tests": ((tests or {}).get(model) or {}).get(variant, {}),
                 "delta": {
                     "asr": delta(m["safety"]["asr"], base["safety"]["asr"]),
                     "oversafety_refusal_rate": delta(m["oversafety"]["refusal_rate"],
                                                      base["oversafety"]["refusal_rate"]),
                     "utility_accuracy": delta(m["utility"]["accuracy"], base["utility"]["accuracy"]),
                     "knowledge_asr": delta(m["safety"].get("knowledge_asr"), base["safety"].get("knowledge_asr")),
+                    "degenerate_rate": delta(m["quality"]["degenerate_rate"], base["quality"]["degenerate_rate"]),
+                    "drift_nll": delta(m["drift"]["nll"], base["drift"]["nll"]),
                 },
             }
             rows.append(row)
@@ -60,35 +70,65 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
-def _signed(x: float | None) -> str:
-    return "" if x is None else f" ({100 * x:+.1f})"
+def _signed(x: float | None, test: dict | None = None) -> str:
+    """`` (+x.x)``, with the significance mark when the paired test says so."""
+    if x is None:
+        return ""
+    return f" ({100 * x:+.1f}{SIGNIFICANT_MARK if test and test.get('significant') else ''})"
+
+
+def _ci(ci: list[float] | None, scale: float = 100.0, digits: int = 1) -> str:
+    return "" if ci is None else f" [{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]"
+
+
+def _p(test: dict) -> str:
+    p = test.get("p_holm")
+    return "–" if p is None else "<0.001" if p < 0.001 else f"{p:.3g}"
 
 
 def markdown(params: Params, summary: dict) -> str:
     harmful, attacks = params.data.harmful, params.attacks.names()
-    head = (["model", "variant", "ASR % [95% CI]"] + [f"ASR {d}" for d in harmful]
-            + ["knowledge-level ASR %", "over-safety refusal %", "utility acc %"])
+    level = params.statistics.confidence
+    head = (["model", "variant", f"ASR % [{level:.0%} CI]"] + [f"ASR {d}" for d in harmful]
+            + ["knowledge-level ASR %", "over-safety refusal %", "utility acc %", "drift KL (nats/token)",
+               "degenerate %"])
     lines = ["# mubench summary", "",
-             "Rates in percent; (±x) is the change vs the base model of the same row's model. "
+             "Rates in percent; (±x) is the change vs the base model of the same row's model, and "
+             f"`{SIGNIFICANT_MARK}` marks a change that is significant at the {1 - level:.0%} level (paired: exact "
+             "McNemar on the same prompts, Holm-corrected across the variants of a model; see \"Paired tests\"). "
              "ASR = share of harmful prompts the judge did not see refused (lower is safer); over-safety = "
-             "share of benign prompts refused (lower is better); utility = mean accuracy over utility tasks.",
+             "share of benign prompts refused (lower is better); utility = mean accuracy over utility tasks; "
+             "drift = per-token KL(base || variant) on the base's own answers to held-out benign prompts (0 for "
+             "the base; higher = the variant moved further from it); degenerate = share of responses to plain "
+             "harmful and benign prompts that are empty, repetitive or not words.",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary["rows"]:
-        lo, hi = r["asr_ci"]
-        cells = [r["model"], r["variant"], f"{_pct(r['asr'])}{_signed(r['delta']['asr'])} "
-                 f"[{_pct(lo)}, {_pct(hi)}]"]
-        cells += [_pct(r["asr_per_dataset"].get(d)) for d in harmful]
-        cells += [_pct(r["knowledge_asr"]) + _signed(r["delta"]["knowledge_asr"]),
-                  _pct(r["oversafety_refusal_rate"]) + _signed(r["delta"]["oversafety_refusal_rate"]),
-                  _pct(r["utility_accuracy"]) + _signed(r["delta"]["utility_accuracy"])]
+        t = r["tests"]
+        cells = [r["model"], r["variant"],
+                 f"{_pct(r['asr'])}{_signed(r['delta']['asr'], t.get('asr'))}{_ci(r['asr_ci'])}"]
+        cells += [_pct(r["asr_per_dataset"].get(d)) + _signed(
+            None if r["variant"] == "base" else t.get(f"asr/{d}", {}).get("delta"), t.get(f"asr/{d}"))
+            for d in harmful]
+        cells += [_pct(r["knowledge_asr"]) + _signed(r["delta"]["knowledge_asr"], t.get("knowledge_asr")),
+                  _pct(r["oversafety_refusal_rate"]) + _signed(r["delta"]["oversafety_refusal_rate"],
+                                                               t.get("oversafety")),
+                  _pct(r["utility_accuracy"]) + _signed(r["delta"]["utility_accuracy"], t.get("utility")),
+                  ("–" if r["drift_kl"] is None else f"{r['drift_kl']:.4f}")
+                  + (SIGNIFICANT_MARK if t.get("drift_kl", {}).get("significant") else ""),
+                  _pct(r["degenerate_rate"]) + _signed(r["delta"]["degenerate_rate"], t.get("degenerate"))]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += paired_table(summary, level)
     head = ["model", "variant", "no attack"] + attacks
     lines += ["", "## ASR per attack (%)", "",
               "On the attack seed prompts (`attacks.seed_per_dataset` per harmful dataset). Knowledge-level ASR "
               "(table above) counts a seed behaviour as broken if the plain prompt or any attack breaks it. "
-              "Heatmap: `attacks_heatmap.png`.", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+              f"`{SIGNIFICANT_MARK}`: differs from base (paired McNemar, Holm). Heatmap: `attacks_heatmap.png`.",
+              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary["rows"]:
-        cells = [r["model"], r["variant"], _pct(r["seed_asr"])] + [_pct(r["asr_per_attack"].get(a)) for a in attacks]
+        marks = [SIGNIFICANT_MARK if r["tests"].get(name, {}).get("significant") else ""
+                 for name in ["seed_asr", *(f"attack/{a}" for a in attacks)]]
+        cells = [r["model"], r["variant"]] + [_pct(v) + m for v, m in zip(
+            [r["seed_asr"], *(r["asr_per_attack"].get(a) for a in attacks)], marks, strict=True)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Judges: safety `{summary['judges']['safety']}`, over-safety "
               f"`{summary['judges']['oversafety']}`.", ""]
@@ -111,79 +151,48 @@ def markdown(params: Params, summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+PAIRED_COLUMNS = [("asr", "ASR"), ("knowledge_asr", "knowledge-level ASR"), ("oversafety", "over-safety"),
+                  ("utility", "utility acc"), ("degenerate", "degenerate"), ("drift_nll", "drift NLL (nats)"),
+                  ("drift_kl", "drift KL (nats)")]
+
+
+def paired_table(summary: dict, level: float) -> list[str]:
+    """Markdown lines: each variant's deltas vs base with paired bootstrap CIs and Holm-adjusted p-values."""
+    rows = [r for r in summary["rows"] if r["tests"]]
+    if not rows:
+        return []
+    head = ["model", "variant"] + [name for _, name in PAIRED_COLUMNS]
+    lines = ["", "## Paired tests vs base", "",
+             f"Each cell: change vs base [{level:.0%} paired bootstrap CI] and the Holm-adjusted exact McNemar "
+             f"p-value over the same prompts; `{SIGNIFICANT_MARK}` = significant at {1 - level:.0%}. Rates in "
+             "points; drift in nats per token (no p-value: significant when the CI excludes 0).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["model"], r["variant"]]
+        for key, _ in PAIRED_COLUMNS:
+            t = r["tests"].get(key)
+            if not t or t["delta"] is None:
+                cells.append("–")
+                continue
+            scale, digits = (1.0, 4) if key.startswith("drift") else (100.0, 1)
+            mark = SIGNIFICANT_MARK if t["significant"] else ""
+            cells.append(f"{scale * t['delta']:+.{digits}f}{mark}{_ci(t['ci'], scale, digits)}"
+                         + ("" if t["p"] is None else f" p={_p(t)}"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def trilemma_csv(summary: dict) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["label", "asr", "oversafety_refusal_rate", "utility_accuracy"])
+    writer.writerow(["label", "asr", "oversafety_refusal_rate", "utility_accuracy", "drift_kl", "degenerate_rate"])
     for r in summary["rows"]:
         writer.writerow([f"{r['model']}/{r['variant']}", r["asr"], r["oversafety_refusal_rate"],
-                         r["utility_accuracy"]])
+                         r["utility_accuracy"], r["drift_kl"], r["degenerate_rate"]])
     return buffer.getvalue()
 
 
-def trilemma_png(summary: dict, path: Path) -> None:
-    """x = ASR, y = over-safety refusal rate, colour = utility accuracy; one labelled point per variant."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["svg.hashsalt"] = "mubench"
-    rows = summary["rows"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
-    points = ax.scatter([r["asr"] for r in rows], [r["oversafety_refusal_rate"] for r in rows],
-                        c=[r["utility_accuracy"] for r in rows], cmap="viridis", s=90, edgecolors="black")
-    several_models = len({r["model"] for r in rows}) > 1
-    for r in rows:
-        label = f"{r['model']}/{r['variant']}" if several_models else r["variant"]
-        ax.annotate(label, (r["asr"], r["oversafety_refusal_rate"]), textcoords="offset points", xytext=(6, 6))
-    ax.set_xlabel("attack success rate, vanilla (lower = safer)")
-    ax.set_ylabel("over-safety refusal rate (lower = better)")
-    ax.set_xlim(-0.05, 1.05)
-    ax.set_ylim(-0.05, 1.05)
-    ax.grid(alpha=0.3)
-    fig.colorbar(points, ax=ax, label="utility accuracy")
-    ax.set_title("The unlearning trilemma: safety vs over-safety vs utility")
-    _save_png(fig, path)
-
-
-def attacks_heatmap_png(params: Params, summary: dict, path: Path) -> None:
-    """Variants x attacks, cell = ASR on the attack seed prompts (first column: no attack)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    attacks = params.attacks.names()
-    rows = summary["rows"]
-    several_models = len({r["model"] for r in rows}) > 1
-    labels = [f"{r['model']}/{r['variant']}" if several_models else r["variant"] for r in rows]
-    columns = ["no attack", *attacks, "knowledge"]
-    values = [[r["seed_asr"], *(r["asr_per_attack"].get(a) for a in attacks), r["knowledge_asr"]] for r in rows]
-    grid = [[float("nan") if v is None else v for v in row] for row in values]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.62 * len(columns), 1.2 + 0.42 * len(rows)), dpi=120)
-    image = ax.imshow(grid, cmap="Reds", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    for i, row in enumerate(grid):
-        for j, v in enumerate(row):
-            if v == v:  # not NaN
-                ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=7,
-                        color="white" if v > 0.6 else "black")
-    fig.colorbar(image, ax=ax, label="attack success rate")
-    ax.set_title("ASR per attack (seed prompts); last column: knowledge-level")
-    _save_png(fig, path)
-
-
-def _save_png(fig, path: Path) -> None:
-    """Write a figure atomically, without the matplotlib version in its metadata (stable bytes)."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, metadata={"Software": None})
-    plt.close(fig)
-    tmp.replace(path)
 
 
 def run_report(params: Params, results_dir: Path, built_dir: Path, out_dir: Path) -> dict:
@@ -191,11 +200,13 @@ def run_report(params: Params, results_dir: Path, built_dir: Path, out_dir: Path
     provenance = read_json(built_dir / "build.json")["provenance"]
     agreement_file = results_dir / "judges" / "agreement.json"
     agreement = read_json(agreement_file) if agreement_file.is_file() else None
-    summary = summarize(params, grid, provenance, agreement)
+    tests = {model: compare_model(params, {v: results_dir / model / v / "samples" for v in variants})
+             for model, variants in grid.items()}
+    summary = summarize(params, grid, provenance, agreement, tests)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "summary.json", summary)
     atomic_write_text(out_dir / "summary.md", markdown(params, summary))
     atomic_write_text(out_dir / "trilemma.csv", trilemma_csv(summary))
     trilemma_png(summary, out_dir / "trilemma.png")
-    attacks_heatmap_png(params, summary, out_dir / "attacks_heatmap.png")
+    attacks_heatmap_png(params.attacks.names(), summary, out_dir / "attacks_heatmap.png")
     return summary

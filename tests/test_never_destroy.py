@@ -35,7 +35,7 @@ def scratch_params() -> dict:
     raw = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text(encoding="utf-8"))
     raw["datasets"] = ["advbench", "harmbench", "xstest", "arc-challenge"]
     raw["data"].update(sources=["url"], oversafety=["xstest"], utility=["arc-challenge"],
-                       retain_source="arc-challenge")
+                       retain_source="arc-challenge", drift_source="arc-challenge")
     raw["methods"] = ["ga"]
     raw["method_params"] = {"ga": raw["method_params"]["ga"]}
     raw["attacks"] = {"template": ["prefix_injection"], "model_based": [], "seed_per_dataset": 2, "params": {}}

@@ -79,6 +79,30 @@ def test_every_stage_ran_and_outputs_exist(tiny_repo):
     assert "| tiny-llama | ga |" in (work / "reports" / "summary.md").read_text()
 
 
+def test_drift_set_is_disjoint_and_scored_for_every_variant(tiny_repo):
+    from mubench.build import normalize
+
+    work, _ = tiny_repo
+    built = work / "data" / "built"
+
+    def texts(path):
+        return {normalize(json.loads(line)["prompt"]) for line in path.read_text().splitlines()}
+
+    drift = texts(built / "drift_prompts.jsonl")
+    others = [built / f for f in ("harmful.jsonl", "oversafety.jsonl", "forget_prompts.jsonl",
+                                  "retain_prompts.jsonl")] + sorted((built / "utility").glob("*.jsonl"))
+    assert len(drift) == 6 and all(not drift & texts(path) for path in others)
+    pairs = (work / "data" / "corpus" / "tiny-llama" / "drift.jsonl").read_text().splitlines()
+    for variant in ("base", *METHODS):
+        metrics = json.loads((work / "results" / "tiny-llama" / variant / "metrics.json").read_text())
+        assert metrics["drift"]["n"] == len(pairs) and metrics["drift"]["nll"] > 0
+        assert (metrics["drift"]["kl"] == 0.0) == (variant == "base")
+        assert 0.0 <= metrics["quality"]["degenerate_rate"] <= 1.0
+    summary = json.loads((work / "reports" / "summary.json").read_text())
+    ga = next(r for r in summary["rows"] if r["variant"] == "ga")
+    assert {"asr", "knowledge_asr", "oversafety", "utility", "degenerate", "drift_kl"} <= set(ga["tests"])
+
+
 def test_dvc_status_is_clean_and_lock_records_params(tiny_repo):
     work, env = tiny_repo
     run(["mubench", "data", "list"], work, env)
