@@ -21,10 +21,8 @@ from pathlib import Path
 import torch
 
 from mubench.config import load_params
-from mubench.evaluate_plan import plan_generation
-from mubench.generate import _batch_cache, _prefill, _Row
+from mubench.evaluate_plan import generation_step, plan_generation
 from mubench.judges import JUDGES
-from mubench.kv import CACHE_ARG
 from mubench.memory import PlanSettings, at_depth, build, isolated_accelerate, measure
 from mubench.methods import METHODS
 from mubench.planner import arch_config, hub_arch_file, judge_plans, model_config
@@ -69,15 +67,9 @@ def generation_twin(name: str, config, batch: int, prompt: int, new: int, device
     planned = plan_generation(name, config, batch, prompt, new, "")
     with torch.device(device):
         model = build(config, torch.bfloat16).eval()
-    rows = [_Row(list(range(1, prompt + 1))) for _ in range(batch)]
 
     def step() -> None:
-        with torch.inference_mode():
-            _prefill(model, rows, 0)
-            cache = _batch_cache(model, rows, prompt - 1, prompt + new)
-            model(input_ids=torch.ones((batch, 1), dtype=torch.long, device=device),
-                  attention_mask=torch.ones((batch, prompt), dtype=torch.long, device=device),
-                  cache_position=torch.tensor([prompt - 1], device=device), use_cache=True, **{CACHE_ARG: cache})
+        generation_step(model, batch, prompt, new)
 
     peak, seconds = peak_of(step, device, model)
     return {"stage": name, "measured_gb": peak / 1e9, "planned_gb": planned.peak / 1e9, "ratio": peak / planned.peak,

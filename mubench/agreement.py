@@ -12,6 +12,7 @@ import csv
 import io
 from pathlib import Path
 
+from mubench.io import read_utf8
 from mubench.judges import Judge
 
 PYRIT_REQUIREMENT = "pyrit==1.1.0"
@@ -26,10 +27,7 @@ PYRIT_LABEL_FILES = {
 def read_labels(path: Path) -> list[dict]:
     """Rows of a labels CSV (UTF-8, a BOM allowed); one-line errors for text that is not UTF-8, a missing
     column or a label that is not 0/1."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    text = read_utf8(path)  # NotUtf8Error is a ValueError with the one-line message
     reader = csv.DictReader(io.StringIO(text, newline=""))
     missing = {"prompt", "completion", "label"} - set(reader.fieldnames or [])
     if missing:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mubench.io import NotUtf8Error, read_utf8
 from mubench.registry import Registry, check_slug
 
 
@@ -311,9 +312,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def read_yaml(path: Path) -> Any:
     """A YAML file (UTF-8, duplicate keys refused); any problem is one ConfigError line naming file and line."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+        text = read_utf8(path, raw_newlines=True)
+    except NotUtf8Error as exc:
+        raise ConfigError(str(exc)) from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:

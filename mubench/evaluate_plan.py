@@ -20,27 +20,32 @@ from mubench.memory import (
 )
 
 
-def plan_generation(stage: str, config, batch: int, prompt: int, new_tokens: int, batch_key: str,
-                    dtype=torch.bfloat16) -> StagePlan:
-    """One generation batch as ``generate`` runs it: prefill of ``batch`` prompts of ``prompt`` tokens, their
-    keys/values copied into the preallocated cache of ``prompt + new_tokens`` positions, one decoding step."""
+def generation_step(model, batch: int, prompt: int, new_tokens: int) -> None:
+    """One generation batch as ``generate`` runs it (on ``model``'s device): prefill of ``batch`` prompts of
+    ``prompt`` tokens, their keys/values copied into the preallocated cache of ``prompt + new_tokens``
+    positions, one decoding step. The plan traces it; tests and benchmarks measure it for real."""
     from mubench.generate import _batch_cache, _prefill, _Row
     from mubench.kv import CACHE_ARG
+
+    device = next(model.parameters()).device
+    rows = [_Row(list(range(1, prompt + 1))) for _ in range(batch)]
+    with torch.inference_mode():
+        _prefill(model, rows, 0)
+        head = prompt - 1
+        cache = _batch_cache(model, rows, head, head + 1 + new_tokens)
+        model(input_ids=torch.ones((batch, 1), dtype=torch.long, device=device),
+              attention_mask=torch.ones((batch, head + 1), dtype=torch.long, device=device),
+              cache_position=torch.tensor([head], device=device), use_cache=True, **{CACHE_ARG: cache})
+
+
+def plan_generation(stage: str, config, batch: int, prompt: int, new_tokens: int, batch_key: str,
+                    dtype=torch.bfloat16) -> StagePlan:
+    """``generation_step``'s peak on ``config``'s architecture."""
 
     def trace(cfg) -> dict[str, int]:
         with fake_tensors():
             model = build(cfg, dtype).eval()
-            rows = [_Row(list(range(1, prompt + 1))) for _ in range(batch)]
-
-            def step() -> None:
-                with torch.inference_mode():
-                    _prefill(model, rows, 0)
-                    head = prompt - 1
-                    cache = _batch_cache(model, rows, head, head + 1 + new_tokens)
-                    ids = torch.ones((batch, 1), dtype=torch.long)
-                    model(input_ids=ids, attention_mask=torch.ones((batch, head + 1), dtype=torch.long),
-                          cache_position=torch.tensor([head]), use_cache=True, **{CACHE_ARG: cache})
-            return measure(step, model)
+            return measure(lambda: generation_step(model, batch, prompt, new_tokens), model)
 
     parts, how = extrapolate(config, trace, TRACE_DEPTHS[0])
     return inference_plan(stage, parts, how, batch, batch_key, config, prompt + new_tokens)

@@ -150,11 +150,27 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, dumps_json(obj))
 
 
-def _text(path: Path) -> str:
+class NotUtf8Error(ValueError):
+    """A file that is not UTF-8 text; ``byte`` is the offset of the first bad byte."""
+
+    def __init__(self, path: Path, byte: int) -> None:
+        super().__init__(f"{path}: not UTF-8 text (byte {byte}); save it as UTF-8")
+        self.byte = byte
+
+
+def read_utf8(path: str | Path, raw_newlines: bool = False) -> str:
+    """A text file as UTF-8 (a leading BOM dropped; ``\r\n`` and ``\r`` read as ``\n`` unless ``raw_newlines``);
+    bytes that are not UTF-8 raise NotUtf8Error, which callers re-raise in their own error type."""
+    path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+        raise NotUtf8Error(path, exc.start) from None
+    return text if raw_newlines else text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _text(path: Path) -> str:
+    return read_utf8(path)
 
 
 def read_json(path: str | Path) -> Any:

@@ -13,9 +13,7 @@ import pytest
 import torch
 from transformers import LlamaConfig
 
-from mubench.evaluate_plan import plan_generation
-from mubench.generate import _batch_cache, _prefill, _Row
-from mubench.kv import CACHE_ARG
+from mubench.evaluate_plan import generation_step, plan_generation
 from mubench.losses import nll
 from mubench.memory import PlanError, StagePlan, build, check_fits, extrapolate, isolated_accelerate, measure
 from mubench.methods import METHODS
@@ -124,15 +122,9 @@ def test_generation_plan_is_within_ten_percent_of_a_real_batch():
                               dtype=torch.float32)
     torch.manual_seed(0)
     model = build(CONFIG, torch.float32).eval()
-    rows = [_Row(list(range(1, prompt + 1))) for _ in range(batch)]
 
     def step() -> None:
-        with torch.inference_mode():
-            _prefill(model, rows, 0)
-            cache = _batch_cache(model, rows, prompt - 1, prompt + new)
-            model(input_ids=torch.ones((batch, 1), dtype=torch.long),
-                  attention_mask=torch.ones((batch, prompt), dtype=torch.long),
-                  cache_position=torch.tensor([prompt - 1]), use_cache=True, **{CACHE_ARG: cache})
+        generation_step(model, batch, prompt, new)
 
     real = measure(step, model)
     assert abs(planned.peak - real["total"]) <= 0.10 * real["total"], (planned.peak, real)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mubench.data.catalog import MalformedDataError
-from mubench.io import LineError, jsonl_rows
+from mubench.io import LineError, NotUtf8Error, jsonl_rows, read_utf8
 
 
 def read_csv(path: Path, columns: set[str]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -29,10 +29,9 @@ def _utf8(path: Path, raw_newlines: bool = False) -> str:
     if not path.is_file():
         raise MalformedDataError(path, "-", "file is missing")
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-        return text if raw_newlines else text.replace("\r\n", "\n").replace("\r", "\n")
-    except UnicodeDecodeError as exc:
-        raise MalformedDataError(path, "-", f"not UTF-8 text (byte {exc.start})") from None
+        return read_utf8(path, raw_newlines)
+    except NotUtf8Error as exc:
+        raise MalformedDataError(path, "-", f"not UTF-8 text (byte {exc.byte})") from None
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
