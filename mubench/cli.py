@@ -467,6 +467,53 @@ def judge_agreement(labels_dir: Annotated[Path, typer.Argument()] = JUDGE_LABELS
                          for k, v in result.items() for s in v if s != "used_for"))
 
 
+sweep_app = typer.Typer(no_args_is_help=True, help="Dose-response sweeps as DVC experiments (README).")
+app.add_typer(sweep_app, name="sweep")
+
+
+@sweep_app.command("queue")
+@stage
+def sweep_queue(param: Annotated[str, typer.Option("--param", help="the strength knob: lr or steps")] = "lr",
+                factors: Annotated[list[float], typer.Option("--factors", help="multiples of each method's "
+                                                                               "setting (repeat the option)")]
+                = [0.5, 2.0, 4.0],  # noqa: B006 - typer reads the default
+                methods: Annotated[list[str] | None, typer.Option("--methods", help="default: params.yaml "
+                                                                                    "methods")] = None,
+                dry_run: Annotated[bool, typer.Option("--dry-run", help="print the commands only")] = False,
+                params: ParamsOpt = Path("params.yaml")) -> None:
+    """Queue one DVC experiment per method and factor (`dvc exp run --queue -S method_params.M.PARAM=V`); then
+    run them with `dvc queue start -j N` and read them back with `mubench sweep report`."""
+    import shlex
+    import subprocess
+
+    from mubench.sweep import queue_commands
+
+    p = _params(params)
+    commands = queue_commands(p, param, factors, methods or p.methods)
+    for command in commands:
+        typer.echo(shlex.join(command))
+        if not dry_run:
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    if not dry_run:
+        typer.echo(f"{len(commands)} experiment(s) queued; run them: dvc queue start -j 2")
+
+
+@sweep_app.command("report")
+@stage
+def sweep_report(param: Annotated[str, typer.Option("--param", help="the knob the sweep changed")] = "lr",
+                 out: Annotated[Path, typer.Option("--out", help="figures folder; the CSV is OUT.csv")]
+                 = REPORTS / "dose_response") -> None:
+    """Dose-response figures from the finished experiments derived from HEAD plus the committed run (factor 1):
+    ASR, over-safety, degenerate outputs and drift against each method's strength."""
+    from mubench.sweep import collect, experiment_revs, write_report
+
+    revs = experiment_revs()
+    points = collect(param, revs)
+    written = write_report(points, out)
+    typer.echo(f"{len(revs)} experiment(s), {len(points)} point(s): {out.with_suffix('.csv')}, "
+               f"{len(written)} figure(s) in {out}/")
+
+
 @app.command()
 @stage
 def profile(name: Annotated[str, typer.Argument(help="a file profiles/NAME.yaml")]) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -205,3 +207,33 @@ def test_a_reviewer_pulls_from_a_remote_and_verifies_without_running_a_stage(tin
     checked = verify(clone, clone_env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert (clone / "models" / "tiny-llama" / "ga" / ".mubench-output").read_text() == "mubench unlearn\n"
+
+
+def test_a_dose_response_sweep_runs_on_dvcs_queue_and_is_plotted(tiny_repo, tmp_path):
+    """Two queued experiments (ga's lr x0.5 and x2) on DVC's queue, read back into the dose-response figure."""
+    work, env = tiny_repo
+    sweep = tmp_path / "sweep"
+    shutil.copytree(work, sweep, ignore=shutil.ignore_patterns("tmp"))
+    run(["git", "add", "-A"], sweep, env)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny run"], sweep, env)
+    out = run(["mubench", "sweep", "queue", "--param", "lr", "--factors", "0.5", "--factors", "2",
+               "--methods", "ga"], sweep, env)
+    assert "2 experiment(s) queued" in out
+    run(["dvc", "queue", "start", "-j", "1"], sweep, env)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], sweep, env)
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    assert status.count("Success") == 2, status
+    out = run(["mubench", "sweep", "report", "--param", "lr"], sweep, env)
+    assert "2 experiment(s)" in out
+    rows = list(csv.DictReader((sweep / "reports" / "dose_response.csv").open()))
+    ga = [r for r in rows if r["method"] == "ga"]
+    assert [float(r["factor"]) for r in ga] == [0.5, 1.0, 2.0]
+    assert [r["experiment"] for r in ga] == ["ga-lr-x0.5", "committed", "ga-lr-x2"]
+    assert len({r["drift_kl"] for r in ga}) == 3  # three different models
+    assert (sweep / "reports" / "dose_response" / "ga.png").read_bytes()[:4] == b"\x89PNG"
+    # the other methods have their committed point only: no figure
+    assert not (sweep / "reports" / "dose_response" / "npo.png").exists()
