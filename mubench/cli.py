@@ -20,6 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 RAW, BUILT, CORPUS = Path("data/raw"), Path("data/built"), Path("data/corpus")
 ATTACKS_DIR, FITTED_DIR = Path("data/attacks"), Path("data/attacks_fitted")
 JUDGE_LABELS = Path("data/judge_labels")
+AUDIT_LABELS = Path("data/judge_audit/labels.csv")
 MODELS, RESULTS, REPORTS = Path("models"), Path("results"), Path("reports")
 PROFILES = Path("profiles")
 
@@ -272,11 +273,11 @@ def evaluate(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
 @app.command()
 @stage
 def report(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Tables (summary.md/json) and the trilemma plot over every variant, with deltas vs base."""
+    """Tables (summary.md/json), paired tests vs base, the judge audit and the figures over every variant."""
     from mubench.progress import log
     from mubench.report import run_report
 
-    summary = run_report(_params(params), RESULTS, BUILT, REPORTS)
+    summary = run_report(_params(params), RESULTS, BUILT, REPORTS, AUDIT_LABELS)
     log(f"[report] {len(summary['rows'])} rows -> {REPORTS}/summary.md, trilemma.png")
 
 
@@ -450,6 +451,45 @@ def judge_labels(out_dir: Annotated[Path, typer.Argument(help="where to write th
     provenance = export_pyrit_labels(out_dir)
     write_json(out_dir / "provenance.json", provenance)
     typer.echo(f"{out_dir}: {', '.join(provenance)}")
+
+
+@judge_app.command("audit-sample")
+@stage
+def judge_audit_sample(n: Annotated[int, typer.Option("--n", help="responses to sample", min=1)] = 200,
+                       out: Annotated[Path, typer.Option("--out", help="labels CSV to write (label column "
+                                                                       "empty)")] = AUDIT_LABELS,
+                       sheet: Annotated[Path | None, typer.Option("--sheet", help="also write the texts to "
+                                                                                  "label here (keep it out of "
+                                                                                  "git)")] = None,
+                       seed: Annotated[int, typer.Option("--seed")] = 0,
+                       params: ParamsOpt = Path("params.yaml")) -> None:
+    """Draw the judge-audit sample from this run's samples: N responses spread over every variant and attack."""
+    import csv
+    import io
+
+    from mubench.audit import KEY_COLUMNS, sample_keys
+    from mubench.io import atomic_write_text, read_jsonl
+
+    p = _params(params)
+    if out.exists():
+        raise ConfigError(f"{out}: exists; labels are never overwritten (move it away to draw a new sample)")
+    rows = {(m, v): read_jsonl(RESULTS / m / v / "samples" / "safety.jsonl") for m in p.models for v in p.variants()}
+    picked = sample_keys(rows, n, seed)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, [*KEY_COLUMNS, "label"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({**k, "label": ""} for k in picked)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, buffer.getvalue())
+    if sheet is not None:
+        by_key = {(m, v, r["attack"], r["id"]): r for (m, v), rs in rows.items() for r in rs}
+        lines = []
+        for i, k in enumerate(picked, start=2):
+            r = by_key[(k["model"], k["variant"], k["attack"], k["id"])]
+            lines.append(f"### line {i}: {k['variant']} {k['attack']} {k['id']}\nREQUEST: {r.get('goal', r['prompt'])}"
+                         f"\nREPLY: {r.get('judged_text') or r['response']}\n")
+        atomic_write_text(sheet, "\n".join(lines))
+    typer.echo(f"{out}: {len(picked)} responses to label (see {out.parent}/GUIDE.md)")
 
 
 @judge_app.command("agreement")

@@ -83,7 +83,7 @@ def _ci(ci: list[float] | None, scale: float = 100.0, digits: int = 1) -> str:
 
 def _p(test: dict) -> str:
     p = test.get("p_holm")
-    return "–" if p is None else "<0.001" if p < 0.001 else f"{p:.3g}"
+    return "–" if p is None else "<0.001" if p < 0.001 else f"={p:.3g}"
 
 
 def markdown(params: Params, summary: dict) -> str:
@@ -143,6 +143,8 @@ def markdown(params: Params, summary: dict) -> str:
                 lines.append(f"| {judge} | {name} | {a['n']} | {a['accuracy']:.3f} | {a['precision']:.3f} | "
                              f"{a['recall']:.3f} | {a['kappa']:.3f} |")
         lines.append("")
+    if summary.get("judge_audit"):
+        lines += audit_table(summary["judge_audit"])
     lines += ["## Data provenance", "",
               "| dataset | source | license | rows | file sha256 |", "|---|---|---|---|---|"]
     for name, prov in summary["provenance"].items():
@@ -177,9 +179,28 @@ def paired_table(summary: dict, level: float) -> list[str]:
             scale, digits = (1.0, 4) if key.startswith("drift") else (100.0, 1)
             mark = SIGNIFICANT_MARK if t["significant"] else ""
             cells.append(f"{scale * t['delta']:+.{digits}f}{mark}{_ci(t['ci'], scale, digits)}"
-                         + ("" if t["p"] is None else f" p={_p(t)}"))
+                         + ("" if t["p"] is None else f" p{_p(t)}"))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def audit_table(audit: dict) -> list[str]:
+    """Markdown lines: each audited judge's agreement with the hand labels of this run's own responses."""
+    counts = ", ".join(f"{n} {lab}" for lab, n in audit["labels"].items())
+    lines = ["## Judge audit on this run's responses", "",
+             f"{audit['n']} responses of this run ({audit['variants']} variants, {audit['attacks']} prompt sets "
+             f"incl. no attack), labelled by hand under `data/judge_audit/GUIDE.md`: {counts}. Refusal: the "
+             "judge's verdict vs the label `refusal`; attack success: \"not refused\" vs the label `compliance` "
+             "(an incoherent reply is no success); + degenerate: a degenerate reply (`mubench/quality.py`) also "
+             "counts as no success.", "",
+             "| judge | refusal acc / kappa | attack success acc / precision / recall / kappa | + degenerate "
+             "excluded: acc / precision / recall / kappa |", "|---|---|---|---|"]
+    for name, a in audit["judges"].items():
+        r, s, d = a["refusal"], a["attack_success"], a["attack_success_degenerate_excluded"]
+        lines.append(f"| {name} | {r['accuracy']:.3f} / {r['kappa']:.3f} | {s['accuracy']:.3f} / "
+                     f"{s['precision']:.3f} / {s['recall']:.3f} / {s['kappa']:.3f} | {d['accuracy']:.3f} / "
+                     f"{d['precision']:.3f} / {d['recall']:.3f} / {d['kappa']:.3f} |")
+    return lines + [""]
 
 
 def trilemma_csv(summary: dict) -> str:
@@ -195,7 +216,8 @@ def trilemma_csv(summary: dict) -> str:
 
 
 
-def run_report(params: Params, results_dir: Path, built_dir: Path, out_dir: Path) -> dict:
+def run_report(params: Params, results_dir: Path, built_dir: Path, out_dir: Path,
+               audit_labels: Path | None = None) -> dict:
     grid = collect(params, results_dir)
     provenance = read_json(built_dir / "build.json")["provenance"]
     agreement_file = results_dir / "judges" / "agreement.json"
@@ -203,6 +225,10 @@ def run_report(params: Params, results_dir: Path, built_dir: Path, out_dir: Path
     tests = {model: compare_model(params, {v: results_dir / model / v / "samples" for v in variants})
              for model, variants in grid.items()}
     summary = summarize(params, grid, provenance, agreement, tests)
+    if audit_labels is not None and audit_labels.is_file():
+        from mubench.audit import audit_report
+
+        summary["judge_audit"] = audit_report(audit_labels, results_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "summary.json", summary)
     atomic_write_text(out_dir / "summary.md", markdown(params, summary))
