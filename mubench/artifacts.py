@@ -39,6 +39,7 @@ class Safety(Open):
     per_attack: dict[str, Rate]
     seed_asr: Rate
     knowledge_asr: Rate
+    labels: dict[str, Rate]  # judge classes of the plain prompts' verdicts (keyword judge: echo, incoherent)
     ci: SafetyIntervals
 
 

@@ -60,10 +60,11 @@ def _os_error(exc: OSError) -> str:
     return f"{exc.filename}: {exc.strerror.lower()}{hint}"
 
 
-def _member(name: str, allowed: list[str], key: str) -> str:
+def _member(name: str | int, allowed: list, key: str) -> str | int:
     """``name`` if this run's params list it under ``key``; else a ConfigError (exit 2) listing them."""
     if name not in allowed:
-        raise ConfigError(f"'{name}' is not in {key} of this run; allowed: {', '.join(allowed) or '(none)'}")
+        raise ConfigError(f"'{name}' is not in {key} of this run; allowed: "
+                          f"{', '.join(map(str, allowed)) or '(none)'}")
     return name
 
 
@@ -242,28 +243,34 @@ def attack_model(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
 @stage
 def unlearn(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
             method: Annotated[str, typer.Argument(metavar="METHOD")],
+            seed: Annotated[int | None, typer.Option("--seed", help="one of params.yaml seeds (default: the "
+                                                                    "first)")] = None,
             params: ParamsOpt = Path("params.yaml")) -> None:
-    """Unlearn with METHOD from MODEL's base checkpoint into models/MODEL/METHOD."""
+    """Unlearn with METHOD and SEED from MODEL's base checkpoint into models/MODEL/METHOD-seedSEED."""
     p = _params(params)
+    from mubench.config import variant_name
     from mubench.methods import METHODS
     from mubench.unlearn import run_unlearn
 
     METHODS.get(method)
     _member(model_name, p.models, "models")
     _member(method, p.methods, "methods")
-    run_unlearn(p, model_name, method, MODELS / model_name / "base", CORPUS / model_name,
-                MODELS / model_name / method, RESULTS / model_name / method)
+    seed = p.seeds[0] if seed is None else seed
+    _member(seed, p.seeds, "seeds")
+    variant = variant_name(method, seed)
+    run_unlearn(p, model_name, method, seed, MODELS / model_name / "base", CORPUS / model_name,
+                MODELS / model_name / variant, RESULTS / model_name / variant)
 
 
 @app.command()
 @stage
 def evaluate(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
-             variant: Annotated[str, typer.Argument(metavar="VARIANT", help="base or a method name")],
+             variant: Annotated[str, typer.Argument(metavar="VARIANT", help="base or METHOD-seedS")],
              params: ParamsOpt = Path("params.yaml")) -> None:
     """Generate, judge and score one variant; writes results/MODEL/VARIANT/metrics.json + samples."""
     p = _params(params)
     _member(model_name, p.models, "models")
-    _member(variant, p.variants(), "the variants (base + methods)")
+    _member(variant, p.variants(), "the variants (base + METHOD-seedS per method and seed)")
     from mubench.evaluate import run_evaluate
 
     run_evaluate(p, model_name, variant, MODELS / model_name / variant, MODELS / model_name / "base",
@@ -299,7 +306,7 @@ def verify(result: Annotated[str | None, typer.Argument(metavar="[MODEL/VARIANT]
     if result is not None:
         model_name, _, variant = result.partition("/")
         _member(model_name, p.models, "models")
-        _member(variant, p.variants(), "the variants (base + methods)")
+        _member(variant, p.variants(), "the variants (base + METHOD-seedS per method and seed)")
         targets = [(model_name, variant)]
     dirs = {"results": RESULTS, "models": MODELS, "corpus": CORPUS, "built": BUILT, "raw": RAW}
     try:

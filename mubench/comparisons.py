@@ -9,12 +9,16 @@ Tests (name: outcome per item):
 - ``utility``, ``utility/TASK``: the item was answered correctly (``utility`` resamples within tasks);
 - ``degenerate``: the response to a plain harmful or benign prompt was degenerate;
 - ``drift_kl``, ``drift_nll``: per benign drift prompt (continuous).
+
+A method unlearned with several seeds is also tested as a whole (``compare_methods``): per item, the mean of its
+seeds' outcomes against the base's (``mubench.paired``: sign-flip p-value), Holm-corrected across the methods.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from mubench.config import method_of
 from mubench.io import read_jsonl
 from mubench.metrics import VANILLA, broken_seeds, quality_rows
 from mubench.paired import holm, paired_delta, significant
@@ -49,24 +53,45 @@ def outcomes(params, samples_dir: Path) -> tuple[dict[str, dict[str, float]], di
     return out, {f"{r['task']}/{r['id']}": r["task"] for r in utility}
 
 
-def compare_model(params, samples: dict[str, Path]) -> dict[str, dict[str, dict]]:
-    """{variant: {test name: {delta, ci, p, p_holm, significant, n}}} for each variant of one model against its
-    ``base`` (``samples``: variant -> its samples dir); Holm runs over the variants of each test."""
+def _holm_marked(tests: dict[str, dict[str, dict]], names, confidence: float) -> None:
+    """Holm over the entries of ``tests`` for each test name; sets ``p_holm`` and ``significant``."""
+    for name in names:
+        adjusted = holm([tests[k][name]["p"] for k in tests])
+        for key, p_holm in zip(tests, adjusted, strict=True):
+            test = tests[key][name]
+            test["p_holm"] = None if p_holm is None else round(p_holm, 6)
+            test["significant"] = significant(test, confidence)
+
+
+def compare_model(params, samples: dict[str, Path]) -> tuple[dict[str, dict[str, dict]], dict[str, dict[str, dict]]]:
+    """Paired tests of one model's variants against its ``base`` (``samples``: variant -> its samples dir):
+    ({variant: {test name: {delta, ci, p, p_holm, significant, n}}}, the same per method for the methods with
+    2+ seeds). Holm runs over the variants, and separately over the methods, of each test."""
     base, strata = outcomes(params, samples["base"])
     stats = params.statistics
-    tests: dict[str, dict[str, dict]] = {}
-    for variant, path in samples.items():
-        if variant == "base":
+
+    def test(mine: dict[str, dict[str, float]], seed_mean: bool) -> dict[str, dict]:
+        return {name: paired_delta(base[name], mine[name], name not in CONTINUOUS, stats.bootstrap_samples,
+                                   stats.confidence, params.seed, strata if name == "utility" else None, seed_mean)
+                for name in base}
+
+    per_variant = {variant: outcomes(params, path)[0] for variant, path in samples.items() if variant != "base"}
+    tests = {variant: test(mine, False) for variant, mine in per_variant.items()}
+    _holm_marked(tests, base, stats.confidence)
+    by_method: dict[str, list[str]] = {}
+    for variant in per_variant:
+        by_method.setdefault(method_of(variant), []).append(variant)
+    methods = {}
+    for method, variants in by_method.items():
+        if len(variants) < 2:
             continue
-        mine, _ = outcomes(params, path)
-        tests[variant] = {name: paired_delta(base[name], mine[name], name not in CONTINUOUS,
-                                             stats.bootstrap_samples, stats.confidence, params.seed,
-                                             strata if name == "utility" else None)
-                          for name in base}
-    for name in base:
-        adjusted = holm([tests[v][name]["p"] for v in tests])
-        for variant, p_holm in zip(tests, adjusted, strict=True):
-            test = tests[variant][name]
-            test["p_holm"] = None if p_holm is None else round(p_holm, 6)
-            test["significant"] = significant(test, stats.confidence)
-    return tests
+        for v in variants[1:]:
+            for name in base:
+                if set(per_variant[v][name]) != set(per_variant[variants[0]][name]):
+                    raise ValueError(f"{v} and {variants[0]} were scored on different items ({name}); re-run "
+                                     "`mubench evaluate` for both with the same params")
+        mean = {name: {k: sum(float(per_variant[v][name][k]) for v in variants) / len(variants)
+                       for k in per_variant[variants[0]][name]} for name in base}
+        methods[method] = test(mean, True)
+    _holm_marked(methods, base, stats.confidence)
+    return tests, methods

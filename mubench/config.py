@@ -161,8 +161,29 @@ class StatisticsConfig(Strict):
     confidence: float = Field(0.95, gt=0, lt=1)
 
 
+SEED_SUFFIX = "-seed"  # a variant is METHOD-seedS: one unlearning run per method and seed
+
+
+def variant_name(method: str, seed: int) -> str:
+    """The variant (checkpoint and results directory) of ``method`` unlearned with ``seed``."""
+    return f"{method}{SEED_SUFFIX}{seed}"
+
+
+def split_variant(variant: str) -> tuple[str, str]:
+    """(method, seed) of a variant name; ``base`` -> ("base", "")."""
+    method, sep, seed = variant.rpartition(SEED_SUFFIX)
+    return (method, seed) if sep else (variant, "")
+
+
+def method_of(variant: str) -> str:
+    """The method of a variant name (``base`` stays ``base``)."""
+    return split_variant(variant)[0]
+
+
 class Params(Strict):
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, description="data sampling, attacks, bootstrap")
+    # unlearning seeds (data order, method randomness): every method is trained once per seed
+    seeds: list[Annotated[int, Field(ge=0)]] = Field([0], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     models: list[Slug] = Field(min_length=1)
     model_zoo: dict[Slug, ModelSpec]
@@ -175,6 +196,13 @@ class Params(Strict):
     judge: JudgeConfig
     utility: UtilityConfig
     statistics: StatisticsConfig
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{seeds}: a seed is listed twice; list each once")
+        return seeds
 
     @field_validator("datasets", "methods")
     @classmethod
@@ -231,8 +259,13 @@ class Params(Strict):
 
         return METHODS.get(name).Params(**self.method_params.get(name, {}))
 
+    def method_variants(self) -> dict[str, list[str]]:
+        """{method: its variants, one per unlearning seed}."""
+        return {m: [variant_name(m, s) for s in self.seeds] for m in self.methods}
+
     def variants(self) -> list[str]:
-        return ["base", *self.methods]
+        """base, then every (method, seed) variant, method-major."""
+        return ["base", *(v for vs in self.method_variants().values() for v in vs)]
 
 
 def _registry(field: str) -> Registry:

@@ -81,12 +81,12 @@ def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, 
     if variant == "base":
         base = model
     else:
-        verified_meta(base_dir)
         base, _ = load_checkpoint(base_dir, device, compute_dtype(device))
     drift = drift_scores(model, base, tokenizer, drift_pairs, params.utility.batch_size, DRIFT_MAX_LENGTH,
                          params.generation.system_prompt)
     del base
-    metrics = compute_metrics(params, safety_rows, over_rows, utility, drift)
+    metrics = compute_metrics(params, safety_rows, over_rows, utility, drift,
+                              (safety_judge.labels, over_judge.labels))
     metrics["run"] = run_record(model=model_name, variant=variant, model_hash=meta["model_hash"],
                                 device=device, seed=params.seed, decode=decode.__dict__,
                                 judges={"safety": f"{safety_judge.name}/{safety_judge.version}",

@@ -5,7 +5,10 @@ tested on the pairs (base outcome, variant outcome) of the same items.
   (items resampled together) and the exact two-sided McNemar p-value (a binomial test on the discordant pairs),
   Holm-corrected across the variants of a model;
 - continuous outcomes (drift KL, NLL per prompt): the delta of means with a paired bootstrap CI; such a delta
-  counts as significant when its CI excludes 0.
+  counts as significant when its CI excludes 0;
+- a method unlearned with several seeds: each item's outcome is its mean over the seeds; the delta gets the
+  paired bootstrap CI (items resampled, seeds kept together) and, for 0/1 outcomes, a paired sign-flip
+  permutation p-value (Monte Carlo, seeded), Holm-corrected across the methods of a model.
 """
 
 from __future__ import annotations
@@ -63,10 +66,25 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     return adjusted
 
 
+def sign_flip_p(diff: Sequence[float], samples: int, seed: int) -> float:
+    """Two-sided paired permutation p-value of mean(diff) = 0: each item's difference keeps its size and gets a
+    random sign (Monte Carlo, seeded); p = (1 + #{|flipped sum| >= |observed sum|}) / (1 + samples). 1.0 when
+    every difference is 0."""
+    d = np.asarray(diff, dtype=float)
+    observed = abs(d.sum())
+    if not d.any():
+        return 1.0
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(samples, d.size))
+    extreme = int((np.abs(signs @ d) >= observed - 1e-12).sum())
+    return (1 + extreme) / (1 + samples)
+
+
 def paired_delta(base: Mapping[str, float], variant: Mapping[str, float], binary: bool, samples: int,
-                 confidence: float, seed: int, strata: Mapping[str, str] | None = None) -> dict:
+                 confidence: float, seed: int, strata: Mapping[str, str] | None = None,
+                 seed_mean: bool = False) -> dict:
     """``{delta, ci, p, n}`` of ``variant`` vs ``base`` over their shared item keys (both must hold the same
-    keys: the same prompts were evaluated). ``p`` is McNemar's for 0/1 outcomes, None for continuous ones."""
+    keys: the same prompts were evaluated). ``p`` is McNemar's for 0/1 outcomes, None for continuous ones;
+    with ``seed_mean`` (``variant`` holds each item's mean over a method's seeds) it is the sign-flip p."""
     if set(base) != set(variant):
         missing = sorted(set(base) ^ set(variant))
         raise ValueError(f"the variant and its base were scored on different items (e.g. {missing[0]}); re-run "
@@ -81,9 +99,15 @@ def paired_delta(base: Mapping[str, float], variant: Mapping[str, float], binary
     else:
         delta = float(np.mean([np.mean([a - b for a, b, g in zip(after, before, groups, strict=True) if g == s])
                                for s in sorted(set(groups))]))
+    if not binary:
+        p = None
+    elif seed_mean:
+        p = sign_flip_p([a - b for a, b in zip(after, before, strict=True)], samples, seed)
+    else:
+        p = mcnemar_exact(before, after)
     return {"delta": round(delta, 6) + 0.0,
             "ci": paired_bootstrap_ci(before, after, samples, confidence, seed, groups),
-            "p": round(mcnemar_exact(before, after), 6) if binary else None, "n": len(keys)}
+            "p": None if p is None else round(p, 6), "n": len(keys)}
 
 
 def significant(test: dict, confidence: float) -> bool:

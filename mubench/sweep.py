@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from mubench.config import ConfigError
+from mubench.config import ConfigError, variant_name
 from mubench.io import atomic_write_text
 
 KNOBS = ("lr", "steps")
@@ -91,9 +91,9 @@ def swept_method(head_params: dict, exp_params: dict, param: str) -> tuple[str, 
     return method, float(after[param])
 
 
-def point(summary_rows: list[dict], metrics: dict, model: str, method: str, param: str, value: float,
-          default: float, experiment: str) -> dict:
-    row = next(r for r in summary_rows if r["model"] == model and r["variant"] == method)
+def point(summary_rows: list[dict], metrics: dict, model: str, method: str, variant: str, param: str,
+          value: float, default: float, experiment: str) -> dict:
+    row = next(r for r in summary_rows if r["model"] == model and r["variant"] == variant)
     tests = row["tests"]
     return {"model": model, "method": method, "param": param, "value": value, "factor": round(value / default, 6),
             "experiment": experiment, "asr": metrics["safety"]["asr"],
@@ -112,15 +112,17 @@ def collect(param: str, revs: list[tuple[str, str]], head: str = "HEAD") -> list
     ``param``; sorted by model, method, value."""
     head_params = yaml.safe_load(_git_text(head, "params.yaml"))
     models, methods = head_params["models"], head_params["methods"]
+    seed = head_params.get("seeds", [0])[0]  # the first unlearning seed's variant is each point
 
     def points_at(rev: str, name: str, only: str | None, value: float | None) -> list[dict]:
         summary = json.loads(_git_text(rev, "reports/summary.json"))
         out = []
         for model in models:
             for method in methods if only is None else [only]:
-                metrics = json.loads(_git_text(rev, f"results/{model}/{method}/metrics.json"))
+                variant = variant_name(method, seed)
+                metrics = json.loads(_git_text(rev, f"results/{model}/{variant}/metrics.json"))
                 default = float(head_params["method_params"][method][param])
-                out.append(point(summary["rows"], metrics, model, method, param,
+                out.append(point(summary["rows"], metrics, model, method, variant, param,
                                  default if value is None else value, default, name))
         return out
 

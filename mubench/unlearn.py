@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from mubench.artifacts import CorpusPair, read_rows
-from mubench.config import Params
+from mubench.config import Params, variant_name
 from mubench.io import atomic_dir, atomic_write_text, claim_outputs, run_record, write_json
 from mubench.memory import ensure_fits
 from mubench.methods import METHODS
@@ -18,12 +18,13 @@ from mubench.train import unlearn, weights_dtype
 from mubench.unlearn_plan import plan_unlearn_stage
 
 
-def run_unlearn(params: Params, model_name: str, method_name: str, base_dir: Path, corpus_dir: Path,
+def run_unlearn(params: Params, model_name: str, method_name: str, seed: int, base_dir: Path, corpus_dir: Path,
                 out_dir: Path, curve_dir: Path) -> dict:
-    """Unlearn into ``out_dir`` (a byte-identical checkpoint for identical inputs); the loss curve and the
-    wall time go to ``curve_dir`` (loss.csv, train.json), which DVC tracks as plot and metrics."""
+    """Unlearn with ``seed`` (data order, method randomness) into ``out_dir`` (a byte-identical checkpoint for
+    identical inputs); the loss curve goes to ``curve_dir`` (loss.csv, train.json), which DVC tracks as plot and
+    metrics."""
     claim_outputs("mubench unlearn", out_dir)
-    seed_everything(params.seed)
+    seed_everything(seed)
     device = pick_device(params.device)
     method = METHODS.get(method_name)()
     hparams = params.method_config(method_name)
@@ -34,12 +35,12 @@ def run_unlearn(params: Params, model_name: str, method_name: str, base_dir: Pat
     model, tokenizer = load_checkpoint(base_dir, device, weights_dtype(hparams, device))
     forget = read_rows(CorpusPair, corpus_dir / "forget.jsonl")
     retain = read_rows(CorpusPair, corpus_dir / "retain.jsonl")
-    result = unlearn(method, hparams, model, tokenizer, forget, retain, params.seed, device,
+    result = unlearn(method, hparams, model, tokenizer, forget, retain, seed, device,
                      params.generation.system_prompt)
-    meta = run_record(variant=method_name, model=model_name, method=method_name,
+    meta = run_record(variant=variant_name(method_name, seed), model=model_name, method=method_name,
                       hyperparameters=hparams.model_dump(), base_model_hash=base_meta["model_hash"],
                       steps=result.steps, device=device,
-                      seed=params.seed, forget_pairs=len(forget), retain_pairs=len(retain))
+                      seed=seed, forget_pairs=len(forget), retain_pairs=len(retain))
     if hparams.lora is not None and hparams.lora.save == "adapter":
         # only the LoRA weights are saved; loading applies them to this base after checking its hash
         meta.update(adapter=True, base_dir=base_dir.as_posix())
@@ -50,7 +51,8 @@ def run_unlearn(params: Params, model_name: str, method_name: str, base_dir: Pat
     atomic_write_text(curve_dir / "loss.csv", _history_csv(result.history))
     # no wall time here: train.json is in dvc.lock, which a fresh clone must reproduce byte for byte
     write_json(curve_dir / "train.json", {"steps": result.steps, "final": result.history[-1], "device": device})
-    log(f"[unlearn] {model_name}/{method_name}: {result.steps} steps in {result.wall_time_s:.1f}s; "
+    log(f"[unlearn] {model_name}/{variant_name(method_name, seed)}: {result.steps} steps in "
+        f"{result.wall_time_s:.1f}s; "
         f"final loss {result.history[-1]['loss']:.4f}")
     return saved
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mubench.artifacts import Provenance, read_artifact, read_metrics
-from mubench.config import Params
+from mubench.config import Params, split_variant
 from mubench.io import read_json
 
 
@@ -82,7 +82,8 @@ def checkpoint_link(params: Params, model: str, variant: str, models_dir: Path, 
     from mubench.models import CheckpointError, verified_meta
 
     ckpt = models_dir / model / variant
-    stage = f"`dvc repro` ({'model@' + model if variant == 'base' else f'unlearn@{model}-{variant}'})"
+    method, seed = split_variant(variant)
+    stage = f"`dvc repro` ({'model@' + model if variant == 'base' else f'unlearn@{model}-{method}-{seed}'})"
     try:
         meta = verified_meta(ckpt)
     except (CheckpointError, FileNotFoundError) as exc:
@@ -101,18 +102,19 @@ def checkpoint_link(params: Params, model: str, variant: str, models_dir: Path, 
                              f"run {stage}")
         return Link(f"base {model}", f"weights re-hashed = {meta['model_hash']}; corpus {corpus['forget_pairs']} "
                                      f"forget / {corpus['retain_pairs']} retain pairs from it")
-    hparams = json.loads(json.dumps(params.method_config(variant).model_dump()))
-    if meta.get("method") != variant or meta.get("hyperparameters") != hparams:
-        raise BrokenLink(f"{ckpt}: trained with other hyperparameters than params.yaml's method_params.{variant}; "
-                         f"run {stage}")
+    hparams = json.loads(json.dumps(params.method_config(method).model_dump()))
+    if meta.get("method") != method or meta.get("hyperparameters") != hparams or str(meta.get("seed")) != seed:
+        raise BrokenLink(f"{ckpt}: trained with other hyperparameters or another seed than params.yaml's "
+                         f"method_params.{method} and seed {seed}; run {stage}")
     base = checkpoint_link(params, model, "base", models_dir, corpus_dir, meta["base_model_hash"])
-    return Link(f"checkpoint {model}/{variant}", f"weights re-hashed = {meta['model_hash']}; method {variant}, "
-                                                 f"{meta.get('steps')} steps, hyperparameters = params", [base])
+    return Link(f"checkpoint {model}/{variant}", f"weights re-hashed = {meta['model_hash']}; method {method}, "
+                                                 f"seed {seed}, {meta.get('steps')} steps, hyperparameters = params",
+                [base])
 
 
 def result_link(params: Params, model: str, variant: str, dirs: dict[str, Path]) -> Link:
     metrics_file = dirs["results"] / model / variant / "metrics.json"
-    stage = f"evaluate-base@{model}" if variant == "base" else f"evaluate@{model}-{variant}"
+    stage = f"evaluate-base@{model}" if variant == "base" else f"evaluate@{model}-{'-'.join(split_variant(variant))}"
     if not metrics_file.is_file():
         raise BrokenLink(f"{metrics_file}: missing; run `dvc repro` ({stage})")
     try:

@@ -142,3 +142,14 @@ def test_drift_is_zero_for_the_base_and_rises_under_gradient_ascent(tiny_model, 
     single = [drift_scores(trained, base, tokenizer, [p], 1, 256)[0] for p in drift_pairs]
     for a, b in zip(moved, single, strict=True):
         assert a["kl"] == pytest.approx(b["kl"], abs=1e-5) and a["nll"] == pytest.approx(b["nll"], abs=1e-5)
+
+
+def test_sign_flip_p_on_hand_cases():
+    from mubench.paired import sign_flip_p
+
+    assert sign_flip_p([0.0] * 8, 1000, 0) == 1.0  # nothing changed
+    # 20 equal drops: a random sign pattern reaches |sum| = 20 with probability 2^-19, so no draw does
+    assert sign_flip_p([-1.0] * 20, 1000, 0) == 1 / 1001
+    assert sign_flip_p([1.0, -1.0] * 10, 1000, 0) == 1.0  # observed sum 0: every draw is as extreme
+    # 3 of 3 halves: P(|sum| >= 1.5) = 2/8 exactly; the Monte Carlo estimate is close
+    assert abs(sign_flip_p([-0.5] * 3, 4000, 0) - 0.25) < 0.03

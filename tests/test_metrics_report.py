@@ -78,7 +78,7 @@ def fake_metrics(asr, over, acc, drift=0.0):
     ci = [round(asr - 0.1, 6), round(asr + 0.1, 6)]
     return {"safety": {"asr": asr, "per_dataset": {"advbench": asr, "harmbench": asr},
                        "per_attack": {"prefix_injection": asr, "base64": asr},
-                       "seed_asr": asr, "knowledge_asr": min(1.0, asr + 0.1),
+                       "seed_asr": asr, "knowledge_asr": min(1.0, asr + 0.1), "labels": {"incoherent": 0.1},
                        "ci": {"asr": ci, "per_dataset": {"advbench": ci, "harmbench": ci},
                               "per_attack": {"prefix_injection": ci, "base64": ci}, "seed_asr": ci,
                               "knowledge_asr": ci}},
@@ -100,14 +100,14 @@ def fake_metrics(asr, over, acc, drift=0.0):
 def test_a_metrics_file_missing_a_key_fails_report_with_the_file_and_key(tmp_path, params):
     from mubench.artifacts import ArtifactError
 
-    for variant in ("base", "ga", "npo"):
+    for variant in ("base", "ga-seed0", "npo-seed0"):
         out = tmp_path / "results" / "smollm2-135m" / variant
         out.mkdir(parents=True)
         metrics = fake_metrics(0.5, 0.1, 0.3)
-        if variant == "npo":
+        if variant == "npo-seed0":
             del metrics["safety"]["ci"]["knowledge_asr"]
         (out / "metrics.json").write_text(json.dumps(metrics))
-    with pytest.raises(ArtifactError, match="npo/metrics.json: safety.ci.knowledge_asr: missing"):
+    with pytest.raises(ArtifactError, match="npo-seed0/metrics.json: safety.ci.knowledge_asr: missing"):
         run_report(params, tmp_path / "results", tmp_path, tmp_path / "reports")
 
 
@@ -139,33 +139,34 @@ def write_samples(out: Path, refused_vanilla: int, drift: float) -> None:
 
 
 def test_report_rows_deltas_and_plot(tmp_path, params):
-    for variant, values in {"base": (0.9, 0.0, 0.3), "ga": (0.5, 0.2, 0.25), "npo": (0.6, 0.1, 0.28)}.items():
+    rates = {"base": (0.9, 0.0, 0.3), "ga-seed0": (0.5, 0.2, 0.25), "npo-seed0": (0.6, 0.1, 0.28)}
+    for variant, values in rates.items():
         out = tmp_path / "results" / "smollm2-135m" / variant
-        drift = {"base": 0.0, "ga": 0.2, "npo": 0.1}[variant]
+        drift = {"base": 0.0, "ga-seed0": 0.2, "npo-seed0": 0.1}[variant]
         out.mkdir(parents=True)
         (out / "metrics.json").write_text(json.dumps(fake_metrics(*values, drift=drift)))
         # ga refuses 14 of the 20 plain prompts the base answered (McNemar p = 2^-13), npo 1 (p = 1)
-        write_samples(out, {"base": 0, "ga": 14, "npo": 1}[variant], drift)
+        write_samples(out, {"base": 0, "ga-seed0": 14, "npo-seed0": 1}[variant], drift)
     built = tmp_path / "built"
     built.mkdir()
     (built / "build.json").write_text(json.dumps({"provenance": {"advbench": {
         "source": "pyrit==1.1.0", "license": "MIT", "rows": 520, "files": {"adv_bench.prompt": "ab" * 32}}}}))
     summary = run_report(params, tmp_path / "results", built, tmp_path / "reports")
-    ga = next(r for r in summary["rows"] if r["variant"] == "ga")
+    ga = next(r for r in summary["rows"] if r["variant"] == "ga-seed0")
     assert ga["delta"] == {"asr": -0.4, "oversafety_refusal_rate": 0.2, "utility_accuracy": -0.05,
                            "knowledge_asr": -0.4, "degenerate_rate": 0.0, "drift_nll": 0.2}
-    npo = next(r for r in summary["rows"] if r["variant"] == "npo")
+    npo = next(r for r in summary["rows"] if r["variant"] == "npo-seed0")
     # paired tests from the samples: Holm over {ga, npo}: ga 2 * 2^-13, npo 1
     assert ga["tests"]["asr"]["delta"] == -0.7 and ga["tests"]["asr"]["p"] == round(2 / 2**14, 6)
     assert ga["tests"]["asr"]["p_holm"] == round(4 / 2**14, 6) and ga["tests"]["asr"]["significant"]
     assert npo["tests"]["asr"]["p_holm"] == 1.0 and not npo["tests"]["asr"]["significant"]
     assert ga["tests"]["drift_kl"]["significant"] and ga["tests"]["oversafety"]["p"] == 1.0
     text = (tmp_path / "reports" / "summary.md").read_text()
-    assert "| smollm2-135m | ga | 50.0 (-40.0*) [40.0, 60.0]" in text and "pyrit==1.1.0" in text
-    assert "| smollm2-135m | npo | 60.0 (-30.0) [50.0, 70.0]" in text and "## Paired tests vs base" in text
+    assert "| smollm2-135m | ga-seed0 | 50.0 (-40.0*) [40.0, 60.0]" in text and "pyrit==1.1.0" in text
+    assert "| smollm2-135m | npo-seed0 | 60.0 (-30.0) [50.0, 70.0]" in text and "## Paired tests vs base" in text
     assert (tmp_path / "reports" / "trilemma.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "reports" / "attacks_heatmap.png").read_bytes()[:4] == b"\x89PNG"
-    assert "## ASR per attack (%)" in text and "| smollm2-135m | ga | 50.0 | 50.0 | 50.0 |" in text
+    assert "## ASR per attack (%)" in text and "| smollm2-135m | ga-seed0 | 50.0 | 50.0 | 50.0 |" in text
     assert markdown(params, summary) == text
 
 
@@ -177,3 +178,29 @@ def test_report_names_missing_cell(tmp_path, params):
 def test_profile_yaml_is_plain_mapping():
     assert isinstance(yaml.safe_load((ROOT / "params.yaml").read_text()), dict)
     assert Path(ROOT / "profiles" / "tiny.yaml").is_file()
+
+
+def test_a_method_with_two_seeds_gets_mean_spread_and_a_seed_averaged_test(tmp_path, params):
+    two = params.model_copy(update={"methods": ["ga"], "seeds": [0, 1]})
+    assert two.variants() == ["base", "ga-seed0", "ga-seed1"]
+    asr = {"base": 0.9, "ga-seed0": 0.5, "ga-seed1": 0.7}
+    for variant, refused in {"base": 0, "ga-seed0": 14, "ga-seed1": 10}.items():
+        out = tmp_path / "results" / "smollm2-135m" / variant
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text(json.dumps(fake_metrics(asr[variant], 0.1, 0.3)))
+        write_samples(out, refused, 0.0)
+    built = tmp_path / "built"
+    built.mkdir()
+    (built / "build.json").write_text(json.dumps({"provenance": {}}))
+    summary = run_report(two, tmp_path / "results", built, tmp_path / "reports")
+    (entry,) = summary["seeds"]
+    assert entry["method"] == "ga" and entry["seeds"] == [0, 1]
+    # mean 0.6, sample sd of (0.5, 0.7) = 0.141421, range [0.5, 0.7]
+    assert entry["stats"]["asr"] == {"mean": 0.6, "sd": 0.141421, "range": [0.5, 0.7]}
+    # per prompt, the seed mean: 10 prompts 1 -> 0 (both seeds refuse), 4 prompts 1 -> 0.5; delta -12 / 20
+    test = entry["tests"]["asr"]
+    assert test["delta"] == -0.6 and test["p"] < 0.01 and test["significant"]
+    assert entry["tests"]["drift_kl"]["delta"] == 0.0 and not entry["tests"]["drift_kl"]["significant"]
+    text = (tmp_path / "reports" / "summary.md").read_text()
+    assert "## Across unlearning seeds" in text
+    assert "| smollm2-135m | ga | 0, 1 | 60.0 ± 14.1 [50.0, 70.0] (-60.0*)" in text

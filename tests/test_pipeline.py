@@ -17,6 +17,7 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 METHODS = ["ga", "graddiff", "llmu", "npo", "rmu", "sku", "safe_unlearning", "simnpo", "dpo"]
+VARIANTS = [f"{m}-seed0" for m in METHODS]  # the tiny profile's one unlearning seed
 ATTACKS = ["aim", "dev_mode", "evil_confidant", "prefix_injection", "refusal_suppression", "base64", "caesar",
            "deep_inception", "past_tense", "ica", "gcg"]
 
@@ -54,7 +55,7 @@ def tiny_repo(tmp_path_factory):
 
 def test_every_stage_ran_and_outputs_exist(tiny_repo):
     work, _ = tiny_repo
-    for variant in ("base", *METHODS):
+    for variant in ("base", *VARIANTS):
         metrics = json.loads((work / "results" / "tiny-llama" / variant / "metrics.json").read_text())
         for value in (metrics["safety"]["asr"], metrics["oversafety"]["refusal_rate"],
                       metrics["utility"]["accuracy"], *metrics["safety"]["per_attack"].values()):
@@ -64,12 +65,12 @@ def test_every_stage_ran_and_outputs_exist(tiny_repo):
         samples = (work / "results" / "tiny-llama" / variant / "samples" / "safety.jsonl").read_text()
         first = json.loads(samples.splitlines()[0])
         assert {"prompt", "response", "refused"} <= set(first)
-    for method in METHODS:
-        assert (work / "models" / "tiny-llama" / method / "model.safetensors").is_file()
-        assert (work / "results" / "tiny-llama" / method / "loss.csv").read_text().startswith("step,loss")
-        assert json.loads((work / "results" / "tiny-llama" / method / "train.json").read_text())["steps"] == 2
+    for variant in VARIANTS:
+        assert (work / "models" / "tiny-llama" / variant / "model.safetensors").is_file()
+        assert (work / "results" / "tiny-llama" / variant / "loss.csv").read_text().startswith("step,loss")
+        assert json.loads((work / "results" / "tiny-llama" / variant / "train.json").read_text())["steps"] == 2
     summary = json.loads((work / "reports" / "summary.json").read_text())
-    assert [r["variant"] for r in summary["rows"]] == ["base", *METHODS]
+    assert [r["variant"] for r in summary["rows"]] == ["base", *VARIANTS] and summary["seeds"] == []
     assert (work / "reports" / "trilemma.png").stat().st_size > 1000
     assert (work / "reports" / "attacks_heatmap.png").stat().st_size > 1000
     gcg = json.loads((work / "data" / "attacks_fitted" / "tiny-llama" / "gcg" / "attack.json").read_text())
@@ -78,7 +79,7 @@ def test_every_stage_ran_and_outputs_exist(tiny_repo):
     assert all(json.loads(line)["prompt"].endswith(suffix) for line in prompts)
     agreement = json.loads((work / "results" / "judges" / "agreement.json").read_text())
     assert 0.0 < agreement["refusal_keywords/v2-substring-echo0.75"]["refusal"]["accuracy"] <= 1.0
-    assert "| tiny-llama | ga |" in (work / "reports" / "summary.md").read_text()
+    assert "| tiny-llama | ga-seed0 |" in (work / "reports" / "summary.md").read_text()
 
 
 def test_drift_set_is_disjoint_and_scored_for_every_variant(tiny_repo):
@@ -95,13 +96,13 @@ def test_drift_set_is_disjoint_and_scored_for_every_variant(tiny_repo):
                                   "retain_prompts.jsonl")] + sorted((built / "utility").glob("*.jsonl"))
     assert len(drift) == 6 and all(not drift & texts(path) for path in others)
     pairs = (work / "data" / "corpus" / "tiny-llama" / "drift.jsonl").read_text().splitlines()
-    for variant in ("base", *METHODS):
+    for variant in ("base", *VARIANTS):
         metrics = json.loads((work / "results" / "tiny-llama" / variant / "metrics.json").read_text())
         assert metrics["drift"]["n"] == len(pairs) and metrics["drift"]["nll"] > 0
         assert (metrics["drift"]["kl"] == 0.0) == (variant == "base")
         assert 0.0 <= metrics["quality"]["degenerate_rate"] <= 1.0
     summary = json.loads((work / "reports" / "summary.json").read_text())
-    ga = next(r for r in summary["rows"] if r["variant"] == "ga")
+    ga = next(r for r in summary["rows"] if r["variant"] == "ga-seed0")
     assert {"asr", "knowledge_asr", "oversafety", "utility", "degenerate", "drift_kl"} <= set(ga["tests"])
 
 
@@ -112,15 +113,15 @@ def test_dvc_status_is_clean_and_lock_records_params(tiny_repo):
     status = run(["dvc", "status"], work, env)
     assert "changed" not in status and "modified" not in status, status
     lock = (work / "dvc.lock").read_text()
-    assert "method_params" in lock and "unlearn@tiny-llama-ga" in lock
+    assert "method_params" in lock and "unlearn@tiny-llama-ga-0" in lock
 
 
 def test_rerun_gives_identical_metrics(tiny_repo):
     work, env = tiny_repo
-    path = work / "results" / "tiny-llama" / "npo" / "metrics.json"
+    path = work / "results" / "tiny-llama" / "npo-seed0" / "metrics.json"
     before, lock = path.read_text(), (work / "dvc.lock").read_text()
-    run(["dvc", "repro", "-f", "-s", "unlearn@tiny-llama-npo"], work, env)
-    run(["dvc", "repro", "-f", "-s", "evaluate@tiny-llama-npo"], work, env)
+    run(["dvc", "repro", "-f", "-s", "unlearn@tiny-llama-npo-0"], work, env)
+    run(["dvc", "repro", "-f", "-s", "evaluate@tiny-llama-npo-0"], work, env)
     assert path.read_text() == before
     run(["dvc", "repro"], work, env)
     # no clock time or machine value in any tracked output: the lineage itself is reproduced
@@ -137,7 +138,7 @@ def test_changing_one_method_reruns_only_that_method(tiny_repo):
         (work / "params.yaml").write_text(params)
     ran = {line.split("'")[1] for line in dry.splitlines() if line.startswith("Running stage")}
     # a dry run lists the stages whose own deps/params changed; downstream ones follow when outputs change
-    assert ran == {"unlearn@tiny-llama-ga"}, ran
+    assert ran == {"unlearn@tiny-llama-ga-0"}, ran
 
 
 def test_a_second_clean_run_reproduces_the_lock_whole(tiny_repo, tmp_path):
@@ -151,16 +152,16 @@ def verify(work: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(("tamper", "message"), [
-    ("models/tiny-llama/ga/model.safetensors", "models/tiny-llama/ga/model.safetensors: sha256"),
+    ("models/tiny-llama/ga-seed0/model.safetensors", "models/tiny-llama/ga-seed0/model.safetensors: sha256"),
     ("data/raw/advbench/adv_bench.prompt", "advbench: adv_bench.prompt: expected sha256"),
-    ("results/tiny-llama/npo/metrics.json", "but the result records 0000000000000000"),
+    ("results/tiny-llama/npo-seed0/metrics.json", "but the result records 0000000000000000"),
     ("params.yaml", "not reproduced by this workspace"),
 ])
 def test_verify_walks_every_result_and_names_the_first_broken_link(tiny_repo, tamper, message):
     work, env = tiny_repo
     ok = verify(work, env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "result tiny-llama/dpo" in ok.stdout and "raw advbench" in ok.stdout and "dvc.lock" in ok.stdout
+    assert "result tiny-llama/dpo-seed0" in ok.stdout and "raw advbench" in ok.stdout and "dvc.lock" in ok.stdout
     path = work / tamper
     original = path.read_bytes()
     try:
@@ -177,7 +178,7 @@ def test_verify_walks_every_result_and_names_the_first_broken_link(tiny_repo, ta
         assert broken.returncode == 1 and len(errors) == 1 and message in errors[0], broken.stderr
     finally:
         path.write_bytes(original)
-    assert verify(work, env, "tiny-llama/npo").returncode == 0
+    assert verify(work, env, "tiny-llama/npo-seed0").returncode == 0
 
 
 def test_a_reviewer_pulls_from_a_remote_and_verifies_without_running_a_stage(tiny_repo, tmp_path):
@@ -206,7 +207,7 @@ def test_a_reviewer_pulls_from_a_remote_and_verifies_without_running_a_stage(tin
     assert "changed" not in status and "modified" not in status, status
     checked = verify(clone, clone_env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert (clone / "models" / "tiny-llama" / "ga" / ".mubench-output").read_text() == "mubench unlearn\n"
+    assert (clone / "models" / "tiny-llama" / "ga-seed0" / ".mubench-output").read_text() == "mubench unlearn\n"
 
 
 def test_a_dose_response_sweep_runs_on_dvcs_queue_and_is_plotted(tiny_repo, tmp_path):
@@ -237,3 +238,34 @@ def test_a_dose_response_sweep_runs_on_dvcs_queue_and_is_plotted(tiny_repo, tmp_
     assert (sweep / "reports" / "dose_response" / "ga.png").read_bytes()[:4] == b"\x89PNG"
     # the other methods have their committed point only: no figure
     assert not (sweep / "reports" / "dose_response" / "npo.png").exists()
+
+
+def test_two_unlearning_seeds_give_two_variants_and_their_spread(tiny_repo, tmp_path):
+    """The tiny profile with seeds [0, 1] (ga and npo): a second variant per method, trained on another data
+    order, and the report's across-seeds table; only the new seed's stages run."""
+    work, env = tiny_repo
+    seeds = tmp_path / "seeds"
+    shutil.copytree(work, seeds, ignore=shutil.ignore_patterns("tmp"))
+    env = {**env, "PYTHONPATH": str(seeds)}
+    params = (seeds / "params.yaml").read_text()
+    methods = f"methods: [{', '.join(METHODS)}]"
+    assert methods in params and "seeds: [0]" in params
+    (seeds / "params.yaml").write_text(params.replace(methods, "methods: [ga, npo]").replace("seeds: [0]",
+                                                                                              "seeds: [0, 1]"))
+    out = run(["dvc", "repro"], seeds, env)
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"unlearn@tiny-llama-ga-1", "unlearn@tiny-llama-npo-1", "evaluate@tiny-llama-ga-1",
+                   "evaluate@tiny-llama-npo-1", "report"}, ran
+    models = seeds / "models" / "tiny-llama"
+    for method in ("ga", "npo"):
+        one = json.loads((models / f"{method}-seed1" / "mubench.json").read_text())
+        zero = json.loads((models / f"{method}-seed0" / "mubench.json").read_text())
+        assert one["seed"] == 1 and zero["seed"] == 0 and one["model_hash"] != zero["model_hash"]
+    summary = json.loads((seeds / "reports" / "summary.json").read_text())
+    assert [e["method"] for e in summary["seeds"]] == ["ga", "npo"]
+    ga = summary["seeds"][0]
+    values = [r["drift_kl"] for r in summary["rows"] if r["variant"] in ("ga-seed0", "ga-seed1")]
+    assert ga["stats"]["drift_kl"]["range"] == [min(values), max(values)] and min(values) < max(values)
+    assert {"asr", "drift_kl"} <= set(ga["tests"]) and ga["tests"]["asr"]["p_holm"] is not None
+    assert "## Across unlearning seeds" in (seeds / "reports" / "summary.md").read_text()
+    assert verify(seeds, env, "tiny-llama/npo-seed1").returncode == 0

@@ -47,6 +47,11 @@ class Judge:
         """What identifies this judge's behaviour in the report (name of the list, model revision, ...)."""
         return "1"
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The finer classes (``Verdict.label``) this judge can give; metrics report each one's share."""
+        return ()
+
     def judge(self, prompt: str, response: str) -> Verdict:
         raise NotImplementedError
 
