@@ -1,0 +1,125 @@
+"""Model-level attacks on the tiny model: refusal-direction ablation and relearning (issue: model attacks)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from mubench.losses import nll
+from mubench.model_attacks import MODEL_ATTACKS, get_model_attack
+from mubench.model_attacks.base import ModelAttackContext
+from mubench.model_attacks.refusal_ablation import orthogonalize, residual_writers, separation
+from mubench.pairs import collate, encode_pairs
+
+
+def logits(model, tokenizer, text="Name a colour."):
+    ids = tokenizer(text, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def context(tokenizer, pairs, seed=0):
+    forget = [{"id": f"f{i}", **p} for i, p in enumerate(pairs)]
+    retain = [{"id": f"r{i}", "prompt": p["prompt"] + " Please.", "response": p["response"]}
+              for i, p in enumerate(pairs)]
+    return ModelAttackContext(tokenizer=tokenizer, forget=forget, retain=retain, seed=seed)
+
+
+def test_the_registry_lists_the_three_attacks_and_validates_params():
+    from pydantic import ValidationError
+
+    assert MODEL_ATTACKS.names() == ["refusal_ablation", "relearn_benign", "relearn_forget"]
+    with pytest.raises(ValidationError):
+        get_model_attack("relearn_benign", {"steps": 0})
+    with pytest.raises(ValidationError):
+        get_model_attack("refusal_ablation", {"layers": [0.5]})  # unknown key
+
+
+def test_ablation_leaves_no_residual_write_along_the_direction(tiny_model, tokenizer):
+    direction = torch.randn(tiny_model.config.hidden_size, generator=torch.Generator().manual_seed(1))
+    unit = direction / direction.norm()
+    orthogonalize(tiny_model, direction)
+    writers = residual_writers(tiny_model)
+    assert len(writers) == 1 + 2 * tiny_model.config.num_hidden_layers
+    for module in writers:
+        component = module.weight @ unit if isinstance(module, torch.nn.Embedding) else unit @ module.weight
+        assert component.abs().max() < 1e-5
+    # and in a forward pass: what every writer adds to the residual stream is orthogonal to the direction
+    written = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: written.append(out)) for m in writers]
+    logits(tiny_model, tokenizer)
+    for hook in hooks:
+        hook.remove()
+    assert len(written) == len(writers) and all((out @ unit).abs().max() < 1e-5 for out in written)
+
+
+def test_ablating_a_random_direction_changes_outputs_and_the_zero_vector_does_not(tiny_model, tokenizer):
+    before = logits(tiny_model, tokenizer)
+    same = copy.deepcopy(tiny_model)
+    orthogonalize(same, torch.zeros(tiny_model.config.hidden_size))
+    assert torch.equal(logits(same, tokenizer), before)
+    orthogonalize(tiny_model, torch.randn(tiny_model.config.hidden_size, generator=torch.Generator().manual_seed(2)))
+    assert not torch.allclose(logits(tiny_model, tokenizer), before, atol=1e-4)
+
+
+def test_a_tied_head_is_untied_so_the_vocabulary_projection_is_unchanged(tiny_model):
+    tiny_model.tie_weights()
+    tiny_model.lm_head.weight = tiny_model.get_input_embeddings().weight
+    head = tiny_model.lm_head.weight.detach().clone()
+    orthogonalize(tiny_model, torch.ones(tiny_model.config.hidden_size))
+    assert tiny_model.lm_head.weight is not tiny_model.get_input_embeddings().weight
+    assert torch.equal(tiny_model.lm_head.weight, head) and not tiny_model.config.tie_word_embeddings
+
+
+def test_separation_is_the_standardised_difference_of_projections():
+    harmful = torch.tensor([[2.0, 0.0], [4.0, 0.0]])
+    harmless = torch.tensor([[0.0, 1.0], [2.0, 5.0]])
+    # projections on x: (2, 4) and (0, 2); means differ by 2; both variances 2 -> pooled sd sqrt(2)
+    assert separation(torch.tensor([3.0, 0.0]), harmful, harmless) == pytest.approx(2 / 2**0.5)
+
+
+def test_fit_reads_only_the_forget_and_retain_prompts_and_picks_a_candidate_layer(tiny_model, tokenizer, pairs,
+                                                                                  monkeypatch):
+    from mubench.model_attacks import refusal_ablation
+
+    seen = []
+    real = refusal_ablation.last_token_states
+    monkeypatch.setattr(refusal_ablation, "last_token_states",
+                        lambda m, t, prompts, s: seen.extend(prompts) or real(m, t, prompts, s))
+    ctx = context(tokenizer, pairs)
+    attack = get_model_attack("refusal_ablation", {"candidate_layers": [0.5, 1.0], "prompts": 4})
+    record = attack.fit(tiny_model, ctx)
+    assert set(seen) == {p["prompt"] for p in ctx.forget} | {p["prompt"] for p in ctx.retain}
+    assert record["layer"] in (1, 2) and set(record["separation"]) == {1, 2}
+    assert ctx.fitted["direction"].shape == (tiny_model.config.hidden_size,)
+    before = logits(tiny_model, tokenizer)
+    assert attack.apply(tiny_model, ctx) == {"ablated_matrices": 5}
+    assert not torch.allclose(logits(tiny_model, tokenizer), before, atol=1e-6)
+
+
+def test_relearn_runs_exactly_k_steps_on_the_chosen_pairs_deterministically(tiny_model, tokenizer, pairs):
+    ctx = context(tokenizer, pairs)
+    attack = get_model_attack("relearn_forget", {"steps": 3, "pairs": 2, "lr": 1e-3, "batch_size": 2})
+    chosen = attack.chosen(ctx)
+    assert len(chosen) == 2 and all(p in ctx.forget for p in chosen) and attack.chosen(ctx) == chosen
+    twin = copy.deepcopy(tiny_model)
+    record = attack.apply(tiny_model, ctx)
+    assert record["steps"] == 3 and record["pairs"] == [p["id"] for p in chosen] and record["source"] == "forget"
+    attack.apply(twin, ctx)
+    assert all(torch.equal(a, b) for a, b in zip(tiny_model.parameters(), twin.parameters(), strict=True))
+    benign = get_model_attack("relearn_benign", {"pairs": 3}).chosen(ctx)
+    assert all(p in ctx.retain for p in benign) and len(benign) == 3
+
+
+def test_relearn_forget_lowers_the_forget_nll(tiny_model, tokenizer, pairs):
+    ctx = context(tokenizer, pairs)
+    batch = collate(encode_pairs(tokenizer, ctx.forget, 128), tokenizer.pad_token_id)
+    with torch.no_grad():
+        before = float(nll(tiny_model, batch))
+    get_model_attack("relearn_forget", {"steps": 10, "pairs": 4, "lr": 1e-3, "batch_size": 4}).apply(tiny_model, ctx)
+    tiny_model.eval()
+    with torch.no_grad():
+        after = float(nll(tiny_model, batch))
+    assert after < before - 0.1
