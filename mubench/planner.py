@@ -105,9 +105,9 @@ def judge_plans(params, settings: PlanSettings) -> list[StagePlan]:
 
 def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Path = Path("models"),
                  progress: Callable[[str], None] | None = None, limit: int | None = None) -> list[StagePlan]:
-    """Every accelerator stage of ``params``: unlearn per model x method, then per model generation, utility
-    scoring and GCG, then the LLM judges. With ``limit`` (bytes), the first stage over it raises PlanError
-    (the remaining traces are cancelled)."""
+    """Every accelerator stage of ``params``: unlearn per model x method (its compute times the number of
+    unlearning seeds), then per model generation, utility scoring and GCG, then the LLM judges. With ``limit``
+    (bytes), the first stage over it raises PlanError (the remaining traces are cancelled)."""
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
@@ -124,14 +124,17 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Pa
     counts = _row_counts(params, settings)
     variants = len(params.variants())
     configs = {name: model_config(name, params.model_zoo[name], models_dir) for name in params.models}
-    jobs = [(f"unlearn {name}/{method}", method, params.method_config(method), configs[name])
-            for name in params.models for method in params.methods]
+    seeds = len(params.seeds)  # each seed is one more run of the same stage: same memory, its own compute
+    jobs = [(f"unlearn {name}/{method}" + (f" (x{seeds} seeds)" if seeds > 1 else ""), method,
+             params.method_config(method), configs[name]) for name in params.models for method in params.methods]
     # the unlearning traces are independent and CPU-bound: one process per core
     pool = ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1),
                                mp_context=multiprocessing.get_context("spawn"))
     try:
         for future in [pool.submit(_plan_unlearn_job, job) for job in jobs]:
-            add(future.result())
+            plan = future.result()
+            plan.flops *= seeds
+            add(plan)
     finally:
         pool.shutdown(cancel_futures=True)
     for name, config in configs.items():

@@ -230,3 +230,16 @@ def test_plan_prints_every_stage_as_json_and_exits_2_when_one_does_not_fit():
     assert set(plan["gpu_hours"]) >= {"unlearning", "generation", "utility"}
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: unlearn tiny-llama/ga: needs ")
+
+
+def test_unlearning_compute_counts_every_seed():
+    from mubench.config import load_params
+    from mubench.planner import plan_profile
+
+    tiny = load_params(ROOT / "profiles" / "tiny.yaml").model_copy(update={"methods": ["ga"]})
+    one = {p.stage: p for p in plan_profile(tiny)}
+    two = {p.stage: p for p in plan_profile(tiny.model_copy(update={"seeds": [0, 1]}))}
+    assert two["unlearn tiny-llama/ga (x2 seeds)"].flops == 2 * one["unlearn tiny-llama/ga"].flops
+    assert two["unlearn tiny-llama/ga (x2 seeds)"].peak == one["unlearn tiny-llama/ga"].peak
+    # every variant (one per seed) is evaluated: generation compute follows the variant count (base + seeds)
+    assert two["generate tiny-llama"].flops == one["generate tiny-llama"].flops * 3 / 2
