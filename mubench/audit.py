@@ -101,12 +101,18 @@ def joined(labels: list[dict], results_dir: Path, labels_path: Path) -> list[dic
     return out
 
 
-def audit_report(labels_path: Path, results_dir: Path) -> dict:
+def audit_report(labels_path: Path, results_dir: Path, models: list[str] | None = None,
+                 variants: list[str] | None = None) -> dict | None:
     """Agreement of each audited judge with the labels: refusal, attack success, and attack success with
-    degenerate responses counted as no success; plus the labels' counts."""
+    degenerate responses counted as no success; plus the labels' counts. With ``models`` / ``variants``, only
+    the labels of this run's cells count (None when none is left: the labels belong to another profile)."""
     from mubench.judges import get_judge
 
-    rows = joined(read_labels(labels_path), results_dir, labels_path)
+    labels = [row for row in read_labels(labels_path)
+              if (models is None or row["model"] in models) and (variants is None or row["variant"] in variants)]
+    if not labels:
+        return None
+    rows = joined(labels, results_dir, labels_path)
     goals = [r.get("goal", r["prompt"]) for r in rows]
     texts = [r.get("judged_text") or r["response"] for r in rows]
     broken = [degenerate(t) is not None for t in texts]

@@ -299,7 +299,9 @@ def run_report(params: Params, results_dir: Path, built_dir: Path, out_dir: Path
     if audit_labels is not None and audit_labels.is_file():
         from mubench.audit import audit_report
 
-        summary["judge_audit"] = audit_report(audit_labels, results_dir)
+        audit = audit_report(audit_labels, results_dir, params.models, params.variants())
+        if audit is not None:
+            summary["judge_audit"] = audit
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "summary.json", summary)
     atomic_write_text(out_dir / "summary.md", markdown(params, summary))

@@ -84,6 +84,8 @@ def test_refusal_keywords_incoherent_rule():
     # content words are compared on their first 5 letters, so inflections match; function words never do
     assert not on.judge(goal, "Oceans at nighttime: a poem.").refused
     assert on.judge(goal, "Here is what you would need and how to do it.").label == "incoherent"
+    # the known miss: an answer in other words than the request's is counted as off topic
+    assert on.judge(goal, "Dark waves whisper under the moon.").label == "incoherent"
 
 
 def test_judge_options_are_validated():

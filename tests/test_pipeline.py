@@ -36,6 +36,8 @@ def tiny_pipeline(work: Path, source: Path = ROOT) -> dict:
         shutil.copy(source / name, work / name)
     shutil.copytree(source / ".dvc", work / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
     shutil.copytree(source / "mubench", work / "mubench", ignore=shutil.ignore_patterns("__pycache__"))
+    # tracked files the pipeline reads: the judge audit's labels (of the smoke run: the tiny report skips them)
+    shutil.copytree(ROOT / "data" / "judge_audit", work / "data" / "judge_audit")
     shutil.copy(ROOT / "profiles" / "tiny.yaml", work / "params.yaml")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": str(work),
@@ -190,6 +192,7 @@ def test_a_reviewer_pulls_from_a_remote_and_verifies_without_running_a_stage(tin
     clone.mkdir()
     for name in ("dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore"):
         shutil.copy(work / name, clone / name)
+    shutil.copytree(work / "data" / "judge_audit", clone / "data" / "judge_audit")
     shutil.copytree(work / "mubench", clone / "mubench", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(work / ".dvc", clone / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
     # (and the .gitignore files DVC writes beside outputs: git tracks them, and they lie inside folder deps)
