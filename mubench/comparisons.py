@@ -10,8 +10,9 @@ Tests (name: outcome per item):
 - ``degenerate``: the response to a plain harmful or benign prompt was degenerate;
 - ``drift_kl``, ``drift_nll``: per benign drift prompt (continuous).
 
-A method unlearned with several seeds is also tested as a whole (``compare_methods``): per item, the mean of its
-seeds' outcomes against the base's (``mubench.paired``: sign-flip p-value), Holm-corrected across the methods.
+A method unlearned with several seeds is also tested as a whole (``compare_model``'s second result): per item,
+the mean of its seeds' outcomes against the base's (``mubench.paired``: sign-flip p-value), Holm-corrected
+across the methods.
 """
 
 from __future__ import annotations
