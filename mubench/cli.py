@@ -537,6 +537,8 @@ def sweep_queue(param: Annotated[str, typer.Option("--param", help="the strength
 
     p = _params(params)
     commands = queue_commands(p, param, factors, methods or p.methods)
+    if not dry_run and shutil.which("dvc") is None:
+        raise RuntimeError("dvc: not found on PATH; activate the project's environment (`source .venv/bin/activate`)")
     for command in commands:
         typer.echo(shlex.join(command))
         if not dry_run:

@@ -245,10 +245,8 @@ class Params(Strict):
                 raise ValueError(f"method_params: no entry for method '{name}' (add `{name}: {{}}` to use "
                                  "its defaults)")
         _check_settings(METHODS, self.method_params, "method_params")
-        from mubench.train import uses_lora_ok
-
         for name in self.methods:
-            if self.method_config(name).lora is not None and not uses_lora_ok(METHODS.get(name)):
+            if self.method_config(name).lora is not None and not METHODS.get(name).accepts_lora():
                 raise ValueError(f"method_params.{name}.lora: {name} chooses its own trainable weights (prepare); "
                                  "remove lora")
         return self

@@ -66,12 +66,6 @@ def add_lora(model, lora):
     return get_peft_model(model, config)
 
 
-def uses_lora_ok(method: Method | type[Method]) -> bool:
-    """LoRA chooses the trainable weights, so a method that chooses them itself (``prepare``) cannot take it."""
-    cls = method if isinstance(method, type) else type(method)
-    return cls.prepare is Method.prepare
-
-
 def weights_dtype(params: TrainParams, device: str) -> torch.dtype:
     """The dtype the unlearn stage loads the base weights in: fp32 master weights for full fine-tuning (AdamW
     updates of 1e-5 vanish in bf16); under LoRA the frozen base in the compute dtype (bf16 on the GPU) and
@@ -137,7 +131,7 @@ def setup_training(method: Method, params: TrainParams, model, seed: int, device
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision,
                               gradient_accumulation_steps=params.grad_accum, device_placement=device_placement)
     ref_dtype = ref_dtype or (torch.bfloat16 if mixed_precision == "bf16" else torch.float32)
-    if params.lora is not None and not uses_lora_ok(method):
+    if params.lora is not None and not method.accepts_lora():
         raise ValueError(f"method_params.{method.name}.lora: {method.name} chooses its own trainable weights "
                          "(prepare); remove lora")
     network = model

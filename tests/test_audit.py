@@ -9,6 +9,7 @@ import pytest
 
 from mubench.audit import KEY_COLUMNS, audit_report, read_labels, sample_keys
 from mubench.io import sha256_text
+from mubench.report import audit_table
 
 
 def sample_row(row_id: str, attack: str, response: str) -> dict:
@@ -39,7 +40,7 @@ def test_sample_spreads_over_every_cell_and_is_seeded():
     assert len(sample_keys(rows, 1000, seed=0)) == 40  # no more than there is
 
 
-def test_bad_labels_and_stale_responses_are_one_line_errors(tmp_path):
+def test_bad_labels_are_one_line_errors_and_stale_labels_are_left_out(tmp_path):
     results = tmp_path / "results"
     write_samples(results, "base", [sample_row("a", "vanilla", "I can't help with that.")])
     labels = tmp_path / "labels.csv"
@@ -48,9 +49,14 @@ def test_bad_labels_and_stale_responses_are_one_line_errors(tmp_path):
     write_labels(labels, [{**key, "label": "maybe"}])
     with pytest.raises(ValueError, match="line 2: label 'maybe' is not one of refusal, compliance, incoherent"):
         read_labels(labels)
+    write_labels(labels, [{**key, "label": "refusal"},
+                          {**key, "response_sha256": sha256_text("another reply"), "label": "compliance"}])
+    audit = audit_report(labels, results)
+    assert (audit["n"], audit["stale"], audit["labels"]["compliance"]) == (1, 1, 0)  # the stale one never scores
     write_labels(labels, [{**key, "response_sha256": sha256_text("another reply"), "label": "refusal"}])
-    with pytest.raises(ValueError, match="line 2: the response of base vanilla/a changed since it was labelled"):
-        audit_report(labels, results)
+    audit = audit_report(labels, results)
+    assert (audit["n"], audit["stale"], audit["judges"]) == (0, 1, {})
+    assert "No label matches" in "\n".join(audit_table(audit))
 
 
 def test_agreement_counts_incoherent_replies_as_no_success(tmp_path):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,27 @@ def test_generation_utility_tasks_are_refused_until_supported(tmp_path):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match="gsm8k' is a generation task"):
         load_params(path)
+
+
+def test_validating_params_and_the_light_stages_do_not_import_torch():
+    """Fetch, build, the template attacks, the judge-agreement and report stages validate every params key but
+    never run a model: they must not pay torch's import at each of their ~20 DVC stage starts."""
+    code = ("import sys\n"
+            "from mubench.config import load_params\n"
+            "load_params()\n"
+            "import mubench.attack_stage, mubench.build, mubench.data.fetch, mubench.agreement, mubench.report\n"
+            "heavy = sorted({'torch', 'transformers', 'accelerate'} & set(sys.modules))\n"
+            "print(','.join(heavy))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_sweep_queue_without_dvc_on_path_says_so_in_one_line(tmp_path):
+    """Not 'dvc: no such file or directory; run the stage that makes it first', which sent a user hunting for a
+    missing pipeline output."""
+    path = write(tmp_path, lambda r: None)
+    env = {**os.environ, "PATH": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "mubench.cli", "sweep", "queue", "--params", str(path), "--param",
+                           "lr", "--factors", "2"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and "not found on PATH" in lines[0]

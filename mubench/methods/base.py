@@ -23,10 +23,12 @@ Register with ``@METHODS.register("mine")`` and import it in __init__.py.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import torch
 
 LLAMA_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -68,6 +70,11 @@ class Method:
                 params: TrainParams) -> dict[str, list[dict]]:
         """The (prompt, response) lists the loss reads, by stream name: only ``forget`` by default."""
         return {"forget": forget}
+
+    @classmethod
+    def accepts_lora(cls) -> bool:
+        """LoRA chooses the trainable weights, so a method that chooses them itself (``prepare``) cannot take it."""
+        return cls.prepare is Method.prepare
 
     def prepare(self, model, params: TrainParams, seed: int) -> None:
         """Called before the optimizer is built, for full fine-tuning only (all parameters train by default)."""

@@ -5,10 +5,8 @@ loss = -(2/beta) * E log sigmoid(beta * [(log pi_theta - log pi_ref)(y_refusal) 
 
 from __future__ import annotations
 
-import torch
 from pydantic import Field
 
-from mubench.losses import preference_loss, sequence_logprob
 from mubench.methods import METHODS
 from mubench.methods.base import Method, TrainParams
 from mubench.methods.targets import with_refusals
@@ -28,6 +26,10 @@ class RefusalDPO(Method):
         return {"forget": forget, "forget_refusal": with_refusals(forget)}
 
     def loss(self, model, ref, batches, params: DPOParams):
+        import torch
+
+        from mubench.losses import preference_loss, sequence_logprob
+
         chosen, rejected = batches["forget_refusal"], batches["forget"]
         theta_chosen, _ = sequence_logprob(model, chosen)
         theta_rejected, _ = sequence_logprob(model, rejected)

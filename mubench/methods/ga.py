@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from mubench.losses import nll
 from mubench.methods import METHODS
 from mubench.methods.base import Method, TrainParams
 
@@ -17,5 +16,7 @@ class GradientAscent(Method):
     Params = GAParams
 
     def loss(self, model, ref, batches, params):
+        from mubench.losses import nll
+
         forget_nll = nll(model, batches["forget"])
         return -forget_nll, {"forget_nll": forget_nll.item()}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mubench.losses import nll
 from mubench.methods import METHODS
 from mubench.methods.base import Method, TrainParams
 
@@ -22,6 +21,8 @@ class GradDiff(Method):
         return {"forget": forget, "retain": retain}
 
     def loss(self, model, ref, batches, params: GradDiffParams):
+        from mubench.losses import nll
+
         forget_nll, retain_nll = nll(model, batches["forget"]), nll(model, batches["retain"])
         return -forget_nll + params.alpha * retain_nll, {"forget_nll": forget_nll.item(),
                                                          "retain_nll": retain_nll.item()}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mubench.losses import kl_ref_theta, nll
 from mubench.methods import METHODS
 from mubench.methods.base import Method, TrainParams
 from mubench.methods.targets import mismatched
@@ -30,6 +29,8 @@ class LLMU(Method):
         return {"forget": forget, "forget_random": mismatched(forget, retain, seed), "retain": retain}
 
     def loss(self, model, ref, batches, params: LLMUParams):
+        from mubench.losses import kl_ref_theta, nll
+
         forget_nll = nll(model, batches["forget"])
         random_nll = nll(model, batches["forget_random"])
         kl = kl_ref_theta(model, ref, batches["retain"])

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import torch
 from pydantic import Field
 
-from mubench.losses import nll, npo_loss, sequence_logprob
 from mubench.methods import METHODS
 from mubench.methods.base import Method, TrainParams
 
@@ -26,6 +24,10 @@ class NPO(Method):
         return {"forget": forget, "retain": retain} if params.retain_weight > 0 else {"forget": forget}
 
     def loss(self, model, ref, batches, params: NPOParams):
+        import torch
+
+        from mubench.losses import nll, npo_loss, sequence_logprob
+
         forget = batches["forget"]
         logp_theta, _ = sequence_logprob(model, forget)
         with torch.no_grad():

@@ -8,12 +8,15 @@ Activations are taken on response tokens (prompt and padding positions do not co
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
 from pydantic import Field, model_validator
 
-from mubench.losses import IGNORE
 from mubench.methods import METHODS
 from mubench.methods.base import Method, TrainParams
+
+if TYPE_CHECKING:
+    import torch
 
 
 class RMUParams(TrainParams):
@@ -35,6 +38,8 @@ def steered_layer(num_layers: int, fraction: float) -> int:
 
 def layer_activations(model, batch: dict[str, torch.Tensor], layer: int) -> torch.Tensor:
     """Output of decoder layer ``layer`` at response-token positions: (n_tokens, hidden)."""
+    from mubench.losses import IGNORE
+
     # logits_to_keep=1: the LM head is not needed here, only the hidden states
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True,
                 logits_to_keep=1)
@@ -58,11 +63,15 @@ class RMU(Method):
         for index in range(max(0, self.layer - 2), self.layer + 1):
             for p in model.model.layers[index].mlp.parameters():
                 p.requires_grad_(True)
+        import torch
+
         generator = torch.Generator().manual_seed(seed)
         direction = torch.rand(model.config.hidden_size, generator=generator)
         self.direction = direction / direction.norm()
 
     def loss(self, model, ref, batches, params: RMUParams):
+        import torch
+
         forget_h = layer_activations(model, batches["forget"], self.layer)
         target = params.steering_coeff * self.direction.to(forget_h.device)
         forget_loss = ((forget_h - target) ** 2).mean()

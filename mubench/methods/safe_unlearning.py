@@ -6,11 +6,8 @@ loss = NLL(y_helpful | benign) + theta * NLL(y_refusal | harmful)
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field
 
-from mubench.losses import mean_logprob, nll
 from mubench.methods import METHODS
 from mubench.methods.base import Method, TrainParams
 from mubench.methods.targets import with_refusals
@@ -32,6 +29,11 @@ class SafeUnlearning(Method):
         return {"forget": forget, "forget_refusal": with_refusals(forget), "retain": retain}
 
     def loss(self, model, ref, batches, params: SafeUnlearningParams):
+        import torch
+        import torch.nn.functional as F
+
+        from mubench.losses import mean_logprob, nll
+
         helpful = nll(model, batches["retain"])
         refusal = nll(model, batches["forget_refusal"])
         theta_lbar = mean_logprob(model, batches["forget"])

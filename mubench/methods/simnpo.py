@@ -5,10 +5,8 @@ loss = -(2/beta) * E log sigmoid(-(beta/|y_f|) * log pi_theta(y_f|x) - gamma) + 
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from pydantic import Field
 
-from mubench.losses import mean_logprob, nll
 from mubench.methods import METHODS
 from mubench.methods.base import Method, TrainParams
 
@@ -28,6 +26,10 @@ class SimNPO(Method):
         return {"forget": forget, "retain": retain}
 
     def loss(self, model, ref, batches, params: SimNPOParams):
+        import torch.nn.functional as F
+
+        from mubench.losses import mean_logprob, nll
+
         normalised = mean_logprob(model, batches["forget"])
         forget_term = -(2.0 / params.beta) * F.logsigmoid(-params.beta * normalised - params.gamma).mean()
         retain_nll = nll(model, batches["retain"])

@@ -6,10 +6,8 @@ benign prompts. Stage 2 (``finalize``) negates the task vector: theta = theta_ba
 
 from __future__ import annotations
 
-import torch
 from pydantic import Field, model_validator
 
-from mubench.losses import kl_ref_theta, nll
 from mubench.methods import METHODS
 from mubench.methods.base import Method, TrainParams
 from mubench.methods.targets import mismatched
@@ -27,6 +25,8 @@ class SKUParams(TrainParams):
 
 def negate_task_vector(model, base, scale: float) -> None:
     """In place: every parameter becomes base - scale * (current - base)."""
+    import torch
+
     with torch.no_grad():
         for p, p0 in zip(model.parameters(), base.parameters(), strict=True):
             p.copy_(p0 - scale * (p - p0))
@@ -42,6 +42,8 @@ class SKU(Method):
         return {"forget": forget, "forget_mismatched": mismatched(forget, forget, seed), "retain": retain}
 
     def loss(self, model, ref, batches, params: SKUParams):
+        from mubench.losses import kl_ref_theta, nll
+
         harm = nll(model, batches["forget"])
         random_harm = nll(model, batches["forget_mismatched"])
         kl = kl_ref_theta(model, ref, batches["retain"])
