@@ -1,7 +1,7 @@
 # mubench image: base pinned by digest, hashed lock installed with --require-hashes, runs as any non-root uid,
 # `dvc repro` by default. CPU check build (no GPU needed; see .ci/image-check and README "Container"):
-#   --build-arg BASE_IMAGE=<a Debian bookworm or Ubuntu 22.04 image> --build-arg LOCK=requirements/cpu.lock
-# The torch wheels in cuda.lock bundle their CUDA 13 user-space libraries (nvidia-* packages), so the base only
+#   --build-arg BASE_IMAGE=<a Debian bookworm or Ubuntu 22.04 image> --build-arg LOCK=requirements/cpu-runtime.lock
+# The torch wheels in cuda-runtime.lock bundle their CUDA 13 user-space libraries (nvidia-* packages), so the base only
 # provides the OS layer and the NVIDIA container runtime hooks; the host driver must support CUDA 13
 # (NVIDIA_REQUIRE_CUDA below makes the NVIDIA runtime refuse an older driver instead of silently using the CPU).
 ARG BASE_IMAGE=nvidia/cuda:12.4.1-base-ubuntu22.04@sha256:8767a245ed2c481eb245d8f6c625accc3788e1fb8612403d6b4cd4645a4f09c7
@@ -37,13 +37,19 @@ RUN useradd --create-home --uid 1000 --shell /bin/bash mubench \
     && chmod 1777 /cache /cache/mubench /cache/huggingface /home/mubench \
     && git config --system --add safe.directory '*'
 
-# after the apt layer: changing the lock or the pip options does not re-run apt
-ARG LOCK=requirements/cuda.lock
+# after the apt layer: changing the lock or the pip options does not re-run apt. The runtime lock is the full
+# lock without the dev extra (pytest, ruff, hadolint), pins and hashes unchanged (requirements/subset_lock.py).
+# The hashed setuptools goes in first, and the lock with --no-build-isolation: the four sdists in it are built
+# by that setuptools, not by build dependencies pip would fetch without a hash check.
+ARG LOCK=requirements/cuda-runtime.lock
 ARG PIP_EXTRA=""
 USER 1000:1000
+COPY --chown=1000:1000 requirements/build.lock /tmp/build.lock
 COPY --chown=1000:1000 ${LOCK} /tmp/requirements.lock
 RUN python3.11 -m venv /opt/venv \
-    && pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements.lock ${PIP_EXTRA}
+    && pip install --no-cache-dir --require-hashes --no-deps -r /tmp/build.lock \
+    && pip install --no-cache-dir --require-hashes --no-deps --no-build-isolation --use-pep517 \
+        -r /tmp/requirements.lock ${PIP_EXTRA}
 
 WORKDIR /work
 COPY --chown=1000:1000 . /work

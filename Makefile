@@ -8,9 +8,12 @@ PIP_EXTRA ?=
 
 .PHONY: setup repro test test-fast lint lock clean push pull verify image
 
+# two steps: the hashed setuptools first, then the lock with --no-build-isolation, so the four sdists in it are
+# built by that setuptools instead of build dependencies pip would fetch without a hash check
 setup:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --require-hashes --no-deps -r $(LOCK) $(PIP_EXTRA)
+	$(BIN)/pip install --require-hashes --no-deps -r requirements/build.lock
+	$(BIN)/pip install --require-hashes --no-deps --no-build-isolation --use-pep517 -r $(LOCK) $(PIP_EXTRA)
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
 	$(BIN)/mubench --help > /dev/null && echo "setup ok: $(VENV)"
 
@@ -43,15 +46,22 @@ test-fast:
 	$(BIN)/python -m pytest -m "not slow"
 
 lint:
-	$(BIN)/ruff check mubench tests benchmarks
+	$(BIN)/ruff check mubench tests benchmarks requirements
 	$(BIN)/hadolint Dockerfile
 
-# Re-resolve the hashed lock files (needs the registries; see README "Lock files").
+# Re-resolve the hashed lock files (needs the registries; see README "Lock files"), then cut the image's runtime
+# locks (no dev extra) and the build lock out of them, pins and hashes unchanged.
 lock:
 	$(BIN)/pip-compile -q pyproject.toml requirements/cpu.in --extra dev --generate-hashes --allow-unsafe \
 		--strip-extras --no-emit-index-url --no-emit-find-links -o requirements/cpu.lock
 	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(BIN)/pip-compile -q pyproject.toml requirements/cuda.in \
 		--extra dev --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url -o requirements/cuda.lock
+	for f in cpu cuda; do \
+		$(BIN)/python requirements/subset_lock.py runtime requirements/$$f.lock requirements/$$f.in \
+			> requirements/$$f-runtime.lock.tmp && mv requirements/$$f-runtime.lock.tmp requirements/$$f-runtime.lock; \
+	done
+	$(BIN)/python requirements/subset_lock.py build requirements/cpu.lock > requirements/build.lock.tmp \
+		&& mv requirements/build.lock.tmp requirements/build.lock
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build dist *.egg-info
