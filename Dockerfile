@@ -47,7 +47,7 @@ USER 1000:1000
 COPY --chown=1000:1000 requirements/build.lock /tmp/build.lock
 COPY --chown=1000:1000 ${LOCK} /tmp/requirements.lock
 RUN python3.11 -m venv /opt/venv \
-    && pip install --no-cache-dir --require-hashes --no-deps -r /tmp/build.lock \
+    && pip install --no-cache-dir --require-hashes --no-deps -r /tmp/build.lock ${PIP_EXTRA} \
     && pip install --no-cache-dir --require-hashes --no-deps --no-build-isolation --use-pep517 \
         -r /tmp/requirements.lock ${PIP_EXTRA}
 

@@ -12,7 +12,7 @@ PIP_EXTRA ?=
 # built by that setuptools instead of build dependencies pip would fetch without a hash check
 setup:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --require-hashes --no-deps -r requirements/build.lock
+	$(BIN)/pip install --require-hashes --no-deps -r requirements/build.lock $(PIP_EXTRA)
 	$(BIN)/pip install --require-hashes --no-deps --no-build-isolation --use-pep517 -r $(LOCK) $(PIP_EXTRA)
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
 	$(BIN)/mubench --help > /dev/null && echo "setup ok: $(VENV)"
