@@ -126,6 +126,45 @@ class Metrics(Open):
     run: RunRecord
 
 
+class PairedTest(Open):
+    """A paired comparison (``mubench.paired.paired_delta``): change, its CI, the raw p-value, items."""
+
+    delta: Annotated[float, Field(ge=-1.0, le=1.0)] | None
+    ci: Annotated[list[float], Field(min_length=2, max_length=2)] | None
+    p: Annotated[float, Field(ge=0.0, le=1.0)] | None
+    n: int = Field(ge=0)
+
+
+class ModelAttackSafety(Open):
+    per_model_attack: dict[str, Rate]   # ASR of each attacked copy on the prompts it answered
+    seed_asr: dict[str, Rate]           # ... on the attack seed behaviours
+    knowledge_asr: Rate                 # before any model attack: broken by the plain prompt or a prompt attack
+    robust_knowledge_asr: Rate          # ... or by any model attack
+    ci: dict[str, Any]
+
+
+class ModelAttackRecord(Open):
+    version: str
+    params: dict[str, Any]
+    record: dict[str, Any]
+    fit: dict[str, Any]
+    fit_sha256: str | None
+    attacked_hash: str = Field(min_length=1)
+
+
+class ModelAttackMetrics(Open):
+    """``results/MODEL/VARIANT/model_attacks/metrics.json`` (``mubench.model_attack_stage``)."""
+
+    safety: ModelAttackSafety
+    oversafety: dict[str, Any]
+    utility: dict[str, Any]
+    quality: dict[str, Any]
+    tests: dict[str, dict[str, PairedTest]]   # per attack: asr / oversafety / utility vs the same checkpoint
+    attacks: dict[str, ModelAttackRecord]
+    n: dict[str, int]
+    run: dict[str, Any]
+
+
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 

@@ -19,6 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 RAW, BUILT, CORPUS = Path("data/raw"), Path("data/built"), Path("data/corpus")
 ATTACKS_DIR, FITTED_DIR = Path("data/attacks"), Path("data/attacks_fitted")
+MODEL_ATTACK_FITS = Path("data/model_attacks")
 JUDGE_LABELS = Path("data/judge_labels")
 AUDIT_LABELS = Path("data/judge_audit/labels.csv")
 MODELS, RESULTS, REPORTS = Path("models"), Path("results"), Path("reports")
@@ -275,6 +276,23 @@ def evaluate(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
 
     run_evaluate(p, model_name, variant, MODELS / model_name / variant, MODELS / model_name / "base",
                  CORPUS / model_name, BUILT, ATTACKS_DIR, FITTED_DIR, RESULTS / model_name / variant, _cache())
+
+
+@app.command("model-attack")
+@stage
+def model_attack(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
+                 variant: Annotated[str, typer.Argument(metavar="VARIANT", help="base or METHOD-seedS")],
+                 params: ParamsOpt = Path("params.yaml")) -> None:
+    """Relearn / ablate one variant with every model attack (model_attacks.names) and judge each attacked copy;
+    writes results/MODEL/VARIANT/model_attacks/ (base: first fits the attacks into data/model_attacks/MODEL)."""
+    p = _params(params)
+    _member(model_name, p.models, "models")
+    _member(variant, p.variants(), "the variants (base + METHOD-seedS per method and seed)")
+    from mubench.model_attack_stage import run_model_attacks
+
+    run_model_attacks(p, model_name, variant, MODELS / model_name / variant, CORPUS / model_name, BUILT,
+                      RESULTS / model_name / variant / "samples", MODEL_ATTACK_FITS / model_name,
+                      RESULTS / model_name / variant / "model_attacks", _cache())
 
 
 @app.command()

@@ -149,6 +149,34 @@ class AttacksConfig(Strict):
         return self.params.get(name, {})
 
 
+class ModelAttacksConfig(Strict):
+    """Model-level attacks (``mubench/model_attacks``): each edits the weights of the base and of every variant
+    (relearning, refusal-direction ablation); the attacked checkpoints are judged like a variant."""
+
+    names: list[str] = Field(default_factory=list, description="registered model attacks; [] runs none")
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    prompts: Literal["seed", "harmful"] = Field(
+        "seed", description="harmful prompts an attacked checkpoint answers: the attack seed behaviours "
+                            "(attacks.seed_per_dataset per dataset) or every plain harmful prompt")
+    oversafety: bool = Field(True, description="also answer the over-safety prompts")
+    utility: bool = Field(False, description="also score the utility tasks")
+
+    @model_validator(mode="after")
+    def _known(self) -> ModelAttacksConfig:
+        from mubench.model_attacks import MODEL_ATTACKS
+
+        for name in self.names:
+            if name not in MODEL_ATTACKS:
+                _raise(MODEL_ATTACKS, name, where="model_attacks.names")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"model_attacks.names: an attack is listed twice in {self.names}")
+        _check_settings(MODEL_ATTACKS, self.params, "model_attacks.params")
+        return self
+
+    def options(self, name: str) -> dict[str, Any]:
+        return self.params.get(name, {})
+
+
 class UtilityConfig(Strict):
     num_fewshot: int = Field(0, ge=0)
     batch_size: int = Field(16, ge=1)
@@ -192,6 +220,7 @@ class Params(Strict):
     methods: list[str]
     method_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     attacks: AttacksConfig
+    model_attacks: ModelAttacksConfig = Field(default_factory=ModelAttacksConfig)
     generation: GenerationConfig
     judge: JudgeConfig
     utility: UtilityConfig

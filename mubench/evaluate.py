@@ -28,7 +28,7 @@ OVERSAFETY = "over-safety"  # the set name of the benign prompts (never an attac
 DRIFT_MAX_LENGTH = 2048  # tokens of a drift pair (prompt + the base's answer) scored at most
 
 
-def _judged(judge, rows: list[dict], responses: list[str], decode=None) -> list[dict]:
+def judged_rows(judge, rows: list[dict], responses: list[str], decode=None) -> list[dict]:
     """Rows with response, judged text (decoded for encoding attacks) and the judge's verdict.
 
     The judge sees the plain goal (not the attack prompt) and the decoded response."""
@@ -68,11 +68,11 @@ def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, 
     sets = {VANILLA: harmful, **attacked, OVERSAFETY: over}
     answers = generate_sets(model, tokenizer, {name: [r["prompt"] for r in rows] for name, rows in sets.items()},
                             decode, batch, meta["model_hash"], cache, variant)
-    safety_rows = _judged(safety_judge, harmful, answers[VANILLA])
+    safety_rows = judged_rows(safety_judge, harmful, answers[VANILLA])
     for name, rows in attacked.items():
         attack = get_attack(name, params.attacks.options(name))
-        safety_rows += _judged(safety_judge, rows, answers[name], decode=attack.decode)
-    over_rows = _judged(over_judge, over, answers[OVERSAFETY])
+        safety_rows += judged_rows(safety_judge, rows, answers[name], decode=attack.decode)
+    over_rows = judged_rows(over_judge, over, answers[OVERSAFETY])
 
     utility_files = {n: built_dir / "utility" / f"{n}.jsonl" for n in params.data.utility}
     utility = evaluate_utility(model, tokenizer, utility_files, params.utility.num_fewshot,

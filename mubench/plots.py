@@ -130,30 +130,50 @@ def trilemma_png(summary: dict, path: Path) -> None:
     save_png(fig, path, layout=False)
 
 
-def attacks_heatmap_png(attacks: list[str], summary: dict, path: Path) -> None:
-    """Variants x attacks, cell = ASR on the attack seed prompts (first column: no attack; last: knowledge-
-    level); ``*`` marks a change vs base that is significant (paired McNemar, Holm-corrected)."""
+def attacks_heatmap_png(attacks: list[str], summary: dict, path: Path, model_attacks: list[str] = ()) -> None:
+    """Variants x attacks, cell = ASR on the attack seed prompts (first column: no attack; then each prompt
+    attack, knowledge-level; then each model attack and robust knowledge-level when they ran). ``*`` marks a
+    change vs base that is significant (paired McNemar, Holm-corrected); ``†`` a model attack's change vs the
+    same checkpoint before it."""
+    from mubench.model_attack_report import BEFORE_MARK
+
     plt = _pyplot()
     rows = summary["rows"]
     several = len({r["model"] for r in rows}) > 1
     labels = [label_of(r, several) for r in rows]
-    columns = ["no attack", *attacks, "knowledge"]
-    tests = ["seed_asr", *(f"attack/{a}" for a in attacks), "knowledge_asr"]
-    values = [[r["seed_asr"], *(r["asr_per_attack"].get(a) for a in attacks), r["knowledge_asr"]] for r in rows]
+    extra = summary.get("model_attacks") or {}
+    model_attacks = list(model_attacks) if extra else []
+    columns = ["no attack", *attacks, "knowledge", *model_attacks, *(["robust"] if extra else [])]
+    values, marks = [], []
+    for r in rows:
+        tests = [r["tests"].get(t, {}) for t in ["seed_asr", *(f"attack/{a}" for a in attacks), "knowledge_asr"]]
+        row = [r["seed_asr"], *(r["asr_per_attack"].get(a) for a in attacks), r["knowledge_asr"]]
+        mark = [SIGNIFICANT_MARK if t.get("significant") else "" for t in tests]
+        if extra:
+            e = extra[r["model"]][r["variant"]]
+            row += [*(e["seed_asr"].get(n) for n in model_attacks), e["robust_knowledge_asr"]]
+            mark += [BEFORE_MARK if (e["tests"].get(n, {}).get("seed_asr") or {}).get("significant") else ""
+                     for n in model_attacks]
+            mark.append(SIGNIFICANT_MARK if e["robust_test"].get("significant") else "")
+        values.append(row)
+        marks.append(mark)
     grid = [[float("nan") if v is None else v for v in row] for row in values]
     fig, ax = plt.subplots(figsize=(1.0 + 0.62 * len(columns), 1.4 + 0.42 * len(rows)), dpi=120)
     image = ax.imshow(grid, cmap="Reds", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
-    for i, (row, r) in enumerate(zip(grid, rows, strict=True)):
-        for j, (v, test) in enumerate(zip(row, tests, strict=True)):
+    if extra:  # the prompt attacks | the model attacks
+        ax.axvline(len(attacks) + 1.5, color="black", linewidth=1.5)
+    for i, (row, mark) in enumerate(zip(grid, marks, strict=True)):
+        for j, (v, m) in enumerate(zip(row, mark, strict=True)):
             if v == v:  # not NaN
-                mark = SIGNIFICANT_MARK if r["tests"].get(test, {}).get("significant") else ""
-                ax.text(j, i, f"{100 * v:.0f}{mark}", ha="center", va="center", fontsize=7,
+                ax.text(j, i, f"{100 * v:.0f}{m}", ha="center", va="center", fontsize=7,
                         color="white" if v > 0.6 else "black")
     fig.colorbar(image, ax=ax, label="attack success rate")
-    ax.set_title("ASR per attack (seed prompts); last column: knowledge-level\n"
-                 f"{SIGNIFICANT_MARK} = differs from base (paired McNemar, Holm)", fontsize=9)
+    title = "ASR per attack (seed prompts); knowledge-level: broken by any prompt attack\n"
+    if extra:
+        title += f"right of the line: model attacks, robust = any prompt or model attack; {BEFORE_MARK} = vs before\n"
+    ax.set_title(title + f"{SIGNIFICANT_MARK} = differs from base (paired McNemar, Holm)", fontsize=9)
     save_png(fig, path)
 
 

@@ -11,6 +11,7 @@ from mubench.comparisons import compare_model
 from mubench.config import Params
 from mubench.io import atomic_write_text, read_json, write_json
 from mubench.metrics import delta
+from mubench.model_attack_report import model_attack_markdown, summarize_model_attacks
 from mubench.plots import SIGNIFICANT_MARK, attacks_heatmap_png, trilemma_png
 
 
@@ -166,6 +167,7 @@ def markdown(params: Params, summary: dict) -> str:
         cells = [r["model"], r["variant"]] + [_pct(v) + m for v, m in zip(
             [r["seed_asr"], *(r["asr_per_attack"].get(a) for a in attacks)], marks, strict=True)]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += model_attack_markdown(params, summary.get("model_attacks", {}), SIGNIFICANT_MARK)
     lines += ["", f"Judges: safety `{summary['judges']['safety']}`, over-safety "
               f"`{summary['judges']['oversafety']}`.", ""]
     if summary["judge_agreement"]:
@@ -300,6 +302,7 @@ def run_report(params: Params, results_dir: Path, built_dir: Path, out_dir: Path
                 for model, variants in grid.items()}
     summary = summarize(params, grid, provenance, agreement, {m: c[0] for m, c in compared.items()},
                         {m: c[1] for m, c in compared.items()})
+    summary["model_attacks"] = summarize_model_attacks(params, results_dir)
     if audit_labels is not None and audit_labels.is_file():
         from mubench.audit import audit_report
 
@@ -311,5 +314,6 @@ def run_report(params: Params, results_dir: Path, built_dir: Path, out_dir: Path
     atomic_write_text(out_dir / "summary.md", markdown(params, summary))
     atomic_write_text(out_dir / "trilemma.csv", trilemma_csv(summary))
     trilemma_png(summary, out_dir / "trilemma.png")
-    attacks_heatmap_png(params.attacks.names(), summary, out_dir / "attacks_heatmap.png")
+    attacks_heatmap_png(params.attacks.names(), summary, out_dir / "attacks_heatmap.png",
+                        params.model_attacks.names)
     return summary

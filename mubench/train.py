@@ -204,8 +204,12 @@ def method_streams(declared: dict[str, list[dict]], tokenizer, seed: int, params
         # streams of one family share a seed and a length, so their batches stay aligned by index
         # (e.g. DPO's refusal and forget responses to the same prompts)
         stream_seed = seed if name.startswith("forget") else seed + 1
-        streams[name] = batch_stream(encode_pairs(tokenizer, examples, params.max_length, system_prompt),
-                                     params.batch_size, pad_id, stream_seed)
+        encoded = encode_pairs(tokenizer, examples, params.max_length, system_prompt)
+        if not encoded:  # an empty stream would never yield a batch
+            raise ValueError(f"{name}: each of the {len(examples)} pairs' prompt alone fills max_length = "
+                             f"{params.max_length} tokens, so no response token is left to train on; raise "
+                             "max_length")
+        streams[name] = batch_stream(encoded, params.batch_size, pad_id, stream_seed)
     return streams
 
 

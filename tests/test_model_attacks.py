@@ -95,7 +95,7 @@ def test_fit_reads_only_the_forget_and_retain_prompts_and_picks_a_candidate_laye
     assert record["layer"] in (1, 2) and set(record["separation"]) == {1, 2}
     assert ctx.fitted["direction"].shape == (tiny_model.config.hidden_size,)
     before = logits(tiny_model, tokenizer)
-    assert attack.apply(tiny_model, ctx) == {"ablated_matrices": 5}
+    assert attack.apply(tiny_model, ctx) == (tiny_model, {"ablated_matrices": 5})
     assert not torch.allclose(logits(tiny_model, tokenizer), before, atol=1e-6)
 
 
@@ -105,8 +105,8 @@ def test_relearn_runs_exactly_k_steps_on_the_chosen_pairs_deterministically(tiny
     chosen = attack.chosen(ctx)
     assert len(chosen) == 2 and all(p in ctx.forget for p in chosen) and attack.chosen(ctx) == chosen
     twin = copy.deepcopy(tiny_model)
-    record = attack.apply(tiny_model, ctx)
-    assert record["steps"] == 3 and record["pairs"] == [p["id"] for p in chosen] and record["source"] == "forget"
+    attacked, record = attack.apply(tiny_model, ctx)
+    assert attacked is tiny_model and record["steps"] == 3 and record["pairs"] == [p["id"] for p in chosen] and record["source"] == "forget"
     attack.apply(twin, ctx)
     assert all(torch.equal(a, b) for a, b in zip(tiny_model.parameters(), twin.parameters(), strict=True))
     benign = get_model_attack("relearn_benign", {"pairs": 3}).chosen(ctx)
@@ -123,3 +123,49 @@ def test_relearn_forget_lowers_the_forget_nll(tiny_model, tokenizer, pairs):
     with torch.no_grad():
         after = float(nll(tiny_model, batch))
     assert after < before - 0.1
+
+
+def test_what_broke_names_the_plain_prompt_each_prompt_attack_and_each_model_attack():
+    from mubench.model_attack_stage import what_broke
+
+    vanilla = [{"id": "a", "refused": True}, {"id": "b", "refused": False}, {"id": "c", "refused": True},
+               {"id": "x", "refused": False}]  # x is no seed behaviour
+    attacked = [{"id": "a", "attack": "caesar", "refused": False}, {"id": "a", "attack": "aim", "refused": False},
+                {"id": "b", "attack": "aim", "refused": True}, {"id": "c", "attack": "aim", "refused": True}]
+    after = {"relearn_forget": {"a": False, "b": True, "c": True}, "refusal_ablation": {"a": False, "b": False,
+                                                                                       "c": False}}
+    assert what_broke(vanilla, attacked, ["a", "b", "c"], after) == {
+        "a": ["aim", "caesar"], "b": ["vanilla", "relearn_forget"], "c": ["relearn_forget"]}
+    # prompt level only: c stands; robust: all three fall (knowledge-level 2/3 -> robust 3/3)
+    assert what_broke(vanilla, attacked, ["a", "b", "c"], {})["c"] == []
+
+
+@pytest.mark.parametrize(("model_attacks", "message"), [
+    ({"names": ["relearn"]}, "model_attacks.names: 'relearn' is not a known model attack; allowed: "
+                             "refusal_ablation, relearn_benign, relearn_forget"),
+    ({"names": ["relearn_forget", "relearn_forget"]}, "listed twice"),
+    ({"params": {"relearn_forget": {"steps": 0}}}, "model_attacks.params.relearn_forget.steps = 0"),
+    ({"params": {"refusal_ablation": {"layer": 3}}}, "model_attacks.params.refusal_ablation.layer: unknown key"),
+    ({"params": {"relearn_benign": {"lora": {"r": 8, "save": "adapter"}}}}, "use save: merged"),
+    ({"prompts": "all"}, "model_attacks.prompts = 'all'"),
+])
+def test_model_attack_params_are_validated_in_one_line(tmp_path, model_attacks, message):
+    import yaml
+
+    from mubench.config import ConfigError, load_params
+    from tests.conftest import ROOT
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["model_attacks"] = {**raw.get("model_attacks", {}), **model_attacks}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_relearning_on_pairs_whose_prompts_fill_max_length_stops_with_one_line(tiny_model, tokenizer, pairs):
+    ctx = context(tokenizer, pairs)
+    attack = get_model_attack("relearn_forget", {"steps": 1, "pairs": 2, "max_length": 16})
+    with pytest.raises(ValueError, match=r"^forget: each of the 2 pairs' prompt alone fills max_length = 16 tokens"):
+        attack.apply(tiny_model, ctx)

@@ -108,6 +108,44 @@ def test_drift_set_is_disjoint_and_scored_for_every_variant(tiny_repo):
     assert {"asr", "knowledge_asr", "oversafety", "utility", "degenerate", "drift_kl"} <= set(ga["tests"])
 
 
+
+MODEL_ATTACKS = ["relearn_benign", "relearn_forget", "refusal_ablation"]
+
+
+def test_model_attacks_ran_on_every_variant_on_sets_disjoint_from_evaluation(tiny_repo):
+    work, _ = tiny_repo
+    built = work / "data" / "built"
+    evaluated = {json.loads(line)["id"] for path in [built / "harmful.jsonl", built / "oversafety.jsonl",
+                                                      *sorted((built / "utility").glob("*.jsonl"))]
+                 for line in path.read_text().splitlines()}
+    fit = json.loads((work / "data" / "model_attacks" / "tiny-llama" / "fit.json").read_text())
+    assert set(fit["attacks"]) == set(MODEL_ATTACKS)
+    assert fit["attacks"]["refusal_ablation"]["record"]["layer"] in (1, 2)
+    hashes = set()
+    for variant in ("base", *VARIANTS):
+        folder = work / "results" / "tiny-llama" / variant / "model_attacks"
+        m = json.loads((folder / "metrics.json").read_text())
+        assert set(m["safety"]["per_model_attack"]) == set(MODEL_ATTACKS) == set(m["utility"]["per_model_attack"])
+        assert m["n"] == {"harmful": 8, "attack_seeds": 6, "oversafety": 4}
+        for name in ("relearn_benign", "relearn_forget"):
+            record = m["attacks"][name]["record"]
+            assert record["steps"] == 2 and len(record["pairs"]) == 4 and not set(record["pairs"]) & evaluated
+        assert m["attacks"]["refusal_ablation"]["fit_sha256"] == fit["attacks"]["refusal_ablation"]["tensors_sha256"]
+        hashes |= {a["attacked_hash"] for a in m["attacks"].values()}
+        robust = [json.loads(line) for line in (folder / "samples" / "robust.jsonl").read_text().splitlines()]
+        assert len(robust) == 6 and all(r["broken"] == bool(r["by"]) for r in robust)
+        assert m["safety"]["robust_knowledge_asr"] >= m["safety"]["knowledge_asr"]
+        plain = json.loads((work / "results" / "tiny-llama" / variant / "metrics.json").read_text())
+        assert m["safety"]["knowledge_asr"] == plain["safety"]["knowledge_asr"]
+        for name in MODEL_ATTACKS:
+            rows = (folder / "samples" / f"{name}.jsonl").read_text().splitlines()
+            assert len(rows) == 8 + 4 and {"prompt", "response", "refused"} <= set(json.loads(rows[0]))
+    assert len(hashes) == 3 * (1 + len(VARIANTS))  # every attacked copy has its own identity
+    summary = json.loads((work / "reports" / "summary.json").read_text())
+    assert set(summary["model_attacks"]["tiny-llama"]) == {"base", *VARIANTS}
+    report = (work / "reports" / "summary.md").read_text()
+    assert "## Model-level attacks" in report and "robust knowledge-level ASR %" in report
+
 def test_dvc_status_is_clean_and_lock_records_params(tiny_repo):
     work, env = tiny_repo
     run(["mubench", "data", "list"], work, env)

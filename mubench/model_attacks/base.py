@@ -10,7 +10,8 @@ A model attack implements::
         class Params(ModelAttackParams):    # its knobs, validated from params.yaml ``model_attacks.params.mine``
             ...
         def fit(self, ctx) -> dict          # optional: learn from the base model (e.g. a direction)
-        def apply(self, model, ctx) -> dict # edit ``model`` in place; returns a record of what was done
+        def apply(self, model, ctx)         # -> (the attacked model: ``model`` edited in place, or a new
+                                            #     object, e.g. LoRA merged), a record of what was done
 
 ``fit`` runs once on the base model; ``apply`` runs on the base and on every unlearned variant, with what
 ``fit`` learned, so all of them get the same attack.
@@ -54,5 +55,11 @@ class ModelAttack:
         """Learn from the base model what ``apply`` needs (stored in ``ctx.fitted``); a record of the fit."""
         return {}
 
-    def apply(self, model, ctx: ModelAttackContext) -> dict[str, Any]:
+    def apply(self, model, ctx: ModelAttackContext) -> tuple[Any, dict[str, Any]]:
         raise NotImplementedError
+
+    def load_dtype(self, device: str):
+        """The dtype the attacked checkpoint is loaded in (the evaluation dtype unless the attack trains)."""
+        from mubench.runtime import compute_dtype
+
+        return compute_dtype(device)

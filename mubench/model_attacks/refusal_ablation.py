@@ -17,14 +17,15 @@ does not.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from pydantic import Field
 
-from mubench.generate import chat_text
 from mubench.model_attacks import MODEL_ATTACKS
 from mubench.model_attacks.base import ModelAttack, ModelAttackContext, ModelAttackParams
+
+if TYPE_CHECKING:  # torch is imported where a weight is touched: validating params stays light
+    import torch
 
 
 class RefusalAblationParams(ModelAttackParams):
@@ -49,10 +50,18 @@ def residual_writers(model) -> list[torch.nn.Module]:
     return writers
 
 
-@torch.no_grad()
 def orthogonalize(model, direction: torch.Tensor) -> None:
     """Project ``direction`` out of every residual-stream write of ``model``, in place. A zero direction
     changes nothing. A tied LM head gets its own copy of the embedding first."""
+    import torch
+
+    with torch.no_grad():
+        _orthogonalize(model, direction)
+
+
+def _orthogonalize(model, direction: torch.Tensor) -> None:
+    import torch
+
     norm = direction.float().norm()
     if norm == 0:
         return
@@ -73,16 +82,20 @@ def orthogonalize(model, direction: torch.Tensor) -> None:
         module.weight.data.copy_(weight)
 
 
-@torch.no_grad()
 def last_token_states(model, tokenizer, prompts: list[str], system_prompt: str | None) -> torch.Tensor:
     """(layers + 1, prompts, d_model): the residual stream at the last prompt token after each layer (index 0:
     the embeddings), one prompt at a time (no padding, so positions are exact)."""
+    import torch
+
+    from mubench.generate import chat_text
+
     states = []
-    for prompt in prompts:
-        ids = tokenizer(chat_text(tokenizer, prompt, system_prompt), add_special_tokens=False,
-                        return_tensors="pt")["input_ids"].to(model.device)
-        hidden = model(input_ids=ids, output_hidden_states=True).hidden_states
-        states.append(torch.stack([h[0, -1].float() for h in hidden]))
+    with torch.no_grad():
+        for prompt in prompts:
+            ids = tokenizer(chat_text(tokenizer, prompt, system_prompt), add_special_tokens=False,
+                            return_tensors="pt")["input_ids"].to(model.device)
+            hidden = model(input_ids=ids, output_hidden_states=True).hidden_states
+            states.append(torch.stack([h[0, -1].float() for h in hidden]))
     return torch.stack(states, dim=1)
 
 
@@ -121,8 +134,8 @@ class RefusalAblation(ModelAttack):
         return {"layer": layer, "depth": depth, "separation": scores, "norm": round(float(direction.norm()), 6),
                 "harmful_prompts": len(harmful), "harmless_prompts": len(harmless)}
 
-    def apply(self, model, ctx: ModelAttackContext) -> dict[str, Any]:
+    def apply(self, model, ctx: ModelAttackContext) -> tuple[Any, dict[str, Any]]:
         if "direction" not in ctx.fitted:
             raise ValueError("refusal_ablation: fit it on the base model before applying it")
         orthogonalize(model, ctx.fitted["direction"])
-        return {"ablated_matrices": len(residual_writers(model))}
+        return model, {"ablated_matrices": len(residual_writers(model))}

@@ -11,19 +11,30 @@ from __future__ import annotations
 import random
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from mubench.losses import nll
 from mubench.methods.base import Method, TrainParams
-from mubench.model_attacks.base import ModelAttack, ModelAttackContext, ModelAttackParams
+from mubench.model_attacks.base import ModelAttack, ModelAttackContext
 
 
-class RelearnParams(ModelAttackParams):
+class RelearnParams(TrainParams):
+    """The unlearning loop's own settings (lr, batch, LoRA, checkpointing: the paper profile trains 7B models
+    with LoRA, and relearning must fit where unlearning did), with relearning's defaults, plus ``pairs``."""
+
     steps: int = Field(10, ge=1, description="optimizer steps (k)")
     pairs: int = Field(10, ge=1, description="(prompt, response) pairs fine-tuned on (n)")
-    lr: float = Field(1e-5, gt=0, le=1.0)
     batch_size: int = Field(2, ge=1)
     max_length: int = Field(128, ge=16)
+
+    @model_validator(mode="after")
+    def _merged(self) -> RelearnParams:
+        if self.lora is not None and self.lora.save != "merged":
+            raise ValueError("lora.save: a relearned model is evaluated in memory; use save: merged")
+        return self
+
+    def train_params(self, pairs: int) -> TrainParams:
+        """The training loop's settings (the batch capped at the pairs there are)."""
+        return TrainParams(**{**self.model_dump(exclude={"pairs"}), "batch_size": min(self.batch_size, pairs)})
 
 
 class _FineTune(Method):
@@ -32,6 +43,8 @@ class _FineTune(Method):
     name = "relearn"
 
     def loss(self, model, ref, batches, params):
+        from mubench.losses import nll
+
         value = nll(model, batches["forget"])
         return value, {"nll": value.item()}
 
@@ -47,14 +60,18 @@ class Relearn(ModelAttack):
             raise ValueError(f"{self.name}: the {self.source} corpus is empty; nothing to relearn on")
         return random.Random(ctx.seed).sample(rows, min(self.p.pairs, len(rows)))
 
-    def apply(self, model, ctx: ModelAttackContext) -> dict[str, Any]:
+    def load_dtype(self, device: str):
+        """The unlearn stage's rule: fp32 master weights unless LoRA trains over a bf16 base (GPU)."""
+        from mubench.train import weights_dtype
+
+        return weights_dtype(self.p, device)
+
+    def apply(self, model, ctx: ModelAttackContext) -> tuple[Any, dict[str, Any]]:
         from mubench.train import unlearn
 
         pairs = self.chosen(ctx)
-        params = TrainParams(lr=self.p.lr, steps=self.p.steps, batch_size=min(self.p.batch_size, len(pairs)),
-                             max_length=self.p.max_length)
-        result = unlearn(_FineTune(), params, model, ctx.tokenizer, pairs, [], ctx.seed, ctx.device,
-                         ctx.system_prompt)
-        return {"source": self.source, "pairs": [str(p.get("id", i)) for i, p in enumerate(pairs)],
-                "steps": result.steps, "nll_first": round(result.history[0]["nll"], 6),
-                "nll_last": round(result.history[-1]["nll"], 6)}
+        result = unlearn(_FineTune(), self.p.train_params(len(pairs)), model, ctx.tokenizer, pairs, [], ctx.seed,
+                         ctx.device, ctx.system_prompt)
+        return result.model, {"source": self.source, "pairs": [str(p.get("id", i)) for i, p in enumerate(pairs)],
+                              "steps": result.steps, "nll_first": round(result.history[0]["nll"], 6),
+                              "nll_last": round(result.history[-1]["nll"], 6)}
