@@ -106,7 +106,8 @@ def test_relearn_runs_exactly_k_steps_on_the_chosen_pairs_deterministically(tiny
     assert len(chosen) == 2 and all(p in ctx.forget for p in chosen) and attack.chosen(ctx) == chosen
     twin = copy.deepcopy(tiny_model)
     attacked, record = attack.apply(tiny_model, ctx)
-    assert attacked is tiny_model and record["steps"] == 3 and record["pairs"] == [p["id"] for p in chosen] and record["source"] == "forget"
+    assert attacked is tiny_model and record["steps"] == 3 and record["source"] == "forget"
+    assert record["pairs"] == [p["id"] for p in chosen]
     attack.apply(twin, ctx)
     assert all(torch.equal(a, b) for a, b in zip(tiny_model.parameters(), twin.parameters(), strict=True))
     benign = get_model_attack("relearn_benign", {"pairs": 3}).chosen(ctx)
