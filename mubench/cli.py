@@ -326,7 +326,8 @@ def verify(result: Annotated[str | None, typer.Argument(metavar="[MODEL/VARIANT]
         _member(model_name, p.models, "models")
         _member(variant, p.variants(), "the variants (base + METHOD-seedS per method and seed)")
         targets = [(model_name, variant)]
-    dirs = {"results": RESULTS, "models": MODELS, "corpus": CORPUS, "built": BUILT, "raw": RAW}
+    dirs = {"results": RESULTS, "models": MODELS, "corpus": CORPUS, "built": BUILT, "raw": RAW,
+            "model_attacks": MODEL_ATTACK_FITS}
     try:
         links = verify_results(p, targets, dirs, Path.cwd())
     except BrokenLink as exc:

@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mubench.artifacts import Provenance, read_artifact, read_metrics
+from mubench.artifacts import ModelAttackMetrics, Provenance, read_artifact, read_metrics
 from mubench.config import Params, split_variant
 from mubench.io import read_json
 
@@ -123,9 +123,46 @@ def result_link(params: Params, model: str, variant: str, dirs: dict[str, Path])
         raise BrokenLink(str(exc)) from None
     run = metrics["run"]
     ckpt = checkpoint_link(params, model, variant, dirs["models"], dirs["corpus"], run["model_hash"])
+    children = [ckpt]
+    if params.model_attacks.names:
+        children.append(model_attack_link(params, model, variant, dirs, run["model_hash"]))
     return Link(f"result {model}/{variant}", f"{metrics_file}: ASR {metrics['safety']['asr']}, over-safety "
                                              f"{metrics['oversafety']['refusal_rate']}, utility "
-                                             f"{metrics['utility']['accuracy']}", [ckpt])
+                                             f"{metrics['utility']['accuracy']}", children)
+
+
+def model_attack_link(params: Params, model: str, variant: str, dirs: dict[str, Path], model_hash: str) -> Link:
+    """The model attacks on a checkpoint: run on these weights, with params.yaml's settings, and (for a fitted
+    attack) with the fit that ``data/model_attacks/MODEL/fit.json`` records for this base."""
+    from mubench.model_attacks import get_model_attack
+
+    folder = dirs["results"] / model / variant / "model_attacks"
+    stage = (f"model-attack-base@{model}" if variant == "base"
+             else f"model-attack@{model}-{'-'.join(split_variant(variant))}")
+    if not (folder / "metrics.json").is_file():
+        raise BrokenLink(f"{folder / 'metrics.json'}: missing; run `dvc repro` ({stage})")
+    try:
+        metrics = read_artifact(ModelAttackMetrics, folder / "metrics.json")
+    except ValueError as exc:
+        raise BrokenLink(str(exc)) from None
+    if metrics["run"].get("model_hash") != model_hash:
+        raise BrokenLink(f"{folder / 'metrics.json'}: attacked checkpoint {metrics['run'].get('model_hash')}, not "
+                         f"the evaluated {model_hash}; run `dvc repro` ({stage})")
+    fit = _json(dirs["model_attacks"] / model / "fit.json",
+                f"`dvc repro` (model-attack-base@{model})")
+    for name in params.model_attacks.names:
+        wanted = json.loads(json.dumps(get_model_attack(name, params.model_attacks.options(name)).p.model_dump()))
+        entry = metrics["attacks"].get(name)
+        if entry is None or entry["params"] != wanted:
+            raise BrokenLink(f"{folder / 'metrics.json'}: {name} ran with other settings than params.yaml's "
+                             f"model_attacks; run `dvc repro` ({stage})")
+        if entry["fit_sha256"] != fit["attacks"].get(name, {}).get("tensors_sha256"):
+            raise BrokenLink(f"{folder / 'metrics.json'}: {name} used another fit than data/model_attacks/{model}; "
+                             f"run `dvc repro` ({stage})")
+    robust = metrics["safety"]["robust_knowledge_asr"]
+    return Link(f"model attacks {model}/{variant}", f"{', '.join(params.model_attacks.names)} on these weights, "
+                                                    f"settings = params, fit of base {fit['base_model_hash']}; "
+                                                    f"robust knowledge-level ASR {robust}")
 
 
 def code_link(root: Path) -> Link:
