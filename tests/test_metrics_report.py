@@ -31,7 +31,8 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_rate():
 def params():
     p = load_params(ROOT / "params.yaml")
     attacks = p.attacks.model_copy(update={"template": ["prefix_injection", "base64"], "model_based": []})
-    return p.model_copy(update={"methods": ["ga", "npo"], "attacks": attacks})
+    return p.model_copy(update={"methods": ["ga", "npo"], "attacks": attacks,
+                                "model_attacks": p.model_attacks.model_copy(update={"names": []})})
 
 
 def judged(row_id, dataset, attack, refused, degenerate=None):
@@ -204,3 +205,52 @@ def test_a_method_with_two_seeds_gets_mean_spread_and_a_seed_averaged_test(tmp_p
     text = (tmp_path / "reports" / "summary.md").read_text()
     assert "## Across unlearning seeds" in text
     assert "| smollm2-135m | ga | 0, 1 | 60.0 ± 14.1 [50.0, 70.0] (-60.0*)" in text
+
+
+def fake_model_attack_results(results: Path, broken_after: dict[str, int], robust: dict[str, int]) -> None:
+    """Per variant: 20 seed behaviours, none broken before; ``broken_after[v]`` of them broken by
+    relearn_forget; ``robust[v]`` broken in robust.jsonl."""
+    from mubench.paired import paired_delta
+
+    for variant, k in broken_after.items():
+        folder = results / "smollm2-135m" / variant / "model_attacks"
+        (folder / "samples").mkdir(parents=True)
+        before = {f"s{i:02d}": False for i in range(20)}
+        after = {f"s{i:02d}": i < k for i in range(20)}
+        test = paired_delta(before, after, True, 200, 0.95, 0)
+        (folder / "metrics.json").write_text(json.dumps({
+            "safety": {"per_model_attack": {"relearn_forget": k / 20}, "seed_asr": {"relearn_forget": k / 20},
+                       "knowledge_asr": 0.0, "robust_knowledge_asr": robust[variant] / 20,
+                       "ci": {"per_model_attack": {"relearn_forget": None}, "robust_knowledge_asr": None}},
+            "oversafety": {"per_model_attack": {}}, "utility": {"per_model_attack": {}},
+            "quality": {"per_model_attack": {"relearn_forget": 0.0}},
+            "tests": {"relearn_forget": {"asr": test, "seed_asr": dict(test)}},
+            "attacks": {"relearn_forget": {"version": "1", "params": {}, "record": {"steps": 5}, "fit": {},
+                                           "fit_sha256": None, "attacked_hash": f"h-{variant}"}},
+            "n": {"harmful": 20, "attack_seeds": 20, "oversafety": 0},
+            "run": {"prompts": "seed", "model_hash": "x"}}))
+        (folder / "samples" / "robust.jsonl").write_text("".join(
+            json.dumps({"id": f"s{i:02d}", "broken": i < robust[variant], "by": []}) + "\n" for i in range(20)))
+
+
+def test_model_attacks_get_holm_corrected_changes_vs_before_and_robust_asr_vs_base(tmp_path, params):
+    from mubench.model_attack_report import BEFORE_MARK, model_attack_markdown, summarize_model_attacks
+
+    cfg = params.model_attacks.model_copy(update={"names": ["relearn_forget"], "oversafety": False})
+    params = params.model_copy(update={"model_attacks": cfg})
+    # relearning breaks 12 of 20 seed behaviours of ga (McNemar p = 2^-11), 1 of npo's, none of the base's
+    fake_model_attack_results(tmp_path, {"base": 0, "ga-seed0": 12, "npo-seed0": 1},
+                              {"base": 2, "ga-seed0": 14, "npo-seed0": 2})
+    summary = summarize_model_attacks(params, tmp_path)["smollm2-135m"]
+    ga, npo, base = summary["ga-seed0"], summary["npo-seed0"], summary["base"]
+    # Holm over the three checkpoints: ga's p 2^-11 x 3; npo's p = 1; the base's (no discordant pair) 1
+    assert ga["tests"]["relearn_forget"]["asr"]["p_holm"] == round(3 * round(2 ** -11, 6), 6)
+    assert ga["tests"]["relearn_forget"]["asr"]["significant"] and not npo["tests"]["relearn_forget"]["asr"]["significant"]
+    assert base["tests"]["relearn_forget"]["asr"]["p_holm"] == 1.0
+    # robust vs base: ga 14 vs 2 broken (12 discordant, p 2^-11, Holm x2 over ga and npo); npo equals base
+    assert ga["robust_test"]["delta"] == 0.6 and ga["robust_test"]["p_holm"] == round(2 * round(2 ** -11, 6), 6)
+    assert npo["robust_test"]["delta"] == 0.0 and base["robust_test"] == {}
+    text = "\n".join(model_attack_markdown(params, {"smollm2-135m": summary}, "*"))
+    assert f"| smollm2-135m | ga-seed0 | 0.0 | 70.0 (+60.0*) | 60.0 (+60.0{BEFORE_MARK}) |" in text
+    assert "| smollm2-135m | npo-seed0 | 0.0 | 10.0 (+0.0) | 5.0 (+5.0) |" in text
+    assert "over-safety % after" not in text and "20 prompts" in text
