@@ -245,7 +245,8 @@ def test_model_attacks_get_holm_corrected_changes_vs_before_and_robust_asr_vs_ba
     ga, npo, base = summary["ga-seed0"], summary["npo-seed0"], summary["base"]
     # Holm over the three checkpoints: ga's p 2^-11 x 3; npo's p = 1; the base's (no discordant pair) 1
     assert ga["tests"]["relearn_forget"]["asr"]["p_holm"] == round(3 * round(2 ** -11, 6), 6)
-    assert ga["tests"]["relearn_forget"]["asr"]["significant"] and not npo["tests"]["relearn_forget"]["asr"]["significant"]
+    assert ga["tests"]["relearn_forget"]["asr"]["significant"]
+    assert not npo["tests"]["relearn_forget"]["asr"]["significant"]
     assert base["tests"]["relearn_forget"]["asr"]["p_holm"] == 1.0
     # robust vs base: ga 14 vs 2 broken (12 discordant, p 2^-11, Holm x2 over ga and npo); npo equals base
     assert ga["robust_test"]["delta"] == 0.6 and ga["robust_test"]["p_holm"] == round(2 * round(2 ** -11, 6), 6)
