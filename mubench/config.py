@@ -177,9 +177,17 @@ class ModelAttacksConfig(Strict):
         return self.params.get(name, {})
 
 
+class GenerationUtilityConfig(Strict):
+    """Generation utility tasks (GSM8K): lm-eval's chain-of-thought few-shot prompt, greedy decoding."""
+
+    num_fewshot: int = Field(8, ge=0, le=8, description="worked exemplars of lm-eval's gsm8k-cot prompt (it has 8)")
+    max_gen_toks: int = Field(256, ge=1, le=4096)
+
+
 class UtilityConfig(Strict):
-    num_fewshot: int = Field(0, ge=0)
+    num_fewshot: int = Field(0, ge=0, description="multiple-choice tasks")
     batch_size: int = Field(16, ge=1)
+    generation: GenerationUtilityConfig = Field(default_factory=GenerationUtilityConfig)
 
 
 class StatisticsConfig(Strict):
@@ -256,9 +264,6 @@ class Params(Strict):
                 if DATASETS.get(name).role != role:
                     raise ValueError(f"data.{key}: '{name}' has role '{DATASETS.get(name).role}', "
                                      f"not '{role}'")
-                if key == "utility" and DATASETS.get(name).extra.get("task") == "generate":
-                    raise ValueError(f"data.utility: '{name}' is a generation task; the utility stage scores "
-                                     "multiple choice only so far (remove it)")
         harmful_n = self.data.sizes.harmful_per_dataset
         if harmful_n != "all" and self.attacks.seed_per_dataset > harmful_n:
             raise ValueError(f"attacks.seed_per_dataset = {self.attacks.seed_per_dataset}: the attack seeds are "

@@ -39,6 +39,18 @@ def judged_rows(judge, rows: list[dict], responses: list[str], decode=None) -> l
             for row, response, text, v in zip(rows, responses, texts, verdicts, strict=True)]
 
 
+def utility_rows(utility: dict) -> list[dict]:
+    """Per utility item: task, id, correct; a generation task's items add the response and extracted answer."""
+    rows = []
+    for task, res in utility.items():
+        for k, (i, c) in enumerate(zip(res["ids"], res["correct"], strict=True)):
+            row = {"task": task, "id": i, "correct": c}
+            if "responses" in res:
+                row.update(response=res["responses"][k], extracted=res["extracted"][k])
+            rows.append(row)
+    return rows
+
+
 def attack_prompt_file(params: Params, attacks_dir: Path, fitted_dir: Path, model_name: str, name: str) -> Path:
     """Where the attack stage wrote ``name``'s prompts (model-based attacks: per model)."""
     if name in params.attacks.model_based:
@@ -76,7 +88,8 @@ def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, 
 
     utility_files = {n: built_dir / "utility" / f"{n}.jsonl" for n in params.data.utility}
     utility = evaluate_utility(model, tokenizer, utility_files, params.utility.num_fewshot,
-                               params.utility.batch_size, params.seed)
+                               params.utility.batch_size, params.seed, params.utility.generation.model_dump(),
+                               meta["model_hash"], cache)
     drift_pairs = read_rows(CorpusPair, corpus_dir / "drift.jsonl")
     if variant == "base":
         base = model
@@ -94,9 +107,7 @@ def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, 
     with atomic_dir(out_dir / "samples", "mubench evaluate") as tmp:
         write_jsonl(tmp / "safety.jsonl", safety_rows)
         write_jsonl(tmp / "oversafety.jsonl", over_rows)
-        write_jsonl(tmp / "utility.jsonl", [
-            {"task": task, "id": i, "correct": c}
-            for task, res in utility.items() for i, c in zip(res["ids"], res["correct"], strict=True)])
+        write_jsonl(tmp / "utility.jsonl", utility_rows(utility))
         write_jsonl(tmp / "drift.jsonl", drift)
     # through the typed model: a schema slip is an error here, not a surprise in `report`
     write_json(out_dir / "metrics.json", validated(Metrics, metrics, out_dir / "metrics.json").model_dump())

@@ -262,14 +262,17 @@ def generate_sets(
     model_hash: str | None = None,
     cache: GenerationCache | None = None,
     description: str = "generate",
+    chat: bool = True,
 ) -> dict[str, list[str]]:
-    """Responses to several prompt sets (e.g. the plain prompts and each attack's), in order per set.
+    """Responses to several prompt sets (e.g. the plain prompts and each attack's), in order per set; ``chat``:
+    each prompt goes through the model's chat template (``chat_text``), else it is the raw text to continue.
 
     The prefix a set's prompts share (an attack template's text before the request) is computed once; rows
     of all sets are then pooled into batches of similar total length (at most ``batch_size`` rows), so small
     sets do not each pay for a whole decoding loop. Within a batch each set's rows are prefilled in one call.
     """
-    texts = {name: [chat_text(tokenizer, p, params.system_prompt) for p in prompts] for name, prompts in sets.items()}
+    texts = {name: [chat_text(tokenizer, p, params.system_prompt) if chat else p for p in prompts]
+             for name, prompts in sets.items()}
     responses: dict[str, list[str | None]] = {}
     keys: dict[str, list[str]] = {}
     for name, items in texts.items():

@@ -117,8 +117,11 @@ def compute_metrics(params: Params, safety_rows: list[dict], over_rows: list[dic
     refusal = rate_with_ci([r["refused"] for r in over_rows], **boot)
     over_per_dataset = {n: rate_with_ci([r["refused"] for r in over_rows if r["dataset"] == n], **boot)
                         for n in params.data.oversafety}
-    per_task = {n: {"acc": round(res["acc"], 6), "acc_norm": round(res["acc_norm"], 6), "n": res["n"],
-                    "ci": rate_with_ci(res["correct"], **boot)["ci"]} for n, res in utility.items()}
+    per_task = {n: {"acc": round(res["acc"], 6),
+                    "acc_norm": None if res["acc_norm"] is None else round(res["acc_norm"], 6), "n": res["n"],
+                    "ci": rate_with_ci(res["correct"], **boot)["ci"],
+                    **({"exact_match": round(res["exact_match"], 6)} if "exact_match" in res else {})}
+                for n, res in utility.items()}
     accuracy = sum(t["acc"] for t in per_task.values()) / len(per_task)
     return {
         "safety": {

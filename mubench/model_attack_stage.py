@@ -201,7 +201,8 @@ def run_model_attacks(params: Params, model_name: str, variant: str, ckpt_dir: P
 
             files = {n: built_dir / "utility" / f"{n}.jsonl" for n in params.data.utility}
             scores = evaluate_utility(model, tokenizer, files, params.utility.num_fewshot,
-                                      params.utility.batch_size, params.seed)
+                                      params.utility.batch_size, params.seed, params.utility.generation.model_dump(),
+                                      attacked_hash, cache)
             per["utility"][name] = round(sum(s["acc"] for s in scores.values()) / len(scores), 6)
             correct = {f"{t}/{i}": bool(c) for t, s in scores.items()
                        for i, c in zip(s["ids"], s["correct"], strict=True)}

@@ -9,6 +9,7 @@ context + choice per choice); the log-likelihoods are lm-eval's to float toleran
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -101,6 +102,13 @@ def _shared_context_lm(hflm_class):
     """lm-eval's HFLM whose log-likelihood requests are scored per context with a shared KV cache."""
 
     class SharedContextLM(hflm_class):
+        serve_generation = None  # set by ``evaluate_utility``: generation requests through mubench's generation
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            if self.serve_generation is None:
+                return super().generate_until(requests, disable_tqdm)
+            return self.serve_generation(requests)
+
         def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
             groups: dict[tuple[int, ...], list[int]] = {}
             too_long = []
@@ -129,6 +137,13 @@ def _shared_context_lm(hflm_class):
     return SharedContextLM
 
 
+def is_generation_split(path: Path) -> bool:
+    """A built utility split whose rows carry no answer choices (GSM8K: a final number to generate)."""
+    with open(path, encoding="utf-8") as handle:
+        first = handle.readline()
+    return bool(first.strip()) and not json.loads(first).get("choices")
+
+
 def task_config(name: str, data_file: Path, num_fewshot: int) -> dict:
     """An lm-eval task over a built utility split (fields: prompt, choices, answer)."""
     return {
@@ -137,6 +152,7 @@ def task_config(name: str, data_file: Path, num_fewshot: int) -> dict:
         "dataset_kwargs": {"data_files": {"test": str(Path(data_file).resolve())}},
         "test_split": "test",
         "fewshot_split": "test" if num_fewshot else None,
+        "num_fewshot": num_fewshot,
         "output_type": "multiple_choice",
         "doc_to_text": "Question: {{prompt}}\nAnswer:",
         "doc_to_choice": "{{choices}}",
@@ -151,21 +167,37 @@ def task_config(name: str, data_file: Path, num_fewshot: int) -> dict:
 
 
 def evaluate_utility(model, tokenizer, splits: dict[str, Path], num_fewshot: int, batch_size: int,
-                     seed: int) -> dict:
-    """Score ``model`` on each split; returns {task: {acc, acc_norm, n, correct: [0/1 per sample], ...}}."""
+                     seed: int, generation: dict | None = None, model_hash: str | None = None,
+                     cache=None) -> dict:
+    """Score ``model`` on each split; returns {task: {acc, acc_norm, n, correct: [0/1 per sample], ...}}.
+
+    A split without answer choices is a generation task (GSM8K, ``mubench.utility_generation``), run with the
+    ``generation`` settings ({num_fewshot, max_gen_toks}) and scored by exact match (``acc`` = ``exact_match``,
+    no ``acc_norm``); its generations are served by mubench's batched generation and cache (``model_hash``,
+    ``cache``)."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
+    from mubench.utility_generation import generation_task_config, scored_samples, serve_generate_until
+
+    generating = {name for name, path in splits.items() if is_generation_split(path)}
+    if generating and generation is None:
+        raise ValueError(f"{', '.join(sorted(generating))}: a generation task needs the generation settings "
+                         "(utility.generation)")
     tokenizer.padding_side = "left"
     lm = _shared_context_lm(HFLM)(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    lm.serve_generation = lambda requests: serve_generate_until(lm, requests, model_hash, cache, batch_size)
     out: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         configs = {}
         for name, path in splits.items():
-            config = {k: v for k, v in task_config(name, path, num_fewshot).items() if v is not None}
+            if name in generating:
+                config = generation_task_config(name, path, generation["num_fewshot"], generation["max_gen_toks"])
+            else:
+                config = {k: v for k, v in task_config(name, path, num_fewshot).items() if v is not None}
             (Path(tmp) / f"{config['task']}.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
             configs[name] = config
         manager = TaskManager(include_path=tmp, include_defaults=False)
@@ -173,7 +205,7 @@ def evaluate_utility(model, tokenizer, splits: dict[str, Path], num_fewshot: int
             model=lm,
             tasks=[c["task"] for c in configs.values()],
             task_manager=manager,
-            num_fewshot=num_fewshot,
+            num_fewshot=None,  # each task's own (its config)
             log_samples=True,
             random_seed=seed,
             numpy_random_seed=seed,
@@ -185,6 +217,16 @@ def evaluate_utility(model, tokenizer, splits: dict[str, Path], num_fewshot: int
         task = config["task"]
         metrics = results["results"][task]
         samples = sorted(results["samples"][task], key=lambda s: s["doc_id"])
+        if name in generating:
+            scored = scored_samples(samples)
+            exact = sum(scored["correct"]) / len(samples) if samples else 0.0
+            out[name] = {
+                "acc": exact, "acc_norm": None, "exact_match": exact, "n": len(samples), **scored,
+                "lm_eval_exact_match": float(metrics["exact_match,flexible-extract"]),
+                "num_fewshot": config["num_fewshot"],
+                "protocol": "lm-eval generate_until (gsm8k-cot prompt, greedy); exact match of the last number",
+            }
+            continue
         out[name] = {
             "acc": float(metrics["acc,none"]),
             "acc_norm": float(metrics["acc_norm,none"]),

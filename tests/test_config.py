@@ -101,14 +101,19 @@ def test_paper_profile_names_the_18_datasets_and_pins_every_model():
     assert paper.judge.options["llamaguard"]["revision"]
 
 
-def test_generation_utility_tasks_are_refused_until_supported(tmp_path):
+def test_gsm8k_is_a_utility_task_with_its_generation_settings(tmp_path):
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["datasets"].append("gsm8k")
     raw["data"]["utility"].append("gsm8k")
+    raw["utility"]["generation"] = {"num_fewshot": 9}
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ConfigError, match="gsm8k' is a generation task"):
+    with pytest.raises(ConfigError, match=r"utility.generation.num_fewshot = 9: Input should be less than or equal"):
         load_params(path)
+    raw["utility"]["generation"] = {"num_fewshot": 8}
+    path.write_text(yaml.safe_dump(raw))
+    assert load_params(path).utility.generation.max_gen_toks == 256
+    assert "gsm8k" in load_params(ROOT / "profiles" / "paper.yaml").data.utility
 
 
 def test_validating_params_and_the_light_stages_do_not_import_torch():

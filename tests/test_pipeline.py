@@ -63,6 +63,10 @@ def test_every_stage_ran_and_outputs_exist(tiny_repo):
                       metrics["utility"]["accuracy"], *metrics["safety"]["per_attack"].values()):
             assert 0.0 <= value <= 1.0
         assert set(metrics["safety"]["per_attack"]) == set(ATTACKS)
+        gsm8k = metrics["utility"]["per_task"]["gsm8k"]  # generation + exact match, in utility.accuracy
+        assert gsm8k["n"] == 8 and gsm8k["exact_match"] == gsm8k["acc"] and gsm8k["acc_norm"] is None
+        assert metrics["utility"]["accuracy"] == round((gsm8k["acc"] + metrics["utility"]["per_task"]["mmlu"]["acc"])
+                                                       / 2, 6)
         assert 0.0 <= metrics["safety"]["knowledge_asr"] <= 1.0 and metrics["n"]["attack_seeds"] == 6
         samples = (work / "results" / "tiny-llama" / variant / "samples" / "safety.jsonl").read_text()
         first = json.loads(samples.splitlines()[0])
@@ -125,7 +129,7 @@ def test_model_attacks_ran_on_every_variant_on_sets_disjoint_from_evaluation(tin
     for variant in ("base", *VARIANTS):
         folder = work / "results" / "tiny-llama" / variant / "model_attacks"
         m = json.loads((folder / "metrics.json").read_text())
-        assert set(m["safety"]["per_model_attack"]) == set(MODEL_ATTACKS) == set(m["utility"]["per_model_attack"])
+        assert set(m["safety"]["per_model_attack"]) == set(MODEL_ATTACKS) and m["utility"]["per_model_attack"] == {}
         assert m["n"] == {"harmful": 8, "attack_seeds": 6, "oversafety": 4}
         for name in ("relearn_benign", "relearn_forget"):
             record = m["attacks"][name]["record"]
