@@ -300,7 +300,8 @@ def test_two_unlearning_seeds_give_two_variants_and_their_spread(tiny_repo, tmp_
     out = run(["dvc", "repro"], seeds, env)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
     assert ran == {"unlearn@tiny-llama-ga-1", "unlearn@tiny-llama-npo-1", "evaluate@tiny-llama-ga-1",
-                   "evaluate@tiny-llama-npo-1", "report"}, ran
+                   "evaluate@tiny-llama-npo-1", "model-attack@tiny-llama-ga-1", "model-attack@tiny-llama-npo-1",
+                   "report"}, ran
     models = seeds / "models" / "tiny-llama"
     for method in ("ga", "npo"):
         one = json.loads((models / f"{method}-seed1" / "mubench.json").read_text())
