@@ -1,6 +1,6 @@
 """The evaluate stage's memory plan: one generation batch (``generate``'s prefill and preallocated cache), one
-utility batch (``utility``'s scorer) and one drift batch (``drift``: variant and base resident together),
-traced on fake tensors (``memory``)."""
+utility batch (``utility``'s scorer; a generation batch for GSM8K) and one drift batch (``drift``: variant and
+base resident together), traced on fake tensors (``memory``)."""
 
 from __future__ import annotations
 
@@ -105,6 +105,24 @@ class _Twin:
         return self.model(*args, **kwargs)
 
 
+def utility_plans(params, config, name: str, settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
+    """One scoring batch when a multiple-choice task is scored; one generation batch when a generation task
+    (GSM8K) is: ``utility.batch_size`` few-shot prompts of ``utility_context_tokens`` plus
+    ``utility.generation.max_gen_toks`` new tokens."""
+    from mubench.data import is_generation_task
+
+    generating = [t for t in params.data.utility if is_generation_task(t)]
+    plans = []
+    if len(generating) < len(params.data.utility):
+        plans.append(plan_scoring(f"utility {name}", config, params.utility.batch_size,
+                                  settings.utility_context_tokens, "utility.batch_size"))
+    if generating:
+        plans.append(plan_generation(f"utility generation {name}", config, params.utility.batch_size,
+                                     settings.utility_context_tokens, params.utility.generation.max_gen_toks,
+                                     "utility.batch_size"))
+    return plans
+
+
 def evaluate_plans(params, checkpoint: Path, name: str, with_base: bool = True,
                    settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
     """The evaluate stage's generation, utility and drift batches on a checkpoint's architecture (``with_base``:
@@ -114,7 +132,6 @@ def evaluate_plans(params, checkpoint: Path, name: str, with_base: bool = True,
     config = AutoConfig.from_pretrained(checkpoint)
     return [plan_generation(f"generate {name}", config, params.generation.batch_size, settings.prompt_tokens,
                             params.generation.max_new_tokens, "generation.batch_size"),
-            plan_scoring(f"utility {name}", config, params.utility.batch_size, settings.utility_context_tokens,
-                         "utility.batch_size"),
+            *utility_plans(params, config, name, settings),
             plan_drift(f"drift {name}", config, params.utility.batch_size,
                        settings.prompt_tokens + params.generation.max_new_tokens, "utility.batch_size", with_base)]

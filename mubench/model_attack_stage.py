@@ -41,7 +41,9 @@ from mubench.io import (
     write_jsonl,
 )
 from mubench.judges import get_judge
+from mubench.memory import ensure_fits
 from mubench.metrics import VANILLA, compute_quality, rate_with_ci
+from mubench.model_attack_plan import model_attack_plans
 from mubench.model_attacks import get_model_attack
 from mubench.model_attacks.base import ModelAttackContext
 from mubench.models import load_checkpoint, verified_meta
@@ -90,11 +92,11 @@ def fit_attacks(params: Params, model_name: str, base_dir: Path, corpus_dir: Pat
     return fit
 
 
-def load_fit(fit_dir: Path, name: str) -> tuple[dict[str, Any], dict]:
-    """(the fitted tensors of attack ``name``, its fit entry), checked against the sha256 in ``fit.json``."""
+def load_fit(fit_dir: Path, fit: dict, name: str) -> tuple[dict[str, Any], dict]:
+    """(the fitted tensors of attack ``name``, its entry in ``fit``, the read ``fit.json``); the tensors are
+    checked against the sha256 that entry records."""
     from safetensors.torch import load_file
 
-    fit = read_json(fit_dir / FIT_FILE)
     entry = fit["attacks"].get(name)
     if entry is None:
         raise FileNotFoundError(f"{fit_dir / FIT_FILE}: {name} was not fitted; run `mubench model-attack "
@@ -144,6 +146,7 @@ def run_model_attacks(params: Params, model_name: str, variant: str, ckpt_dir: P
     cfg = params.model_attacks
     device = pick_device(params.device)
     meta = verified_meta(ckpt_dir)
+    ensure_fits(device, model_attack_plans, params, ckpt_dir, f"{model_name}/{variant}")
     before = _before(samples_dir)
     harmful = [{**r, "goal": r["prompt"], "attack": VANILLA} for r in read_jsonl(built_dir / "harmful.jsonl")]
     seeds = {r["id"] for r in attack_seeds(harmful, params.attacks.seed_per_dataset, params.seed)}
@@ -161,15 +164,16 @@ def run_model_attacks(params: Params, model_name: str, variant: str, ckpt_dir: P
     tasks = {f"{r['task']}/{r['id']}": r["task"] for r in before["utility"]}
     after: dict[str, dict[str, bool]] = {}  # per model attack: seed behaviour -> broken
 
-    def test(old: dict, new: dict, binary: bool = True, strata=None) -> dict:
-        return paired_delta(old, new, binary, boot["samples"], boot["confidence"], boot["seed"], strata)
+    def test(old: dict, new: dict, strata=None) -> dict:  # a paired test of two binary outcomes per item
+        return paired_delta(old, new, True, boot["samples"], boot["confidence"], boot["seed"], strata)
 
     metrics: dict[str, Any] = {"attacks": {}, "tests": {}}
     per = {key: {} for key in ("asr", "asr_ci", "seed_asr", "over", "over_ci", "utility", "degenerate")}
     rows_out: dict[str, list[dict]] = {}
+    fit = read_json(fit_dir / FIT_FILE)
     for name in cfg.names:
         attack = get_model_attack(name, cfg.options(name))
-        fitted, fit_entry = load_fit(fit_dir, name)
+        fitted, fit_entry = load_fit(fit_dir, fit, name)
         seed_everything(params.seed)
         model, tokenizer = load_checkpoint(ckpt_dir, device, attack.load_dtype(device))
         ctx = attack_context(params, tokenizer, corpus_dir, device)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from mubench.evaluate_plan import plan_drift, plan_generation, plan_scoring
+from mubench.evaluate_plan import plan_drift, plan_generation, utility_plans
 from mubench.memory import (
     GB,
     TRACE_DEPTHS,
@@ -30,6 +30,7 @@ from mubench.memory import (
     matmul_params,
     measure,
 )
+from mubench.model_attack_plan import plan_model_attacks
 from mubench.unlearn_plan import plan_unlearn
 
 ARCH_DIR = Path(__file__).with_name("arch")
@@ -106,7 +107,8 @@ def judge_plans(params, settings: PlanSettings) -> list[StagePlan]:
 def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Path = Path("models"),
                  progress: Callable[[str], None] | None = None, limit: int | None = None) -> list[StagePlan]:
     """Every accelerator stage of ``params``: unlearn per model x method (its compute times the number of
-    unlearning seeds), then per model generation, utility scoring and GCG, then the LLM judges. With ``limit``
+    unlearning seeds), then per model generation, utility (scoring; GSM8K's generation), drift, GCG and the model
+    attacks (on the base and every variant), then the LLM judges. With ``limit``
     (bytes), the first stage over it raises PlanError (the remaining traces are cancelled)."""
     import multiprocessing
     import os
@@ -142,10 +144,10 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Pa
                               params.generation.max_new_tokens, "generation.batch_size")
         gen.flops = gen.flops / gen.batch * counts["generated"] * variants
         add(gen)
-        util = plan_scoring(f"utility {name}", config, params.utility.batch_size,
-                            settings.utility_context_tokens, "utility.batch_size")
-        util.flops = util.flops / util.batch * counts["utility"] * variants
-        add(util)
+        for util in utility_plans(params, config, name, settings):
+            rows = counts["utility generated" if util.stage.startswith("utility generation") else "utility"]
+            util.flops = util.flops / util.batch * rows * variants
+            add(util)
         drift = plan_drift(f"drift {name}", config, params.utility.batch_size,
                            settings.prompt_tokens + params.generation.max_new_tokens, "utility.batch_size", True)
         drift.flops = 2 * drift.flops / drift.batch * counts["drift"] * variants  # the variant's and the base's
@@ -158,6 +160,16 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Pa
             plan = plan_gcg(f"gcg {name}", config, min(gcg.eval_batch, gcg.search_width), tokens)
             # per step: the candidates' forwards and one gradient (forward + backward) per behaviour
             plan.flops = 2.0 * matmul_params(config) * tokens * (gcg.search_width + 3) * gcg.steps * gcg.behaviours
+            add(plan)
+        attacked = variants + 1  # the base and every variant
+        for plan in plan_model_attacks(params, config, name, settings):
+            if plan.stage.startswith("generate"):
+                plan.flops = plan.flops / plan.batch * counts["model-attacked"] * attacked
+            elif plan.stage.startswith("utility"):
+                rows = counts["utility generated" if plan.stage.startswith("utility generation") else "utility"]
+                plan.flops = plan.flops / plan.batch * rows * attacked
+            else:
+                plan.flops *= attacked
             add(plan)
     for plan in judge_plans(params, settings):
         plan.flops = plan.flops / plan.batch * counts["generated"] * variants * len(params.models)
@@ -178,11 +190,19 @@ def _row_counts(params, settings: PlanSettings) -> dict[str, int]:
     def rows(size) -> int:
         return settings.rows_per_dataset if size == "all" else min(size, settings.rows_per_dataset)
 
+    from mubench.data import is_generation_task
+
     harmful = rows(sizes.harmful_per_dataset) * len(params.data.harmful)
     seeds = min(params.attacks.seed_per_dataset, rows(sizes.harmful_per_dataset)) * len(params.data.harmful)
     over = rows(sizes.oversafety_per_dataset) * len(params.data.oversafety)
+    generating = sum(is_generation_task(t) for t in params.data.utility)
+    cfg = params.model_attacks
+    # per model attack: the attacked copy answers the seed behaviours or every plain prompt (+ over-safety)
+    attacked = (seeds if cfg.prompts == "seed" else harmful) + (over if cfg.oversafety else 0)
     return {"generated": harmful + seeds * len(params.attacks.names()) + over,
-            "utility": rows(sizes.utility_per_task) * len(params.data.utility), "drift": rows(sizes.drift)}
+            "utility": rows(sizes.utility_per_task) * (len(params.data.utility) - generating),
+            "utility generated": rows(sizes.utility_per_task) * generating, "drift": rows(sizes.drift),
+            "model-attacked": attacked * len(cfg.names)}
 
 
 def table_rows(plans: list[StagePlan], limit: int | None, settings: PlanSettings) -> list[dict]:
@@ -204,11 +224,13 @@ def table_rows(plans: list[StagePlan], limit: int | None, settings: PlanSettings
 
 
 def hours_by_kind(plans: list[StagePlan], settings: PlanSettings) -> dict[str, float]:
-    """GPU-hours of a full run split into unlearning, generation, GCG, judging and utility (drift included)."""
+    """GPU-hours of a full run split into unlearning, generation, GCG, judging, utility (drift included) and
+    model attacks (relearning, ablation and the attacked copies' evaluation)."""
     kinds = {"unlearn": "unlearning", "generate": "generation", "gcg": "gcg", "judge": "judging",
              "utility": "utility", "drift": "utility"}
     total: dict[str, float] = {}
     for plan in plans:
-        kind = kinds[plan.stage.split()[0]]
+        first = plan.stage.split()[0]
+        kind = "model attacks" if "(model-attacked)" in plan.stage else kinds.get(first, "model attacks")
         total[kind] = total.get(kind, 0.0) + gpu_hours(plan.flops, settings)
     return {k: round(v, 2) for k, v in total.items()}

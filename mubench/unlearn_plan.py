@@ -83,9 +83,17 @@ def plan_unlearn(stage: str, method_name: str, params, config, device_dtype=torc
     ``unlearn`` loads them (fp32 master weights; the frozen base in bf16 under LoRA), bf16 autocast, the
     method's streams at ``batch_size`` x ``max_length``, the reference as ``train.reference_for`` builds it."""
     from mubench.methods import METHODS
+
+    return plan_training(stage, METHODS.get(method_name)(), params, config, f"method_params.{method_name}",
+                         device_dtype)
+
+
+def plan_training(stage: str, method, params, config, key: str, device_dtype=torch.bfloat16) -> StagePlan:
+    """One optimisation step of ``method`` (a Method instance) in ``train``'s loop with ``params`` (TrainParams),
+    as ``plan_unlearn`` describes; ``key`` is where those settings live in params.yaml (for the fixes)."""
     from mubench.train import setup_training, train_step, weights_dtype
 
-    method = METHODS.get(method_name)()
+    method_name = method.name
     one = params.model_copy(update={"grad_accum": 1})
     dtype = weights_dtype(params, "cuda")
     names = _stream_names(method, params)
@@ -116,11 +124,11 @@ def plan_unlearn(stage: str, method_name: str, params, config, device_dtype=torc
     per_step = (grad_factor * counted["grad"] + 2 * counted["ref"]) * n * params.grad_accum
     fixes = []
     if not lora and method_name != "rmu":
-        fixes.append(f"method_params.{method_name}.lora: {{r: 16}} (adapters only; the reference is the base with "
-                     "adapters off)")
+        fixes.append(f"{key}.lora: {{r: 16}} (adapters only" + ("; the reference is the base with adapters off)"
+                                                                 if method.needs_reference else ")"))
     if not params.gradient_checkpointing:
-        fixes.append(f"method_params.{method_name}.gradient_checkpointing: true")
-    fixes.append(f"a smaller method_params.{method_name}.batch_size with a larger grad_accum")
+        fixes.append(f"{key}.gradient_checkpointing: true")
+    fixes.append(f"a smaller {key}.batch_size with a larger grad_accum")
     return StagePlan(stage, parts.get("total", 0), parts, per_step * params.steps, how, fixes)
 
 

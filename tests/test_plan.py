@@ -15,7 +15,16 @@ from transformers import LlamaConfig
 
 from mubench.evaluate_plan import generation_step, plan_generation
 from mubench.losses import nll
-from mubench.memory import PlanError, StagePlan, build, check_fits, extrapolate, isolated_accelerate, measure
+from mubench.memory import (
+    PlanError,
+    PlanSettings,
+    StagePlan,
+    build,
+    check_fits,
+    extrapolate,
+    isolated_accelerate,
+    measure,
+)
 from mubench.methods import METHODS
 from mubench.train import (
     AdapterDisabledReference,
@@ -202,6 +211,72 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model, tokenizer, 
         grads[checkpointing] = [p.grad.clone() for p in run.trainable]
     for plain, checkpointed in zip(grads[False], grads[True], strict=True):
         assert torch.allclose(plain, checkpointed, atol=1e-5, rtol=1e-5)
+
+
+def test_relearning_plan_is_within_ten_percent_of_a_real_step():
+    from mubench.model_attacks.relearn import RelearnParams, _FineTune
+    from mubench.unlearn_plan import plan_training
+
+    train = RelearnParams(steps=1, pairs=4, lr=1e-3, batch_size=2, max_length=32).train_params(4)
+    planned = plan_training("relearn_forget m", _FineTune(), train, CONFIG, "model_attacks.params.relearn_forget")
+    torch.manual_seed(0)
+    run = setup_training(_FineTune(), train, build(CONFIG, torch.float32), seed=0, device="cpu",
+                         mixed_precision="bf16")
+    batches = {"forget": _dummy_batch(2, 32, CONFIG.vocab_size)}
+    _prime_optimizer(run)
+    real = measure(lambda: train_step(_FineTune(), train, run, batches, 2), run.network, run.ref, run.optimizer)
+    assert abs(planned.peak - real["total"]) <= 0.10 * real["total"], (planned.peak, real)
+    assert planned.fixes[0].startswith("model_attacks.params.relearn_forget.lora: {r: 16} (adapters only)")
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_ablation_plan_is_within_ten_percent_of_a_real_edit(tied):
+    from mubench.model_attack_plan import plan_ablation
+    from mubench.model_attacks.refusal_ablation import orthogonalize
+
+    config = LlamaConfig(**{**CONFIG.to_dict(), "tie_word_embeddings": tied})
+    planned = plan_ablation("refusal_ablation m", config)
+    torch.manual_seed(0)
+    model = build(config, torch.bfloat16).eval()
+    real = measure(lambda: orthogonalize(model, torch.randn(config.hidden_size)), model)
+    assert abs(planned.peak - real["total"]) <= 0.10 * real["total"], (planned.peak, real)
+    # the edit's float copies and, when tied, the LM head's own copy sit above the weights
+    assert planned.peak > planned.parts["parameters"]
+
+
+def test_the_model_attack_stage_is_refused_before_anything_loads(monkeypatch, tmp_path):
+    import mubench.memory as memory
+    from mubench.config import load_params
+    from mubench.model_attack_plan import model_attack_plans
+
+    tiny = load_params(ROOT / "profiles" / "tiny.yaml")
+    CONFIG.save_pretrained(tmp_path)
+    monkeypatch.setattr(memory, "device_memory", lambda: int(1e5))
+    with pytest.raises(PlanError, match=r"^relearn_benign m/ga-seed0: needs .* fix: "
+                                        r"model_attacks\.params\.relearn_benign\.lora"):
+        memory.ensure_fits("cuda", model_attack_plans, tiny, tmp_path, "m/ga-seed0")
+
+
+def test_plan_covers_gsm8k_generation_and_the_model_attacks():
+    from mubench.config import load_params
+    from mubench.planner import hours_by_kind, plan_profile
+
+    tiny = load_params(ROOT / "profiles" / "tiny.yaml").model_copy(update={"methods": ["ga"]})
+    assert "gsm8k" in tiny.data.utility and tiny.model_attacks.names
+    plans = {p.stage: p for p in plan_profile(tiny)}
+    gen = plans["utility generation tiny-llama"]
+    assert gen.batch_key == "utility.batch_size" and gen.flops > 0
+    for name in tiny.model_attacks.names:
+        assert plans[f"{name} tiny-llama"].peak > 0
+    assert plans["generate tiny-llama (model-attacked)"].flops > 0
+    assert "model attacks" in hours_by_kind(list(plans.values()), PlanSettings())
+    # no generation task, no generation batch; no model attacks, none of their stages
+    plain = tiny.model_copy(update={
+        "data": tiny.data.model_copy(update={"utility": [t for t in tiny.data.utility if t != "gsm8k"]}),
+        "model_attacks": tiny.model_attacks.model_copy(update={"names": []})})
+    stages = {p.stage for p in plan_profile(plain)}
+    assert "utility generation tiny-llama" not in stages and "utility tiny-llama" in stages
+    assert not any("relearn" in s or "model-attacked" in s for s in stages)
 
 
 # ---------------------------------------------------------------- the CLI

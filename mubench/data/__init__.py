@@ -13,6 +13,11 @@ def register(spec: DatasetSpec) -> DatasetSpec:
     return spec
 
 
+def is_generation_task(name: str) -> bool:
+    """A utility dataset scored by generating an answer (GSM8K), not by answer choices."""
+    return DATASETS.get(name).extra.get("task") == "generate"
+
+
 # Importing the entries fills the registry.
 from mubench.data import (  # noqa: E402,F401
     advbench,

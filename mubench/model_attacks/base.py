@@ -46,7 +46,7 @@ class ModelAttackContext:
 class ModelAttack:
     name: ClassVar[str]
     version: ClassVar[str]
-    Params: ClassVar[type[ModelAttackParams]] = ModelAttackParams
+    Params: ClassVar[type[BaseModel]] = ModelAttackParams  # relearning's extends the training loop's TrainParams
 
     def __init__(self, params: ModelAttackParams | None = None) -> None:
         self.p = params if params is not None else self.Params()

@@ -55,17 +55,18 @@ def orthogonalize(model, direction: torch.Tensor) -> None:
     changes nothing. A tied LM head gets its own copy of the embedding first."""
     import torch
 
-    with torch.no_grad():
-        _orthogonalize(model, direction)
-
-
-def _orthogonalize(model, direction: torch.Tensor) -> None:
-    import torch
-
     norm = direction.float().norm()
     if norm == 0:
         return
-    r = (direction.float() / norm).to(model.device)
+    with torch.no_grad():
+        project_out(model, direction.float() / norm)
+
+
+def project_out(model, unit: torch.Tensor) -> None:
+    """``orthogonalize``'s edit for a unit vector (``mubench plan`` traces it)."""
+    import torch
+
+    r = unit.to(model.device)
     embedding = model.get_input_embeddings()
     head = model.get_output_embeddings()
     if head is not None and head.weight is embedding.weight:
