@@ -22,7 +22,7 @@ from mubench.models import load_checkpoint, verified_meta
 from mubench.progress import log
 from mubench.quality import degenerate
 from mubench.runtime import compute_dtype, pick_device, seed_everything
-from mubench.utility import evaluate_utility
+from mubench.utility import evaluate_utility, generation_tasks
 
 OVERSAFETY = "over-safety"  # the set name of the benign prompts (never an attack name)
 DRIFT_MAX_LENGTH = 2048  # tokens of a drift pair (prompt + the base's answer) scored at most
@@ -65,7 +65,9 @@ def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, 
     seed_everything(params.seed)
     device = pick_device(params.device)
     meta = verified_meta(ckpt_dir)
-    ensure_fits(device, evaluate_plans, params, ckpt_dir, f"{model_name}/{variant}", variant != "base")
+    utility_files = {n: built_dir / "utility" / f"{n}.jsonl" for n in params.data.utility}
+    ensure_fits(device, evaluate_plans, params, ckpt_dir, f"{model_name}/{variant}", variant != "base",
+                generation_tasks(utility_files))
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
     decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
     batch = params.generation.batch_size
@@ -86,7 +88,6 @@ def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, 
         safety_rows += judged_rows(safety_judge, rows, answers[name], decode=attack.decode)
     over_rows = judged_rows(over_judge, over, answers[OVERSAFETY])
 
-    utility_files = {n: built_dir / "utility" / f"{n}.jsonl" for n in params.data.utility}
     utility = evaluate_utility(model, tokenizer, utility_files, params.utility.num_fewshot,
                                params.utility.batch_size, params.seed, params.utility.generation.model_dump(),
                                meta["model_hash"], cache)

@@ -105,13 +105,11 @@ class _Twin:
         return self.model(*args, **kwargs)
 
 
-def utility_plans(params, config, name: str, settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
+def utility_plans(params, config, name: str, generating: list[str],
+                  settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
     """One scoring batch when a multiple-choice task is scored; one generation batch when a generation task
-    (GSM8K) is: ``utility.batch_size`` few-shot prompts of ``utility_context_tokens`` plus
+    (``generating``: GSM8K) is: ``utility.batch_size`` few-shot prompts of ``utility_context_tokens`` plus
     ``utility.generation.max_gen_toks`` new tokens."""
-    from mubench.data import is_generation_task
-
-    generating = [t for t in params.data.utility if is_generation_task(t)]
     plans = []
     if len(generating) < len(params.data.utility):
         plans.append(plan_scoring(f"utility {name}", config, params.utility.batch_size,
@@ -123,15 +121,15 @@ def utility_plans(params, config, name: str, settings: PlanSettings = PlanSettin
     return plans
 
 
-def evaluate_plans(params, checkpoint: Path, name: str, with_base: bool = True,
+def evaluate_plans(params, checkpoint: Path, name: str, with_base: bool = True, generating: list[str] = (),
                    settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
     """The evaluate stage's generation, utility and drift batches on a checkpoint's architecture (``with_base``:
-    a variant, scored against a resident base)."""
+    a variant, scored against a resident base; ``generating``: the utility tasks scored by generation)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(checkpoint)
     return [plan_generation(f"generate {name}", config, params.generation.batch_size, settings.prompt_tokens,
                             params.generation.max_new_tokens, "generation.batch_size"),
-            *utility_plans(params, config, name, settings),
+            *utility_plans(params, config, name, list(generating), settings),
             plan_drift(f"drift {name}", config, params.utility.batch_size,
                        settings.prompt_tokens + params.generation.max_new_tokens, "utility.batch_size", with_base)]

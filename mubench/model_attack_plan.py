@@ -32,10 +32,11 @@ def plan_ablation(stage: str, config, dtype=torch.bfloat16) -> StagePlan:
     return StagePlan(stage, parts.get("total", 0), parts, 0.0, how + "; the weight edit, no forward")
 
 
-def plan_model_attacks(params, config, name: str, settings: PlanSettings = PlanSettings(),
-                       device_dtype=torch.bfloat16) -> list[StagePlan]:
+def plan_model_attacks(params, config, name: str, generating: list[str] = (),
+                       settings: PlanSettings = PlanSettings(), device_dtype=torch.bfloat16) -> list[StagePlan]:
     """Every model attack of ``params`` on one checkpoint of ``config``'s architecture (``name``: its label),
-    then the attacked copy's evaluation batches. Compute is that of one checkpoint."""
+    then the attacked copy's evaluation batches (``generating``: the utility tasks scored by generation).
+    Compute is that of one checkpoint."""
     from mubench.model_attacks import get_model_attack
     from mubench.model_attacks.refusal_ablation import RefusalAblation
     from mubench.model_attacks.relearn import Relearn, _FineTune
@@ -56,13 +57,13 @@ def plan_model_attacks(params, config, name: str, settings: PlanSettings = PlanS
                                      settings.prompt_tokens, params.generation.max_new_tokens,
                                      "generation.batch_size"))
         if cfg.utility:
-            plans += utility_plans(params, config, f"{name} (model-attacked)", settings)
+            plans += utility_plans(params, config, f"{name} (model-attacked)", list(generating), settings)
     return plans
 
 
-def model_attack_plans(params, checkpoint: Path, name: str, settings: PlanSettings = PlanSettings()
-                       ) -> list[StagePlan]:
+def model_attack_plans(params, checkpoint: Path, name: str, generating: list[str] = (),
+                       settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
     """``plan_model_attacks`` on a checkpoint's architecture, as the list ``memory.ensure_fits`` checks."""
     from transformers import AutoConfig
 
-    return plan_model_attacks(params, AutoConfig.from_pretrained(checkpoint), name, settings)
+    return plan_model_attacks(params, AutoConfig.from_pretrained(checkpoint), name, generating, settings)

@@ -50,6 +50,7 @@ from mubench.models import load_checkpoint, verified_meta
 from mubench.paired import paired_delta
 from mubench.progress import log
 from mubench.runtime import compute_dtype, pick_device, seed_everything
+from mubench.utility import evaluate_utility, generation_tasks
 
 FIT_FILE = "fit.json"
 OWNER = "mubench model-attack"
@@ -146,7 +147,9 @@ def run_model_attacks(params: Params, model_name: str, variant: str, ckpt_dir: P
     cfg = params.model_attacks
     device = pick_device(params.device)
     meta = verified_meta(ckpt_dir)
-    ensure_fits(device, model_attack_plans, params, ckpt_dir, f"{model_name}/{variant}")
+    utility_files = {n: built_dir / "utility" / f"{n}.jsonl" for n in params.data.utility}
+    ensure_fits(device, model_attack_plans, params, ckpt_dir, f"{model_name}/{variant}",
+                generation_tasks(utility_files) if cfg.utility else [])
     before = _before(samples_dir)
     harmful = [{**r, "goal": r["prompt"], "attack": VANILLA} for r in read_jsonl(built_dir / "harmful.jsonl")]
     seeds = {r["id"] for r in attack_seeds(harmful, params.attacks.seed_per_dataset, params.seed)}
@@ -201,10 +204,7 @@ def run_model_attacks(params: Params, model_name: str, variant: str, ckpt_dir: P
             tests["oversafety"] = test({i: was_refused[i] for i in refused}, refused)
         per["degenerate"][name] = compute_quality(safety_rows + over_rows, boot)["degenerate_rate"]
         if cfg.utility:
-            from mubench.utility import evaluate_utility
-
-            files = {n: built_dir / "utility" / f"{n}.jsonl" for n in params.data.utility}
-            scores = evaluate_utility(model, tokenizer, files, params.utility.num_fewshot,
+            scores = evaluate_utility(model, tokenizer, utility_files, params.utility.num_fewshot,
                                       params.utility.batch_size, params.seed, params.utility.generation.model_dump(),
                                       attacked_hash, cache)
             per["utility"][name] = round(sum(s["acc"] for s in scores.values()) / len(scores), 6)

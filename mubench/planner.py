@@ -123,7 +123,10 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Pa
             check_fits([plan], limit)
         plans.append(plan)
 
+    from mubench.data import is_generation_task
+
     counts = _row_counts(params, settings)
+    generating = [t for t in params.data.utility if is_generation_task(t)]  # no data yet: the catalog says
     variants = len(params.variants())
     configs = {name: model_config(name, params.model_zoo[name], models_dir) for name in params.models}
     seeds = len(params.seeds)  # each seed is one more run of the same stage: same memory, its own compute
@@ -144,7 +147,7 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Pa
                               params.generation.max_new_tokens, "generation.batch_size")
         gen.flops = gen.flops / gen.batch * counts["generated"] * variants
         add(gen)
-        for util in utility_plans(params, config, name, settings):
+        for util in utility_plans(params, config, name, generating, settings):
             rows = counts["utility generated" if util.stage.startswith("utility generation") else "utility"]
             util.flops = util.flops / util.batch * rows * variants
             add(util)
@@ -162,7 +165,7 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Pa
             plan.flops = 2.0 * matmul_params(config) * tokens * (gcg.search_width + 3) * gcg.steps * gcg.behaviours
             add(plan)
         attacked = variants + 1  # the base and every variant
-        for plan in plan_model_attacks(params, config, name, settings):
+        for plan in plan_model_attacks(params, config, name, generating, settings):
             if plan.stage.startswith("generate"):
                 plan.flops = plan.flops / plan.batch * counts["model-attacked"] * attacked
             elif plan.stage.startswith("utility"):

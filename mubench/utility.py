@@ -144,6 +144,11 @@ def is_generation_split(path: Path) -> bool:
     return bool(first.strip()) and not json.loads(first).get("choices")
 
 
+def generation_tasks(splits: dict[str, Path]) -> list[str]:
+    """The built utility splits (name -> file) that are generation tasks."""
+    return [name for name, path in splits.items() if is_generation_split(path)]
+
+
 def task_config(name: str, data_file: Path, num_fewshot: int) -> dict:
     """An lm-eval task over a built utility split (fields: prompt, choices, answer)."""
     return {
@@ -183,7 +188,7 @@ def evaluate_utility(model, tokenizer, splits: dict[str, Path], num_fewshot: int
 
     from mubench.utility_generation import generation_task_config, scored_samples, serve_generate_until
 
-    generating = {name for name, path in splits.items() if is_generation_split(path)}
+    generating = set(generation_tasks(splits))
     if generating and generation is None:
         raise ValueError(f"{', '.join(sorted(generating))}: a generation task needs the generation settings "
                          "(utility.generation)")

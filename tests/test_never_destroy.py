@@ -277,6 +277,12 @@ def test_finite_checks():
     from mubench.train import NonFiniteError, all_finite, check_finite_terms
 
     assert all_finite([torch.ones(3), torch.zeros(2)]) and not all_finite([torch.tensor([1.0, float("inf")])])
+    inf = float("inf")
+    assert not all_finite([torch.ones(2), torch.tensor([inf, -inf, 1.0])])  # the two infinities cancel to NaN
+    assert not all_finite([torch.ones(2, dtype=torch.bfloat16), torch.tensor([float("nan"), 0.0])])
+    assert not all_finite([torch.tensor([[1.0, 2.0], [-inf, 3.0]], dtype=torch.bfloat16), torch.ones(3)])
+    assert all_finite([torch.full((4,), 1e30), torch.ones(2, dtype=torch.bfloat16)])  # large, finite
+    assert all_finite([])
     check_finite_terms("ga", 1, {"loss": -3.0})
     with pytest.raises(NonFiniteError, match="step 4: non-finite loss \\(loss 1, retain_nll inf\\)"):
         check_finite_terms("npo", 4, {"loss": 1.0, "retain_nll": float("inf")})
