@@ -164,7 +164,7 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Pa
             # per step: the candidates' forwards and one gradient (forward + backward) per behaviour
             plan.flops = 2.0 * matmul_params(config) * tokens * (gcg.search_width + 3) * gcg.steps * gcg.behaviours
             add(plan)
-        attacked = variants + 1  # the base and every variant
+        attacked = variants  # every checkpoint: the base and every unlearned variant
         for plan in plan_model_attacks(params, config, name, generating, settings):
             if plan.stage.startswith("generate"):
                 plan.flops = plan.flops / plan.batch * counts["model-attacked"] * attacked
@@ -175,7 +175,8 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Pa
                 plan.flops *= attacked
             add(plan)
     for plan in judge_plans(params, settings):
-        plan.flops = plan.flops / plan.batch * counts["generated"] * variants * len(params.models)
+        judged = counts["generated"] * variants + counts["model-attacked"] * variants  # + the attacked copies'
+        plan.flops = plan.flops / plan.batch * judged * len(params.models)
         add(plan)
     return plans
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mubench.drift import drift_batch, drift_scores
-from mubench.losses import IGNORE
+from mubench.losses import IGNORE, response_logits
 from mubench.methods import METHODS
 from mubench.paired import holm, mcnemar_exact, paired_bootstrap_ci, paired_delta, significant
 from mubench.plots import pareto_front
@@ -124,6 +124,15 @@ def test_drift_batch_against_its_formula(tiny_model, tokenizer, pairs):
             nlls.append(float(-q[label]))
         assert float(kl[row]) == pytest.approx(sum(kls) / len(kls), abs=1e-5)
         assert float(nll[row]) == pytest.approx(sum(nlls) / len(nlls), abs=1e-5)
+    # row by row (to bound the float32 copies) gives exactly the whole-batch values
+    with torch.no_grad():
+        (kept, labels), (kept_base, _) = response_logits(tiny_model, batch), response_logits(base, batch)
+    targets = labels[:, 1:]
+    mask = targets != IGNORE
+    logp, logp_base = torch.log_softmax(kept[:, :-1].float(), -1), torch.log_softmax(kept_base[:, :-1].float(), -1)
+    whole_kl = ((logp_base.exp() * (logp_base - logp)).sum(-1) * mask).sum(-1) / mask.sum(-1)
+    whole_nll = (-logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask).sum(-1) / mask.sum(-1)
+    assert torch.equal(kl, whole_kl) and torch.equal(nll, whole_nll)
 
 
 def test_drift_is_zero_for_the_base_and_rises_under_gradient_ascent(tiny_model, tokenizer, pairs):

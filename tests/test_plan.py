@@ -318,3 +318,6 @@ def test_unlearning_compute_counts_every_seed():
     assert two["unlearn tiny-llama/ga (x2 seeds)"].peak == one["unlearn tiny-llama/ga"].peak
     # every variant (one per seed) is evaluated: generation compute follows the variant count (base + seeds)
     assert two["generate tiny-llama"].flops == one["generate tiny-llama"].flops * 3 / 2
+    # and model-attacked (every checkpoint, the base included)
+    for stage in ("generate tiny-llama (model-attacked)", "relearn_forget tiny-llama"):
+        assert two[stage].flops == one[stage].flops * 3 / 2
