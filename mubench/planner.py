@@ -148,8 +148,7 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Pa
         gen.flops = gen.flops / gen.batch * counts["generated"] * variants
         add(gen)
         for util in utility_plans(params, config, name, generating, settings):
-            rows = counts["utility generated" if util.stage.startswith("utility generation") else "utility"]
-            util.flops = util.flops / util.batch * rows * variants
+            util.flops = util.flops / util.batch * _utility_rows(util, counts) * variants
             add(util)
         drift = plan_drift(f"drift {name}", config, params.utility.batch_size,
                            settings.prompt_tokens + params.generation.max_new_tokens, "utility.batch_size", True)
@@ -164,18 +163,18 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Pa
             # per step: the candidates' forwards and one gradient (forward + backward) per behaviour
             plan.flops = 2.0 * matmul_params(config) * tokens * (gcg.search_width + 3) * gcg.steps * gcg.behaviours
             add(plan)
-        attacked = variants  # every checkpoint: the base and every unlearned variant
+        # every checkpoint (the base and each variant: ``variants``) is attacked
         for plan in plan_model_attacks(params, config, name, generating, settings):
             if plan.stage.startswith("generate"):
-                plan.flops = plan.flops / plan.batch * counts["model-attacked"] * attacked
+                plan.flops = plan.flops / plan.batch * counts["model-attacked"] * variants
             elif plan.stage.startswith("utility"):
-                rows = counts["utility generated" if plan.stage.startswith("utility generation") else "utility"]
-                plan.flops = plan.flops / plan.batch * rows * attacked
+                plan.flops = plan.flops / plan.batch * _utility_rows(plan, counts) * variants
             else:
-                plan.flops *= attacked
+                plan.flops *= variants
             add(plan)
     for plan in judge_plans(params, settings):
-        judged = counts["generated"] * variants + counts["model-attacked"] * variants  # + the attacked copies'
+        # each checkpoint's own generations and its attacked copies'
+        judged = (counts["generated"] + counts["model-attacked"]) * variants
         plan.flops = plan.flops / plan.batch * judged * len(params.models)
         add(plan)
     return plans
@@ -186,6 +185,11 @@ def _plan_unlearn_job(job: tuple) -> StagePlan:
 
     warnings.filterwarnings("ignore", message=".*data pointer of FakeTensor.*")
     return plan_unlearn(*job)
+
+
+def _utility_rows(plan: StagePlan, counts: dict[str, int]) -> int:
+    """The rows a utility plan's batch stands for: the generation tasks' (GSM8K) or the scored tasks'."""
+    return counts["utility generated" if plan.stage.startswith("utility generation") else "utility"]
 
 
 def _row_counts(params, settings: PlanSettings) -> dict[str, int]:
