@@ -22,7 +22,7 @@ from mubench.models import load_checkpoint, verified_meta
 from mubench.progress import log
 from mubench.quality import degenerate
 from mubench.runtime import compute_dtype, pick_device, seed_everything
-from mubench.utility import evaluate_utility, generation_tasks
+from mubench.utility import evaluate_utility, generation_tasks, utility_splits
 
 OVERSAFETY = "over-safety"  # the set name of the benign prompts (never an attack name)
 DRIFT_MAX_LENGTH = 2048  # tokens of a drift pair (prompt + the base's answer) scored at most
@@ -65,7 +65,7 @@ def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, 
     seed_everything(params.seed)
     device = pick_device(params.device)
     meta = verified_meta(ckpt_dir)
-    utility_files = {n: built_dir / "utility" / f"{n}.jsonl" for n in params.data.utility}
+    utility_files = utility_splits(built_dir, params.data.utility)
     ensure_fits(device, evaluate_plans, params, ckpt_dir, f"{model_name}/{variant}", variant != "base",
                 generation_tasks(utility_files))
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))

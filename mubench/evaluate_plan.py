@@ -4,6 +4,7 @@ base resident together), traced on fake tensors (``memory``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -105,7 +106,7 @@ class _Twin:
         return self.model(*args, **kwargs)
 
 
-def utility_plans(params, config, name: str, generating: list[str],
+def utility_plans(params, config, name: str, generating: Sequence[str],
                   settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
     """One scoring batch when a multiple-choice task is scored; one generation batch when a generation task
     (``generating``: GSM8K) is: ``utility.batch_size`` few-shot prompts of ``utility_context_tokens`` plus
@@ -121,7 +122,7 @@ def utility_plans(params, config, name: str, generating: list[str],
     return plans
 
 
-def evaluate_plans(params, checkpoint: Path, name: str, with_base: bool = True, generating: list[str] = (),
+def evaluate_plans(params, checkpoint: Path, name: str, with_base: bool = True, generating: Sequence[str] = (),
                    settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
     """The evaluate stage's generation, utility and drift batches on a checkpoint's architecture (``with_base``:
     a variant, scored against a resident base; ``generating``: the utility tasks scored by generation)."""
@@ -130,6 +131,6 @@ def evaluate_plans(params, checkpoint: Path, name: str, with_base: bool = True, 
     config = AutoConfig.from_pretrained(checkpoint)
     return [plan_generation(f"generate {name}", config, params.generation.batch_size, settings.prompt_tokens,
                             params.generation.max_new_tokens, "generation.batch_size"),
-            *utility_plans(params, config, name, list(generating), settings),
+            *utility_plans(params, config, name, generating, settings),
             plan_drift(f"drift {name}", config, params.utility.batch_size,
                        settings.prompt_tokens + params.generation.max_new_tokens, "utility.batch_size", with_base)]

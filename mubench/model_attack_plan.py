@@ -8,6 +8,7 @@ far below a generation batch, so it is not planned separately.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -32,7 +33,7 @@ def plan_ablation(stage: str, config, dtype=torch.bfloat16) -> StagePlan:
     return StagePlan(stage, parts.get("total", 0), parts, 0.0, how + "; the weight edit, no forward")
 
 
-def plan_model_attacks(params, config, name: str, generating: list[str] = (),
+def plan_model_attacks(params, config, name: str, generating: Sequence[str] = (),
                        settings: PlanSettings = PlanSettings(), device_dtype=torch.bfloat16) -> list[StagePlan]:
     """Every model attack of ``params`` on one checkpoint of ``config``'s architecture (``name``: its label),
     then the attacked copy's evaluation batches (``generating``: the utility tasks scored by generation).
@@ -57,11 +58,11 @@ def plan_model_attacks(params, config, name: str, generating: list[str] = (),
                                      settings.prompt_tokens, params.generation.max_new_tokens,
                                      "generation.batch_size"))
         if cfg.utility:
-            plans += utility_plans(params, config, f"{name} (model-attacked)", list(generating), settings)
+            plans += utility_plans(params, config, f"{name} (model-attacked)", generating, settings)
     return plans
 
 
-def model_attack_plans(params, checkpoint: Path, name: str, generating: list[str] = (),
+def model_attack_plans(params, checkpoint: Path, name: str, generating: Sequence[str] = (),
                        settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
     """``plan_model_attacks`` on a checkpoint's architecture, as the list ``memory.ensure_fits`` checks."""
     from transformers import AutoConfig

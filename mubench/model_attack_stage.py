@@ -50,7 +50,7 @@ from mubench.models import load_checkpoint, verified_meta
 from mubench.paired import paired_delta
 from mubench.progress import log
 from mubench.runtime import compute_dtype, pick_device, seed_everything
-from mubench.utility import evaluate_utility, generation_tasks
+from mubench.utility import evaluate_utility, generation_tasks, utility_splits
 
 FIT_FILE = "fit.json"
 OWNER = "mubench model-attack"
@@ -94,8 +94,8 @@ def fit_attacks(params: Params, model_name: str, base_dir: Path, corpus_dir: Pat
 
 
 def load_fit(fit_dir: Path, fit: dict, name: str) -> tuple[dict[str, Any], dict]:
-    """(the fitted tensors of attack ``name``, its entry in ``fit``, the read ``fit.json``); the tensors are
-    checked against the sha256 that entry records."""
+    """(the fitted tensors of attack ``name``, its entry in ``fit``), ``fit`` being the stage's ``fit.json`` as
+    read once; the tensors are checked against the sha256 that entry records."""
     from safetensors.torch import load_file
 
     entry = fit["attacks"].get(name)
@@ -147,7 +147,7 @@ def run_model_attacks(params: Params, model_name: str, variant: str, ckpt_dir: P
     cfg = params.model_attacks
     device = pick_device(params.device)
     meta = verified_meta(ckpt_dir)
-    utility_files = {n: built_dir / "utility" / f"{n}.jsonl" for n in params.data.utility}
+    utility_files = utility_splits(built_dir, params.data.utility)
     ensure_fits(device, model_attack_plans, params, ckpt_dir, f"{model_name}/{variant}",
                 generation_tasks(utility_files) if cfg.utility else [])
     before = _before(samples_dir)

@@ -144,6 +144,11 @@ def is_generation_split(path: Path) -> bool:
     return bool(first.strip()) and not json.loads(first).get("choices")
 
 
+def utility_splits(built_dir: Path, names: list[str]) -> dict[str, Path]:
+    """The built split of each utility task (``build`` writes ``utility/NAME.jsonl``)."""
+    return {name: built_dir / "utility" / f"{name}.jsonl" for name in names}
+
+
 def generation_tasks(splits: dict[str, Path]) -> list[str]:
     """The built utility splits (name -> file) that are generation tasks."""
     return [name for name, path in splits.items() if is_generation_split(path)]
