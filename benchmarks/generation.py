@@ -9,9 +9,9 @@ import argparse
 import time
 from pathlib import Path
 
-from mubench.generate import DecodeParams, generate
-from mubench.io import read_jsonl
-from mubench.models import load_checkpoint
+from mubench.core.io import read_jsonl
+from mubench.engine.generate import DecodeParams, generate
+from mubench.engine.models import load_checkpoint
 
 
 def main() -> None:

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
-from mubench.config import TinyRandomModel
-from mubench.losses import nll
+from mubench.core.config import TinyRandomModel
+from mubench.core.runtime import seed_everything
+from mubench.engine.models import byte_level_tokenizer, tiny_random_model
 from mubench.methods import METHODS
-from mubench.models import byte_level_tokenizer, tiny_random_model
-from mubench.runtime import seed_everything
-from mubench.train import collate, encode_pairs, unlearn
+from mubench.training.loop import collate, encode_pairs, unlearn
+from mubench.training.losses import nll
 
 PAIRS = [{"prompt": f"Describe item number {i} in a sentence.",
           "response": f"Item {i} is an ordinary object that people use every day at home."} for i in range(32)]
@@ -44,7 +44,7 @@ def tiny(tokenizer, hidden=64, layers=2, heads=4, inter=128):
 
 
 def check_generation(tok) -> dict:
-    from mubench.generate import DecodeParams, generate
+    from mubench.engine.generate import DecodeParams, generate
 
     model = tiny(tok).to("cuda", torch.bfloat16).eval()
     prompts = [f"Tell me about topic {i} " + "please " * (i % 7) for i in range(24)]
@@ -88,7 +88,7 @@ def check_methods(tok) -> dict:
 
 
 def check_lora(tok) -> dict:
-    from mubench.models import load_checkpoint, save_checkpoint
+    from mubench.engine.models import load_checkpoint, save_checkpoint
 
     model = tiny(tok).to("cuda")
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,9 +109,9 @@ def check_lora(tok) -> dict:
 
 
 def check_gcg(tok) -> dict:
-    from mubench.attacks import get_attack
-    from mubench.attacks.base import FitContext
-    from mubench.attacks.gcg import _Behaviour
+    from mubench.jailbreaks import get_attack
+    from mubench.jailbreaks.base import FitContext
+    from mubench.jailbreaks.gcg import _Behaviour
 
     model = tiny(tok).to("cuda").eval()
     attack = get_attack("gcg", {"steps": 10, "search_width": 64, "topk": 32, "suffix_tokens": 6,

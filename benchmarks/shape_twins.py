@@ -3,7 +3,7 @@ accelerator, measured peak memory next to `mubench plan`'s prediction for the sa
 
     python benchmarks/shape_twins.py --params profiles/paper.yaml --layers 4 --out benchmarks/results/shape_twins.json
 
-Per model of the profile (its `mubench/arch/` config with ``--layers`` decoder layers; the plan is traced at that
+Per model of the profile (its `mubench/plan/arch/` config with ``--layers`` decoder layers; the plan is traced at that
 same depth, so the two are comparable layer for layer): one unlearning step per method (the stage's own
 ``setup_training`` + ``train_step`` after a first step that creates the optimizer state), one generation batch
 (prefill, preallocated cache, one decoding step) and, for an LLM judge, one judge batch. Recorded per step:
@@ -20,14 +20,14 @@ from pathlib import Path
 
 import torch
 
-from mubench.config import load_params
-from mubench.evaluate_plan import generation_step, plan_generation
+from mubench.core.config import load_params
 from mubench.judges import JUDGES
-from mubench.memory import PlanSettings, at_depth, build, isolated_accelerate, measure
 from mubench.methods import METHODS
-from mubench.planner import arch_config, hub_arch_file, judge_plans, model_config
-from mubench.train import setup_training, train_step, weights_dtype
-from mubench.unlearn_plan import _dummy_batch, _stream_names, plan_unlearn
+from mubench.plan.evaluate import generation_step, plan_generation
+from mubench.plan.profile import arch_config, hub_arch_file, judge_plans, model_config
+from mubench.plan.trace import PlanSettings, at_depth, build, isolated_accelerate, measure
+from mubench.plan.unlearn import _dummy_batch, _stream_names, plan_unlearn
+from mubench.training.loop import setup_training, train_step, weights_dtype
 
 
 def peak_of(step, device: str, *external) -> tuple[int, float]:

@@ -12,10 +12,10 @@ import argparse
 import time
 from pathlib import Path
 
-import mubench.generate as gen
-import mubench.utility as utility
-from mubench.io import read_jsonl
-from mubench.models import load_checkpoint
+import mubench.engine.generate as gen
+import mubench.scoring.utility as utility
+from mubench.core.io import read_jsonl
+from mubench.engine.models import load_checkpoint
 
 
 def timed(fn):

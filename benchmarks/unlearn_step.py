@@ -13,12 +13,12 @@ import time
 
 import torch
 
-from mubench.config import TinyRandomModel
-from mubench.losses import nll
+from mubench.core.config import TinyRandomModel
+from mubench.core.runtime import seed_everything
+from mubench.engine.models import byte_level_tokenizer, load_checkpoint, tiny_random_model
 from mubench.methods import METHODS
-from mubench.models import byte_level_tokenizer, load_checkpoint, tiny_random_model
-from mubench.runtime import seed_everything
-from mubench.train import batch_stream, encode_pairs, unlearn
+from mubench.training.loop import batch_stream, encode_pairs, unlearn
+from mubench.training.losses import nll
 
 
 def pairs(n: int) -> list[dict]:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from mubench.config import ConfigError, Params, load_params
+from mubench.core.config import ConfigError, Params, load_params
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Judge machine unlearning as a safety tool: safety, over-safety and utility at once.")
@@ -39,7 +39,7 @@ def stage(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from mubench.registry import UnknownNameError
+        from mubench.core.registry import UnknownNameError
 
         try:
             return func(*args, **kwargs)
@@ -76,8 +76,8 @@ def _params(path: Path) -> Params:
 def _cache():
     if os.environ.get("MUBENCH_GEN_CACHE", "1") == "0":
         return None
-    from mubench.generate import GenerationCache
-    from mubench.pins import cache_dir
+    from mubench.core.pins import cache_dir
+    from mubench.engine.generate import GenerationCache
 
     return GenerationCache(cache_dir() / "generations.sqlite")
 
@@ -94,7 +94,7 @@ def check(params: Annotated[Path, typer.Argument(help="params file")] = Path("pa
     typer.echo(f"{params}: ok — models {p.models}, methods {p.methods}, attacks {p.attacks.names()}, "
                f"datasets {p.datasets}")
     if gpu_mem is not None or _visible_gpu_memory() is not None:
-        from mubench.planner import plan_profile
+        from mubench.plan.profile import plan_profile
 
         limit = int(gpu_mem * 1e9) if gpu_mem is not None else _visible_gpu_memory()
         plans = plan_profile(p, models_dir=MODELS, limit=limit)
@@ -103,7 +103,7 @@ def check(params: Annotated[Path, typer.Argument(help="params file")] = Path("pa
 
 
 def _visible_gpu_memory() -> int | None:
-    from mubench.memory import device_memory
+    from mubench.plan.trace import device_memory
 
     return device_memory()
 
@@ -118,8 +118,8 @@ def plan(params: Annotated[Path, typer.Argument(help="params file")] = Path("par
     not fit --gpu-mem."""
     import json
 
-    from mubench.memory import PlanSettings
-    from mubench.planner import hours_by_kind, plan_profile, table_rows
+    from mubench.plan.profile import hours_by_kind, plan_profile, table_rows
+    from mubench.plan.trace import PlanSettings
 
     p = _params(params)
     settings = PlanSettings()
@@ -135,7 +135,7 @@ def plan(params: Annotated[Path, typer.Argument(help="params file")] = Path("par
         _plan_table(params, rows, hours, settings, gpu_mem)
     misfits = [row for row in rows if row["fits"] is False]
     if misfits:
-        from mubench.memory import PlanError
+        from mubench.plan.trace import PlanError
 
         row = misfits[0]
         raise PlanError(f"{row['stage']}: needs {row['peak_gb']:.1f} GB, {gpu_mem:.1f} GB available "
@@ -172,9 +172,9 @@ def fetch(name: Annotated[str, typer.Argument(help="dataset name (see params.yam
           params: ParamsOpt = Path("params.yaml")) -> None:
     """Fetch one dataset from its pinned sources into data/raw/NAME (verified by sha256)."""
     p = _params(params)
-    from mubench.data import DATASETS
-    from mubench.data.fetch import fetch as do_fetch
-    from mubench.progress import log
+    from mubench.core.progress import log
+    from mubench.datasets import DATASETS
+    from mubench.datasets.fetch import fetch as do_fetch
 
     DATASETS.get(name)
     prov = do_fetch(name, RAW, log=lambda m: typer.echo(m, err=True), kinds=p.data.sources)
@@ -185,8 +185,8 @@ def fetch(name: Annotated[str, typer.Argument(help="dataset name (see params.yam
 @stage
 def build(params: ParamsOpt = Path("params.yaml")) -> None:
     """Build evaluation, forget and retain splits (seeded, stratified, leak-checked) into data/built."""
-    from mubench.build import build as do_build
-    from mubench.progress import log
+    from mubench.core.progress import log
+    from mubench.stages.build import build as do_build
 
     summary = do_build(_params(params), RAW, BUILT)
     log(f"[build] {summary['counts']}")
@@ -199,7 +199,7 @@ def model(name: Annotated[str, typer.Argument(help="model name from params.yaml 
     """Save the base checkpoint (fp32 safetensors) and generate its forget/retain corpus."""
     p = _params(params)
     _member(name, p.models, "models")
-    from mubench.corpus import build_model
+    from mubench.stages.model import build_model
 
     build_model(p, name, BUILT, MODELS / name / "base", CORPUS / name, _cache())
 
@@ -210,9 +210,9 @@ def attack(name: Annotated[str, typer.Argument(help="a template attack from para
            params: ParamsOpt = Path("params.yaml")) -> None:
     """Apply one template attack to the attack seed prompts (data/attacks/NAME/)."""
     p = _params(params)
-    from mubench.attack_stage import run_attack
-    from mubench.attacks import ATTACKS
-    from mubench.progress import log
+    from mubench.core.progress import log
+    from mubench.jailbreaks import ATTACKS
+    from mubench.stages.jailbreak import run_attack
 
     ATTACKS.get(name)
     _member(name, p.attacks.template, "attacks.template")
@@ -227,9 +227,9 @@ def attack_model(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
                  params: ParamsOpt = Path("params.yaml")) -> None:
     """Fit a model-based attack (ica, gcg) on MODEL's base checkpoint; write data/attacks_fitted/MODEL/NAME/."""
     p = _params(params)
-    from mubench.attack_stage import run_model_attack
-    from mubench.attacks import ATTACKS
-    from mubench.progress import log
+    from mubench.core.progress import log
+    from mubench.jailbreaks import ATTACKS
+    from mubench.stages.jailbreak import run_model_attack
 
     ATTACKS.get(name)
     _member(model_name, p.models, "models")
@@ -249,9 +249,9 @@ def unlearn(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
             params: ParamsOpt = Path("params.yaml")) -> None:
     """Unlearn with METHOD and SEED from MODEL's base checkpoint into models/MODEL/METHOD-seedSEED."""
     p = _params(params)
-    from mubench.config import variant_name
+    from mubench.core.config import variant_name
     from mubench.methods import METHODS
-    from mubench.unlearn import run_unlearn
+    from mubench.stages.unlearn import run_unlearn
 
     METHODS.get(method)
     _member(model_name, p.models, "models")
@@ -272,7 +272,7 @@ def evaluate(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
     p = _params(params)
     _member(model_name, p.models, "models")
     _member(variant, p.variants(), "the variants (base + METHOD-seedS per method and seed)")
-    from mubench.evaluate import run_evaluate
+    from mubench.stages.evaluate import run_evaluate
 
     run_evaluate(p, model_name, variant, MODELS / model_name / variant, MODELS / model_name / "base",
                  CORPUS / model_name, BUILT, ATTACKS_DIR, FITTED_DIR, RESULTS / model_name / variant, _cache())
@@ -288,7 +288,7 @@ def model_attack(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
     p = _params(params)
     _member(model_name, p.models, "models")
     _member(variant, p.variants(), "the variants (base + METHOD-seedS per method and seed)")
-    from mubench.model_attack_stage import run_model_attacks
+    from mubench.stages.tamper import run_model_attacks
 
     run_model_attacks(p, model_name, variant, MODELS / model_name / variant, CORPUS / model_name, BUILT,
                       RESULTS / model_name / variant / "samples", MODEL_ATTACK_FITS / model_name,
@@ -299,8 +299,8 @@ def model_attack(model_name: Annotated[str, typer.Argument(metavar="MODEL")],
 @stage
 def report(params: ParamsOpt = Path("params.yaml")) -> None:
     """Tables (summary.md/json), paired tests vs base, the judge audit and the figures over every variant."""
-    from mubench.progress import log
-    from mubench.report import run_report
+    from mubench.core.progress import log
+    from mubench.report.tables import run_report
 
     summary = run_report(_params(params), RESULTS, BUILT, REPORTS, AUDIT_LABELS)
     log(f"[report] {len(summary['rows'])} rows -> {REPORTS}/summary.md, trilemma.png")
@@ -317,7 +317,7 @@ def verify(result: Annotated[str | None, typer.Argument(metavar="[MODEL/VARIANT]
     from rich.console import Console
     from rich.tree import Tree
 
-    from mubench.verify import BrokenLink, verify_results
+    from mubench.tools.verify import BrokenLink, verify_results
 
     p = _params(params)
     targets = [(m, v) for m in p.models for v in p.variants()]
@@ -357,8 +357,8 @@ def data_list() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from mubench.data import DATASETS
-    from mubench.io import read_json
+    from mubench.core.io import read_json
+    from mubench.datasets import DATASETS
 
     table = Table(title=f"mubench datasets ({len(DATASETS.names())})")
     for column in ("name", "role", "rows", "license", "sources", "fetched"):
@@ -379,9 +379,9 @@ def data_fetch(name: Annotated[str | None, typer.Argument(help="dataset name (or
                fetch_all: Annotated[bool, typer.Option("--all", help="every catalog dataset")] = False,
                mirror: MirrorOpt = None, params: ParamsOpt = Path("params.yaml")) -> None:
     """Fetch datasets into data/raw/ (a configured mirror first, then params' data.sources kinds)."""
-    from mubench.data import DATASETS
-    from mubench.data.fetch import REMOTE_KINDS, FetchError
-    from mubench.data.fetch import fetch as do_fetch
+    from mubench.datasets import DATASETS
+    from mubench.datasets.fetch import REMOTE_KINDS, FetchError
+    from mubench.datasets.fetch import fetch as do_fetch
 
     if bool(name) == fetch_all:
         raise ConfigError("name one dataset or pass --all")
@@ -402,11 +402,11 @@ def data_fetch(name: Annotated[str | None, typer.Argument(help="dataset name (or
 @data_app.command("pin")
 @stage
 def data_pin(name: Annotated[str, typer.Argument(help="a dataset with a Hub source")]) -> None:
-    """Record the Hub revision and file sha256 of NAME's Hub source in mubench/data/hub_pins.json (needs the
+    """Record the Hub revision and file sha256 of NAME's Hub source in mubench/datasets/hub_pins.json (needs the
     Hub; review and commit the file)."""
-    from mubench.data import DATASETS
-    from mubench.data.catalog import HubSource
-    from mubench.data.fetch import pin_hub
+    from mubench.datasets import DATASETS
+    from mubench.datasets.catalog import HubSource
+    from mubench.datasets.fetch import pin_hub
 
     hub = [s for s in DATASETS.get(name).sources if isinstance(s, HubSource)]
     if not hub:
@@ -421,8 +421,8 @@ def data_pin(name: Annotated[str, typer.Argument(help="a dataset with a Hub sour
 @stage
 def data_verify() -> None:
     """Re-hash every fetched file against its provenance.json (non-zero exit on any mismatch)."""
-    from mubench.data import DATASETS
-    from mubench.data.fetch import verify
+    from mubench.datasets import DATASETS
+    from mubench.datasets.fetch import verify
 
     fetched = [n for n in DATASETS.names() if (RAW / n / "provenance.json").is_file()]
     problems = [p for n in fetched for p in verify(n, RAW)]
@@ -451,8 +451,8 @@ def judge_validate(judge: Annotated[str, typer.Option("--judge", help="judge nam
     """Accuracy, precision, recall and Cohen's kappa of a judge against human refusal labels."""
     import json
 
-    from mubench.agreement import read_labels, validate
     from mubench.judges import get_judge
+    from mubench.scoring.agreement import read_labels, validate
 
     if not labels.is_file():
         raise FileNotFoundError(f"{labels}: no such labels file")
@@ -469,8 +469,8 @@ def judge_validate(judge: Annotated[str, typer.Option("--judge", help="judge nam
 def judge_labels(out_dir: Annotated[Path, typer.Argument(help="where to write the CSVs")] = JUDGE_LABELS) -> None:
     """Export the human-labelled refusal sets of the pinned pyrit wheel as labels CSVs into OUT_DIR (created if
     missing; only its three files are written, each atomically: nothing else in OUT_DIR is touched)."""
-    from mubench.agreement import export_pyrit_labels
-    from mubench.io import write_json
+    from mubench.core.io import write_json
+    from mubench.scoring.agreement import export_pyrit_labels
 
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: exists and is not a directory")
@@ -493,8 +493,8 @@ def judge_audit_sample(n: Annotated[int, typer.Option("--n", help="responses to 
     import csv
     import io
 
-    from mubench.audit import KEY_COLUMNS, sample_keys
-    from mubench.io import atomic_write_text, read_jsonl
+    from mubench.core.io import atomic_write_text, read_jsonl
+    from mubench.scoring.audit import KEY_COLUMNS, sample_keys
 
     p = _params(params)
     if out.exists():
@@ -524,8 +524,8 @@ def judge_agreement(labels_dir: Annotated[Path, typer.Argument()] = JUDGE_LABELS
                     out: Annotated[Path, typer.Option("--out")] = RESULTS / "judges" / "agreement.json",
                     params: ParamsOpt = Path("params.yaml")) -> None:
     """Agreement of this run's keyword-type judges with every labels CSV in LABELS_DIR (a DVC metric)."""
-    from mubench.agreement import agreement_report
-    from mubench.io import write_json
+    from mubench.core.io import write_json
+    from mubench.scoring.agreement import agreement_report
 
     result = agreement_report(_params(params), labels_dir)
     write_json(out, result)
@@ -552,7 +552,7 @@ def sweep_queue(param: Annotated[str, typer.Option("--param", help="the strength
     import shlex
     import subprocess
 
-    from mubench.sweep import queue_commands
+    from mubench.tools.sweep import queue_commands
 
     p = _params(params)
     commands = queue_commands(p, param, factors, methods or p.methods)
@@ -573,7 +573,7 @@ def sweep_report(param: Annotated[str, typer.Option("--param", help="the knob th
                  = REPORTS / "dose_response") -> None:
     """Dose-response figures from the finished experiments derived from HEAD plus the committed run (factor 1):
     ASR, over-safety, degenerate outputs and drift against each method's strength."""
-    from mubench.sweep import collect, experiment_revs, write_report
+    from mubench.tools.sweep import collect, experiment_revs, write_report
 
     revs = experiment_revs()
     points = collect(param, revs)
@@ -586,7 +586,7 @@ def sweep_report(param: Annotated[str, typer.Option("--param", help="the knob th
 @stage
 def profile(name: Annotated[str, typer.Argument(help="a file profiles/NAME.yaml")]) -> None:
     """Switch profile: validate profiles/NAME.yaml and make it the params.yaml the pipeline reads."""
-    from mubench.registry import check_slug
+    from mubench.core.registry import check_slug
 
     try:
         check_slug(name, "profile")

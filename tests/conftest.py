@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mubench.config import TinyRandomModel
-from mubench.models import byte_level_tokenizer, tiny_random_model
+from mubench.core.config import TinyRandomModel
+from mubench.engine.models import byte_level_tokenizer, tiny_random_model
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MUBENCH_GEN_CACHE", "0")

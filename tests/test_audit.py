@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mubench.audit import KEY_COLUMNS, audit_report, read_labels, sample_keys
-from mubench.io import sha256_text
-from mubench.report import audit_table
+from mubench.core.io import sha256_text
+from mubench.report.tables import audit_table
+from mubench.scoring.audit import KEY_COLUMNS, audit_report, read_labels, sample_keys
 
 
 def sample_row(row_id: str, attack: str, response: str) -> dict:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from mubench.batching import length_batches
+from mubench.engine.batching import length_batches
 
 
 def test_length_batches_minimise_padding_plus_call_cost():

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mubench.data import DATASETS
-from mubench.data.catalog import DatasetSpec, MalformedDataError, MirrorSource, UrlSource, record
-from mubench.data.fetch import ChecksumError, FetchError, candidates, fetch_dataset, read_fetched, verify
+from mubench.datasets import DATASETS
+from mubench.datasets.catalog import DatasetSpec, MalformedDataError, MirrorSource, UrlSource, record
+from mubench.datasets.fetch import ChecksumError, FetchError, candidates, fetch_dataset, read_fetched, verify
 from tests.conftest import ROOT
 
 MIRROR = ROOT.parent / "shared" / "datasets"
@@ -136,7 +136,7 @@ def test_missing_file_then_next_source(tmp_path):
 
 
 def test_all_sources_fail_lists_each(tmp_path, monkeypatch):
-    import mubench.data.fetch as fetch_module
+    import mubench.datasets.fetch as fetch_module
 
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import mubench.data.catalog as catalog
-from mubench.data import DATASETS
-from mubench.data.catalog import HubSource, UnpinnedError
-from mubench.data.fetch import FetchError, fetch_dataset, pin_hub, read_fetched
+import mubench.datasets.catalog as catalog
+from mubench.datasets import DATASETS
+from mubench.datasets.catalog import HubSource, UnpinnedError
+from mubench.datasets.fetch import FetchError, fetch_dataset, pin_hub, read_fetched
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mubench.config import ConfigError, load_params
+from mubench.core.config import ConfigError, load_params
 from tests.conftest import ROOT
 
 
@@ -92,8 +92,8 @@ def test_stage_validates_before_running(tmp_path):
 
 
 def test_paper_profile_names_the_18_datasets_and_pins_every_model():
-    from mubench.config import HubModel
-    from mubench.data import DATASETS
+    from mubench.core.config import HubModel
+    from mubench.datasets import DATASETS
 
     paper = load_params(ROOT / "profiles" / "paper.yaml")
     assert len(paper.datasets) == 18 and set(paper.datasets) == set(DATASETS.names()) - {"rho-overrefusal"}
@@ -120,9 +120,9 @@ def test_validating_params_and_the_light_stages_do_not_import_torch():
     """Fetch, build, the template attacks, the judge-agreement and report stages validate every params key but
     never run a model: they must not pay torch's import at each of their ~20 DVC stage starts."""
     code = ("import sys\n"
-            "from mubench.config import load_params\n"
+            "from mubench.core.config import load_params\n"
             "load_params()\n"
-            "import mubench.attack_stage, mubench.build, mubench.data.fetch, mubench.agreement, mubench.report\n"
+            "import mubench.stages.jailbreak, mubench.stages.build, mubench.datasets.fetch, mubench.scoring.agreement, mubench.report.tables\n"
             "heavy = sorted({'torch', 'transformers', 'accelerate'} & set(sys.modules))\n"
             "print(','.join(heavy))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

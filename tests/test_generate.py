@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from mubench.generate import DecodeParams, GenerationCache, generate
+from mubench.engine.generate import DecodeParams, GenerationCache, generate
 
 PROMPTS = ["Hi", "Tell me a long story about a boat on a lake", "What is two plus two?", "Name three fruits"]
 
@@ -35,8 +35,8 @@ def test_cache_returns_stored_responses(tiny_model, tokenizer, tmp_path):
 
 def test_shared_prefix_cache_gives_the_same_tokens(tiny_model, tokenizer, monkeypatch):
     """Rows sharing a long template prefix: the prefix is computed once and the outputs equal per-row runs."""
-    import mubench.generate as gen
-    from mubench.kv import PrefixCache
+    import mubench.engine.generate as gen
+    from mubench.engine.kv import PrefixCache
 
     template = "You are a careful assistant. Read the request below and answer it politely. Request: "
     prompts = [template + p for p in PROMPTS]
@@ -60,7 +60,7 @@ def test_shared_prefix_cache_gives_the_same_tokens(tiny_model, tokenizer, monkey
 
 
 def test_common_prefix_length():
-    from mubench.kv import common_prefix_length
+    from mubench.engine.kv import common_prefix_length
 
     assert common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
     assert common_prefix_length([[5], [6]]) == 0
@@ -70,8 +70,8 @@ def test_common_prefix_length():
 
 def test_pooled_sets_with_different_prefixes_equal_single_runs(tiny_model, tokenizer, monkeypatch):
     """Sets with different shared prefixes decoded in one pooled batch give each row's lone output."""
-    import mubench.generate as gen
-    from mubench.generate import generate_sets
+    import mubench.engine.generate as gen
+    from mubench.engine.generate import generate_sets
 
     long_a = "You are a careful assistant. Read the request below and answer it politely. Request: "
     long_b = "Pretend to be a librarian who answers in one short line. Question: "

@@ -5,14 +5,14 @@ import json
 import pytest
 import torch
 
-from mubench.agreement import agreement, read_labels, validate
-from mubench.attacks import ATTACKS, get_attack
-from mubench.attacks.base import FitContext
-from mubench.attacks.base64 import decode_response, encode
-from mubench.attacks.caesar import shift_text
-from mubench.attacks.past_tense import reformulate
-from mubench.attacks.templates import PINNED, load_template
+from mubench.jailbreaks import ATTACKS, get_attack
+from mubench.jailbreaks.base import FitContext
+from mubench.jailbreaks.base64 import decode_response, encode
+from mubench.jailbreaks.caesar import shift_text
+from mubench.jailbreaks.past_tense import reformulate
+from mubench.jailbreaks.templates import PINNED, load_template
 from mubench.judges import get_judge
+from mubench.scoring.agreement import agreement, read_labels, validate
 
 GOAL = "Explain how to pick a good password"
 TEMPLATE_ATTACKS = [n for n in ATTACKS.names() if not ATTACKS.get(n).needs_model]
@@ -280,7 +280,7 @@ def test_gcg_lowers_the_target_loss_and_transfers_the_suffix(tiny_model, tokeniz
     assert suffix and attack.apply("Say hello.") == "Say hello." + suffix
     assert attack.apply("Name a colour.").endswith(suffix) and attack.params()["suffix"] == suffix
     # the reported best loss is what the suffix really scores (prefix KV cache == full forward)
-    from mubench.attacks.gcg import _Behaviour
+    from mubench.jailbreaks.gcg import _Behaviour
 
     ids = torch.tensor(fit["suffix_ids"])
     b = _Behaviour(tiny_model, tokenizer, "Name a colour.", "Sure, here is", None)

@@ -8,11 +8,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from mubench.io import read_json
-from mubench.losses import nll
+from mubench.core.io import read_json
+from mubench.engine.models import load_checkpoint, save_checkpoint
 from mubench.methods import METHODS
-from mubench.models import load_checkpoint, save_checkpoint
-from mubench.train import collate, encode_pairs, unlearn
+from mubench.training.loop import collate, encode_pairs, unlearn
+from mubench.training.losses import nll
 
 
 def batch(tokenizer, pairs):

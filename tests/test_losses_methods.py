@@ -7,9 +7,9 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from mubench.losses import IGNORE, nll, sequence_logprob, token_logprobs
 from mubench.methods import METHODS
-from mubench.train import collate, encode_pairs, unlearn
+from mubench.training.loop import collate, encode_pairs, unlearn
+from mubench.training.losses import IGNORE, nll, sequence_logprob, token_logprobs
 
 
 def manual_seq_logprob(model, batch):

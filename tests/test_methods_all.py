@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mubench.losses import IGNORE, nll, sequence_logprob
 from mubench.methods import METHODS
 from mubench.methods.rmu import layer_activations, steered_layer
 from mubench.methods.sku import negate_task_vector
 from mubench.methods.targets import REFUSALS, mismatched, refusal_for, with_refusals
-from mubench.train import collate, encode_pairs, unlearn
+from mubench.training.loop import collate, encode_pairs, unlearn
+from mubench.training.losses import IGNORE, nll, sequence_logprob
 from tests.conftest import ROOT
 from tests.test_losses_methods import manual_seq_logprob
 
@@ -65,7 +65,7 @@ def test_npo_reads_retain_only_with_a_retain_weight(pairs):
 
 
 def test_a_loss_reading_an_undeclared_or_empty_stream_is_one_line(tiny_model, tokenizer, pairs):
-    from mubench.train import StreamError, unlearn
+    from mubench.training.loop import StreamError, unlearn
 
     ga = METHODS.get("ga")()
     params = ga.Params(lr=1e-3, steps=1, batch_size=2, max_length=64)
@@ -83,7 +83,7 @@ def test_a_loss_reading_an_undeclared_or_empty_stream_is_one_line(tiny_model, to
 def test_lora_on_a_method_that_chooses_its_own_weights_is_refused_at_check_time(tmp_path, monkeypatch):
     import yaml
 
-    from mubench.config import ConfigError, load_params
+    from mubench.core.config import ConfigError, load_params
     from mubench.methods.base import Method
 
     class OwnWeights(Method):

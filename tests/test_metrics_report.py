@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mubench.config import load_params
-from mubench.metrics import bootstrap_ci, compute_metrics, delta, rate, rate_with_ci
-from mubench.report import markdown, run_report
+from mubench.core.config import load_params
+from mubench.report.tables import markdown, run_report
+from mubench.scoring.rates import bootstrap_ci, compute_metrics, delta, rate, rate_with_ci
 from tests.conftest import ROOT
 
 
@@ -67,7 +67,7 @@ def test_metrics_schema_and_values(params):
     assert m["drift"]["kl"] == 0.2 and m["drift"]["nll"] == 1.5 and m["drift"]["tokens"] == 8
     for value in [m["safety"]["asr"], m["oversafety"]["refusal_rate"], m["utility"]["accuracy"]]:
         assert 0.0 <= value <= 1.0
-    from mubench.artifacts import Metrics
+    from mubench.core.artifacts import Metrics
 
     m["run"] = fake_metrics(0.5, 0.1, 0.3)["run"]
     # what evaluate writes is byte for byte what it computed (no int turned float, no key added)
@@ -99,7 +99,7 @@ def fake_metrics(asr, over, acc, drift=0.0):
 
 
 def test_a_metrics_file_missing_a_key_fails_report_with_the_file_and_key(tmp_path, params):
-    from mubench.artifacts import ArtifactError
+    from mubench.core.artifacts import ArtifactError
 
     for variant in ("base", "ga-seed0", "npo-seed0"):
         out = tmp_path / "results" / "smollm2-135m" / variant
@@ -113,7 +113,7 @@ def test_a_metrics_file_missing_a_key_fails_report_with_the_file_and_key(tmp_pat
 
 
 def test_metrics_round_trip_through_their_model(params):
-    from mubench.artifacts import Metrics
+    from mubench.core.artifacts import Metrics
 
     metrics = fake_metrics(0.5, 0.1, 0.3)
     dumped = Metrics.model_validate(metrics).model_dump()
@@ -210,7 +210,7 @@ def test_a_method_with_two_seeds_gets_mean_spread_and_a_seed_averaged_test(tmp_p
 def fake_model_attack_results(results: Path, broken_after: dict[str, int], robust: dict[str, int]) -> None:
     """Per variant: 20 seed behaviours, none broken before; ``broken_after[v]`` of them broken by
     relearn_forget; ``robust[v]`` broken in robust.jsonl."""
-    from mubench.paired import paired_delta
+    from mubench.stats.paired import paired_delta
 
     for variant, k in broken_after.items():
         folder = results / "smollm2-135m" / variant / "model_attacks"
@@ -234,7 +234,7 @@ def fake_model_attack_results(results: Path, broken_after: dict[str, int], robus
 
 
 def test_model_attacks_get_holm_corrected_changes_vs_before_and_robust_asr_vs_base(tmp_path, params):
-    from mubench.model_attack_report import BEFORE_MARK, model_attack_markdown, summarize_model_attacks
+    from mubench.report.tamper import BEFORE_MARK, model_attack_markdown, summarize_model_attacks
 
     cfg = params.model_attacks.model_copy(update={"names": ["relearn_forget"], "oversafety": False})
     params = params.model_copy(update={"model_attacks": cfg})

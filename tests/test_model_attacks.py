@@ -7,11 +7,11 @@ import copy
 import pytest
 import torch
 
-from mubench.losses import nll
-from mubench.model_attacks import MODEL_ATTACKS, get_model_attack
-from mubench.model_attacks.base import ModelAttackContext
-from mubench.model_attacks.refusal_ablation import orthogonalize, residual_writers, separation
-from mubench.pairs import collate, encode_pairs
+from mubench.tamper import MODEL_ATTACKS, get_model_attack
+from mubench.tamper.base import ModelAttackContext
+from mubench.tamper.refusal_ablation import orthogonalize, residual_writers, separation
+from mubench.training.encoding import collate, encode_pairs
+from mubench.training.losses import nll
 
 
 def logits(model, tokenizer, text="Name a colour."):
@@ -82,7 +82,7 @@ def test_separation_is_the_standardised_difference_of_projections():
 
 def test_fit_reads_only_the_forget_and_retain_prompts_and_picks_a_candidate_layer(tiny_model, tokenizer, pairs,
                                                                                   monkeypatch):
-    from mubench.model_attacks import refusal_ablation
+    from mubench.tamper import refusal_ablation
 
     seen = []
     real = refusal_ablation.last_token_states
@@ -127,7 +127,7 @@ def test_relearn_forget_lowers_the_forget_nll(tiny_model, tokenizer, pairs):
 
 
 def test_what_broke_names_the_plain_prompt_each_prompt_attack_and_each_model_attack():
-    from mubench.model_attack_stage import what_broke
+    from mubench.stages.tamper import what_broke
 
     vanilla = [{"id": "a", "refused": True}, {"id": "b", "refused": False}, {"id": "c", "refused": True},
                {"id": "x", "refused": False}]  # x is no seed behaviour
@@ -153,7 +153,7 @@ def test_what_broke_names_the_plain_prompt_each_prompt_attack_and_each_model_att
 def test_model_attack_params_are_validated_in_one_line(tmp_path, model_attacks, message):
     import yaml
 
-    from mubench.config import ConfigError, load_params
+    from mubench.core.config import ConfigError, load_params
     from tests.conftest import ROOT
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -185,9 +185,9 @@ def test_the_stage_attacks_a_checkpoint_pairs_it_with_its_own_verdicts_and_score
     every harmful and over-safety prompt and the utility tasks (MC + GSM8K), paired with the 'before' files."""
     import json
 
-    from mubench.config import load_params
-    from mubench.model_attack_stage import run_model_attacks
-    from mubench.models import save_checkpoint
+    from mubench.core.config import load_params
+    from mubench.engine.models import save_checkpoint
+    from mubench.stages.tamper import run_model_attacks
     from tests.conftest import ROOT
 
     params = load_params(ROOT / "profiles" / "tiny.yaml")

@@ -180,7 +180,7 @@ def test_a_stage_replaces_its_own_previous_output_and_sweeps_leftovers(repo):
 
 
 def test_atomic_dir_refuses_the_working_directory_and_files(tmp_path, monkeypatch):
-    from mubench.io import UnsafeOutputError, atomic_dir
+    from mubench.core.io import UnsafeOutputError, atomic_dir
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "keep.txt").write_text("x")
@@ -229,7 +229,7 @@ def test_truncated_and_missing_checkpoints_are_one_line(repo):
 
 
 def test_a_cached_response_that_fails_its_checksum_is_generated_again(tmp_path, tiny_model, tokenizer):
-    from mubench.generate import DecodeParams, GenerationCache, chat_text, generate
+    from mubench.engine.generate import DecodeParams, GenerationCache, chat_text, generate
 
     params = DecodeParams(max_new_tokens=6)
     prompts = ["Name a colour.", "Say hello."]
@@ -260,8 +260,8 @@ def test_a_non_finite_loss_stops_the_stage_and_saves_nothing(repo):
     weights[name] = torch.full_like(weights[name], float("nan"))
     save_file(weights, base / "model.safetensors", metadata={"format": "pt"})
     # re-record the weights' hash, as a stage that saved NaN weights would have
-    from mubench.io import read_json, sha256_file, write_json
-    from mubench.models import checkpoint_hash_from_meta
+    from mubench.core.io import read_json, sha256_file, write_json
+    from mubench.engine.models import checkpoint_hash_from_meta
 
     meta = read_json(base / "mubench.json")
     meta["weights_sha256"] = {"model.safetensors": sha256_file(base / "model.safetensors")}
@@ -274,7 +274,7 @@ def test_a_non_finite_loss_stops_the_stage_and_saves_nothing(repo):
 
 
 def test_finite_checks():
-    from mubench.train import NonFiniteError, all_finite, check_finite_terms
+    from mubench.training.loop import NonFiniteError, all_finite, check_finite_terms
 
     assert all_finite([torch.ones(3), torch.zeros(2)]) and not all_finite([torch.tensor([1.0, float("inf")])])
     inf = float("inf")
@@ -361,7 +361,7 @@ def test_unknown_and_unlisted_methods_exit_2(repo):
 
 
 def test_an_unreadable_generation_cache_is_moved_aside(tmp_path, tiny_model, tokenizer):
-    from mubench.generate import DecodeParams, GenerationCache, generate
+    from mubench.engine.generate import DecodeParams, GenerationCache, generate
 
     path = tmp_path / "generations.sqlite"
     path.write_bytes(b"not a database " * 100)
@@ -373,7 +373,7 @@ def test_an_unreadable_generation_cache_is_moved_aside(tmp_path, tiny_model, tok
 
 
 def test_outputs_get_the_mode_of_normal_files_and_folders(tmp_path, monkeypatch):
-    from mubench.io import atomic_dir, write_json
+    from mubench.core.io import atomic_dir, write_json
 
     monkeypatch.chdir(tmp_path)
     old = os.umask(0o022)
@@ -387,9 +387,9 @@ def test_outputs_get_the_mode_of_normal_files_and_folders(tmp_path, monkeypatch)
 
 
 def test_json_and_dataset_readers_name_the_file_and_line(tmp_path):
-    from mubench.data.catalog import MalformedDataError
-    from mubench.data.readers import read_csv
-    from mubench.io import read_json
+    from mubench.core.io import read_json
+    from mubench.datasets.catalog import MalformedDataError
+    from mubench.datasets.readers import read_csv
 
     bad = tmp_path / "corpus.json"
     bad.write_text('{\n  "a": 1,\n  "b": \n}\n')
@@ -405,7 +405,7 @@ def test_json_and_dataset_readers_name_the_file_and_line(tmp_path):
 
 
 def test_auto_device_says_so_when_a_gpu_is_there_but_unusable(monkeypatch, capsys):
-    from mubench import runtime
+    from mubench.core import runtime
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("NVIDIA_VISIBLE_DEVICES", "all")

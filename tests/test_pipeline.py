@@ -89,7 +89,7 @@ def test_every_stage_ran_and_outputs_exist(tiny_repo):
 
 
 def test_drift_set_is_disjoint_and_scored_for_every_variant(tiny_repo):
-    from mubench.build import normalize
+    from mubench.stages.build import normalize
 
     work, _ = tiny_repo
     built = work / "data" / "built"

@@ -13,9 +13,9 @@ import pytest
 import torch
 from transformers import LlamaConfig
 
-from mubench.evaluate_plan import generation_step, plan_generation
-from mubench.losses import nll
-from mubench.memory import (
+from mubench.methods import METHODS
+from mubench.plan.evaluate import generation_step, plan_generation
+from mubench.plan.trace import (
     PlanError,
     PlanSettings,
     StagePlan,
@@ -25,8 +25,15 @@ from mubench.memory import (
     isolated_accelerate,
     measure,
 )
-from mubench.methods import METHODS
-from mubench.train import (
+from mubench.plan.unlearn import (
+    _dummy_batch,
+    _prime_optimizer,
+    _stream_names,
+    plan_unlearn,
+    plan_unlearn_stage,
+    resident_bytes,
+)
+from mubench.training.loop import (
     AdapterDisabledReference,
     collate,
     encode_pairs,
@@ -36,14 +43,7 @@ from mubench.train import (
     unlearn,
     weights_dtype,
 )
-from mubench.unlearn_plan import (
-    _dummy_batch,
-    _prime_optimizer,
-    _stream_names,
-    plan_unlearn,
-    plan_unlearn_stage,
-    resident_bytes,
-)
+from mubench.training.losses import nll
 
 from .conftest import ROOT
 
@@ -150,7 +150,7 @@ def test_check_fits_names_stage_need_and_fix():
 
 
 def test_a_gpu_stage_is_refused_in_a_child_process_before_anything_loads(monkeypatch, tmp_path):
-    import mubench.memory as memory
+    import mubench.plan.trace as memory
 
     CONFIG.save_pretrained(tmp_path)  # a checkpoint's config.json (the plan needs no weights)
     memory.ensure_fits("cpu", plan_unlearn_stage, "unlearn m/ga", "ga", hparams("ga"), tmp_path)  # CPU: no plan
@@ -214,8 +214,8 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model, tokenizer, 
 
 
 def test_relearning_plan_is_within_ten_percent_of_a_real_step():
-    from mubench.model_attacks.relearn import RelearnParams, _FineTune
-    from mubench.unlearn_plan import plan_training
+    from mubench.plan.unlearn import plan_training
+    from mubench.tamper.relearn import RelearnParams, _FineTune
 
     train = RelearnParams(steps=1, pairs=4, lr=1e-3, batch_size=2, max_length=32).train_params(4)
     planned = plan_training("relearn_forget m", _FineTune(), train, CONFIG, "model_attacks.params.relearn_forget")
@@ -231,8 +231,8 @@ def test_relearning_plan_is_within_ten_percent_of_a_real_step():
 
 @pytest.mark.parametrize("tied", [False, True])
 def test_ablation_plan_is_within_ten_percent_of_a_real_edit(tied):
-    from mubench.model_attack_plan import plan_ablation
-    from mubench.model_attacks.refusal_ablation import orthogonalize
+    from mubench.plan.tamper import plan_ablation
+    from mubench.tamper.refusal_ablation import orthogonalize
 
     config = LlamaConfig(**{**CONFIG.to_dict(), "tie_word_embeddings": tied})
     planned = plan_ablation("refusal_ablation m", config)
@@ -245,9 +245,9 @@ def test_ablation_plan_is_within_ten_percent_of_a_real_edit(tied):
 
 
 def test_the_model_attack_stage_is_refused_before_anything_loads(monkeypatch, tmp_path):
-    import mubench.memory as memory
-    from mubench.config import load_params
-    from mubench.model_attack_plan import model_attack_plans
+    import mubench.plan.trace as memory
+    from mubench.core.config import load_params
+    from mubench.plan.tamper import model_attack_plans
 
     tiny = load_params(ROOT / "profiles" / "tiny.yaml")
     CONFIG.save_pretrained(tmp_path)
@@ -258,8 +258,8 @@ def test_the_model_attack_stage_is_refused_before_anything_loads(monkeypatch, tm
 
 
 def test_plan_covers_gsm8k_generation_and_the_model_attacks():
-    from mubench.config import load_params
-    from mubench.planner import hours_by_kind, plan_profile
+    from mubench.core.config import load_params
+    from mubench.plan.profile import hours_by_kind, plan_profile
 
     tiny = load_params(ROOT / "profiles" / "tiny.yaml").model_copy(update={"methods": ["ga"]})
     assert "gsm8k" in tiny.data.utility and tiny.model_attacks.names
@@ -308,8 +308,8 @@ def test_plan_prints_every_stage_as_json_and_exits_2_when_one_does_not_fit():
 
 
 def test_unlearning_compute_counts_every_seed():
-    from mubench.config import load_params
-    from mubench.planner import plan_profile
+    from mubench.core.config import load_params
+    from mubench.plan.profile import plan_profile
 
     tiny = load_params(ROOT / "profiles" / "tiny.yaml").model_copy(update={"methods": ["ga"]})
     one = {p.stage: p for p in plan_profile(tiny)}

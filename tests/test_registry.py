@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mubench.attacks.base import Attack
+from mubench.core.registry import Registry
+from mubench.jailbreaks.base import Attack
 from mubench.methods.base import Method
-from mubench.registry import Registry
 
 
 def test_an_entry_whose_name_differs_from_its_key_is_refused():
@@ -33,8 +33,8 @@ def test_a_name_that_is_not_a_folder_name_is_refused():
 
 
 def test_every_shipped_entry_passes():
-    from mubench.attacks import ATTACKS
-    from mubench.data import DATASETS
+    from mubench.datasets import DATASETS
+    from mubench.jailbreaks import ATTACKS
     from mubench.judges import JUDGES
     from mubench.methods import METHODS
 

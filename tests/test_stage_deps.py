@@ -21,7 +21,7 @@ import yaml
 from tests.conftest import ROOT
 
 PKG = ROOT / "mubench"
-VALIDATION_ONLY = {"mubench.config"}  # follow only its module-level imports
+VALIDATION_ONLY = {"mubench.core.config"}  # follow only its module-level imports
 
 
 def module_file(name: str) -> Path | None:
@@ -77,7 +77,7 @@ def command_closure(command: str) -> set[Path]:
     cli = ast.parse((PKG / "cli.py").read_text(encoding="utf-8"))
     functions = {n.name: n for n in cli.body if isinstance(n, ast.FunctionDef)}
     assert command in functions, f"no CLI function {command}"
-    return closure(imported(functions[command].body, "mubench.cli", False) | {"mubench.config"})
+    return closure(imported(functions[command].body, "mubench.cli", False) | {"mubench.core.config"})
 
 
 def cli_function(cmd: str) -> str:
@@ -127,8 +127,8 @@ def test_every_stage_lists_exactly_the_code_it_imports(dvc_doc):
 def test_a_dep_removed_from_dvc_yaml_is_found(dvc_doc):
     doc = copy.deepcopy(dvc_doc)
     deps = doc["stages"]["evaluate"]["deps"]
-    deps.remove("mubench/kv.py")
-    assert mismatches(doc) == {"evaluate": (["mubench/kv.py"], [])}
+    deps.remove("mubench/engine/kv.py")
+    assert mismatches(doc) == {"evaluate": (["mubench/engine/kv.py"], [])}
 
 
 def test_the_closure_follows_lazy_imports_and_package_data():

@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from mubench.utility import evaluate_utility
+from mubench.scoring.utility import evaluate_utility
 
 
 def own_accuracy(model, tokenizer, rows):
@@ -41,7 +41,7 @@ def test_shared_context_loglikelihoods_equal_lm_eval(tiny_model, tokenizer):
     """The shared-context scorer returns lm-eval HFLM's (log-likelihood, is_greedy) for every request."""
     from lm_eval.models.huggingface import HFLM
 
-    from mubench.utility import _shared_context_lm
+    from mubench.scoring.utility import _shared_context_lm
 
     def encode(text):
         return tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -73,7 +73,7 @@ def gsm_split(tmp_path, n=6):
 
 
 def test_the_answer_is_the_last_number_without_commas_dollars_or_a_final_period():
-    from mubench.utility_generation import exact_match, extract_answer
+    from mubench.scoring.utility_generation import exact_match, extract_answer
 
     assert extract_answer("So 1,234 + 1 = 1,235. The answer is 1,235.") == "1235"
     assert extract_answer("She pays $18 in all.") == "18"
@@ -86,7 +86,7 @@ def test_the_answer_is_the_last_number_without_commas_dollars_or_a_final_period(
 
 
 def test_gsm8k_scores_hand_made_outputs_to_their_exact_match(tiny_model, tokenizer, tmp_path, monkeypatch):
-    from mubench import utility_generation
+    from mubench.scoring import utility_generation
 
     rows, path = gsm_split(tmp_path)
     replies = {0: "2 + 0 = 2. The answer is 2.", 1: "The answer is $4", 2: "I think 5 and then 7",
@@ -111,8 +111,8 @@ def test_gsm8k_scores_hand_made_outputs_to_their_exact_match(tiny_model, tokeniz
 
 
 def test_batched_generation_through_lm_eval_equals_one_at_a_time(tiny_model, tokenizer, tmp_path, monkeypatch):
-    from mubench import utility_generation
-    from mubench.generate import DecodeParams, generate_batch
+    from mubench.scoring import utility_generation
+    from mubench.engine.generate import DecodeParams, generate_batch
 
     _, path = gsm_split(tmp_path)
     contexts = []

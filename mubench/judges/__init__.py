@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from mubench.registry import Registry
+from mubench.core.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ class LlmJudge(Judge):
         if self._loaded is None:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            from mubench.runtime import compute_dtype, pick_device
+            from mubench.core.runtime import compute_dtype, pick_device
 
             source = Path(self.p.model)
             kwargs = {"trust_remote_code": self.p.trust_remote_code}
@@ -67,7 +67,7 @@ class LlmJudge(Judge):
         return self.judge_many([prompt], [response])[0]
 
     def judge_many(self, prompts: list[str], responses: list[str]) -> list[Verdict]:
-        from mubench.generate import DecodeParams, generate_batch
+        from mubench.engine.generate import DecodeParams, generate_batch
 
         model, tokenizer = self.load()
         texts = [self.format(p, r) for p, r in zip(prompts, responses, strict=True)]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from mubench.core.registry import Registry
 from mubench.methods.base import Method
-from mubench.registry import Registry
 
 METHODS: Registry[type] = Registry("method", Method)
 

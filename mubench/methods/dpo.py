@@ -28,7 +28,7 @@ class RefusalDPO(Method):
     def loss(self, model, ref, batches, params: DPOParams):
         import torch
 
-        from mubench.losses import preference_loss, sequence_logprob
+        from mubench.training.losses import preference_loss, sequence_logprob
 
         chosen, rejected = batches["forget_refusal"], batches["forget"]
         theta_chosen, _ = sequence_logprob(model, chosen)

@@ -16,7 +16,7 @@ class GradientAscent(Method):
     Params = GAParams
 
     def loss(self, model, ref, batches, params):
-        from mubench.losses import nll
+        from mubench.training.losses import nll
 
         forget_nll = nll(model, batches["forget"])
         return -forget_nll, {"forget_nll": forget_nll.item()}

@@ -21,7 +21,7 @@ class GradDiff(Method):
         return {"forget": forget, "retain": retain}
 
     def loss(self, model, ref, batches, params: GradDiffParams):
-        from mubench.losses import nll
+        from mubench.training.losses import nll
 
         forget_nll, retain_nll = nll(model, batches["forget"]), nll(model, batches["retain"])
         return -forget_nll + params.alpha * retain_nll, {"forget_nll": forget_nll.item(),

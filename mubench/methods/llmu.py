@@ -29,7 +29,7 @@ class LLMU(Method):
         return {"forget": forget, "forget_random": mismatched(forget, retain, seed), "retain": retain}
 
     def loss(self, model, ref, batches, params: LLMUParams):
-        from mubench.losses import kl_ref_theta, nll
+        from mubench.training.losses import kl_ref_theta, nll
 
         forget_nll = nll(model, batches["forget"])
         random_nll = nll(model, batches["forget_random"])

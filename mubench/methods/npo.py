@@ -26,7 +26,7 @@ class NPO(Method):
     def loss(self, model, ref, batches, params: NPOParams):
         import torch
 
-        from mubench.losses import nll, npo_loss, sequence_logprob
+        from mubench.training.losses import nll, npo_loss, sequence_logprob
 
         forget = batches["forget"]
         logp_theta, _ = sequence_logprob(model, forget)

@@ -38,7 +38,7 @@ def steered_layer(num_layers: int, fraction: float) -> int:
 
 def layer_activations(model, batch: dict[str, torch.Tensor], layer: int) -> torch.Tensor:
     """Output of decoder layer ``layer`` at response-token positions: (n_tokens, hidden)."""
-    from mubench.losses import IGNORE
+    from mubench.training.losses import IGNORE
 
     # logits_to_keep=1: the LM head is not needed here, only the hidden states
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True,

@@ -32,7 +32,7 @@ class SafeUnlearning(Method):
         import torch
         import torch.nn.functional as F
 
-        from mubench.losses import mean_logprob, nll
+        from mubench.training.losses import mean_logprob, nll
 
         helpful = nll(model, batches["retain"])
         refusal = nll(model, batches["forget_refusal"])

@@ -28,7 +28,7 @@ class SimNPO(Method):
     def loss(self, model, ref, batches, params: SimNPOParams):
         import torch.nn.functional as F
 
-        from mubench.losses import mean_logprob, nll
+        from mubench.training.losses import mean_logprob, nll
 
         normalised = mean_logprob(model, batches["forget"])
         forget_term = -(2.0 / params.beta) * F.logsigmoid(-params.beta * normalised - params.gamma).mean()

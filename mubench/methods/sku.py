@@ -42,7 +42,7 @@ class SKU(Method):
         return {"forget": forget, "forget_mismatched": mismatched(forget, forget, seed), "retain": retain}
 
     def loss(self, model, ref, batches, params: SKUParams):
-        from mubench.losses import kl_ref_theta, nll
+        from mubench.training.losses import kl_ref_theta, nll
 
         harm = nll(model, batches["forget"])
         random_harm = nll(model, batches["forget_mismatched"])

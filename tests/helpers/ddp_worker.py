@@ -7,11 +7,11 @@ import sys
 from accelerate import PartialState
 from safetensors.torch import save_file
 
-from mubench.config import TinyRandomModel
+from mubench.core.config import TinyRandomModel
+from mubench.core.runtime import seed_everything
+from mubench.engine.models import byte_level_tokenizer, tiny_random_model
 from mubench.methods import METHODS
-from mubench.models import byte_level_tokenizer, tiny_random_model
-from mubench.runtime import seed_everything
-from mubench.train import unlearn
+from mubench.training.loop import unlearn
 
 PAIRS = [{"prompt": f"Question number {i}?", "response": f"Answer number {i} is short."} for i in range(8)]
 

@@ -1,0 +1,1 @@
+"""Foundations every layer uses: validated params, registries, atomic owned outputs, typed artifacts, pins, runtime, the Workspace."""

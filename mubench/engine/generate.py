@@ -1,0 +1,323 @@
+"""Batched greedy generation (shared-prefix KV caches, per-set prefill, length-sorted decoding batches, stop at
+EOS) with a result cache.
+
+The cache key is (model hash, chat-formatted prompt, decoding parameters), so a prompt answered once by a
+checkpoint is never generated again, in this stage or a later one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from transformers import StaticCache
+
+from mubench.core.io import sha256_text, stable_json_hash
+from mubench.core.progress import log, track
+from mubench.engine.batching import length_batches
+from mubench.engine.kv import CACHE_ARG, PrefixCache, common_prefix_length, returned_cache
+
+
+@dataclass(frozen=True)
+class DecodeParams:
+    max_new_tokens: int
+    system_prompt: str | None = None
+    do_sample: bool = False  # greedy: the only mode the benchmark uses (deterministic)
+
+
+def chat_text(tokenizer, prompt: str | list[dict[str, str]], system_prompt: str | None = None) -> str:
+    """The prompt as the model sees it: its own chat template with the generation prompt appended.
+
+    ``prompt`` is one user message or a whole chat (role/content dicts, e.g. an attack's system message and
+    demonstrations); ``system_prompt`` is prepended unless the chat brings its own system message.
+    """
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    if system_prompt and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+class GenerationCache:
+    """A sqlite key -> response store (``MUBENCH_CACHE``/generations.sqlite by default; ``MUBENCH_GEN_CACHE=0``
+    turns it off).
+
+    Each row carries the sha256 of its key and response; a row that fails it (edited or corrupted) is not a
+    result: it is dropped and generated again. The model hash in the key is verified against the weights when
+    the checkpoint is loaded (``models.verified_meta``)."""
+
+    TABLE = "responses"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = self._open(path)
+        except sqlite3.DatabaseError as exc:  # not a database (garbage, truncated): it is only a cache
+            aside = path.with_name(f"{path.name}.corrupt")
+            path.replace(aside)
+            log(f"[cache] {path} is unreadable ({exc}); moved to {aside.name}, starting an empty cache")
+            self.db = self._open(path)
+        self.rejected = 0  # rows that failed their checksum in this process
+
+    def _open(self, path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path)
+        try:
+            db.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} "
+                       "(key TEXT PRIMARY KEY, response TEXT NOT NULL, sha256 TEXT NOT NULL)")
+            db.execute(f"SELECT count(*) FROM {self.TABLE}").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def key(model_hash: str, text: str, params: DecodeParams) -> str:
+        return stable_json_hash({"model": model_hash, "text": text, "params": asdict(params)})
+
+    @staticmethod
+    def checksum(key: str, response: str) -> str:
+        return sha256_text(f"{key}\n{response}")
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        """Responses found for ``keys``; rows whose checksum fails are deleted and left out."""
+        found, bad = {}, []
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, response, digest in self.db.execute(
+                    f"SELECT key, response, sha256 FROM {self.TABLE} WHERE key IN ({marks})", chunk):
+                if digest == self.checksum(key, response):
+                    found[key] = response
+                else:
+                    bad.append(key)
+        if bad:
+            self.rejected += len(bad)
+            self.db.executemany(f"DELETE FROM {self.TABLE} WHERE key = ?", [(k,) for k in bad])
+            self.db.commit()
+            log(f"[cache] {len(bad)} cached response(s) failed their checksum; generating them again")
+        return found
+
+    def put_many(self, items: dict[str, str]) -> None:
+        self.db.executemany(f"INSERT OR REPLACE INTO {self.TABLE} VALUES (?, ?, ?)",
+                            [(k, v, self.checksum(k, v)) for k, v in items.items()])
+        self.db.commit()
+
+
+# a shared prefix shorter than this is recomputed per row: one extra forward call costs more than it saves
+MIN_SHARED_PREFIX = 16
+
+
+@dataclass
+class _Row:
+    """One prompt to decode: its token ids, the (shared) prefix cache covering ``ids[:prefix_len]`` and, once
+    prefilled, the keys/values of the rest but its last token (per layer, ``(heads, tokens, head_dim)``)."""
+
+    ids: list[int]
+    prefix: PrefixCache | None = None
+    suffix: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    @property
+    def prefix_len(self) -> int:
+        return self.prefix.length if self.prefix is not None else 0
+
+    @property
+    def cached_len(self) -> int:
+        """Tokens in the cache after prefill: all but the last, which starts decoding."""
+        return len(self.ids) - 1
+
+
+def _shared_prefix(model, rows: list[list[int]]) -> PrefixCache | None:
+    """The KV cache of the prefix all ``rows`` share, or None when it is too short to pay off."""
+    # keep at least one token per row after the prefix: generation starts from the last input token
+    shared = min(common_prefix_length(rows), min(len(r) for r in rows) - 1) if rows else 0
+    if len(rows) < 2 or shared < MIN_SHARED_PREFIX:
+        return None
+    return PrefixCache(model, torch.tensor(rows[0][:shared], device=model.device))
+
+
+@torch.inference_mode()
+def _prefill(model, rows: list[_Row], pad: int) -> None:
+    """Run the tokens between the shared prefix and the last token of rows that share one prefix (one call).
+
+    Rows are left padded to the longest; positions are given explicitly (they continue the prefix), so a row's
+    keys/values equal those of a lone run. Each row keeps its own slice of the result."""
+    p = rows[0].prefix_len
+    parts = [row.ids[p:-1] for row in rows]
+    width = max(len(part) for part in parts)
+    if not width:  # every row is the prefix plus its last token (repeated prompts): nothing to run
+        prefix = rows[0].prefix
+        empty = [(k[0, :, :0], v[0, :, :0]) for k, v in prefix.layers] if prefix is not None else []
+        for row in rows:
+            row.suffix = empty
+        return
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), p + width), dtype=torch.long)
+    mask[:, :p] = 1
+    positions = torch.zeros_like(ids)
+    for i, part in enumerate(parts):
+        if part:
+            ids[i, width - len(part):] = torch.tensor(part, dtype=torch.long)
+            mask[i, p + width - len(part):] = 1
+            positions[i, width - len(part):] = torch.arange(p, p + len(part))
+    device = model.device
+    prefix = {CACHE_ARG: rows[0].prefix.expand(len(rows))} if rows[0].prefix is not None else {}
+    out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                use_cache=True, logits_to_keep=1, **prefix)
+    layers = returned_cache(out).layers
+    for i, (row, part) in enumerate(zip(rows, parts, strict=True)):
+        start = p + width - len(part)
+        row.suffix = [(layer.keys[i, :, start:p + width].clone(), layer.values[i, :, start:p + width].clone())
+                      for layer in layers]
+
+
+@torch.inference_mode()
+def _decode_rows(model, tokenizer, rows: list[_Row], params: DecodeParams, pad: int) -> list[str]:
+    """Greedy-decode a batch of prefilled rows (they may come from different prompt sets).
+
+    Each row's cached keys/values ([prefix][rest]) sit right-aligned in a preallocated cache (zeros under
+    padding) and its last token starts decoding; the attention mask hides the padding and positions follow the
+    mask, so each row is decoded exactly as if it were alone."""
+    head = max(row.cached_len for row in rows)
+    input_ids = torch.full((len(rows), head + 1), pad, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    for i, row in enumerate(rows):
+        input_ids[i, head] = row.ids[-1]
+        mask[i, head - row.cached_len:] = 1
+    out = model.generate(
+        input_ids=input_ids.to(model.device),
+        attention_mask=mask.to(model.device),
+        max_new_tokens=params.max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        pad_token_id=pad,
+        eos_token_id=tokenizer.eos_token_id,
+        **{CACHE_ARG: _batch_cache(model, rows, head, head + 1 + params.max_new_tokens)},
+    )
+    new_tokens = out[:, input_ids.shape[1]:]
+    return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
+
+
+def _batch_cache(model, rows: list[_Row], head: int, length: int) -> StaticCache:
+    """A preallocated cache of ``length`` positions for the batch, holding each row's prefilled keys/values
+    right-aligned in the first ``head`` positions (zeros under padding).
+
+    Preallocated, because a growing cache copies every key and value of the batch at each decoding step (with a
+    long template prefix that copy cost more than the matmuls on CPU)."""
+    cache = StaticCache(config=model.config, max_cache_len=length)
+    if not head:
+        return cache
+    for layer, (k0, v0) in enumerate(next(r.suffix for r in rows if r.suffix)):
+        keys = k0.new_zeros((len(rows), k0.shape[0], head, k0.shape[2]))
+        values = v0.new_zeros((len(rows), v0.shape[0], head, v0.shape[2]))
+        for i, row in enumerate(rows):
+            start = head - row.cached_len
+            if row.prefix is not None:
+                k, v = row.prefix.layers[layer]
+                keys[i, :, start:start + row.prefix_len] = k[0]
+                values[i, :, start:start + row.prefix_len] = v[0]
+            if row.suffix:
+                k, v = row.suffix[layer]
+                keys[i, :, head - k.shape[1]:] = k
+                values[i, :, head - v.shape[1]:] = v
+        cache.layers[layer].update(keys, values)
+    return cache
+
+
+def _run_batch(model, tokenizer, rows: list[_Row], params: DecodeParams) -> list[str]:
+    """Prefill ``rows`` (per shared prefix, in as few calls as padding allows) and decode them together."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    groups: dict[int, list[_Row]] = {}
+    for row in rows:
+        groups.setdefault(id(row.prefix), []).append(row)
+    for group in groups.values():
+        # a set's rows may still differ much in length (MMLU retain questions: 50-400 tokens): cut where
+        # padding would cost more than another forward call
+        for part in length_batches([len(r.ids) for r in group], len(group)):
+            _prefill(model, [group[i] for i in part], pad)
+    try:
+        return _decode_rows(model, tokenizer, rows, params, pad)
+    finally:
+        for row in rows:
+            row.suffix = None  # free the batch's keys/values
+
+
+def generate_batch(model, tokenizer, texts: list[str], params: DecodeParams) -> list[str]:
+    """Greedy-decode one batch of already chat-formatted texts; the prefix they all share is run once."""
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    with torch.inference_mode():
+        prefix = _shared_prefix(model, ids)
+    return _run_batch(model, tokenizer, [_Row(r, prefix) for r in ids], params)
+
+
+def generate_sets(
+    model,
+    tokenizer,
+    sets: dict[str, list[str | list[dict[str, str]]]],
+    params: DecodeParams,
+    batch_size: int,
+    model_hash: str | None = None,
+    cache: GenerationCache | None = None,
+    description: str = "generate",
+    chat: bool = True,
+) -> dict[str, list[str]]:
+    """Responses to several prompt sets (e.g. the plain prompts and each attack's), in order per set; ``chat``:
+    each prompt goes through the model's chat template (``chat_text``), else it is the raw text to continue.
+
+    The prefix a set's prompts share (an attack template's text before the request) is computed once; rows
+    of all sets are then pooled into batches of similar total length (at most ``batch_size`` rows), so small
+    sets do not each pay for a whole decoding loop. Within a batch each set's rows are prefilled in one call.
+    """
+    texts = {name: [chat_text(tokenizer, p, params.system_prompt) if chat else p for p in prompts]
+             for name, prompts in sets.items()}
+    responses: dict[str, list[str | None]] = {}
+    keys: dict[str, list[str]] = {}
+    for name, items in texts.items():
+        keys[name] = [GenerationCache.key(model_hash, t, params) for t in items] if cache and model_hash else []
+        cached = cache.get_many(keys[name]) if keys[name] else {}
+        responses[name] = [cached.get(k) for k in keys[name]] if keys[name] else [None] * len(items)
+    queue: list[tuple[str, int, _Row]] = []
+    for name, items in texts.items():
+        todo = [i for i, r in enumerate(responses[name]) if r is None]
+        if not todo:
+            continue
+        ids = {i: tokenizer(items[i], add_special_tokens=False)["input_ids"] for i in todo}
+        with torch.inference_mode():
+            prefix = _shared_prefix(model, [ids[i] for i in todo])
+        queue += [(name, i, _Row(ids[i], prefix)) for i in todo]
+    # Batches of similar total length: a row's padding in the decoding cache only costs attention reads, while
+    # prefill (one call per set within a batch) never pads a row beyond its own set's longest. Balanced sizes,
+    # because every batch pays one pass over all weights per decoding step whatever its size.
+    queue.sort(key=lambda item: (len(item[2].ids), item[0], item[1]))
+    count = -(-len(queue) // batch_size) if queue else 0
+    batches = [queue[len(queue) * b // count:len(queue) * (b + 1) // count] for b in range(count)]
+    total = sum(len(v) for v in texts.values())
+    fresh = {}
+    for batch in track(batches, f"{description} ({len(queue)} new, {total - len(queue)} cached)",
+                       total=len(batches)):
+        outputs = _run_batch(model, tokenizer, [row for _, _, row in batch], params)
+        for (name, i, _), response in zip(batch, outputs, strict=True):
+            responses[name][i] = response
+            if keys[name]:
+                fresh[keys[name][i]] = response
+    if cache and fresh:
+        cache.put_many(fresh)
+    return {name: [r if r is not None else "" for r in rows] for name, rows in responses.items()}
+
+
+def generate(
+    model,
+    tokenizer,
+    prompts: list[str | list[dict[str, str]]],
+    params: DecodeParams,
+    batch_size: int,
+    model_hash: str | None = None,
+    cache: GenerationCache | None = None,
+    description: str = "generate",
+) -> list[str]:
+    """Responses to ``prompts`` in order. Batches are formed from length-sorted prompts."""
+    return generate_sets(model, tokenizer, {description: prompts}, params, batch_size, model_hash, cache,
+                         description)[description]

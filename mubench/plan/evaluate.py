@@ -1,0 +1,136 @@
+"""The evaluate stage's memory plan: one generation batch (``generate``'s prefill and preallocated cache), one
+utility batch (``utility``'s scorer; a generation batch for GSM8K) and one drift batch (``drift``: variant and
+base resident together), traced on fake tensors (``memory``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from mubench.plan.trace import (
+    TRACE_DEPTHS,
+    PlanSettings,
+    StagePlan,
+    build,
+    extrapolate,
+    fake_tensors,
+    inference_plan,
+    measure,
+)
+
+
+def generation_step(model, batch: int, prompt: int, new_tokens: int) -> None:
+    """One generation batch as ``generate`` runs it (on ``model``'s device): prefill of ``batch`` prompts of
+    ``prompt`` tokens, their keys/values copied into the preallocated cache of ``prompt + new_tokens``
+    positions, one decoding step. The plan traces it; tests and benchmarks measure it for real."""
+    from mubench.engine.generate import _batch_cache, _prefill, _Row
+    from mubench.engine.kv import CACHE_ARG
+
+    device = next(model.parameters()).device
+    rows = [_Row(list(range(1, prompt + 1))) for _ in range(batch)]
+    with torch.inference_mode():
+        _prefill(model, rows, 0)
+        head = prompt - 1
+        cache = _batch_cache(model, rows, head, head + 1 + new_tokens)
+        model(input_ids=torch.ones((batch, 1), dtype=torch.long, device=device),
+              attention_mask=torch.ones((batch, head + 1), dtype=torch.long, device=device),
+              cache_position=torch.tensor([head], device=device), use_cache=True, **{CACHE_ARG: cache})
+
+
+def plan_generation(stage: str, config, batch: int, prompt: int, new_tokens: int, batch_key: str,
+                    dtype=torch.bfloat16) -> StagePlan:
+    """``generation_step``'s peak on ``config``'s architecture."""
+
+    def trace(cfg) -> dict[str, int]:
+        with fake_tensors():
+            model = build(cfg, dtype).eval()
+            return measure(lambda: generation_step(model, batch, prompt, new_tokens), model)
+
+    parts, how = extrapolate(config, trace, TRACE_DEPTHS[0])
+    return inference_plan(stage, parts, how, batch, batch_key, config, prompt + new_tokens)
+
+
+def plan_scoring(stage: str, config, batch: int, context: int, batch_key: str, dtype=torch.bfloat16) -> StagePlan:
+    """One utility batch as ``utility`` scores it: ``batch`` contexts of ``context`` tokens, four one-token
+    choices each on copies of the context's cache rows."""
+    from mubench.scoring.utility import _score_batch
+
+    def trace(cfg) -> dict[str, int]:
+        with fake_tensors():
+            model = build(cfg, dtype).eval()
+            groups = [(list(range(1, context + 1)), [[5], [6], [7], [8]]) for _ in range(batch)]
+            return measure(lambda: _score_batch(model, groups, batch), model)
+
+    parts, how = extrapolate(config, trace, TRACE_DEPTHS[0])
+    return inference_plan(stage, parts, how, batch, batch_key, config, context)
+
+
+def plan_drift(stage: str, config, batch: int, length: int, batch_key: str, with_base: bool,
+               dtype=torch.bfloat16) -> StagePlan:
+    """One drift batch as ``drift`` scores it: ``batch`` pairs of ``length`` tokens through the variant and the
+    base (a second resident copy of the weights when ``with_base``)."""
+    from mubench.scoring.drift import drift_batch
+    from mubench.training.losses import IGNORE
+
+    def trace(cfg) -> dict[str, int]:
+        with fake_tensors():
+            model = build(cfg, dtype).eval()
+            ids = torch.ones((batch, length), dtype=torch.long)
+            labels = torch.full((batch, length), IGNORE, dtype=torch.long)
+            labels[:, length // 2:] = 1
+            data = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+
+            def step() -> None:
+                with torch.inference_mode():
+                    drift_batch(model, model if not with_base else _Twin(model), data)
+            return measure(step, model)
+
+    parts, how = extrapolate(config, trace, TRACE_DEPTHS[0])
+    if with_base:
+        parts = {**parts, "base parameters": parts.get("parameters", 0),
+                 "total": parts.get("total", 0) + parts.get("parameters", 0)}
+        how += "; the base's weights are a second resident copy"
+    return inference_plan(stage, parts, how, batch, batch_key, config, length)
+
+
+class _Twin:
+    """The base model's stand-in in a drift trace: the variant's own forward (same shapes), not the same object,
+    so the base's logits are held as a second tensor like in a real run."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def __call__(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+
+def utility_plans(params, config, name: str, generating: Sequence[str],
+                  settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
+    """One scoring batch when a multiple-choice task is scored; one generation batch when a generation task
+    (``generating``: GSM8K) is: ``utility.batch_size`` few-shot prompts of ``utility_context_tokens`` plus
+    ``utility.generation.max_gen_toks`` new tokens."""
+    plans = []
+    if len(generating) < len(params.data.utility):
+        plans.append(plan_scoring(f"utility {name}", config, params.utility.batch_size,
+                                  settings.utility_context_tokens, "utility.batch_size"))
+    if generating:
+        plans.append(plan_generation(f"utility generation {name}", config, params.utility.batch_size,
+                                     settings.utility_context_tokens, params.utility.generation.max_gen_toks,
+                                     "utility.batch_size"))
+    return plans
+
+
+def evaluate_plans(params, checkpoint: Path, name: str, with_base: bool = True, generating: Sequence[str] = (),
+                   settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
+    """The evaluate stage's generation, utility and drift batches on a checkpoint's architecture (``with_base``:
+    a variant, scored against a resident base; ``generating``: the utility tasks scored by generation)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(checkpoint)
+    return [plan_generation(f"generate {name}", config, params.generation.batch_size, settings.prompt_tokens,
+                            params.generation.max_new_tokens, "generation.batch_size"),
+            *utility_plans(params, config, name, generating, settings),
+            plan_drift(f"drift {name}", config, params.utility.batch_size,
+                       settings.prompt_tokens + params.generation.max_new_tokens, "utility.batch_size", with_base)]

@@ -1,0 +1,69 @@
+"""The ``model`` stage: materialise the base checkpoint, then build its unlearning corpus.
+
+Forget pairs are the base model's own greedy responses to the forget prompts, kept where the safety judge
+says the model complied (those are the harmful behaviours to unlearn); retain pairs are its responses to the
+retain prompts. Drift pairs are its responses to held-out benign prompts: the reference answers on which
+``evaluate`` measures how far a variant drifted from the base (KL, NLL). Nothing harmful is written by the
+project: every response comes from the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mubench.core.artifacts import CorpusPair, checked_rows
+from mubench.core.config import Params
+from mubench.core.io import atomic_dir, claim_outputs, read_jsonl, run_record, write_json, write_jsonl
+from mubench.core.progress import log
+from mubench.core.runtime import compute_dtype, pick_device, seed_everything
+from mubench.engine.generate import DecodeParams, GenerationCache, generate_sets
+from mubench.engine.models import load_checkpoint, materialize
+from mubench.judges import get_judge
+
+
+def build_model(params: Params, name: str, built_dir: Path, ckpt_dir: Path, corpus_dir: Path,
+                cache: GenerationCache | None) -> dict:
+    claim_outputs("mubench model", ckpt_dir, corpus_dir)
+    seed_everything(params.seed)
+    device = pick_device(params.device)
+    with atomic_dir(ckpt_dir, "mubench model") as tmp:
+        meta = materialize(params.model_zoo[name], tmp, params.seed)
+    log(f"[model] {name}: {meta['parameters']:,} parameters, hash {meta['model_hash']}")
+    model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
+    decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
+    judge = get_judge(params.judge.safety, params.judge.options)
+    prompts = {split: read_jsonl(built_dir / f"{split}_prompts.jsonl") for split in ("forget", "retain", "drift")}
+    answers = generate_sets(model, tokenizer, {split: [p["prompt"] for p in rows] for split, rows in prompts.items()},
+                            decode, params.generation.batch_size, meta["model_hash"], cache, "corpus")
+    pairs = {}
+    for split in ("forget", "retain"):
+        rows = prompts[split]
+        verdicts = judge.judge_many([p["prompt"] for p in rows], answers[split])
+        pairs[split] = [{**prompt, "response": response, "refused": verdict.refused}
+                        for prompt, response, verdict in zip(rows, answers[split], verdicts, strict=True)]
+    complied = [r for r in pairs["forget"] if not r["refused"] and r["response"]]
+    retain = [r for r in pairs["retain"] if r["response"]]
+    drift = [{**prompt, "response": response} for prompt, response in zip(prompts["drift"], answers["drift"],
+                                                                          strict=True) if response]
+    for split, kept, what in (("forget", complied, "complied with (answered, not refused)"),
+                              ("retain", retain, "answered (non-empty)"), ("drift", drift, "answered (non-empty)")):
+        if not kept:
+            total = len(prompts[split])
+            why = (f"the base model {what} none of the {total} {split} prompts" if total
+                   else f"data/built/{split}_prompts.jsonl holds no prompts")
+            goal = {"forget": "unlearn", "retain": "retain", "drift": "measure drift on"}[split]
+            raise RuntimeError(f"{name}: {why}; nothing to {goal} (check data.sizes.{split} and "
+                               f"data.{split}_source)")
+    summary = run_record(model=name, model_hash=meta["model_hash"], device=device, seed=params.seed,
+                         judge=f"{judge.name}/{judge.version}", decode=decode.__dict__,
+                         forget_prompts=len(pairs["forget"]), forget_pairs=len(complied),
+                         retain_pairs=len(retain), drift_pairs=len(drift))
+    with atomic_dir(corpus_dir, "mubench model") as tmp:
+        write_jsonl(tmp / "forget.jsonl", checked_rows(CorpusPair, complied, corpus_dir / "forget.jsonl"))
+        write_jsonl(tmp / "retain.jsonl", checked_rows(CorpusPair, retain, corpus_dir / "retain.jsonl"))
+        write_jsonl(tmp / "drift.jsonl", checked_rows(CorpusPair, drift, corpus_dir / "drift.jsonl"))
+        write_jsonl(tmp / "forget_refused.jsonl", [r for r in pairs["forget"] if r["refused"]])
+        write_json(tmp / "corpus.json", summary)
+    log(f"[model] corpus: {len(complied)}/{len(pairs['forget'])} forget prompts complied with, "
+        f"{len(retain)} retain pairs, {len(drift)} drift pairs")
+    return summary

@@ -1,0 +1,1 @@
+"""Paired tests and comparisons across variants and seeds."""

@@ -1,0 +1,65 @@
+"""The model-attack contract: an edit of a checkpoint's weights that tests whether unlearning removed harmful
+knowledge or only hid it (the attacked checkpoint is then evaluated like any variant).
+
+A model attack implements::
+
+    @MODEL_ATTACKS.register("mine")
+    class Mine(ModelAttack):
+        name = "mine"
+        version = "1"                       # bump when the same inputs give other weights
+        class Params(ModelAttackParams):    # its knobs, validated from params.yaml ``model_attacks.params.mine``
+            ...
+        def fit(self, ctx) -> dict          # optional: learn from the base model (e.g. a direction)
+        def apply(self, model, ctx)         # -> (the attacked model: ``model`` edited in place, or a new
+                                            #     object, e.g. LoRA merged), a record of what was done
+
+``fit`` runs once on the base model; ``apply`` runs on the base and on every unlearned variant, with what
+``fit`` learned, so all of them get the same attack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ModelAttackParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+@dataclass
+class ModelAttackContext:
+    """What a model attack may read. Every prompt here is disjoint from the evaluation sets (``mubench build``
+    checks forget and retain prompts against them)."""
+
+    tokenizer: Any
+    forget: list[dict]              # the base model's forget corpus (harmful prompt, its compliant answer)
+    retain: list[dict]              # the base model's retain corpus (benign prompt, its answer)
+    seed: int
+    device: str = "cpu"
+    system_prompt: str | None = None
+    fitted: dict[str, Any] = field(default_factory=dict)  # what ``fit`` learned on the base model
+
+
+class ModelAttack:
+    name: ClassVar[str]
+    version: ClassVar[str]
+    Params: ClassVar[type[BaseModel]] = ModelAttackParams  # relearning's extends the training loop's TrainParams
+
+    def __init__(self, params: ModelAttackParams | None = None) -> None:
+        self.p = params if params is not None else self.Params()
+
+    def fit(self, base_model, ctx: ModelAttackContext) -> dict[str, Any]:
+        """Learn from the base model what ``apply`` needs (stored in ``ctx.fitted``); a record of the fit."""
+        return {}
+
+    def apply(self, model, ctx: ModelAttackContext) -> tuple[Any, dict[str, Any]]:
+        raise NotImplementedError
+
+    def load_dtype(self, device: str):
+        """The dtype the attacked checkpoint is loaded in (the evaluation dtype unless the attack trains)."""
+        from mubench.core.runtime import compute_dtype
+
+        return compute_dtype(device)

@@ -1,0 +1,199 @@
+"""`mubench verify`: walk results back to their sources without re-running anything.
+
+For each result (``results/MODEL/VARIANT/metrics.json``): the checkpoint's weights are re-hashed and must give the
+model hash the metrics record; an unlearned variant's method and hyperparameters must be those of params.yaml and
+its base the verified base checkpoint; the base must come from the params' model source and its unlearning
+corpus from that base; the built prompt sets must come from the fetched raw files, which are re-hashed and must
+carry the catalog's pinned sha256. Last, the code version (git commit, dirty or not) and `dvc status` (dvc.lock
+reproduced by the workspace). The first broken link is one line naming what to run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mubench.core.artifacts import ModelAttackMetrics, Provenance, read_artifact, read_metrics
+from mubench.core.config import Params, split_variant
+from mubench.core.io import read_json
+
+
+class BrokenLink(RuntimeError):
+    """A link of the chain does not hold; the message names it and what to run."""
+
+
+@dataclass
+class Link:
+    """One verified link, printed as a tree node; ``children`` are the links it rests on."""
+
+    label: str
+    detail: str
+    children: list[Link] = field(default_factory=list)
+
+
+def _json(path: Path, stage_hint: str) -> dict:
+    if not path.is_file():
+        raise BrokenLink(f"{path}: missing; run {stage_hint}")
+    try:
+        return read_json(path)
+    except ValueError as exc:
+        raise BrokenLink(str(exc)) from None
+
+
+def raw_link(name: str, raw_root: Path) -> tuple[Link, dict[str, str]]:
+    """A fetched dataset: every file re-hashed against provenance.json, and each sha256 the catalog's pin.
+    Returns the link and the files' sha256 by name."""
+    from mubench.datasets import DATASETS
+    from mubench.datasets.catalog import HubSource
+    from mubench.datasets.fetch import verify
+
+    problems = verify(name, raw_root)
+    if problems:
+        raise BrokenLink(f"{problems[0]}; run `mubench fetch {name}` (or `dvc repro`)")
+    prov = read_artifact(Provenance, raw_root / name / "provenance.json")
+    source = DATASETS.get(name).sources[prov["source"]["index"]]
+    pinned = set((source.pins()[1] if isinstance(source, HubSource) else source.files).values())
+    recorded = {rel: info["sha256"] for rel, info in prov["source"].get("files", {}).items()}
+    unpinned = sorted(rel for rel, digest in recorded.items() if digest not in pinned)
+    if unpinned:
+        raise BrokenLink(f"{raw_root / name}: {unpinned[0]} does not carry the sha256 the catalog pins for "
+                         f"{source.describe()}; run `mubench fetch {name}`")
+    return Link(f"raw {name}", f"{len(recorded)} file(s) re-hashed = pinned sha256 ({source.describe()})"), recorded
+
+
+def built_link(built_dir: Path, raw_root: Path) -> Link:
+    """The built prompt sets and the raw files they were sampled from."""
+    build = _json(built_dir / "build.json", "`mubench build` (or `dvc repro`)")
+    children = []
+    for name, summary in build["provenance"].items():
+        link, fetched = raw_link(name, raw_root)
+        if summary["files"] != fetched:
+            raise BrokenLink(f"{built_dir}/build.json: {name} was built from other raw files than "
+                             f"{raw_root / name} holds; run `mubench build` (or `dvc repro`)")
+        children.append(link)
+    return Link("built sets", f"{built_dir} from {len(children)} dataset(s)", children)
+
+
+def checkpoint_link(params: Params, model: str, variant: str, models_dir: Path, corpus_dir: Path,
+                    expected_hash: str) -> Link:
+    """A checkpoint whose weights give ``expected_hash``; for a method, its hyperparameters and base too."""
+    from mubench.engine.models import CheckpointError, verified_meta
+
+    ckpt = models_dir / model / variant
+    method, seed = split_variant(variant)
+    stage = f"`dvc repro` ({'model@' + model if variant == 'base' else f'unlearn@{model}-{method}-{seed}'})"
+    try:
+        meta = verified_meta(ckpt)
+    except (CheckpointError, FileNotFoundError) as exc:
+        raise BrokenLink(f"{exc}".split("; ")[0] + f"; run {stage}") from None
+    if meta["model_hash"] != expected_hash:
+        raise BrokenLink(f"{ckpt}: weights hash to {meta['model_hash']}, but the result "
+                         f"records {expected_hash}; run {stage}")
+    if variant == "base":
+        source = params.model_zoo[model].model_dump()
+        if meta["source"] != source:
+            raise BrokenLink(f"{ckpt}: made from another model source than params.yaml's "
+                             f"model_zoo.{model}; run {stage}")
+        corpus = _json(corpus_dir / model / "corpus.json", stage)
+        if corpus.get("model_hash") != meta["model_hash"]:
+            raise BrokenLink(f"{corpus_dir / model}: generated by model {corpus.get('model_hash')}, not this base; "
+                             f"run {stage}")
+        return Link(f"base {model}", f"weights re-hashed = {meta['model_hash']}; corpus {corpus['forget_pairs']} "
+                                     f"forget / {corpus['retain_pairs']} retain pairs from it")
+    hparams = json.loads(json.dumps(params.method_config(method).model_dump()))
+    if meta.get("method") != method or meta.get("hyperparameters") != hparams or str(meta.get("seed")) != seed:
+        raise BrokenLink(f"{ckpt}: trained with other hyperparameters or another seed than params.yaml's "
+                         f"method_params.{method} and seed {seed}; run {stage}")
+    base = checkpoint_link(params, model, "base", models_dir, corpus_dir, meta["base_model_hash"])
+    return Link(f"checkpoint {model}/{variant}", f"weights re-hashed = {meta['model_hash']}; method {method}, "
+                                                 f"seed {seed}, {meta.get('steps')} steps, hyperparameters = params",
+                [base])
+
+
+def result_link(params: Params, model: str, variant: str, dirs: dict[str, Path]) -> Link:
+    metrics_file = dirs["results"] / model / variant / "metrics.json"
+    stage = f"evaluate-base@{model}" if variant == "base" else f"evaluate@{model}-{'-'.join(split_variant(variant))}"
+    if not metrics_file.is_file():
+        raise BrokenLink(f"{metrics_file}: missing; run `dvc repro` ({stage})")
+    try:
+        metrics = read_metrics(metrics_file)
+    except ValueError as exc:
+        raise BrokenLink(str(exc)) from None
+    run = metrics["run"]
+    ckpt = checkpoint_link(params, model, variant, dirs["models"], dirs["corpus"], run["model_hash"])
+    children = [ckpt]
+    if params.model_attacks.names:
+        children.append(model_attack_link(params, model, variant, dirs, run["model_hash"]))
+    return Link(f"result {model}/{variant}", f"{metrics_file}: ASR {metrics['safety']['asr']}, over-safety "
+                                             f"{metrics['oversafety']['refusal_rate']}, utility "
+                                             f"{metrics['utility']['accuracy']}", children)
+
+
+def model_attack_link(params: Params, model: str, variant: str, dirs: dict[str, Path], model_hash: str) -> Link:
+    """The model attacks on a checkpoint: run on these weights, with params.yaml's settings, and (for a fitted
+    attack) with the fit that ``data/model_attacks/MODEL/fit.json`` records for this base."""
+    from mubench.tamper import get_model_attack
+
+    folder = dirs["results"] / model / variant / "model_attacks"
+    stage = (f"model-attack-base@{model}" if variant == "base"
+             else f"model-attack@{model}-{'-'.join(split_variant(variant))}")
+    if not (folder / "metrics.json").is_file():
+        raise BrokenLink(f"{folder / 'metrics.json'}: missing; run `dvc repro` ({stage})")
+    try:
+        metrics = read_artifact(ModelAttackMetrics, folder / "metrics.json")
+    except ValueError as exc:
+        raise BrokenLink(str(exc)) from None
+    if metrics["run"].get("model_hash") != model_hash:
+        raise BrokenLink(f"{folder / 'metrics.json'}: attacked checkpoint {metrics['run'].get('model_hash')}, not "
+                         f"the evaluated {model_hash}; run `dvc repro` ({stage})")
+    fit = _json(dirs["model_attacks"] / model / "fit.json",
+                f"`dvc repro` (model-attack-base@{model})")
+    for name in params.model_attacks.names:
+        wanted = json.loads(json.dumps(get_model_attack(name, params.model_attacks.options(name)).p.model_dump()))
+        entry = metrics["attacks"].get(name)
+        if entry is None or entry["params"] != wanted:
+            raise BrokenLink(f"{folder / 'metrics.json'}: {name} ran with other settings than params.yaml's "
+                             f"model_attacks; run `dvc repro` ({stage})")
+        if entry["fit_sha256"] != fit["attacks"].get(name, {}).get("tensors_sha256"):
+            raise BrokenLink(f"{folder / 'metrics.json'}: {name} used another fit than data/model_attacks/{model}; "
+                             f"run `dvc repro` ({stage})")
+    robust = metrics["safety"]["robust_knowledge_asr"]
+    return Link(f"model attacks {model}/{variant}", f"{', '.join(params.model_attacks.names)} on these weights, "
+                                                    f"settings = params, fit of base {fit['base_model_hash']}; "
+                                                    f"robust knowledge-level ASR {robust}")
+
+
+def code_link(root: Path) -> Link:
+    """The git commit of the workspace and whether it is dirty (informational: dvc status decides)."""
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD") or "no git commit"
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    changes = f" (uncommitted changes in {len(dirty.splitlines())} tracked file(s))" if dirty else ""
+    return Link("code", f"{commit}{changes}")
+
+
+def lineage_link(root: Path) -> Link:
+    """`dvc status`: every stage's deps, params and outputs as dvc.lock records them."""
+    proc = subprocess.run(["dvc", "status", "--json"], cwd=root, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise BrokenLink(f"dvc status failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    changed = json.loads(proc.stdout or "{}")
+    if changed:
+        raise BrokenLink(f"dvc.lock: {len(changed)} stage(s) not reproduced by this workspace "
+                         f"({', '.join(sorted(changed)[:4])}{', ...' if len(changed) > 4 else ''}); run `dvc repro` "
+                         "(or `dvc pull`)")
+    return Link("dvc.lock", "`dvc status` clean: every dep, param and output as recorded")
+
+
+def verify_results(params: Params, targets: list[tuple[str, str]], dirs: dict[str, Path], root: Path) -> list[Link]:
+    """The verified chain of every target (model, variant); raises BrokenLink at the first broken link."""
+    links = [result_link(params, model, variant, dirs) for model, variant in targets]
+    links.append(built_link(dirs["built"], dirs["raw"]))
+    links.append(code_link(root))
+    links.append(lineage_link(root))
+    return links

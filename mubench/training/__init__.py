@@ -1,0 +1,1 @@
+"""The one training loop, the shared losses and log-probs, (prompt, response) encoding."""
