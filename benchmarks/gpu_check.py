@@ -109,12 +109,12 @@ def check_lora(tok) -> dict:
 
 
 def check_gcg(tok) -> dict:
-    from mubench.jailbreaks import get_attack
+    from mubench.jailbreaks import get_jailbreak
     from mubench.jailbreaks.base import FitContext
     from mubench.jailbreaks.gcg import _Behaviour
 
     model = tiny(tok).to("cuda").eval()
-    attack = get_attack("gcg", {"steps": 10, "search_width": 64, "topk": 32, "suffix_tokens": 6,
+    attack = get_jailbreak("gcg", {"steps": 10, "search_width": 64, "topk": 32, "suffix_tokens": 6,
                                 "early_stop": False})
     rows = [{"id": "b1", "prompt": "Name a colour."}, {"id": "b2", "prompt": "Count to three."}]
     start = time.perf_counter()

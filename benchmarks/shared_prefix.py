@@ -3,7 +3,7 @@
 1. generation of one attack's prompts (a long template shared by every seed): prefix once vs per row;
 2. utility scoring: lm-eval's HFLM (context + choice per choice) vs the shared-context scorer.
 
-    python benchmarks/shared_prefix.py models/smollm2-135m/base --attack data/attacks/aim/prompts.jsonl
+    python benchmarks/shared_prefix.py models/smollm2-135m/base --attack data/jailbreaks/aim/prompts.jsonl
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def timed(fn):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--attack", type=Path, default=Path("data/attacks/aim/prompts.jsonl"))
+    parser.add_argument("--attack", type=Path, default=Path("data/jailbreaks/aim/prompts.jsonl"))
     parser.add_argument("--utility", type=Path, default=Path("data/built/utility/mmlu.jsonl"))
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=32)

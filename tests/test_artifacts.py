@@ -9,8 +9,8 @@ import pytest
 
 from mubench.core.artifacts import (
     ArtifactError,
-    AttackRow,
     CorpusPair,
+    JailbreakRow,
     Provenance,
     checked_rows,
     read_artifact,
@@ -29,7 +29,7 @@ PAIR = {"id": "mmlu-0001", "dataset": "mmlu", "prompt": "Name a colour.", "respo
         "role": "retain", "category": None, "meta": {}}
 
 
-@pytest.mark.parametrize(("model", "data"), [(Provenance, PROVENANCE), (AttackRow, ATTACK_ROW), (AttackRow, CHAT_ROW),
+@pytest.mark.parametrize(("model", "data"), [(Provenance, PROVENANCE), (JailbreakRow, ATTACK_ROW), (JailbreakRow, CHAT_ROW),
                                              (CorpusPair, PAIR)])
 def test_artifacts_round_trip_through_their_models(model, data):
     dumped = model.model_validate(data).model_dump()
@@ -51,12 +51,12 @@ def test_a_provenance_without_a_files_sha256_is_one_line(tmp_path):
 def test_rows_are_checked_when_written_and_when_read(tmp_path):
     path = tmp_path / "prompts.jsonl"
     rows = [ATTACK_ROW, {**ATTACK_ROW, "id": "advbench-0091"}]
-    write_jsonl(path, checked_rows(AttackRow, rows, path))
-    assert read_rows(AttackRow, path) == rows
+    write_jsonl(path, checked_rows(JailbreakRow, rows, path))
+    assert read_rows(JailbreakRow, path) == rows
     with pytest.raises(ArtifactError, match=r"prompts.jsonl: row 2: attack: missing"):
-        checked_rows(AttackRow, [ATTACK_ROW, {k: v for k, v in ATTACK_ROW.items() if k != "attack"}], path)
+        checked_rows(JailbreakRow, [ATTACK_ROW, {k: v for k, v in ATTACK_ROW.items() if k != "attack"}], path)
     with pytest.raises(ArtifactError, match=r"prompts.jsonl: row 1: prompt"):
-        checked_rows(AttackRow, [{**CHAT_ROW, "prompt": [{"role": "user"}]}], path)
+        checked_rows(JailbreakRow, [{**CHAT_ROW, "prompt": [{"role": "user"}]}], path)
     pairs = tmp_path / "forget.jsonl"
     write_jsonl(pairs, [PAIR, {**PAIR, "response": ""}])
     with pytest.raises(ArtifactError, match=r"forget.jsonl: line 2: response: String should have at least 1 "

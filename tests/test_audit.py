@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from mubench.core.io import sha256_text
+from mubench.core.workspace import Workspace
 from mubench.report.tables import audit_table
-from mubench.scoring.audit import KEY_COLUMNS, audit_report, read_labels, sample_keys
+from mubench.scoring.audit import KEY_COLUMNS, audit_report, read_audit_labels, sample_keys
 
 
 def sample_row(row_id: str, attack: str, response: str) -> dict:
@@ -48,13 +49,13 @@ def test_bad_labels_are_one_line_errors_and_stale_labels_are_left_out(tmp_path):
            "response_sha256": sha256_text("I can't help with that.")}
     write_labels(labels, [{**key, "label": "maybe"}])
     with pytest.raises(ValueError, match="line 2: label 'maybe' is not one of refusal, compliance, incoherent"):
-        read_labels(labels)
+        read_audit_labels(labels)
     write_labels(labels, [{**key, "label": "refusal"},
                           {**key, "response_sha256": sha256_text("another reply"), "label": "compliance"}])
-    audit = audit_report(labels, results)
+    audit = audit_report(labels, Workspace(tmp_path))
     assert (audit["n"], audit["stale"], audit["labels"]["compliance"]) == (1, 1, 0)  # the stale one never scores
     write_labels(labels, [{**key, "response_sha256": sha256_text("another reply"), "label": "refusal"}])
-    audit = audit_report(labels, results)
+    audit = audit_report(labels, Workspace(tmp_path))
     assert (audit["n"], audit["stale"], audit["judges"]) == (0, 1, {})
     assert "No label matches" in "\n".join(audit_table(audit))
 
@@ -70,7 +71,7 @@ def test_agreement_counts_incoherent_replies_as_no_success(tmp_path):
     write_labels(labels, [{"model": "m", "variant": "base", "attack": "vanilla", "id": k,
                            "response_sha256": sha256_text(text), "label": label}
                           for k, (text, label) in replies.items()])
-    audit = audit_report(labels, results)
+    audit = audit_report(labels, Workspace(tmp_path))
     assert audit["n"] == 3 and audit["labels"] == {"refusal": 1, "compliance": 1, "incoherent": 1}
     v2 = audit["judges"]["refusal_keywords v2"]
     assert v2["refusal"]["accuracy"] == 1.0  # only the refusal has refusal words
@@ -81,5 +82,5 @@ def test_agreement_counts_incoherent_replies_as_no_success(tmp_path):
     # the incoherent rule counts it as no success by itself
     assert audit["judges"]["refusal_keywords v2 + echo + incoherent"]["attack_success"]["accuracy"] == 1.0
     # labels of another profile's cells are not this run's: no audit (the tiny profile beside smoke labels)
-    assert audit_report(labels, results, models=["tiny-llama"]) is None
-    assert audit_report(labels, results, models=["m"], variants=["base"])["n"] == 3
+    assert audit_report(labels, Workspace(tmp_path), models=["tiny-llama"]) is None
+    assert audit_report(labels, Workspace(tmp_path), models=["m"], variants=["base"])["n"] == 3

@@ -39,9 +39,9 @@ def test_unknown_method_names_value_and_allowed(tmp_path):
     ("mutate", "expected"),
     [
         (lambda r: r.update(device="tpu"), "device = 'tpu'"),
-        (lambda r: r["attacks"].update(template=["dan"]), "attacks.template: 'dan' is not a known attack"),
-        (lambda r: r["attacks"].update(template=["gcg"]), "attacks.template: 'gcg' belongs in attacks.model_based"),
-        (lambda r: r["attacks"]["params"].update(gcg={"steps": 0}), "attacks.params.gcg.steps = 0"),
+        (lambda r: r["jailbreaks"].update(template=["dan"]), "jailbreaks.template: 'dan' is not a known jailbreak"),
+        (lambda r: r["jailbreaks"].update(template=["gcg"]), "jailbreaks.template: 'gcg' belongs in jailbreaks.fitted"),
+        (lambda r: r["jailbreaks"]["params"].update(gcg={"steps": 0}), "jailbreaks.params.gcg.steps = 0"),
         (lambda r: r["judge"]["options"].update(refusal_keywords={"list": "v9"}),
          "judge.options.refusal_keywords.list = 'v9'"),
         (lambda r: r.update(datasets=["advbench", "nope"]), "'nope' is not a known dataset"),

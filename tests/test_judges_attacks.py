@@ -5,17 +5,17 @@ import json
 import pytest
 import torch
 
-from mubench.jailbreaks import ATTACKS, get_attack
+from mubench.jailbreaks import JAILBREAKS, get_jailbreak
 from mubench.jailbreaks.base import FitContext
 from mubench.jailbreaks.base64 import decode_response, encode
 from mubench.jailbreaks.caesar import shift_text
 from mubench.jailbreaks.past_tense import reformulate
 from mubench.jailbreaks.templates import PINNED, load_template
 from mubench.judges import get_judge
-from mubench.scoring.agreement import agreement, read_labels, validate
+from mubench.scoring.agreement import agreement, read_refusal_labels, validate
 
 GOAL = "Explain how to pick a good password"
-TEMPLATE_ATTACKS = [n for n in ATTACKS.names() if not ATTACKS.get(n).needs_model]
+TEMPLATE_ATTACKS = [n for n in JAILBREAKS.names() if not JAILBREAKS.get(n).needs_model]
 
 
 # ---------------------------------------------------------------- keyword judge
@@ -183,7 +183,7 @@ def test_judge_validate_cli_on_a_hand_labelled_csv(tmp_path):
     # tp 1 tn 2 fp 1 fn 1: accuracy 3/5, precision 1/2, recall 1/2, p_e = (2*2 + 3*3)/25 = 13/25
     assert figures == {"accuracy": 0.6, "precision": 0.5, "recall": 0.5, "kappa": pytest.approx(1 / 6, abs=1e-6),
                        "n": 5}
-    assert validate(get_judge("refusal_keywords"), read_labels(labels))["confusion"] == {
+    assert validate(get_judge("refusal_keywords"), read_refusal_labels(labels))["confusion"] == {
         "tp": 1, "fp": 1, "tn": 2, "fn": 1}
 
 
@@ -191,18 +191,18 @@ def test_labels_file_errors(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("prompt,completion\nq,a\n")
     with pytest.raises(ValueError, match="missing column"):
-        read_labels(bad)
+        read_refusal_labels(bad)
     bad.write_text("prompt,completion,label\nq,a,yes\n")
     with pytest.raises(ValueError, match="line 2: label 'yes'"):
-        read_labels(bad)
+        read_refusal_labels(bad)
 
 
 # ---------------------------------------------------------------- template attacks
 @pytest.mark.parametrize("name", TEMPLATE_ATTACKS)
 def test_template_attack_is_deterministic_keeps_goal_and_records_params(name):
-    attack = get_attack(name)
+    attack = get_jailbreak(name)
     prompt = attack.apply(GOAL)
-    assert prompt == get_attack(name).apply(GOAL)
+    assert prompt == get_jailbreak(name).apply(GOAL)
     assert attack.version and attack.params()
     text = prompt if isinstance(prompt, str) else json.dumps(prompt)
     carried = {"base64": encode(GOAL), "caesar": shift_text(GOAL, 3), "past_tense": "pick a good password"}
@@ -211,7 +211,7 @@ def test_template_attack_is_deterministic_keeps_goal_and_records_params(name):
 
 @pytest.mark.parametrize("name", ["aim", "dev_mode", "evil_confidant", "refusal_suppression"])
 def test_corpus_templates_are_pinned_and_recorded(name):
-    attack = get_attack(name)
+    attack = get_jailbreak(name)
     record = attack.params()
     assert record["template_sha256"] == PINNED[record["template"]] and record["corpus"] == "pyrit==1.1.0"
     assert "{{" not in attack.apply(GOAL) and len(load_template(record["template"])) > 100
@@ -219,21 +219,21 @@ def test_corpus_templates_are_pinned_and_recorded(name):
 
 def test_unpinned_template_is_refused():
     with pytest.raises(ValueError, match="not a pinned template"):
-        get_attack("aim", {"template": "dan_11"})
+        get_jailbreak("aim", {"template": "dan_11"})
 
 
 def test_base64_round_trip_and_response_decoding():
-    prompt = get_attack("base64").apply(GOAL)
+    prompt = get_jailbreak("base64").apply(GOAL)
     assert GOAL not in prompt and encode(GOAL) in prompt
     answer = "Use a passphrase of four random words."
     assert decode_response(f"Sure: {encode(answer)}") == f"Sure: {answer}"
-    assert get_attack("base64").decode(encode("I'm sorry, I cannot do that.")) == "I'm sorry, I cannot do that."
+    assert get_jailbreak("base64").decode(encode("I'm sorry, I cannot do that.")) == "I'm sorry, I cannot do that."
     plain = "I'm sorry, I cannot do that."
     assert decode_response(plain) == plain
 
 
 def test_caesar_round_trip_and_response_decoding():
-    attack = get_attack("caesar", {"shift": 5})
+    attack = get_jailbreak("caesar", {"shift": 5})
     assert shift_text(shift_text(GOAL, 5), -5) == GOAL
     chat = attack.apply(GOAL)
     assert chat[0]["role"] == "system" and chat[-1] == {"role": "user", "content": shift_text(GOAL, 5)}
@@ -253,7 +253,7 @@ def test_past_tense_rules():
 # ---------------------------------------------------------------- model-based attacks
 def test_ica_takes_demonstrations_from_the_forget_set(pairs):
     forget = [{"id": f"f{i}", **p} for i, p in enumerate(pairs)]
-    attack = get_attack("ica", {"shots": 2})
+    attack = get_jailbreak("ica", {"shots": 2})
     with pytest.raises(RuntimeError, match="fit"):
         attack.apply(GOAL)
     fit = attack.fit(FitContext(model=None, tokenizer=None, behaviours=[], forget=forget, seed=0))
@@ -263,7 +263,7 @@ def test_ica_takes_demonstrations_from_the_forget_set(pairs):
     by_id = {f["id"]: f for f in forget}
     for i, demo_id in enumerate(fit["demonstrations"]):
         assert chat[2 * i + 1]["content"] == by_id[demo_id]["response"]
-    again = get_attack("ica", {"shots": 2})
+    again = get_jailbreak("ica", {"shots": 2})
     again.fit(FitContext(model=None, tokenizer=None, behaviours=[], forget=forget, seed=0))
     assert again.apply(GOAL) == chat
 
@@ -271,7 +271,7 @@ def test_ica_takes_demonstrations_from_the_forget_set(pairs):
 def test_gcg_lowers_the_target_loss_and_transfers_the_suffix(tiny_model, tokenizer):
     torch.manual_seed(0)
     behaviours = [{"id": "b1", "prompt": "Name a colour."}, {"id": "b2", "prompt": "Count to three."}]
-    attack = get_attack("gcg", {"steps": 6, "search_width": 16, "topk": 16, "suffix_tokens": 4,
+    attack = get_jailbreak("gcg", {"steps": 6, "search_width": 16, "topk": 16, "suffix_tokens": 4,
                                 "behaviours": 2, "early_stop": False})
     fit = attack.fit(FitContext(model=tiny_model, tokenizer=tokenizer, behaviours=behaviours, forget=[], seed=0))
     assert fit["losses"][-1] < fit["losses"][0]

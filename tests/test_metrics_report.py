@@ -7,8 +7,10 @@ import pytest
 import yaml
 
 from mubench.core.config import load_params
-from mubench.report.tables import markdown, run_report
+from mubench.core.workspace import Workspace
+from mubench.report.tables import markdown
 from mubench.scoring.rates import bootstrap_ci, compute_metrics, delta, rate, rate_with_ci
+from mubench.stages.report import run_report
 from tests.conftest import ROOT
 
 
@@ -30,9 +32,9 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_rate():
 @pytest.fixture()
 def params():
     p = load_params(ROOT / "params.yaml")
-    attacks = p.attacks.model_copy(update={"template": ["prefix_injection", "base64"], "model_based": []})
-    return p.model_copy(update={"methods": ["ga", "npo"], "attacks": attacks,
-                                "model_attacks": p.model_attacks.model_copy(update={"names": []})})
+    attacks = p.jailbreaks.model_copy(update={"template": ["prefix_injection", "base64"], "fitted": []})
+    return p.model_copy(update={"methods": ["ga", "npo"], "jailbreaks": attacks,
+                                "tamper": p.tamper.model_copy(update={"names": []})})
 
 
 def judged(row_id, dataset, attack, refused, degenerate=None):
@@ -109,7 +111,7 @@ def test_a_metrics_file_missing_a_key_fails_report_with_the_file_and_key(tmp_pat
             del metrics["safety"]["ci"]["knowledge_asr"]
         (out / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(ArtifactError, match="npo-seed0/metrics.json: safety.ci.knowledge_asr: missing"):
-        run_report(params, tmp_path / "results", tmp_path, tmp_path / "reports")
+        run_report(params, Workspace(tmp_path))
 
 
 def test_metrics_round_trip_through_their_model(params):
@@ -148,11 +150,11 @@ def test_report_rows_deltas_and_plot(tmp_path, params):
         (out / "metrics.json").write_text(json.dumps(fake_metrics(*values, drift=drift)))
         # ga refuses 14 of the 20 plain prompts the base answered (McNemar p = 2^-13), npo 1 (p = 1)
         write_samples(out, {"base": 0, "ga-seed0": 14, "npo-seed0": 1}[variant], drift)
-    built = tmp_path / "built"
-    built.mkdir()
+    built = Workspace(tmp_path).built
+    built.mkdir(parents=True)
     (built / "build.json").write_text(json.dumps({"provenance": {"advbench": {
         "source": "pyrit==1.1.0", "license": "MIT", "rows": 520, "files": {"adv_bench.prompt": "ab" * 32}}}}))
-    summary = run_report(params, tmp_path / "results", built, tmp_path / "reports")
+    summary = run_report(params, Workspace(tmp_path))
     ga = next(r for r in summary["rows"] if r["variant"] == "ga-seed0")
     assert ga["delta"] == {"asr": -0.4, "oversafety_refusal_rate": 0.2, "utility_accuracy": -0.05,
                            "knowledge_asr": -0.4, "degenerate_rate": 0.0, "drift_nll": 0.2}
@@ -173,7 +175,7 @@ def test_report_rows_deltas_and_plot(tmp_path, params):
 
 def test_report_names_missing_cell(tmp_path, params):
     with pytest.raises(FileNotFoundError, match="mubench evaluate smollm2-135m base"):
-        run_report(params, tmp_path / "results", tmp_path, tmp_path / "reports")
+        run_report(params, Workspace(tmp_path))
 
 
 def test_profile_yaml_is_plain_mapping():
@@ -190,10 +192,10 @@ def test_a_method_with_two_seeds_gets_mean_spread_and_a_seed_averaged_test(tmp_p
         out.mkdir(parents=True)
         (out / "metrics.json").write_text(json.dumps(fake_metrics(asr[variant], 0.1, 0.3)))
         write_samples(out, refused, 0.0)
-    built = tmp_path / "built"
-    built.mkdir()
+    built = Workspace(tmp_path).built
+    built.mkdir(parents=True)
     (built / "build.json").write_text(json.dumps({"provenance": {}}))
-    summary = run_report(two, tmp_path / "results", built, tmp_path / "reports")
+    summary = run_report(two, Workspace(tmp_path))
     (entry,) = summary["seeds"]
     assert entry["method"] == "ga" and entry["seeds"] == [0, 1]
     # mean 0.6, sample sd of (0.5, 0.7) = 0.141421, range [0.5, 0.7]
@@ -207,25 +209,25 @@ def test_a_method_with_two_seeds_gets_mean_spread_and_a_seed_averaged_test(tmp_p
     assert "| smollm2-135m | ga | 0, 1 | 60.0 ± 14.1 [50.0, 70.0] (-60.0*)" in text
 
 
-def fake_model_attack_results(results: Path, broken_after: dict[str, int], robust: dict[str, int]) -> None:
+def fake_tamper_results(results: Path, broken_after: dict[str, int], robust: dict[str, int]) -> None:
     """Per variant: 20 seed behaviours, none broken before; ``broken_after[v]`` of them broken by
     relearn_forget; ``robust[v]`` broken in robust.jsonl."""
     from mubench.stats.paired import paired_delta
 
     for variant, k in broken_after.items():
-        folder = results / "smollm2-135m" / variant / "model_attacks"
+        folder = results / "smollm2-135m" / variant / "tamper"
         (folder / "samples").mkdir(parents=True)
         before = {f"s{i:02d}": False for i in range(20)}
         after = {f"s{i:02d}": i < k for i in range(20)}
         test = paired_delta(before, after, True, 200, 0.95, 0)
         (folder / "metrics.json").write_text(json.dumps({
-            "safety": {"per_model_attack": {"relearn_forget": k / 20}, "seed_asr": {"relearn_forget": k / 20},
+            "safety": {"per_tamper": {"relearn_forget": k / 20}, "seed_asr": {"relearn_forget": k / 20},
                        "knowledge_asr": 0.0, "robust_knowledge_asr": robust[variant] / 20,
-                       "ci": {"per_model_attack": {"relearn_forget": None}, "robust_knowledge_asr": None}},
-            "oversafety": {"per_model_attack": {}}, "utility": {"per_model_attack": {}},
-            "quality": {"per_model_attack": {"relearn_forget": 0.0}},
+                       "ci": {"per_tamper": {"relearn_forget": None}, "robust_knowledge_asr": None}},
+            "oversafety": {"per_tamper": {}}, "utility": {"per_tamper": {}},
+            "quality": {"per_tamper": {"relearn_forget": 0.0}},
             "tests": {"relearn_forget": {"asr": test, "seed_asr": dict(test)}},
-            "attacks": {"relearn_forget": {"version": "1", "params": {}, "record": {"steps": 5}, "fit": {},
+            "tamper_attacks": {"relearn_forget": {"version": "1", "params": {}, "record": {"steps": 5}, "fit": {},
                                            "fit_sha256": None, "attacked_hash": f"h-{variant}"}},
             "n": {"harmful": 20, "attack_seeds": 20, "oversafety": 0},
             "run": {"prompts": "seed", "model_hash": "x"}}))
@@ -233,15 +235,15 @@ def fake_model_attack_results(results: Path, broken_after: dict[str, int], robus
             json.dumps({"id": f"s{i:02d}", "broken": i < robust[variant], "by": []}) + "\n" for i in range(20)))
 
 
-def test_model_attacks_get_holm_corrected_changes_vs_before_and_robust_asr_vs_base(tmp_path, params):
-    from mubench.report.tamper import BEFORE_MARK, model_attack_markdown, summarize_model_attacks
+def test_tamper_get_holm_corrected_changes_vs_before_and_robust_asr_vs_base(tmp_path, params):
+    from mubench.report.tamper import BEFORE_MARK, summarize_tamper, tamper_markdown
 
-    cfg = params.model_attacks.model_copy(update={"names": ["relearn_forget"], "oversafety": False})
-    params = params.model_copy(update={"model_attacks": cfg})
+    cfg = params.tamper.model_copy(update={"names": ["relearn_forget"], "oversafety": False})
+    params = params.model_copy(update={"tamper": cfg})
     # relearning breaks 12 of 20 seed behaviours of ga (McNemar p = 2^-11), 1 of npo's, none of the base's
-    fake_model_attack_results(tmp_path, {"base": 0, "ga-seed0": 12, "npo-seed0": 1},
+    fake_tamper_results(tmp_path / "results", {"base": 0, "ga-seed0": 12, "npo-seed0": 1},
                               {"base": 2, "ga-seed0": 14, "npo-seed0": 2})
-    summary = summarize_model_attacks(params, tmp_path)["smollm2-135m"]
+    summary = summarize_tamper(params, Workspace(tmp_path))["smollm2-135m"]
     ga, npo, base = summary["ga-seed0"], summary["npo-seed0"], summary["base"]
     # Holm over the three checkpoints: ga's p 2^-11 x 3; npo's p = 1; the base's (no discordant pair) 1
     assert ga["tests"]["relearn_forget"]["asr"]["p_holm"] == round(3 * round(2 ** -11, 6), 6)
@@ -251,7 +253,7 @@ def test_model_attacks_get_holm_corrected_changes_vs_before_and_robust_asr_vs_ba
     # robust vs base: ga 14 vs 2 broken (12 discordant, p 2^-11, Holm x2 over ga and npo); npo equals base
     assert ga["robust_test"]["delta"] == 0.6 and ga["robust_test"]["p_holm"] == round(2 * round(2 ** -11, 6), 6)
     assert npo["robust_test"]["delta"] == 0.0 and base["robust_test"] == {}
-    text = "\n".join(model_attack_markdown(params, {"smollm2-135m": summary}, "*"))
+    text = "\n".join(tamper_markdown(params, {"smollm2-135m": summary}, "*"))
     assert f"| smollm2-135m | ga-seed0 | 0.0 | 70.0 (+60.0*) | 60.0 (+60.0{BEFORE_MARK}) |" in text
     assert "| smollm2-135m | npo-seed0 | 0.0 | 10.0 (+0.0) | 5.0 (+5.0) |" in text
     assert "over-safety % after" not in text and "20 prompts" in text

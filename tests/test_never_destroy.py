@@ -38,7 +38,7 @@ def scratch_params() -> dict:
                        retain_source="arc-challenge", drift_source="arc-challenge")
     raw["methods"] = ["ga"]
     raw["method_params"] = {"ga": raw["method_params"]["ga"]}
-    raw["attacks"] = {"template": ["prefix_injection"], "model_based": [], "seed_per_dataset": 2, "params": {}}
+    raw["jailbreaks"] = {"template": ["prefix_injection"], "fitted": [], "seed_per_dataset": 2, "params": {}}
     return raw
 
 
@@ -90,7 +90,7 @@ def prepared(tmp_path_factory):
     try:
         for name in scratch_params()["datasets"]:
             assert cli("fetch", name).exit_code == 0
-        for args in (["build"], ["attack", "prefix_injection"], ["model", "tiny-llama"]):
+        for args in (["build"], ["jailbreak", "prefix_injection"], ["model", "tiny-llama"]):
             result = cli(*args)
             assert result.exit_code == 0, result.output
     finally:
@@ -308,8 +308,8 @@ def test_all_takes_every_row(repo):
 
 
 def test_attack_seeds_above_the_harmful_prompts_are_refused(repo):
-    edit_params(repo, lambda raw: raw["attacks"].update(seed_per_dataset=1000))
-    one_error(cli("check"), 2, "attacks.seed_per_dataset = 1000")
+    edit_params(repo, lambda raw: raw["jailbreaks"].update(seed_per_dataset=1000))
+    one_error(cli("check"), 2, "jailbreaks.seed_per_dataset = 1000")
 
 
 # ------------------------------------------------------------------ error paths: one line, file and row
@@ -328,7 +328,7 @@ def test_a_broken_jsonl_line_names_the_file_and_line(repo, line, problem):
     rows = harmful.read_text().splitlines()
     harmful.write_text("\n".join([rows[0], line, *rows[1:]]) + "\n")
     before = tree(repo)
-    one_error(cli("attack", "prefix_injection"), 1, f"data/built/harmful.jsonl: {problem}")
+    one_error(cli("jailbreak", "prefix_injection"), 1, f"data/built/harmful.jsonl: {problem}")
     assert tree(repo) == before
 
 

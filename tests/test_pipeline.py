@@ -18,7 +18,7 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 METHODS = ["ga", "graddiff", "llmu", "npo", "rmu", "sku", "safe_unlearning", "simnpo", "dpo"]
 VARIANTS = [f"{m}-seed0" for m in METHODS]  # the tiny profile's one unlearning seed
-ATTACKS = ["aim", "dev_mode", "evil_confidant", "prefix_injection", "refusal_suppression", "base64", "caesar",
+JAILBREAKS = ["aim", "dev_mode", "evil_confidant", "prefix_injection", "refusal_suppression", "base64", "caesar",
            "deep_inception", "past_tense", "ica", "gcg"]
 
 
@@ -62,7 +62,7 @@ def test_every_stage_ran_and_outputs_exist(tiny_repo):
         for value in (metrics["safety"]["asr"], metrics["oversafety"]["refusal_rate"],
                       metrics["utility"]["accuracy"], *metrics["safety"]["per_attack"].values()):
             assert 0.0 <= value <= 1.0
-        assert set(metrics["safety"]["per_attack"]) == set(ATTACKS)
+        assert set(metrics["safety"]["per_attack"]) == set(JAILBREAKS)
         gsm8k = metrics["utility"]["per_task"]["gsm8k"]  # generation + exact match, in utility.accuracy
         assert gsm8k["n"] == 8 and gsm8k["exact_match"] == gsm8k["acc"] and gsm8k["acc_norm"] is None
         assert metrics["utility"]["accuracy"] == round((gsm8k["acc"] + metrics["utility"]["per_task"]["mmlu"]["acc"])
@@ -79,9 +79,9 @@ def test_every_stage_ran_and_outputs_exist(tiny_repo):
     assert [r["variant"] for r in summary["rows"]] == ["base", *VARIANTS] and summary["seeds"] == []
     assert (work / "reports" / "trilemma.png").stat().st_size > 1000
     assert (work / "reports" / "attacks_heatmap.png").stat().st_size > 1000
-    gcg = json.loads((work / "data" / "attacks_fitted" / "tiny-llama" / "gcg" / "attack.json").read_text())
+    gcg = json.loads((work / "data" / "jailbreaks_fitted" / "tiny-llama" / "gcg" / "attack.json").read_text())
     suffix = gcg["fit"]["suffix"]
-    prompts = (work / "data" / "attacks_fitted" / "tiny-llama" / "gcg" / "prompts.jsonl").read_text().splitlines()
+    prompts = (work / "data" / "jailbreaks_fitted" / "tiny-llama" / "gcg" / "prompts.jsonl").read_text().splitlines()
     assert all(json.loads(line)["prompt"].endswith(suffix) for line in prompts)
     agreement = json.loads((work / "results" / "judges" / "agreement.json").read_text())
     assert 0.0 < agreement["refusal_keywords/v2-substring-echo0.75"]["refusal"]["accuracy"] <= 1.0
@@ -113,40 +113,41 @@ def test_drift_set_is_disjoint_and_scored_for_every_variant(tiny_repo):
 
 
 
-MODEL_ATTACKS = ["relearn_benign", "relearn_forget", "refusal_ablation"]
+TAMPER_ATTACKS = ["relearn_benign", "relearn_forget", "refusal_ablation"]
 
 
-def test_model_attacks_ran_on_every_variant_on_sets_disjoint_from_evaluation(tiny_repo):
+def test_tamper_ran_on_every_variant_on_sets_disjoint_from_evaluation(tiny_repo):
     work, _ = tiny_repo
     built = work / "data" / "built"
     evaluated = {json.loads(line)["id"] for path in [built / "harmful.jsonl", built / "oversafety.jsonl",
                                                       *sorted((built / "utility").glob("*.jsonl"))]
                  for line in path.read_text().splitlines()}
-    fit = json.loads((work / "data" / "model_attacks" / "tiny-llama" / "fit.json").read_text())
-    assert set(fit["attacks"]) == set(MODEL_ATTACKS)
-    assert fit["attacks"]["refusal_ablation"]["record"]["layer"] in (1, 2)
+    fit = json.loads((work / "data" / "tamper" / "tiny-llama" / "fit.json").read_text())
+    assert set(fit["tamper_attacks"]) == set(TAMPER_ATTACKS)
+    assert fit["tamper_attacks"]["refusal_ablation"]["record"]["layer"] in (1, 2)
     hashes = set()
     for variant in ("base", *VARIANTS):
-        folder = work / "results" / "tiny-llama" / variant / "model_attacks"
+        folder = work / "results" / "tiny-llama" / variant / "tamper"
         m = json.loads((folder / "metrics.json").read_text())
-        assert set(m["safety"]["per_model_attack"]) == set(MODEL_ATTACKS) and m["utility"]["per_model_attack"] == {}
+        assert set(m["safety"]["per_tamper"]) == set(TAMPER_ATTACKS) and m["utility"]["per_tamper"] == {}
         assert m["n"] == {"harmful": 8, "attack_seeds": 6, "oversafety": 4}
         for name in ("relearn_benign", "relearn_forget"):
-            record = m["attacks"][name]["record"]
+            record = m["tamper_attacks"][name]["record"]
             assert record["steps"] == 2 and len(record["pairs"]) == 4 and not set(record["pairs"]) & evaluated
-        assert m["attacks"]["refusal_ablation"]["fit_sha256"] == fit["attacks"]["refusal_ablation"]["tensors_sha256"]
-        hashes |= {a["attacked_hash"] for a in m["attacks"].values()}
+        assert (m["tamper_attacks"]["refusal_ablation"]["fit_sha256"]
+                == fit["tamper_attacks"]["refusal_ablation"]["tensors_sha256"])
+        hashes |= {a["attacked_hash"] for a in m["tamper_attacks"].values()}
         robust = [json.loads(line) for line in (folder / "samples" / "robust.jsonl").read_text().splitlines()]
         assert len(robust) == 6 and all(r["broken"] == bool(r["by"]) for r in robust)
         assert m["safety"]["robust_knowledge_asr"] >= m["safety"]["knowledge_asr"]
         plain = json.loads((work / "results" / "tiny-llama" / variant / "metrics.json").read_text())
         assert m["safety"]["knowledge_asr"] == plain["safety"]["knowledge_asr"]
-        for name in MODEL_ATTACKS:
+        for name in TAMPER_ATTACKS:
             rows = (folder / "samples" / f"{name}.jsonl").read_text().splitlines()
             assert len(rows) == 8 + 4 and {"prompt", "response", "refused"} <= set(json.loads(rows[0]))
     assert len(hashes) == 3 * (1 + len(VARIANTS))  # every attacked copy has its own identity
     summary = json.loads((work / "reports" / "summary.json").read_text())
-    assert set(summary["model_attacks"]["tiny-llama"]) == {"base", *VARIANTS}
+    assert set(summary["tamper"]["tiny-llama"]) == {"base", *VARIANTS}
     report = (work / "reports" / "summary.md").read_text()
     assert "## Model-level attacks" in report and "robust knowledge-level ASR %" in report
 
@@ -300,7 +301,7 @@ def test_two_unlearning_seeds_give_two_variants_and_their_spread(tiny_repo, tmp_
     out = run(["dvc", "repro"], seeds, env)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
     assert ran == {"unlearn@tiny-llama-ga-1", "unlearn@tiny-llama-npo-1", "evaluate@tiny-llama-ga-1",
-                   "evaluate@tiny-llama-npo-1", "model-attack@tiny-llama-ga-1", "model-attack@tiny-llama-npo-1",
+                   "evaluate@tiny-llama-npo-1", "tamper@tiny-llama-ga-1", "tamper@tiny-llama-npo-1",
                    "report"}, ran
     models = seeds / "models" / "tiny-llama"
     for method in ("ga", "npo"):

@@ -215,18 +215,18 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model, tokenizer, 
 
 def test_relearning_plan_is_within_ten_percent_of_a_real_step():
     from mubench.plan.unlearn import plan_training
-    from mubench.tamper.relearn import RelearnParams, _FineTune
+    from mubench.tamper.relearn import FineTune, RelearnParams
 
     train = RelearnParams(steps=1, pairs=4, lr=1e-3, batch_size=2, max_length=32).train_params(4)
-    planned = plan_training("relearn_forget m", _FineTune(), train, CONFIG, "model_attacks.params.relearn_forget")
+    planned = plan_training("relearn_forget m", FineTune(), train, CONFIG, "tamper.params.relearn_forget")
     torch.manual_seed(0)
-    run = setup_training(_FineTune(), train, build(CONFIG, torch.float32), seed=0, device="cpu",
+    run = setup_training(FineTune(), train, build(CONFIG, torch.float32), seed=0, device="cpu",
                          mixed_precision="bf16")
     batches = {"forget": _dummy_batch(2, 32, CONFIG.vocab_size)}
     _prime_optimizer(run)
-    real = measure(lambda: train_step(_FineTune(), train, run, batches, 2), run.network, run.ref, run.optimizer)
+    real = measure(lambda: train_step(FineTune(), train, run, batches, 2), run.network, run.ref, run.optimizer)
     assert abs(planned.peak - real["total"]) <= 0.10 * real["total"], (planned.peak, real)
-    assert planned.fixes[0].startswith("model_attacks.params.relearn_forget.lora: {r: 16} (adapters only)")
+    assert planned.fixes[0].startswith("tamper.params.relearn_forget.lora: {r: 16} (adapters only)")
 
 
 @pytest.mark.parametrize("tied", [False, True])
@@ -244,39 +244,39 @@ def test_ablation_plan_is_within_ten_percent_of_a_real_edit(tied):
     assert planned.peak > planned.parts["parameters"]
 
 
-def test_the_model_attack_stage_is_refused_before_anything_loads(monkeypatch, tmp_path):
+def test_the_tamper_stage_is_refused_before_anything_loads(monkeypatch, tmp_path):
     import mubench.plan.trace as memory
     from mubench.core.config import load_params
-    from mubench.plan.tamper import model_attack_plans
+    from mubench.plan.tamper import tamper_plans
 
     tiny = load_params(ROOT / "profiles" / "tiny.yaml")
     CONFIG.save_pretrained(tmp_path)
     monkeypatch.setattr(memory, "device_memory", lambda: int(1e5))
     with pytest.raises(PlanError, match=r"^relearn_benign m/ga-seed0: needs .* fix: "
-                                        r"model_attacks\.params\.relearn_benign\.lora"):
-        memory.ensure_fits("cuda", model_attack_plans, tiny, tmp_path, "m/ga-seed0")
+                                        r"tamper\.params\.relearn_benign\.lora"):
+        memory.ensure_fits("cuda", tamper_plans, tiny, tmp_path, "m/ga-seed0")
 
 
-def test_plan_covers_gsm8k_generation_and_the_model_attacks():
+def test_plan_covers_gsm8k_generation_and_the_tamper():
     from mubench.core.config import load_params
     from mubench.plan.profile import hours_by_kind, plan_profile
 
     tiny = load_params(ROOT / "profiles" / "tiny.yaml").model_copy(update={"methods": ["ga"]})
-    assert "gsm8k" in tiny.data.utility and tiny.model_attacks.names
+    assert "gsm8k" in tiny.data.utility and tiny.tamper.names
     plans = {p.stage: p for p in plan_profile(tiny)}
     gen = plans["utility generation tiny-llama"]
     assert gen.batch_key == "utility.batch_size" and gen.flops > 0
-    for name in tiny.model_attacks.names:
+    for name in tiny.tamper.names:
         assert plans[f"{name} tiny-llama"].peak > 0
-    assert plans["generate tiny-llama (model-attacked)"].flops > 0
-    assert "model attacks" in hours_by_kind(list(plans.values()), PlanSettings())
-    # no generation task, no generation batch; no model attacks, none of their stages
+    assert plans["generate tiny-llama (tampered)"].flops > 0
+    assert "tamper attacks" in hours_by_kind(list(plans.values()), PlanSettings())
+    # no generation task, no generation batch; no tamper attacks, none of their stages
     plain = tiny.model_copy(update={
         "data": tiny.data.model_copy(update={"utility": [t for t in tiny.data.utility if t != "gsm8k"]}),
-        "model_attacks": tiny.model_attacks.model_copy(update={"names": []})})
+        "tamper": tiny.tamper.model_copy(update={"names": []})})
     stages = {p.stage for p in plan_profile(plain)}
     assert "utility generation tiny-llama" not in stages and "utility tiny-llama" in stages
-    assert not any("relearn" in s or "model-attacked" in s for s in stages)
+    assert not any("relearn" in s or "tampered" in s for s in stages)
 
 
 # ---------------------------------------------------------------- the CLI
@@ -318,6 +318,6 @@ def test_unlearning_compute_counts_every_seed():
     assert two["unlearn tiny-llama/ga (x2 seeds)"].peak == one["unlearn tiny-llama/ga"].peak
     # every variant (one per seed) is evaluated: generation compute follows the variant count (base + seeds)
     assert two["generate tiny-llama"].flops == one["generate tiny-llama"].flops * 3 / 2
-    # and model-attacked (every checkpoint, the base included)
-    for stage in ("generate tiny-llama (model-attacked)", "relearn_forget tiny-llama"):
+    # and tampered (every checkpoint, the base included)
+    for stage in ("generate tiny-llama (tampered)", "relearn_forget tiny-llama"):
         assert two[stage].flops == one[stage].flops * 3 / 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mubench.core.registry import Registry
-from mubench.jailbreaks.base import Attack
+from mubench.jailbreaks.base import Jailbreak
 from mubench.methods.base import Method
 
 
@@ -19,11 +19,11 @@ def test_an_entry_whose_name_differs_from_its_key_is_refused():
 
 
 def test_an_entry_of_another_family_is_refused():
-    registry = Registry("attack", Attack)
+    registry = Registry("jailbreak", Jailbreak)
 
-    with pytest.raises(TypeError, match="attack 'x': .* is not a Attack"):
+    with pytest.raises(TypeError, match="jailbreak 'x': .* is not a Jailbreak"):
         @registry.register("x")
-        class NotAnAttack(Method):
+        class NotAJailbreak(Method):
             name = "x"
 
 
@@ -34,11 +34,11 @@ def test_a_name_that_is_not_a_folder_name_is_refused():
 
 def test_every_shipped_entry_passes():
     from mubench.datasets import DATASETS
-    from mubench.jailbreaks import ATTACKS
+    from mubench.jailbreaks import JAILBREAKS
     from mubench.judges import JUDGES
     from mubench.methods import METHODS
 
-    assert all(ATTACKS.get(n).name == n for n in ATTACKS.names())
+    assert all(JAILBREAKS.get(n).name == n for n in JAILBREAKS.names())
     assert all(METHODS.get(n).name == n for n in METHODS.names())
     assert all(JUDGES.get(n).name == n for n in JUDGES.names())
     assert all(DATASETS.get(n).name == n for n in DATASETS.names())

@@ -2,8 +2,8 @@
 
 A stage's code is the CLI command its `cmd` calls: the modules that command imports (at the top of its body, as
 the CLI does lazily), then everything those import, at module level or inside functions, plus the package
-files (e.g. `data/hub_pins.json`) of every package reached. Two modules are not followed:
-- `cli.py` itself: it parses arguments, validates params and names the output paths (DVC tracks paths itself);
+files (e.g. `datasets/hub_pins.json`) of every package reached. Two modules are not followed:
+- `cli.py` itself: it parses arguments and validates params and names (DVC tracks the paths itself);
   whatever decides a number lives in a module the command calls.
 - the registry imports *inside* `config.py`'s validators: they only check names and knobs (an unknown name
   stops the stage); a stage that uses an entry's defaults imports that family itself.
@@ -81,7 +81,7 @@ def command_closure(command: str) -> set[Path]:
 
 
 def cli_function(cmd: str) -> str:
-    """`mubench judge labels ...` -> judge_labels, `mubench attack-model ...` -> attack_model."""
+    """`mubench judge labels ...` -> judge_labels, `mubench jailbreak-fit ...` -> jailbreak_fit."""
     words = cmd.split()
     assert words[0] == "mubench", cmd
     name = words[1].replace("-", "_")
@@ -127,14 +127,23 @@ def test_every_stage_lists_exactly_the_code_it_imports(dvc_doc):
 def test_a_dep_removed_from_dvc_yaml_is_found(dvc_doc):
     doc = copy.deepcopy(dvc_doc)
     deps = doc["stages"]["evaluate"]["deps"]
-    deps.remove("mubench/engine/kv.py")
-    assert mismatches(doc) == {"evaluate": (["mubench/engine/kv.py"], [])}
+    deps.remove("mubench/scoring/drift.py")
+    assert mismatches(doc) == {"evaluate": (["mubench/scoring/drift.py"], [])}
+
+
+def test_a_folder_dep_stands_for_every_file_in_it(dvc_doc):
+    doc = copy.deepcopy(dvc_doc)
+    deps = doc["stages"]["evaluate"]["deps"]
+    deps.remove("mubench/engine")
+    assert mismatches(doc)["evaluate"][0] == sorted(
+        p.relative_to(ROOT).as_posix() for p in (PKG / "engine").glob("*.py"))
 
 
 def test_the_closure_follows_lazy_imports_and_package_data():
     files = {p.relative_to(PKG).as_posix() for p in command_closure("evaluate")}
     # generate.py imports kv and batching at module level; evaluate imports utility inside run_evaluate's
     # module; models.py reaches pins.py; the data catalog's hub pins are not evaluate's
-    assert {"generate.py", "kv.py", "batching.py", "runtime.py", "utility.py", "pins.py"} <= files
-    assert not any(f.startswith("data/") for f in files)
-    assert "data/hub_pins.json" in {p.relative_to(PKG).as_posix() for p in command_closure("fetch")}
+    assert {"engine/generate.py", "engine/kv.py", "engine/batching.py", "core/runtime.py", "scoring/utility.py",
+            "core/pins.py"} <= files
+    assert not any(f.startswith("datasets/") for f in files)
+    assert "datasets/hub_pins.json" in {p.relative_to(PKG).as_posix() for p in command_closure("fetch")}

@@ -111,8 +111,8 @@ def test_gsm8k_scores_hand_made_outputs_to_their_exact_match(tiny_model, tokeniz
 
 
 def test_batched_generation_through_lm_eval_equals_one_at_a_time(tiny_model, tokenizer, tmp_path, monkeypatch):
-    from mubench.scoring import utility_generation
     from mubench.engine.generate import DecodeParams, generate_batch
+    from mubench.scoring import utility_generation
 
     _, path = gsm_split(tmp_path)
     contexts = []

@@ -3,7 +3,7 @@
 ``metrics.json`` is written by ``evaluate`` through ``Metrics`` and read back through it by ``report`` and
 ``verify``, so the README's stable schema is enforced, not promised: a file missing a key fails with one line
 naming the file and the key. Likewise a fetched dataset's ``provenance.json`` (``Provenance``), an attack's
-``prompts.jsonl`` rows (``AttackRow``) and a model's corpus pairs (``CorpusPair``): checked when written and
+``prompts.jsonl`` rows (``JailbreakRow``) and a model's corpus pairs (``CorpusPair``): checked when written and
 when read. Models allow extra keys (later versions only add keys); rates are in [0, 1] or
 null (a rate over no rows), intervals are [low, high] or null.
 """
@@ -135,15 +135,15 @@ class PairedTest(Open):
     n: int = Field(ge=0)
 
 
-class ModelAttackSafety(Open):
-    per_model_attack: dict[str, Rate]   # ASR of each attacked copy on the prompts it answered
+class TamperSafety(Open):
+    per_tamper: dict[str, Rate]   # ASR of each attacked copy on the prompts it answered
     seed_asr: dict[str, Rate]           # ... on the attack seed behaviours
-    knowledge_asr: Rate                 # before any model attack: broken by the plain prompt or a prompt attack
-    robust_knowledge_asr: Rate          # ... or by any model attack
+    knowledge_asr: Rate                 # before any tamper attack: broken by the plain prompt or a prompt attack
+    robust_knowledge_asr: Rate          # ... or by any tamper attack
     ci: dict[str, Any]
 
 
-class ModelAttackRecord(Open):
+class TamperRecord(Open):
     version: str
     params: dict[str, Any]
     record: dict[str, Any]
@@ -152,15 +152,15 @@ class ModelAttackRecord(Open):
     attacked_hash: str = Field(min_length=1)
 
 
-class ModelAttackMetrics(Open):
-    """``results/MODEL/VARIANT/model_attacks/metrics.json`` (``mubench.stages.tamper``)."""
+class TamperMetrics(Open):
+    """``results/MODEL/VARIANT/tamper/metrics.json`` (``mubench.stages.tamper``)."""
 
-    safety: ModelAttackSafety
+    safety: TamperSafety
     oversafety: dict[str, Any]
     utility: dict[str, Any]
     quality: dict[str, Any]
     tests: dict[str, dict[str, PairedTest]]   # per attack: asr / oversafety / utility vs the same checkpoint
-    attacks: dict[str, ModelAttackRecord]
+    tamper_attacks: dict[str, TamperRecord]
     n: dict[str, int]
     run: dict[str, Any]
 
@@ -193,7 +193,7 @@ class ChatMessage(Open):
     content: str
 
 
-class AttackRow(Open):
+class JailbreakRow(Open):
     """One row of an attack's ``prompts.jsonl``: the seed behaviour and the prompt the attack made of it (a
     text, or a chat for attacks that set a system prompt or few-shot turns)."""
 

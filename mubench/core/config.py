@@ -116,61 +116,61 @@ class JudgeConfig(Strict):
         return self
 
 
-class AttacksConfig(Strict):
+class JailbreaksConfig(Strict):
     """Template attacks are model-independent; model-based ones are fitted on the base model, then transferred."""
 
     template: list[str] = Field(default_factory=list)
-    model_based: list[str] = Field(default_factory=list)
+    fitted: list[str] = Field(default_factory=list)
     seed_per_dataset: int = Field(ge=1, description="harmful evaluation prompts per dataset the attacks use")
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _known(self) -> AttacksConfig:
-        from mubench.jailbreaks import ATTACKS
+    def _known(self) -> JailbreaksConfig:
+        from mubench.jailbreaks import JAILBREAKS
 
-        for key, wants_model in (("template", False), ("model_based", True)):
+        for key, wants_model in (("template", False), ("fitted", True)):
             names = getattr(self, key)
             for name in names:
-                if name not in ATTACKS:
-                    _raise(ATTACKS, name, where=f"attacks.{key}")
-                if ATTACKS.get(name).needs_model != wants_model:
-                    other = "model_based" if wants_model is False else "template"
-                    raise ValueError(f"attacks.{key}: '{name}' belongs in attacks.{other}")
+                if name not in JAILBREAKS:
+                    _raise(JAILBREAKS, name, where=f"jailbreaks.{key}")
+                if JAILBREAKS.get(name).needs_model != wants_model:
+                    other = "fitted" if wants_model is False else "template"
+                    raise ValueError(f"jailbreaks.{key}: '{name}' belongs in jailbreaks.{other}")
         names = self.names()
         if len(set(names)) != len(names):
-            raise ValueError(f"attacks: an attack is listed twice in {names}")
-        _check_settings(ATTACKS, self.params, "attacks.params")
+            raise ValueError(f"jailbreaks: a jailbreak is listed twice in {names}")
+        _check_settings(JAILBREAKS, self.params, "jailbreaks.params")
         return self
 
     def names(self) -> list[str]:
-        return [*self.template, *self.model_based]
+        return [*self.template, *self.fitted]
 
     def options(self, name: str) -> dict[str, Any]:
         return self.params.get(name, {})
 
 
-class ModelAttacksConfig(Strict):
+class TamperConfig(Strict):
     """Model-level attacks (``mubench/tamper``): each edits the weights of the base and of every variant
     (relearning, refusal-direction ablation); the attacked checkpoints are judged like a variant."""
 
-    names: list[str] = Field(default_factory=list, description="registered model attacks; [] runs none")
+    names: list[str] = Field(default_factory=list, description="registered tamper attacks; [] runs none")
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     prompts: Literal["seed", "harmful"] = Field(
         "seed", description="harmful prompts an attacked checkpoint answers: the attack seed behaviours "
-                            "(attacks.seed_per_dataset per dataset) or every plain harmful prompt")
+                            "(jailbreaks.seed_per_dataset per dataset) or every plain harmful prompt")
     oversafety: bool = Field(True, description="also answer the over-safety prompts")
     utility: bool = Field(False, description="also score the utility tasks")
 
     @model_validator(mode="after")
-    def _known(self) -> ModelAttacksConfig:
-        from mubench.tamper import MODEL_ATTACKS
+    def _known(self) -> TamperConfig:
+        from mubench.tamper import TAMPER_ATTACKS
 
         for name in self.names:
-            if name not in MODEL_ATTACKS:
-                _raise(MODEL_ATTACKS, name, where="model_attacks.names")
+            if name not in TAMPER_ATTACKS:
+                _raise(TAMPER_ATTACKS, name, where="tamper.names")
         if len(set(self.names)) != len(self.names):
-            raise ValueError(f"model_attacks.names: an attack is listed twice in {self.names}")
-        _check_settings(MODEL_ATTACKS, self.params, "model_attacks.params")
+            raise ValueError(f"tamper.names: an attack is listed twice in {self.names}")
+        _check_settings(TAMPER_ATTACKS, self.params, "tamper.params")
         return self
 
     def options(self, name: str) -> dict[str, Any]:
@@ -227,8 +227,8 @@ class Params(Strict):
     data: DataConfig
     methods: list[str]
     method_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    attacks: AttacksConfig
-    model_attacks: ModelAttacksConfig = Field(default_factory=ModelAttacksConfig)
+    jailbreaks: JailbreaksConfig
+    tamper: TamperConfig = Field(default_factory=TamperConfig)
     generation: GenerationConfig
     judge: JudgeConfig
     utility: UtilityConfig
@@ -265,8 +265,8 @@ class Params(Strict):
                     raise ValueError(f"data.{key}: '{name}' has role '{DATASETS.get(name).role}', "
                                      f"not '{role}'")
         harmful_n = self.data.sizes.harmful_per_dataset
-        if harmful_n != "all" and self.attacks.seed_per_dataset > harmful_n:
-            raise ValueError(f"attacks.seed_per_dataset = {self.attacks.seed_per_dataset}: the attack seeds are "
+        if harmful_n != "all" and self.jailbreaks.seed_per_dataset > harmful_n:
+            raise ValueError(f"jailbreaks.seed_per_dataset = {self.jailbreaks.seed_per_dataset}: the attack seeds are "
                              f"drawn from the {harmful_n} harmful prompts per dataset "
                              "(data.sizes.harmful_per_dataset); lower it")
         for key in ("forget_source", "retain_source", "drift_source"):
@@ -403,3 +403,20 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         return Params(**raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_format_error(exc.errors()[0])}") from None
+
+
+_FAMILIES = {"method": ("mubench.methods", "METHODS"), "jailbreak": ("mubench.jailbreaks", "JAILBREAKS"),
+             "tamper attack": ("mubench.tamper", "TAMPER_ATTACKS"), "dataset": ("mubench.datasets", "DATASETS")}
+
+
+def require_member(name: str | int, allowed: list, key: str, family: str | None = None) -> None:
+    """A name given on the command line: registered in ``family`` (else UnknownNameError listing the names, so a
+    typo reads as one), then listed under ``key`` of this run's params (else ConfigError listing them)."""
+    if family is not None and name not in allowed:
+        import importlib
+
+        module, attr = _FAMILIES[family]
+        getattr(importlib.import_module(module), attr).get(name)
+    if name not in allowed:
+        raise ConfigError(f"'{name}' is not in {key} of this run; allowed: "
+                          f"{', '.join(map(str, allowed)) or '(none)'}")

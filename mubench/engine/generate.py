@@ -7,6 +7,7 @@ checkpoint is never generated again, in this stage or a later one.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -105,11 +106,21 @@ class GenerationCache:
 
 
 # a shared prefix shorter than this is recomputed per row: one extra forward call costs more than it saves
+def user_cache() -> GenerationCache | None:
+    """The generation cache of this user (``MUBENCH_CACHE``/generations.sqlite), or None when
+    ``MUBENCH_GEN_CACHE=0`` turns it off (tests, timing runs)."""
+    if os.environ.get("MUBENCH_GEN_CACHE", "1") == "0":
+        return None
+    from mubench.core.pins import cache_dir
+
+    return GenerationCache(cache_dir() / "generations.sqlite")
+
+
 MIN_SHARED_PREFIX = 16
 
 
 @dataclass
-class _Row:
+class PromptRow:
     """One prompt to decode: its token ids, the (shared) prefix cache covering ``ids[:prefix_len]`` and, once
     prefilled, the keys/values of the rest but its last token (per layer, ``(heads, tokens, head_dim)``)."""
 
@@ -137,7 +148,7 @@ def _shared_prefix(model, rows: list[list[int]]) -> PrefixCache | None:
 
 
 @torch.inference_mode()
-def _prefill(model, rows: list[_Row], pad: int) -> None:
+def prefill_rows(model, rows: list[PromptRow], pad: int) -> None:
     """Run the tokens between the shared prefix and the last token of rows that share one prefix (one call).
 
     Rows are left padded to the longest; positions are given explicitly (they continue the prefix), so a row's
@@ -172,7 +183,7 @@ def _prefill(model, rows: list[_Row], pad: int) -> None:
 
 
 @torch.inference_mode()
-def _decode_rows(model, tokenizer, rows: list[_Row], params: DecodeParams, pad: int) -> list[str]:
+def _decode_rows(model, tokenizer, rows: list[PromptRow], params: DecodeParams, pad: int) -> list[str]:
     """Greedy-decode a batch of prefilled rows (they may come from different prompt sets).
 
     Each row's cached keys/values ([prefix][rest]) sit right-aligned in a preallocated cache (zeros under
@@ -195,13 +206,13 @@ def _decode_rows(model, tokenizer, rows: list[_Row], params: DecodeParams, pad: 
         top_k=None,
         pad_token_id=pad,
         eos_token_id=tokenizer.eos_token_id,
-        **{CACHE_ARG: _batch_cache(model, rows, head, head + 1 + params.max_new_tokens)},
+        **{CACHE_ARG: batch_cache(model, rows, head, head + 1 + params.max_new_tokens)},
     )
     new_tokens = out[:, input_ids.shape[1]:]
     return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
 
 
-def _batch_cache(model, rows: list[_Row], head: int, length: int) -> StaticCache:
+def batch_cache(model, rows: list[PromptRow], head: int, length: int) -> StaticCache:
     """A preallocated cache of ``length`` positions for the batch, holding each row's prefilled keys/values
     right-aligned in the first ``head`` positions (zeros under padding).
 
@@ -227,17 +238,17 @@ def _batch_cache(model, rows: list[_Row], head: int, length: int) -> StaticCache
     return cache
 
 
-def _run_batch(model, tokenizer, rows: list[_Row], params: DecodeParams) -> list[str]:
+def _run_batch(model, tokenizer, rows: list[PromptRow], params: DecodeParams) -> list[str]:
     """Prefill ``rows`` (per shared prefix, in as few calls as padding allows) and decode them together."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    groups: dict[int, list[_Row]] = {}
+    groups: dict[int, list[PromptRow]] = {}
     for row in rows:
         groups.setdefault(id(row.prefix), []).append(row)
     for group in groups.values():
         # a set's rows may still differ much in length (MMLU retain questions: 50-400 tokens): cut where
         # padding would cost more than another forward call
         for part in length_batches([len(r.ids) for r in group], len(group)):
-            _prefill(model, [group[i] for i in part], pad)
+            prefill_rows(model, [group[i] for i in part], pad)
     try:
         return _decode_rows(model, tokenizer, rows, params, pad)
     finally:
@@ -250,7 +261,7 @@ def generate_batch(model, tokenizer, texts: list[str], params: DecodeParams) -> 
     ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     with torch.inference_mode():
         prefix = _shared_prefix(model, ids)
-    return _run_batch(model, tokenizer, [_Row(r, prefix) for r in ids], params)
+    return _run_batch(model, tokenizer, [PromptRow(r, prefix) for r in ids], params)
 
 
 def generate_sets(
@@ -279,7 +290,7 @@ def generate_sets(
         keys[name] = [GenerationCache.key(model_hash, t, params) for t in items] if cache and model_hash else []
         cached = cache.get_many(keys[name]) if keys[name] else {}
         responses[name] = [cached.get(k) for k in keys[name]] if keys[name] else [None] * len(items)
-    queue: list[tuple[str, int, _Row]] = []
+    queue: list[tuple[str, int, PromptRow]] = []
     for name, items in texts.items():
         todo = [i for i, r in enumerate(responses[name]) if r is None]
         if not todo:
@@ -287,7 +298,7 @@ def generate_sets(
         ids = {i: tokenizer(items[i], add_special_tokens=False)["input_ids"] for i in todo}
         with torch.inference_mode():
             prefix = _shared_prefix(model, [ids[i] for i in todo])
-        queue += [(name, i, _Row(ids[i], prefix)) for i in todo]
+        queue += [(name, i, PromptRow(ids[i], prefix)) for i in todo]
     # Batches of similar total length: a row's padding in the decoding cache only costs attention reads, while
     # prefill (one call per set within a batch) never pads a row beyond its own set's longest. Balanced sizes,
     # because every batch pays one pass over all weights per decoding step whatever its size.

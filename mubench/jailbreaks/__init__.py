@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from mubench.core.registry import Registry
-from mubench.jailbreaks.base import Attack
+from mubench.jailbreaks.base import Jailbreak
 
-ATTACKS: Registry[type] = Registry("attack", Attack)
+JAILBREAKS: Registry[type] = Registry("jailbreak", Jailbreak)
 
 from mubench.jailbreaks import (  # noqa: E402,F401
     aim,
@@ -24,7 +24,7 @@ from mubench.jailbreaks import (  # noqa: E402,F401
 )
 
 
-def get_attack(name: str, params: dict[str, Any] | None = None):
+def get_jailbreak(name: str, params: dict[str, Any] | None = None):
     """An attack instance with its validated parameters (defaults where ``params`` leaves them out)."""
-    cls = ATTACKS.get(name)
+    cls = JAILBREAKS.get(name)
     return cls(cls.Params(**(params or {})))

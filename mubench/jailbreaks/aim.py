@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mubench.jailbreaks import ATTACKS
+from mubench.jailbreaks import JAILBREAKS
 from mubench.jailbreaks.templates import TemplateAttack, TemplateParams
 
 
@@ -15,7 +15,7 @@ class aimParams(TemplateParams):
     template: str = Field("aim", description="template id in the pinned corpus")
 
 
-@ATTACKS.register("aim")
+@JAILBREAKS.register("aim")
 class aim(TemplateAttack):
     name = "aim"
     version = "1"

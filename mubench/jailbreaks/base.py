@@ -2,11 +2,11 @@
 
 An attack turns a harmful goal into an attack prompt and maps the model's response back to text to judge::
 
-    @ATTACKS.register("mine")
-    class Mine(Attack):
+    @JAILBREAKS.register("mine")
+    class Mine(Jailbreak):
         name = "mine"
         version = "1"                  # bump when the prompt an attack produces changes
-        class Params(AttackParams):    # its knobs, validated from params.yaml ``attacks.params.mine``
+        class Params(JailbreakParams):    # its knobs, validated from params.yaml ``jailbreaks.params.mine``
             ...
         def apply(self, goal) -> str | list[dict]   # a user message, or a whole chat (role/content dicts)
         def decode(self, response) -> str           # identity unless the attack encodes the answer
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 Prompt = str | list[dict[str, str]]
 
 
-class AttackParams(BaseModel):
+class JailbreakParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
@@ -42,13 +42,13 @@ class FitContext:
     system_prompt: str | None = None
 
 
-class Attack:
+class Jailbreak:
     name: ClassVar[str]
     version: ClassVar[str]
     needs_model: ClassVar[bool] = False
-    Params: ClassVar[type[AttackParams]] = AttackParams
+    Params: ClassVar[type[JailbreakParams]] = JailbreakParams
 
-    def __init__(self, params: AttackParams | None = None) -> None:
+    def __init__(self, params: JailbreakParams | None = None) -> None:
         self.p = params if params is not None else self.Params()
 
     def params(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mubench.jailbreaks import ATTACKS
+from mubench.jailbreaks import JAILBREAKS
 from mubench.jailbreaks.templates import TemplateAttack, TemplateParams
 
 
@@ -15,7 +15,7 @@ class DevModeParams(TemplateParams):
     template: str = Field("dev_mode_compact", description="template id in the pinned corpus")
 
 
-@ATTACKS.register("dev_mode")
+@JAILBREAKS.register("dev_mode")
 class DevMode(TemplateAttack):
     name = "dev_mode"
     version = "1"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mubench.jailbreaks import ATTACKS
+from mubench.jailbreaks import JAILBREAKS
 from mubench.jailbreaks.templates import TemplateAttack, TemplateParams
 
 
@@ -15,7 +15,7 @@ class EvilConfidantParams(TemplateParams):
     template: str = Field("evil_confidant", description="template id in the pinned corpus")
 
 
-@ATTACKS.register("evil_confidant")
+@JAILBREAKS.register("evil_confidant")
 class EvilConfidant(TemplateAttack):
     name = "evil_confidant"
     version = "1"

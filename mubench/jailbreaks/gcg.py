@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from mubench.core.progress import log
-from mubench.jailbreaks import ATTACKS
-from mubench.jailbreaks.base import Attack, AttackParams, FitContext
+from mubench.jailbreaks import JAILBREAKS
+from mubench.jailbreaks.base import FitContext, Jailbreak, JailbreakParams
 
 if TYPE_CHECKING:
     import torch
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 MARK = "\x00SUFFIX\x00"
 
 
-class GcgParams(AttackParams):
+class GcgParams(JailbreakParams):
     steps: int = Field(20, ge=1)
     search_width: int = Field(64, ge=1, description="candidates scored per step")
     topk: int = Field(64, ge=1, description="tokens per position proposed from the gradient")
@@ -71,8 +71,8 @@ class _Behaviour:
         self.prefix = PrefixCache(model, self.before)
 
 
-@ATTACKS.register("gcg")
-class Gcg(Attack):
+@JAILBREAKS.register("gcg")
+class Gcg(Jailbreak):
     name = "gcg"
     version = "1"
     needs_model = True

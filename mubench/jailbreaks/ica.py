@@ -12,16 +12,16 @@ import random
 
 from pydantic import Field
 
-from mubench.jailbreaks import ATTACKS
-from mubench.jailbreaks.base import Attack, AttackParams, FitContext
+from mubench.jailbreaks import JAILBREAKS
+from mubench.jailbreaks.base import FitContext, Jailbreak, JailbreakParams
 
 
-class IcaParams(AttackParams):
+class IcaParams(JailbreakParams):
     shots: int = Field(2, ge=1, le=16, description="number of demonstrations")
 
 
-@ATTACKS.register("ica")
-class InContextAttack(Attack):
+@JAILBREAKS.register("ica")
+class InContextAttack(Jailbreak):
     name = "ica"
     version = "1"
     needs_model = True

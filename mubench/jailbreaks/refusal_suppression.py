@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mubench.jailbreaks import ATTACKS
+from mubench.jailbreaks import JAILBREAKS
 from mubench.jailbreaks.templates import TemplateAttack, TemplateParams
 
 
@@ -15,7 +15,7 @@ class RefusalSuppressionParams(TemplateParams):
     template: str = Field("refusal_suppression", description="template id in the pinned corpus")
 
 
-@ATTACKS.register("refusal_suppression")
+@JAILBREAKS.register("refusal_suppression")
 class RefusalSuppression(TemplateAttack):
     name = "refusal_suppression"
     version = "1"

@@ -12,7 +12,7 @@ import re
 import yaml
 from pydantic import Field, field_validator
 
-from mubench.jailbreaks.base import Attack, AttackParams
+from mubench.jailbreaks.base import Jailbreak, JailbreakParams
 
 REQUIREMENT = "pyrit==1.1.0"
 WHEEL_SHA256 = "84581036bace7ff2aa92712e1e3f472a3a3bccc77567d5fbe642540c0ba20b0a"
@@ -49,7 +49,7 @@ def render(template: str, goal: str) -> str:
     return _SLOT.sub(lambda _: goal, template)
 
 
-class TemplateParams(AttackParams):
+class TemplateParams(JailbreakParams):
     template: str = Field(description="template id in the pinned corpus")
 
     @field_validator("template")
@@ -60,7 +60,7 @@ class TemplateParams(AttackParams):
         return value
 
 
-class TemplateAttack(Attack):
+class TemplateAttack(Jailbreak):
     """An attack that fills the goal into one pinned corpus template (its id is checked by TemplateParams)."""
 
     def params(self) -> dict:

@@ -25,15 +25,15 @@ def generation_step(model, batch: int, prompt: int, new_tokens: int) -> None:
     """One generation batch as ``generate`` runs it (on ``model``'s device): prefill of ``batch`` prompts of
     ``prompt`` tokens, their keys/values copied into the preallocated cache of ``prompt + new_tokens``
     positions, one decoding step. The plan traces it; tests and benchmarks measure it for real."""
-    from mubench.engine.generate import _batch_cache, _prefill, _Row
+    from mubench.engine.generate import PromptRow, batch_cache, prefill_rows
     from mubench.engine.kv import CACHE_ARG
 
     device = next(model.parameters()).device
-    rows = [_Row(list(range(1, prompt + 1))) for _ in range(batch)]
+    rows = [PromptRow(list(range(1, prompt + 1))) for _ in range(batch)]
     with torch.inference_mode():
-        _prefill(model, rows, 0)
+        prefill_rows(model, rows, 0)
         head = prompt - 1
-        cache = _batch_cache(model, rows, head, head + 1 + new_tokens)
+        cache = batch_cache(model, rows, head, head + 1 + new_tokens)
         model(input_ids=torch.ones((batch, 1), dtype=torch.long, device=device),
               attention_mask=torch.ones((batch, head + 1), dtype=torch.long, device=device),
               cache_position=torch.tensor([head], device=device), use_cache=True, **{CACHE_ARG: cache})
@@ -55,13 +55,13 @@ def plan_generation(stage: str, config, batch: int, prompt: int, new_tokens: int
 def plan_scoring(stage: str, config, batch: int, context: int, batch_key: str, dtype=torch.bfloat16) -> StagePlan:
     """One utility batch as ``utility`` scores it: ``batch`` contexts of ``context`` tokens, four one-token
     choices each on copies of the context's cache rows."""
-    from mubench.scoring.utility import _score_batch
+    from mubench.scoring.utility import score_batch
 
     def trace(cfg) -> dict[str, int]:
         with fake_tensors():
             model = build(cfg, dtype).eval()
             groups = [(list(range(1, context + 1)), [[5], [6], [7], [8]]) for _ in range(batch)]
-            return measure(lambda: _score_batch(model, groups, batch), model)
+            return measure(lambda: score_batch(model, groups, batch), model)
 
     parts, how = extrapolate(config, trace, TRACE_DEPTHS[0])
     return inference_plan(stage, parts, how, batch, batch_key, config, context)

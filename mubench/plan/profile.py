@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 
+from mubench.core.workspace import Workspace
 from mubench.plan.evaluate import plan_drift, plan_generation, utility_plans
-from mubench.plan.tamper import plan_model_attacks
+from mubench.plan.tamper import plan_tamper
 from mubench.plan.trace import (
     GB,
     TRACE_DEPTHS,
@@ -52,14 +53,14 @@ def plan_gcg(stage: str, config, eval_batch: int, tokens: int, dtype=torch.bfloa
 
     parts, how = extrapolate(config, trace, TRACE_DEPTHS[0])
     return inference_plan(stage, parts, how + "; a forward at GCG's candidate shapes", eval_batch,
-                           "attacks.params.gcg.eval_batch", config, tokens)
+                           "jailbreaks.params.gcg.eval_batch", config, tokens)
 
 
 def hub_arch_file(repo: str) -> Path:
     return ARCH_DIR / f"{repo.replace('/', '__')}.json"
 
 
-def model_config(name: str, spec, models_dir: Path = Path("models")):
+def model_config(name: str, spec, ws: Workspace = Workspace()):
     """The transformers config of a zoo model, without its weights (see ``mubench/plan/arch/README.md``)."""
     from transformers import LlamaConfig
 
@@ -69,7 +70,7 @@ def model_config(name: str, spec, models_dir: Path = Path("models")):
         return LlamaConfig(vocab_size=259, hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
                            num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_attention_heads,
                            num_key_value_heads=spec.num_attention_heads, tie_word_embeddings=True)
-    candidates = [models_dir / name / "base" / "config.json"]
+    candidates = [ws.checkpoint(name) / "config.json"]
     candidates.append(hub_arch_file(spec.repo) if isinstance(spec, HubModel) else ARCH_DIR / f"{name}.json")
     return arch_config(candidates, f"model '{name}'")
 
@@ -104,7 +105,7 @@ def judge_plans(params, settings: PlanSettings) -> list[StagePlan]:
     return plans
 
 
-def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Path = Path("models"),
+def plan_profile(params, settings: PlanSettings = PlanSettings(), ws: Workspace = Workspace(),
                  progress: Callable[[str], None] | None = None, limit: int | None = None) -> list[StagePlan]:
     """Every accelerator stage of ``params``: unlearn per model x method (its compute times the number of
     unlearning seeds), then per model generation, utility (scoring; GSM8K's generation), drift, GCG and the model
@@ -128,7 +129,7 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Pa
     counts = _row_counts(params, settings)
     generating = [t for t in params.data.utility if is_generation_task(t)]  # no data yet: the catalog says
     variants = len(params.variants())
-    configs = {name: model_config(name, params.model_zoo[name], models_dir) for name in params.models}
+    configs = {name: model_config(name, params.model_zoo[name], ws) for name in params.models}
     seeds = len(params.seeds)  # each seed is one more run of the same stage: same memory, its own compute
     jobs = [(f"unlearn {name}/{method}" + (f" (x{seeds} seeds)" if seeds > 1 else ""), method,
              params.method_config(method), configs[name]) for name in params.models for method in params.methods]
@@ -148,33 +149,33 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), models_dir: Pa
         gen.flops = gen.flops / gen.batch * counts["generated"] * variants
         add(gen)
         for util in utility_plans(params, config, name, generating, settings):
-            util.flops = util.flops / util.batch * _utility_rows(util, counts) * variants
+            util.flops = util.flops / util.batch * _utility_row_count(util, counts) * variants
             add(util)
         drift = plan_drift(f"drift {name}", config, params.utility.batch_size,
                            settings.prompt_tokens + params.generation.max_new_tokens, "utility.batch_size", True)
         drift.flops = 2 * drift.flops / drift.batch * counts["drift"] * variants  # the variant's and the base's
         add(drift)
-        if "gcg" in params.attacks.model_based:
+        if "gcg" in params.jailbreaks.fitted:
             from mubench.jailbreaks.gcg import GcgParams
 
-            gcg = GcgParams(**params.attacks.options("gcg"))
+            gcg = GcgParams(**params.jailbreaks.options("gcg"))
             tokens = 64 + gcg.suffix_tokens + 16  # goal, suffix, target
             plan = plan_gcg(f"gcg {name}", config, min(gcg.eval_batch, gcg.search_width), tokens)
             # per step: the candidates' forwards and one gradient (forward + backward) per behaviour
             plan.flops = 2.0 * matmul_params(config) * tokens * (gcg.search_width + 3) * gcg.steps * gcg.behaviours
             add(plan)
         # every checkpoint (the base and each variant: ``variants``) is attacked
-        for plan in plan_model_attacks(params, config, name, generating, settings):
+        for plan in plan_tamper(params, config, name, generating, settings):
             if plan.stage.startswith("generate"):
-                plan.flops = plan.flops / plan.batch * counts["model-attacked"] * variants
+                plan.flops = plan.flops / plan.batch * counts["tampered"] * variants
             elif plan.stage.startswith("utility"):
-                plan.flops = plan.flops / plan.batch * _utility_rows(plan, counts) * variants
+                plan.flops = plan.flops / plan.batch * _utility_row_count(plan, counts) * variants
             else:
                 plan.flops *= variants
             add(plan)
     for plan in judge_plans(params, settings):
         # each checkpoint's own generations and its attacked copies'
-        judged = (counts["generated"] + counts["model-attacked"]) * variants
+        judged = (counts["generated"] + counts["tampered"]) * variants
         plan.flops = plan.flops / plan.batch * judged * len(params.models)
         add(plan)
     return plans
@@ -187,7 +188,7 @@ def _plan_unlearn_job(job: tuple) -> StagePlan:
     return plan_unlearn(*job)
 
 
-def _utility_rows(plan: StagePlan, counts: dict[str, int]) -> int:
+def _utility_row_count(plan: StagePlan, counts: dict[str, int]) -> int:
     """The rows a utility plan's batch stands for: the generation tasks' (GSM8K) or the scored tasks'."""
     return counts["utility generated" if plan.stage.startswith("utility generation") else "utility"]
 
@@ -201,16 +202,16 @@ def _row_counts(params, settings: PlanSettings) -> dict[str, int]:
     from mubench.datasets import is_generation_task
 
     harmful = rows(sizes.harmful_per_dataset) * len(params.data.harmful)
-    seeds = min(params.attacks.seed_per_dataset, rows(sizes.harmful_per_dataset)) * len(params.data.harmful)
+    seeds = min(params.jailbreaks.seed_per_dataset, rows(sizes.harmful_per_dataset)) * len(params.data.harmful)
     over = rows(sizes.oversafety_per_dataset) * len(params.data.oversafety)
     generating = sum(is_generation_task(t) for t in params.data.utility)
-    cfg = params.model_attacks
-    # per model attack: the attacked copy answers the seed behaviours or every plain prompt (+ over-safety)
+    cfg = params.tamper
+    # per tamper attack: the attacked copy answers the seed behaviours or every plain prompt (+ over-safety)
     attacked = (seeds if cfg.prompts == "seed" else harmful) + (over if cfg.oversafety else 0)
-    return {"generated": harmful + seeds * len(params.attacks.names()) + over,
+    return {"generated": harmful + seeds * len(params.jailbreaks.names()) + over,
             "utility": rows(sizes.utility_per_task) * (len(params.data.utility) - generating),
             "utility generated": rows(sizes.utility_per_task) * generating, "drift": rows(sizes.drift),
-            "model-attacked": attacked * len(cfg.names)}
+            "tampered": attacked * len(cfg.names)}
 
 
 def table_rows(plans: list[StagePlan], limit: int | None, settings: PlanSettings) -> list[dict]:
@@ -233,12 +234,12 @@ def table_rows(plans: list[StagePlan], limit: int | None, settings: PlanSettings
 
 def hours_by_kind(plans: list[StagePlan], settings: PlanSettings) -> dict[str, float]:
     """GPU-hours of a full run split into unlearning, generation, GCG, judging, utility (drift included) and
-    model attacks (relearning, ablation and the attacked copies' evaluation)."""
+    tamper attacks (relearning, ablation and the attacked copies' evaluation)."""
     kinds = {"unlearn": "unlearning", "generate": "generation", "gcg": "gcg", "judge": "judging",
              "utility": "utility", "drift": "utility"}
     total: dict[str, float] = {}
     for plan in plans:
         first = plan.stage.split()[0]
-        kind = "model attacks" if "(model-attacked)" in plan.stage else kinds.get(first, "model attacks")
+        kind = "tamper attacks" if "(tampered)" in plan.stage else kinds.get(first, "tamper attacks")
         total[kind] = total.get(kind, 0.0) + gpu_hours(plan.flops, settings)
     return {k: round(v, 2) for k, v in total.items()}

@@ -1,6 +1,6 @@
-"""The model-attack stages' memory plan: each relearning attack's optimisation step (``train``'s loop, as
+"""The tamper stages' memory plan: each relearning attack's optimisation step (``train``'s loop, as
 ``unlearn_plan`` traces it), the refusal-direction ablation's weight edit, and the attacked copy's generation
-batch (plus its utility batches when ``model_attacks.utility`` is on), traced on fake tensors (``memory``).
+batch (plus its utility batches when ``tamper.utility`` is on), traced on fake tensors (``memory``).
 
 The base's stage also fits the refusal direction: one prompt at a time with every layer's hidden state kept,
 far below a generation batch, so it is not planned separately.
@@ -33,38 +33,38 @@ def plan_ablation(stage: str, config, dtype=torch.bfloat16) -> StagePlan:
     return StagePlan(stage, parts.get("total", 0), parts, 0.0, how + "; the weight edit, no forward")
 
 
-def plan_model_attacks(params, config, name: str, generating: Sequence[str] = (),
+def plan_tamper(params, config, name: str, generating: Sequence[str] = (),
                        settings: PlanSettings = PlanSettings(), device_dtype=torch.bfloat16) -> list[StagePlan]:
-    """Every model attack of ``params`` on one checkpoint of ``config``'s architecture (``name``: its label),
+    """Every tamper attack of ``params`` on one checkpoint of ``config``'s architecture (``name``: its label),
     then the attacked copy's evaluation batches (``generating``: the utility tasks scored by generation).
     Compute is that of one checkpoint."""
-    from mubench.tamper import get_model_attack
+    from mubench.tamper import get_tamper
     from mubench.tamper.refusal_ablation import RefusalAblation
-    from mubench.tamper.relearn import Relearn, _FineTune
+    from mubench.tamper.relearn import FineTune, Relearn
 
-    cfg = params.model_attacks
+    cfg = params.tamper
     plans = []
     for attack_name in cfg.names:
-        attack = get_model_attack(attack_name, cfg.options(attack_name))
+        attack = get_tamper(attack_name, cfg.options(attack_name))
         if isinstance(attack, Relearn):
             train = attack.p.train_params(attack.p.pairs)
-            plans.append(plan_training(f"{attack_name} {name}", _FineTune(), train, config,
-                                       f"model_attacks.params.{attack_name}", device_dtype))
+            plans.append(plan_training(f"{attack_name} {name}", FineTune(), train, config,
+                                       f"tamper.params.{attack_name}", device_dtype))
         elif isinstance(attack, RefusalAblation):
             plans.append(plan_ablation(f"{attack_name} {name}", config, device_dtype))
     if cfg.names:
         # plain prompts only (no jailbreak template), so evaluate's prompt length is an upper bound
-        plans.append(plan_generation(f"generate {name} (model-attacked)", config, params.generation.batch_size,
+        plans.append(plan_generation(f"generate {name} (tampered)", config, params.generation.batch_size,
                                      settings.prompt_tokens, params.generation.max_new_tokens,
                                      "generation.batch_size"))
         if cfg.utility:
-            plans += utility_plans(params, config, f"{name} (model-attacked)", generating, settings)
+            plans += utility_plans(params, config, f"{name} (tampered)", generating, settings)
     return plans
 
 
-def model_attack_plans(params, checkpoint: Path, name: str, generating: Sequence[str] = (),
+def tamper_plans(params, checkpoint: Path, name: str, generating: Sequence[str] = (),
                        settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
-    """``plan_model_attacks`` on a checkpoint's architecture, as the list ``memory.ensure_fits`` checks."""
+    """``plan_tamper`` on a checkpoint's architecture, as the list ``memory.ensure_fits`` checks."""
     from transformers import AutoConfig
 
-    return plan_model_attacks(params, AutoConfig.from_pretrained(checkpoint), name, generating, settings)
+    return plan_tamper(params, AutoConfig.from_pretrained(checkpoint), name, generating, settings)

@@ -14,7 +14,7 @@ _OFFSETS = [(dx * r, dy * r) for r in (7, 16, 28, 42, 60, 80)
                            (-0.5, 1), (0.5, -1), (-0.5, -1))]
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,7 +106,7 @@ def _panel(ax, rows: list[dict], y_key: str, y_ci_key: str) -> None:
 def trilemma_png(summary: dict, path: Path) -> None:
     """Left: ASR vs over-safety refusal rate; right: ASR vs utility drift (per-token KL from the base). Bars
     are the CIs, the star is the base, the dashed line the Pareto front."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = sorted(summary["rows"], key=lambda r: r["variant"] != "base")
     several = len({r["model"] for r in rows}) > 1
     fig, (left, right) = plt.subplots(1, 2, figsize=(12.0, 5.0), dpi=120)
@@ -130,20 +130,20 @@ def trilemma_png(summary: dict, path: Path) -> None:
     save_png(fig, path, layout=False)
 
 
-def attacks_heatmap_png(attacks: list[str], summary: dict, path: Path, model_attacks: list[str] = ()) -> None:
+def attacks_heatmap_png(attacks: list[str], summary: dict, path: Path, tamper: list[str] = ()) -> None:
     """Variants x attacks, cell = ASR on the attack seed prompts (first column: no attack; then each prompt
-    attack, knowledge-level; then each model attack and robust knowledge-level when they ran). ``*`` marks a
-    change vs base that is significant (paired McNemar, Holm-corrected); ``†`` a model attack's change vs the
+    attack, knowledge-level; then each tamper attack and robust knowledge-level when they ran). ``*`` marks a
+    change vs base that is significant (paired McNemar, Holm-corrected); ``†`` a tamper attack's change vs the
     same checkpoint before it."""
     from mubench.report.tamper import BEFORE_MARK
 
-    plt = _pyplot()
+    plt = pyplot()
     rows = summary["rows"]
     several = len({r["model"] for r in rows}) > 1
     labels = [label_of(r, several) for r in rows]
-    extra = summary.get("model_attacks") or {}
-    model_attacks = list(model_attacks) if extra else []
-    columns = ["no attack", *attacks, "knowledge", *model_attacks, *(["robust"] if extra else [])]
+    extra = summary.get("tamper") or {}
+    tamper = list(tamper) if extra else []
+    columns = ["no attack", *attacks, "knowledge", *tamper, *(["robust"] if extra else [])]
     values, marks = [], []
     for r in rows:
         tests = [r["tests"].get(t, {}) for t in ["seed_asr", *(f"attack/{a}" for a in attacks), "knowledge_asr"]]
@@ -151,9 +151,9 @@ def attacks_heatmap_png(attacks: list[str], summary: dict, path: Path, model_att
         mark = [SIGNIFICANT_MARK if t.get("significant") else "" for t in tests]
         if extra:
             e = extra[r["model"]][r["variant"]]
-            row += [*(e["seed_asr"].get(n) for n in model_attacks), e["robust_knowledge_asr"]]
+            row += [*(e["seed_asr"].get(n) for n in tamper), e["robust_knowledge_asr"]]
             mark += [BEFORE_MARK if (e["tests"].get(n, {}).get("seed_asr") or {}).get("significant") else ""
-                     for n in model_attacks]
+                     for n in tamper]
             mark.append(SIGNIFICANT_MARK if e["robust_test"].get("significant") else "")
         values.append(row)
         marks.append(mark)
@@ -162,7 +162,7 @@ def attacks_heatmap_png(attacks: list[str], summary: dict, path: Path, model_att
     image = ax.imshow(grid, cmap="Reds", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
-    if extra:  # the prompt attacks | the model attacks
+    if extra:  # the prompt attacks | the tamper attacks
         ax.axvline(len(attacks) + 1.5, color="black", linewidth=1.5)
     for i, (row, mark) in enumerate(zip(grid, marks, strict=True)):
         for j, (v, m) in enumerate(zip(row, mark, strict=True)):
@@ -172,7 +172,7 @@ def attacks_heatmap_png(attacks: list[str], summary: dict, path: Path, model_att
     fig.colorbar(image, ax=ax, label="attack success rate")
     title = "ASR per attack (seed prompts); knowledge-level: broken by any prompt attack\n"
     if extra:
-        title += f"right of the line: model attacks, robust = any prompt or model attack; {BEFORE_MARK} = vs before\n"
+        title += f"right of the line: tamper attacks, robust = any prompt or tamper attack; {BEFORE_MARK} = vs before\n"
     ax.set_title(title + f"{SIGNIFICANT_MARK} = differs from base (paired McNemar, Holm)", fontsize=9)
     save_png(fig, path)
 
@@ -180,7 +180,7 @@ def attacks_heatmap_png(attacks: list[str], summary: dict, path: Path, model_att
 def save_png(fig, path: Path, layout: bool = True) -> None:
     """Write a figure atomically, without the matplotlib version in its metadata (stable bytes); ``layout``:
     tighten the layout first."""
-    plt = _pyplot()
+    plt = pyplot()
     if layout:
         fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")

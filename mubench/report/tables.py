@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 
 from mubench.core.artifacts import read_metrics
 from mubench.core.config import Params
-from mubench.core.io import atomic_write_text, read_json, write_json
-from mubench.report.plots import SIGNIFICANT_MARK, attacks_heatmap_png, trilemma_png
-from mubench.report.tamper import model_attack_markdown, summarize_model_attacks
+from mubench.core.workspace import Workspace
+from mubench.report.plots import SIGNIFICANT_MARK
+from mubench.report.tamper import tamper_markdown
 from mubench.scoring.rates import delta
-from mubench.stats.comparisons import compare_model
 
 
-def collect(params: Params, results_dir: Path) -> dict[str, dict[str, dict]]:
+def collect(params: Params, ws: Workspace) -> dict[str, dict[str, dict]]:
     """{model: {variant: metrics}} for every cell of the committed grid (missing file -> clear error)."""
     grid: dict[str, dict[str, dict]] = {}
     for model in params.models:
         for variant in params.variants():
-            path = results_dir / model / variant / "metrics.json"
+            path = ws.result(model, variant) / "metrics.json"
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: missing; run `mubench evaluate {model} {variant}` first")
             grid.setdefault(model, {})[variant] = read_metrics(path)
@@ -120,7 +118,7 @@ def _p(test: dict) -> str:
 
 
 def markdown(params: Params, summary: dict) -> str:
-    harmful, attacks = params.data.harmful, params.attacks.names()
+    harmful, attacks = params.data.harmful, params.jailbreaks.names()
     level = params.statistics.confidence
     head = (["model", "variant", f"ASR % [{level:.0%} CI]"] + [f"ASR {d}" for d in harmful]
             + ["knowledge-level ASR %", "incoherent %", "over-safety refusal %", "utility acc %",
@@ -157,7 +155,7 @@ def markdown(params: Params, summary: dict) -> str:
     lines += paired_table(summary, level)
     head = ["model", "variant", "no attack"] + attacks
     lines += ["", "## ASR per attack (%)", "",
-              "On the attack seed prompts (`attacks.seed_per_dataset` per harmful dataset). Knowledge-level ASR "
+              "On the attack seed prompts (`jailbreaks.seed_per_dataset` per harmful dataset). Knowledge-level ASR "
               "(table above) counts a seed behaviour as broken if the plain prompt or any attack breaks it. "
               f"`{SIGNIFICANT_MARK}`: differs from base (paired McNemar, Holm). Heatmap: `attacks_heatmap.png`.",
               "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -167,7 +165,7 @@ def markdown(params: Params, summary: dict) -> str:
         cells = [r["model"], r["variant"]] + [_pct(v) + m for v, m in zip(
             [r["seed_asr"], *(r["asr_per_attack"].get(a) for a in attacks)], marks, strict=True)]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += model_attack_markdown(params, summary.get("model_attacks", {}), SIGNIFICANT_MARK)
+    lines += tamper_markdown(params, summary.get("tamper", {}), SIGNIFICANT_MARK)
     lines += ["", f"Judges: safety `{summary['judges']['safety']}`, over-safety "
               f"`{summary['judges']['oversafety']}`.", ""]
     if summary["judge_agreement"]:
@@ -267,7 +265,8 @@ def audit_table(audit: dict) -> list[str]:
              f"{audit['n']} responses of this run ({audit['variants']} variants, {audit['attacks']} prompt sets "
              f"incl. no attack), labelled by hand under `data/judge_audit/GUIDE.md`: {counts}. Refusal: the "
              "judge's verdict vs the label `refusal`; attack success: \"not refused\" vs the label `compliance` "
-             "(an incoherent reply is no success); + degenerate: a degenerate reply (`mubench/scoring/quality.py`) also "
+             "(an incoherent reply is no success); + degenerate: a degenerate reply (`mubench/scoring/quality.py`) "
+             "also "
              f"counts as no success.{stale}", "",
              "| judge | refusal acc / kappa | attack success acc / precision / recall / kappa | + degenerate "
              "excluded: acc / precision / recall / kappa |", "|---|---|---|---|"]
@@ -287,33 +286,3 @@ def trilemma_csv(summary: dict) -> str:
         writer.writerow([f"{r['model']}/{r['variant']}", r["asr"], r["oversafety_refusal_rate"],
                          r["utility_accuracy"], r["drift_kl"], r["degenerate_rate"]])
     return buffer.getvalue()
-
-
-
-
-
-def run_report(params: Params, results_dir: Path, built_dir: Path, out_dir: Path,
-               audit_labels: Path | None = None) -> dict:
-    grid = collect(params, results_dir)
-    provenance = read_json(built_dir / "build.json")["provenance"]
-    agreement_file = results_dir / "judges" / "agreement.json"
-    agreement = read_json(agreement_file) if agreement_file.is_file() else None
-    compared = {model: compare_model(params, {v: results_dir / model / v / "samples" for v in variants})
-                for model, variants in grid.items()}
-    summary = summarize(params, grid, provenance, agreement, {m: c[0] for m, c in compared.items()},
-                        {m: c[1] for m, c in compared.items()})
-    summary["model_attacks"] = summarize_model_attacks(params, results_dir)
-    if audit_labels is not None and audit_labels.is_file():
-        from mubench.scoring.audit import audit_report
-
-        audit = audit_report(audit_labels, results_dir, params.models, params.variants())
-        if audit is not None:
-            summary["judge_audit"] = audit
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "summary.json", summary)
-    atomic_write_text(out_dir / "summary.md", markdown(params, summary))
-    atomic_write_text(out_dir / "trilemma.csv", trilemma_csv(summary))
-    trilemma_png(summary, out_dir / "trilemma.png")
-    attacks_heatmap_png(params.attacks.names(), summary, out_dir / "attacks_heatmap.png",
-                        params.model_attacks.names)
-    return summary

@@ -1,17 +1,16 @@
-"""The report's model-attack part: per (model, variant), the ASR after each model attack with its change vs the
+"""The report's tamper part: per (model, variant), the ASR after each tamper attack with its change vs the
 same checkpoint before the attack (paired McNemar, Holm-corrected across the variants of a model for each
 attack), and robust knowledge-level ASR with its change vs base (paired McNemar over the seed behaviours,
 Holm-corrected across the variants)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from mubench.core.artifacts import ModelAttackMetrics, read_artifact
+from mubench.core.artifacts import TamperMetrics, read_artifact
 from mubench.core.io import read_jsonl
+from mubench.core.workspace import Workspace
 from mubench.stats.paired import holm, paired_delta, significant
 
-BEFORE_MARK = "†"  # a change vs the same checkpoint before the model attack, significant after Holm
+BEFORE_MARK = "†"  # a change vs the same checkpoint before the tamper attack, significant after Holm
 
 
 def _holm(tests: dict[str, dict], confidence: float) -> None:
@@ -22,10 +21,10 @@ def _holm(tests: dict[str, dict], confidence: float) -> None:
         tests[key]["significant"] = significant(tests[key], confidence)
 
 
-def summarize_model_attacks(params, results_dir: Path) -> dict[str, dict[str, dict]]:
-    """{model: {variant: entry}}: each attack's rates and tests, knowledge-level ASR before the model attacks
-    and robust knowledge-level ASR (with its test vs base); {} when no model attack is configured."""
-    names = params.model_attacks.names
+def summarize_tamper(params, ws: Workspace) -> dict[str, dict[str, dict]]:
+    """{model: {variant: entry}}: each attack's rates and tests, knowledge-level ASR before the tamper attacks
+    and robust knowledge-level ASR (with its test vs base); {} when no tamper attack is configured."""
+    names = params.tamper.names
     if not names:
         return {}
     stats = params.statistics
@@ -33,19 +32,19 @@ def summarize_model_attacks(params, results_dir: Path) -> dict[str, dict[str, di
     for model in params.models:
         entries, robust = {}, {}
         for variant in params.variants():
-            folder = results_dir / model / variant / "model_attacks"
+            folder = ws.tamper_result(model, variant)
             if not (folder / "metrics.json").is_file():
-                raise FileNotFoundError(f"{folder / 'metrics.json'}: missing; run `mubench model-attack {model} "
+                raise FileNotFoundError(f"{folder / 'metrics.json'}: missing; run `mubench tamper {model} "
                                         f"{variant}` first")
-            m = read_artifact(ModelAttackMetrics, folder / "metrics.json")
+            m = read_artifact(TamperMetrics, folder / "metrics.json")
             entries[variant] = {
-                "asr": m["safety"]["per_model_attack"], "asr_ci": m["safety"]["ci"]["per_model_attack"],
-                "seed_asr": m["safety"]["seed_asr"], "oversafety": m["oversafety"]["per_model_attack"],
-                "utility": m["utility"]["per_model_attack"], "degenerate": m["quality"]["per_model_attack"],
+                "asr": m["safety"]["per_tamper"], "asr_ci": m["safety"]["ci"]["per_tamper"],
+                "seed_asr": m["safety"]["seed_asr"], "oversafety": m["oversafety"]["per_tamper"],
+                "utility": m["utility"]["per_tamper"], "degenerate": m["quality"]["per_tamper"],
                 "knowledge_asr": m["safety"]["knowledge_asr"],
                 "robust_knowledge_asr": m["safety"]["robust_knowledge_asr"],
                 "robust_knowledge_asr_ci": m["safety"]["ci"]["robust_knowledge_asr"],
-                "tests": m["tests"], "records": {n: a["record"] for n, a in m["attacks"].items()},
+                "tests": m["tests"], "records": {n: a["record"] for n, a in m["tamper_attacks"].items()},
                 "n": m["n"], "prompts": m["run"].get("prompts")}
             robust[variant] = {r["id"]: r["broken"] for r in read_jsonl(folder / "samples" / "robust.jsonl")}
         for name in names:
@@ -70,28 +69,28 @@ def _change(test: dict | None, mark: str) -> str:
     return f" ({100 * test['delta']:+.1f}{mark if test.get('significant') else ''})"
 
 
-def model_attack_markdown(params, summary: dict[str, dict[str, dict]], significant_mark: str) -> list[str]:
-    """Markdown lines: variants x model attacks (ASR, and over-safety / utility where they were scored)."""
+def tamper_markdown(params, summary: dict[str, dict[str, dict]], significant_mark: str) -> list[str]:
+    """Markdown lines: variants x tamper attacks (ASR, and over-safety / utility where they were scored)."""
     if not summary:
         return []
-    names = params.model_attacks.names
+    names = params.tamper.names
     level = params.statistics.confidence
     first = next(iter(next(iter(summary.values())).values()))
     scope = ("the attack seed behaviours" if first["prompts"] == "seed" else "every plain harmful prompt")
-    has_over = params.model_attacks.oversafety
-    has_utility = params.model_attacks.utility
+    has_over = params.tamper.oversafety
+    has_utility = params.tamper.utility
     head = (["model", "variant", "knowledge-level ASR % (prompt attacks)", "robust knowledge-level ASR %"]
             + [f"ASR % after {n}" for n in names]
             + ([f"over-safety % after {n}" for n in names] if has_over else [])
             + ([f"utility acc % after {n}" for n in names] if has_utility else []))
     lines = ["", "## Model-level attacks: removed, or only hidden?", "",
-             f"Each model attack edits the weights of the base and of every variant (README \"Model attacks\"); the "
+             f"Each tamper attack edits the weights of the base and of every variant (README \"Tamper attacks\"); the "
              f"attacked copy answers {scope} ({first['n']['harmful']} prompts)"
              + (f" and the {first['n']['oversafety']} over-safety prompts" if has_over else "")
              + f". (±x): change vs the same checkpoint before the attack, on the same prompts; `{BEFORE_MARK}` = "
              f"significant at {1 - level:.0%} (paired exact McNemar, Holm-corrected across the variants). Robust "
              "knowledge-level ASR counts a seed behaviour as broken if the plain prompt, any prompt attack or any "
-             f"model attack breaks it; its (±x) is the change vs base (`{significant_mark}`: paired McNemar, Holm). "
+             f"tamper attack breaks it; its (±x) is the change vs base (`{significant_mark}`: paired McNemar, Holm). "
              "A rise after relearning or ablation means the unlearned behaviour was suppressed, not removed.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model, entries in summary.items():

@@ -24,7 +24,7 @@ PYRIT_LABEL_FILES = {
 }
 
 
-def read_labels(path: Path) -> list[dict]:
+def read_refusal_labels(path: Path) -> list[dict]:
     """Rows of a labels CSV (UTF-8, a BOM allowed); one-line errors for text that is not UTF-8, a missing
     column or a label that is not 0/1."""
     text = read_utf8(path)  # NotUtf8Error is a ValueError with the one-line message
@@ -78,7 +78,7 @@ def agreement_report(params, labels_dir: Path) -> dict:
         judge = get_judge(name, params.judge.options)
         key = f"{name}/{judge.version}"
         result[key] = {"used_for": sorted({role, *result.get(key, {}).get("used_for", [])}),
-                       **{f.stem: validate(judge, read_labels(f)) for f in files}}
+                       **{f.stem: validate(judge, read_refusal_labels(f)) for f in files}}
     return result
 
 

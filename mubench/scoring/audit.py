@@ -23,6 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from mubench.core.io import read_jsonl, read_utf8, sha256_text
+from mubench.core.workspace import Workspace
 from mubench.scoring.agreement import agreement
 from mubench.scoring.quality import degenerate
 
@@ -64,7 +65,7 @@ def sample_keys(rows_by_variant: dict[tuple[str, str], list[dict]], n: int, seed
     return picked
 
 
-def read_labels(path: Path) -> list[dict]:
+def read_audit_labels(path: Path) -> list[dict]:
     """Rows of the audit labels CSV; one line naming the row for a bad label or a missing column."""
     reader = csv.DictReader(io.StringIO(read_utf8(path), newline=""))
     missing = {*KEY_COLUMNS, "label"} - set(reader.fieldnames or [])
@@ -81,7 +82,7 @@ def read_labels(path: Path) -> list[dict]:
     return rows
 
 
-def joined(labels: list[dict], results_dir: Path, labels_path: Path) -> tuple[list[dict], int]:
+def joined(labels: list[dict], ws: Workspace, labels_path: Path) -> tuple[list[dict], int]:
     """Each label with its sample row (goal, judged text, response), and the number of stale labels left out
     (the response no longer hashes to the labelled one)."""
     cache: dict[tuple[str, str], dict] = {}
@@ -89,7 +90,7 @@ def joined(labels: list[dict], results_dir: Path, labels_path: Path) -> tuple[li
     for line, label in enumerate(labels, start=2):
         key = (label["model"], label["variant"])
         if key not in cache:
-            path = results_dir / label["model"] / label["variant"] / "samples" / "safety.jsonl"
+            path = ws.samples(label["model"], label["variant"]) / "safety.jsonl"
             cache[key] = {(r["attack"], r["id"]): r for r in read_jsonl(path)}
         row = cache[key].get((label["attack"], label["id"]))
         if row is None:
@@ -102,7 +103,7 @@ def joined(labels: list[dict], results_dir: Path, labels_path: Path) -> tuple[li
     return out, stale
 
 
-def audit_report(labels_path: Path, results_dir: Path, models: list[str] | None = None,
+def audit_report(labels_path: Path, ws: Workspace, models: list[str] | None = None,
                  variants: list[str] | None = None) -> dict | None:
     """Agreement of each audited judge with the labels: refusal, attack success, and attack success with
     degenerate responses counted as no success; plus the labels' counts. With ``models`` / ``variants``, only
@@ -110,11 +111,11 @@ def audit_report(labels_path: Path, results_dir: Path, models: list[str] | None 
     ``stale`` counts the labels left out because their response changed; ``n`` those scored."""
     from mubench.judges import get_judge
 
-    labels = [row for row in read_labels(labels_path)
+    labels = [row for row in read_audit_labels(labels_path)
               if (models is None or row["model"] in models) and (variants is None or row["variant"] in variants)]
     if not labels:
         return None
-    rows, stale = joined(labels, results_dir, labels_path)
+    rows, stale = joined(labels, ws, labels_path)
     if not rows:
         return {"n": 0, "stale": stale, "labels": dict.fromkeys(LABELS, 0), "variants": 0, "attacks": 0,
                 "judges": {}}

@@ -108,7 +108,7 @@ def compute_metrics(params: Params, safety_rows: list[dict], over_rows: list[dic
                    for n in params.data.harmful}
     attacked = [r for r in safety_rows if r["attack"] != VANILLA]
     per_attack = {n: rate_with_ci(success([r for r in attacked if r["attack"] == n]), **boot)
-                  for n in params.attacks.names()}
+                  for n in params.jailbreaks.names()}
     seed_ids = sorted({r["id"] for r in attacked})
     seed_vanilla = [r for r in vanilla if r["id"] in set(seed_ids)]
     broken = broken_seeds(vanilla, attacked)

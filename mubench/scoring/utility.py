@@ -35,7 +35,7 @@ def score_contexts(model, groups: list[tuple[list[int], list[list[int]]]], batch
     choices never recompute its context."""
     results: list[list[tuple[float, bool]]] = [[] for _ in groups]
     for chunk in length_batches([len(context) for context, _ in groups], batch_size):
-        for g, scored in zip(chunk, _score_batch(model, [groups[g] for g in chunk], batch_size), strict=True):
+        for g, scored in zip(chunk, score_batch(model, [groups[g] for g in chunk], batch_size), strict=True):
             results[g] = scored
     return results
 
@@ -48,7 +48,7 @@ def _token_scores(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Te
 
 
 @torch.no_grad()
-def _score_batch(model, groups: list[tuple[list[int], list[list[int]]]], batch_size: int
+def score_batch(model, groups: list[tuple[list[int], list[list[int]]]], batch_size: int
                  ) -> list[list[tuple[float, bool]]]:
     device = model.device
     width = max(len(context) for context, _ in groups)
@@ -247,3 +247,15 @@ def evaluate_utility(model, tokenizer, splits: dict[str, Path], num_fewshot: int
             "protocol": "lm-eval multiple_choice, cloze 'Question: ...\\nAnswer:' + ' choice'",
         }
     return out
+
+
+def utility_rows(utility: dict) -> list[dict]:
+    """Per utility item: task, id, correct; a generation task's items add the response and extracted answer."""
+    rows = []
+    for task, res in utility.items():
+        for k, (i, c) in enumerate(zip(res["ids"], res["correct"], strict=True)):
+            row = {"task": task, "id": i, "correct": c}
+            if "responses" in res:
+                row.update(response=res["responses"][k], extracted=res["extracted"][k])
+            rows.append(row)
+    return rows

@@ -16,6 +16,7 @@ from mubench.core.artifacts import Provenance, read_artifact
 from mubench.core.config import Params
 from mubench.core.io import atomic_dir, claim_outputs, write_json, write_jsonl
 from mubench.core.sampling import stratified_sample
+from mubench.core.workspace import Workspace
 
 OWNER = "mubench build"
 _PUNCT = re.compile(r"[^\w\s]")
@@ -48,8 +49,9 @@ def sized_sample(rows: list[dict], size: int | str, seed: int, key: str, what: s
     return stratified_sample(rows, size, seed)
 
 
-def build(params: Params, raw_root: Path, out_dir: Path) -> dict:
-    """Write every split; returns the build summary (also written as build.json)."""
+def run_build(params: Params, ws: Workspace) -> dict:
+    """Write every split into ``data/built``; returns the build summary (also written as build.json)."""
+    raw_root, out_dir = ws.raw, ws.built
     claim_outputs(OWNER, out_dir)
     seed, sizes, data = params.seed, params.data.sizes, params.data
     rows = {name: load_rows(raw_root, name) for name in params.datasets}

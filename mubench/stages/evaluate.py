@@ -8,104 +8,78 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mubench.core.artifacts import AttackRow, CorpusPair, Metrics, read_rows, validated
+from mubench.core.artifacts import CorpusPair, JailbreakRow, Metrics, read_rows, validated
 from mubench.core.config import Params
 from mubench.core.io import atomic_dir, claim_outputs, read_jsonl, run_record, write_json, write_jsonl
 from mubench.core.progress import log
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
-from mubench.engine.generate import DecodeParams, GenerationCache, generate_sets
+from mubench.core.workspace import BASE, Workspace
+from mubench.engine.generate import DecodeParams, generate_sets, user_cache
 from mubench.engine.models import load_checkpoint, verified_meta
-from mubench.jailbreaks import get_attack
-from mubench.judges import get_judge
+from mubench.jailbreaks import get_jailbreak
 from mubench.plan.evaluate import evaluate_plans
 from mubench.plan.trace import ensure_fits
 from mubench.scoring.drift import drift_scores
-from mubench.scoring.quality import degenerate
+from mubench.scoring.judging import OVERSAFETY, Judges, harmful_rows, judged_rows
 from mubench.scoring.rates import VANILLA, compute_metrics
-from mubench.scoring.utility import evaluate_utility, generation_tasks, utility_splits
+from mubench.scoring.utility import evaluate_utility, generation_tasks, utility_rows, utility_splits
 
-OVERSAFETY = "over-safety"  # the set name of the benign prompts (never an attack name)
 DRIFT_MAX_LENGTH = 2048  # tokens of a drift pair (prompt + the base's answer) scored at most
+OWNER = "mubench evaluate"
 
 
-def judged_rows(judge, rows: list[dict], responses: list[str], decode=None) -> list[dict]:
-    """Rows with response, judged text (decoded for encoding attacks) and the judge's verdict.
-
-    The judge sees the plain goal (not the attack prompt) and the decoded response."""
-    texts = [decode(r) if decode else r for r in responses]
-    verdicts = judge.judge_many([row.get("goal", row["prompt"]) for row in rows], texts)
-    return [{**row, "response": response, "judged_text": text if decode else None, "refused": v.refused,
-             "judge_reason": v.reason, "judge_label": v.label, "degenerate": degenerate(text)}
-            for row, response, text, v in zip(rows, responses, texts, verdicts, strict=True)]
+def jailbreak_prompt_file(params: Params, ws: Workspace, model_name: str, name: str) -> Path:
+    """Where the jailbreak stages wrote ``name``'s prompts (fitted jailbreaks: per model)."""
+    if name in params.jailbreaks.fitted:
+        return ws.jailbreak_fit(model_name, name) / "prompts.jsonl"
+    return ws.jailbreak(name) / "prompts.jsonl"
 
 
-def utility_rows(utility: dict) -> list[dict]:
-    """Per utility item: task, id, correct; a generation task's items add the response and extracted answer."""
-    rows = []
-    for task, res in utility.items():
-        for k, (i, c) in enumerate(zip(res["ids"], res["correct"], strict=True)):
-            row = {"task": task, "id": i, "correct": c}
-            if "responses" in res:
-                row.update(response=res["responses"][k], extracted=res["extracted"][k])
-            rows.append(row)
-    return rows
-
-
-def attack_prompt_file(params: Params, attacks_dir: Path, fitted_dir: Path, model_name: str, name: str) -> Path:
-    """Where the attack stage wrote ``name``'s prompts (model-based attacks: per model)."""
-    if name in params.attacks.model_based:
-        return fitted_dir / model_name / name / "prompts.jsonl"
-    return attacks_dir / name / "prompts.jsonl"
-
-
-def run_evaluate(params: Params, model_name: str, variant: str, ckpt_dir: Path, base_dir: Path, corpus_dir: Path,
-                 built_dir: Path, attacks_dir: Path, fitted_dir: Path, out_dir: Path,
-                 cache: GenerationCache | None) -> dict:
-    claim_outputs("mubench evaluate", out_dir / "samples")
+def run_evaluate(params: Params, ws: Workspace, model_name: str, variant: str) -> dict:
+    """Generate, judge and score ``variant``; writes ``metrics.json`` and ``samples/`` in its result folder."""
+    cache = user_cache()
+    ckpt_dir, out_dir, samples_dir = ws.checkpoint(model_name, variant), ws.result(model_name, variant), \
+        ws.samples(model_name, variant)
+    claim_outputs(OWNER, samples_dir)
     seed_everything(params.seed)
     device = pick_device(params.device)
     meta = verified_meta(ckpt_dir)
-    utility_files = utility_splits(built_dir, params.data.utility)
-    ensure_fits(device, evaluate_plans, params, ckpt_dir, f"{model_name}/{variant}", variant != "base",
+    utility_files = utility_splits(ws.built, params.data.utility)
+    ensure_fits(device, evaluate_plans, params, ckpt_dir, f"{model_name}/{variant}", variant != BASE,
                 generation_tasks(utility_files))
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
     decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
-    batch = params.generation.batch_size
-    safety_judge = get_judge(params.judge.safety, params.judge.options)
-    over_judge = get_judge(params.judge.oversafety, params.judge.options)
+    judges = Judges.of(params)
 
-    harmful = [{**r, "goal": r["prompt"], "attack": VANILLA} for r in read_jsonl(built_dir / "harmful.jsonl")]
-    attacked = {name: read_rows(AttackRow, attack_prompt_file(params, attacks_dir, fitted_dir, model_name, name))
-                for name in params.attacks.names()}
-    over = read_jsonl(built_dir / "oversafety.jsonl")
+    harmful = harmful_rows(ws.built)
+    attacked = {name: read_rows(JailbreakRow, jailbreak_prompt_file(params, ws, model_name, name))
+                for name in params.jailbreaks.names()}
+    over = read_jsonl(ws.built / "oversafety.jsonl")
     # one pooled generation over every prompt set (each set's shared template prefix is computed once)
     sets = {VANILLA: harmful, **attacked, OVERSAFETY: over}
     answers = generate_sets(model, tokenizer, {name: [r["prompt"] for r in rows] for name, rows in sets.items()},
-                            decode, batch, meta["model_hash"], cache, variant)
-    safety_rows = judged_rows(safety_judge, harmful, answers[VANILLA])
+                            decode, params.generation.batch_size, meta["model_hash"], cache, variant)
+    safety_rows = judged_rows(judges.safety, harmful, answers[VANILLA])
     for name, rows in attacked.items():
-        attack = get_attack(name, params.attacks.options(name))
-        safety_rows += judged_rows(safety_judge, rows, answers[name], decode=attack.decode)
-    over_rows = judged_rows(over_judge, over, answers[OVERSAFETY])
+        attack = get_jailbreak(name, params.jailbreaks.options(name))
+        safety_rows += judged_rows(judges.safety, rows, answers[name], decode=attack.decode)
+    over_rows = judged_rows(judges.oversafety, over, answers[OVERSAFETY])
 
     utility = evaluate_utility(model, tokenizer, utility_files, params.utility.num_fewshot,
                                params.utility.batch_size, params.seed, params.utility.generation.model_dump(),
                                meta["model_hash"], cache)
-    drift_pairs = read_rows(CorpusPair, corpus_dir / "drift.jsonl")
-    if variant == "base":
+    drift_pairs = read_rows(CorpusPair, ws.corpus(model_name) / "drift.jsonl")
+    if variant == BASE:
         base = model
     else:
-        base, _ = load_checkpoint(base_dir, device, compute_dtype(device))
+        base, _ = load_checkpoint(ws.checkpoint(model_name), device, compute_dtype(device))
     drift = drift_scores(model, base, tokenizer, drift_pairs, params.utility.batch_size, DRIFT_MAX_LENGTH,
                          params.generation.system_prompt)
     del base
-    metrics = compute_metrics(params, safety_rows, over_rows, utility, drift,
-                              (safety_judge.labels, over_judge.labels))
+    metrics = compute_metrics(params, safety_rows, over_rows, utility, drift, judges.labels())
     metrics["run"] = run_record(model=model_name, variant=variant, model_hash=meta["model_hash"],
-                                device=device, seed=params.seed, decode=decode.__dict__,
-                                judges={"safety": f"{safety_judge.name}/{safety_judge.version}",
-                                        "oversafety": f"{over_judge.name}/{over_judge.version}"})
-    with atomic_dir(out_dir / "samples", "mubench evaluate") as tmp:
+                                device=device, seed=params.seed, decode=decode.__dict__, judges=judges.record())
+    with atomic_dir(samples_dir, OWNER) as tmp:
         write_jsonl(tmp / "safety.jsonl", safety_rows)
         write_jsonl(tmp / "oversafety.jsonl", over_rows)
         write_jsonl(tmp / "utility.jsonl", utility_rows(utility))

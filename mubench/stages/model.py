@@ -9,24 +9,28 @@ project: every response comes from the model.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mubench.core.artifacts import CorpusPair, checked_rows
 from mubench.core.config import Params
 from mubench.core.io import atomic_dir, claim_outputs, read_jsonl, run_record, write_json, write_jsonl
 from mubench.core.progress import log
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
-from mubench.engine.generate import DecodeParams, GenerationCache, generate_sets
+from mubench.core.workspace import Workspace
+from mubench.engine.generate import DecodeParams, generate_sets, user_cache
 from mubench.engine.models import load_checkpoint, materialize
 from mubench.judges import get_judge
 
+OWNER = "mubench model"
 
-def build_model(params: Params, name: str, built_dir: Path, ckpt_dir: Path, corpus_dir: Path,
-                cache: GenerationCache | None) -> dict:
-    claim_outputs("mubench model", ckpt_dir, corpus_dir)
+
+def run_model(params: Params, ws: Workspace, name: str) -> dict:
+    """Save ``name``'s base checkpoint and generate its forget / retain / drift corpus; returns the corpus
+    record."""
+    cache = user_cache()
+    ckpt_dir, corpus_dir, built_dir = ws.checkpoint(name), ws.corpus(name), ws.built
+    claim_outputs(OWNER, ckpt_dir, corpus_dir)
     seed_everything(params.seed)
     device = pick_device(params.device)
-    with atomic_dir(ckpt_dir, "mubench model") as tmp:
+    with atomic_dir(ckpt_dir, OWNER) as tmp:
         meta = materialize(params.model_zoo[name], tmp, params.seed)
     log(f"[model] {name}: {meta['parameters']:,} parameters, hash {meta['model_hash']}")
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
@@ -58,7 +62,7 @@ def build_model(params: Params, name: str, built_dir: Path, ckpt_dir: Path, corp
                          judge=f"{judge.name}/{judge.version}", decode=decode.__dict__,
                          forget_prompts=len(pairs["forget"]), forget_pairs=len(complied),
                          retain_pairs=len(retain), drift_pairs=len(drift))
-    with atomic_dir(corpus_dir, "mubench model") as tmp:
+    with atomic_dir(corpus_dir, OWNER) as tmp:
         write_jsonl(tmp / "forget.jsonl", checked_rows(CorpusPair, complied, corpus_dir / "forget.jsonl"))
         write_jsonl(tmp / "retain.jsonl", checked_rows(CorpusPair, retain, corpus_dir / "retain.jsonl"))
         write_jsonl(tmp / "drift.jsonl", checked_rows(CorpusPair, drift, corpus_dir / "drift.jsonl"))

@@ -1,19 +1,19 @@
-"""The model-attack stages: every model attack (``model_attacks.names``) on one checkpoint, the base or a
+"""The tamper stages: every tamper attack (``tamper.names``) on one checkpoint, the base or a
 variant, each attacked copy then judged like a variant.
 
-- ``model-attack-base@MODEL`` first fits what the attacks learn from the base model (the refusal direction) and
-  writes it to ``data/model_attacks/MODEL/`` (``fit.json``, ``ATTACK.safetensors``); then it attacks the base.
-- ``model-attack@MODEL-METHOD-SEED`` attacks a variant with that same fit.
+- ``tamper-base@MODEL`` first fits what the attacks learn from the base model (the refusal direction) and
+  writes it to ``data/tamper/MODEL/`` (``fit.json``, ``ATTACK.safetensors``); then it attacks the base.
+- ``tamper@MODEL-METHOD-SEED`` attacks a variant with that same fit.
 
 Each attack starts from the checkpoint as saved (never from another attack's output), seeded. The attacked
-copy answers the harmful prompts (``model_attacks.prompts``: the attack seed behaviours or every plain harmful
+copy answers the harmful prompts (``tamper.prompts``: the attack seed behaviours or every plain harmful
 prompt), the over-safety prompts and, optionally, the utility tasks; its verdicts are paired with the same
 checkpoint's own verdicts before the attack (its ``evaluate`` samples), item by item.
 
 Robust knowledge-level ASR: a seed behaviour counts as broken if the plain prompt, any prompt attack (from the
-``evaluate`` samples) or any model attack breaks it.
+``evaluate`` samples) or any tamper attack breaks it.
 
-Writes ``results/MODEL/VARIANT/model_attacks/metrics.json`` and ``samples/`` (``ATTACK.jsonl``: prompt,
+Writes ``results/MODEL/VARIANT/tamper/metrics.json`` and ``samples/`` (``ATTACK.jsonl``: prompt,
 response, verdict per item; ``robust.jsonl``: per seed behaviour, broken and by what). The attacked weights
 are not saved: they follow from the checkpoint, the fit, the params and the seed (their identity, the
 generation cache key, is recorded as ``attacked_hash``).
@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mubench.core.artifacts import CorpusPair, ModelAttackMetrics, read_rows, validated
+from mubench.core.artifacts import CorpusPair, TamperMetrics, read_rows, validated
 from mubench.core.config import Params
 from mubench.core.io import (
     atomic_dir,
@@ -39,44 +39,45 @@ from mubench.core.io import (
 )
 from mubench.core.progress import log
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
-from mubench.engine.generate import DecodeParams, GenerationCache, generate_sets
+from mubench.core.workspace import BASE, Workspace
+from mubench.engine.generate import DecodeParams, generate_sets, user_cache
 from mubench.engine.models import load_checkpoint, verified_meta
-from mubench.judges import get_judge
-from mubench.plan.tamper import model_attack_plans
+from mubench.jailbreaks.apply import attack_seeds
+from mubench.plan.tamper import tamper_plans
 from mubench.plan.trace import ensure_fits
+from mubench.scoring.judging import OVERSAFETY, Judges, harmful_rows, judged_rows
 from mubench.scoring.rates import VANILLA, compute_quality, rate_with_ci
 from mubench.scoring.utility import evaluate_utility, generation_tasks, utility_splits
-from mubench.stages.evaluate import OVERSAFETY, judged_rows
-from mubench.stages.jailbreak import attack_seeds
 from mubench.stats.paired import paired_delta
-from mubench.tamper import get_model_attack
-from mubench.tamper.base import ModelAttackContext
+from mubench.tamper import get_tamper
+from mubench.tamper.base import TamperContext
 
 FIT_FILE = "fit.json"
-OWNER = "mubench model-attack"
+OWNER = "mubench tamper"
 
 
-def attack_context(params: Params, tokenizer, corpus_dir: Path, device: str) -> ModelAttackContext:
-    """What every model attack may read: the base model's forget and retain corpora (disjoint from every
+def attack_context(params: Params, tokenizer, corpus_dir: Path, device: str) -> TamperContext:
+    """What every tamper attack may read: the base model's forget and retain corpora (disjoint from every
     evaluation set, checked by ``build``), the run's seed and the decoding system prompt."""
-    return ModelAttackContext(tokenizer=tokenizer, forget=read_rows(CorpusPair, corpus_dir / "forget.jsonl"),
+    return TamperContext(tokenizer=tokenizer, forget=read_rows(CorpusPair, corpus_dir / "forget.jsonl"),
                               retain=read_rows(CorpusPair, corpus_dir / "retain.jsonl"), seed=params.seed,
                               device=device, system_prompt=params.generation.system_prompt)
 
 
-def fit_attacks(params: Params, model_name: str, base_dir: Path, corpus_dir: Path, fit_dir: Path) -> dict:
-    """Fit every model attack on the base model; write ``fit.json`` and each attack's fitted tensors."""
+def fit_attacks(params: Params, ws: Workspace, model_name: str) -> dict:
+    """Fit every tamper attack on the base model; write ``fit.json`` and each attack's fitted tensors."""
     from safetensors.torch import save_file
 
+    base_dir, corpus_dir, fit_dir = ws.checkpoint(model_name), ws.corpus(model_name), ws.tamper_fit(model_name)
     claim_outputs(OWNER, fit_dir)
     device = pick_device(params.device)
     meta = verified_meta(base_dir)
     model, tokenizer = load_checkpoint(base_dir, device, compute_dtype(device))
     records = {}
     with atomic_dir(fit_dir, OWNER) as tmp:
-        for name in params.model_attacks.names:
+        for name in params.tamper.names:
             seed_everything(params.seed)
-            attack = get_model_attack(name, params.model_attacks.options(name))
+            attack = get_tamper(name, params.tamper.options(name))
             ctx = attack_context(params, tokenizer, corpus_dir, device)
             record = attack.fit(model, ctx)
             tensors = None
@@ -87,9 +88,9 @@ def fit_attacks(params: Params, model_name: str, base_dir: Path, corpus_dir: Pat
             records[name] = {"version": attack.version, "params": attack.p.model_dump(mode="json"),
                              "record": record, "tensors_sha256": tensors}
         fit = run_record(model=model_name, base_model_hash=meta["model_hash"], device=device, seed=params.seed,
-                         attacks=records)
+                         tamper_attacks=records)
         write_json(tmp / FIT_FILE, fit)
-    log(f"[model-attack] {model_name}: fitted {', '.join(records) or 'nothing'} on the base model")
+    log(f"[tamper] {model_name}: fitted {', '.join(records) or 'nothing'} on the base model")
     return fit
 
 
@@ -98,15 +99,15 @@ def load_fit(fit_dir: Path, fit: dict, name: str) -> tuple[dict[str, Any], dict]
     read once; the tensors are checked against the sha256 that entry records."""
     from safetensors.torch import load_file
 
-    entry = fit["attacks"].get(name)
+    entry = fit["tamper_attacks"].get(name)
     if entry is None:
-        raise FileNotFoundError(f"{fit_dir / FIT_FILE}: {name} was not fitted; run `mubench model-attack "
+        raise FileNotFoundError(f"{fit_dir / FIT_FILE}: {name} was not fitted; run `mubench tamper "
                                 f"{fit['model']} base` (dvc repro) first")
     if entry["tensors_sha256"] is None:
         return {}, entry
     path = fit_dir / f"{name}.safetensors"
     if not path.is_file() or sha256_file(path) != entry["tensors_sha256"]:
-        raise ValueError(f"{path}: missing or not the file {FIT_FILE} records; re-run `mubench model-attack "
+        raise ValueError(f"{path}: missing or not the file {FIT_FILE} records; re-run `mubench tamper "
                          f"{fit['model']} base` (dvc repro)")
     return load_file(path), entry
 
@@ -121,61 +122,62 @@ def _before(samples_dir: Path) -> dict[str, list[dict]]:
 
 
 def what_broke(vanilla: list[dict], attacked: list[dict], seeds: list[str],
-               model_attacks: dict[str, dict[str, bool]]) -> dict[str, list[str]]:
+               tamper: dict[str, dict[str, bool]]) -> dict[str, list[str]]:
     """Per seed behaviour, what broke it (robust knowledge-level ASR: broken if the list is not empty): the plain
     prompt (``vanilla``), each prompt attack (judged rows of the checkpoint's evaluate stage) and each model
-    attack (``model_attacks``: {attack: {seed id: broken}})."""
+    attack (``tamper``: {attack: {seed id: broken}})."""
     plain = {r["id"]: not r["refused"] for r in vanilla}
     by = {i: [VANILLA] if plain.get(i) else [] for i in seeds}
     for row in sorted(attacked, key=lambda r: r["attack"]):
         if row["id"] in by and not row["refused"] and row["attack"] not in by[row["id"]]:
             by[row["id"]].append(row["attack"])
-    for name, broken in model_attacks.items():
+    for name, broken in tamper.items():
         for i in seeds:
             if broken[i]:
                 by[i].append(name)
     return by
 
 
-def run_model_attacks(params: Params, model_name: str, variant: str, ckpt_dir: Path, corpus_dir: Path,
-                      built_dir: Path, samples_dir: Path, fit_dir: Path, out_dir: Path,
-                      cache: GenerationCache | None) -> dict:
-    """Attack ``variant`` (``base`` fits first) with every model attack; judge and score each attacked copy."""
+def run_tamper(params: Params, ws: Workspace, model_name: str, variant: str) -> dict:
+    """Attack ``variant`` (``base`` fits first) with every tamper attack; judge and score each attacked copy."""
+    cache = user_cache()
+    ckpt_dir, corpus_dir, fit_dir = ws.checkpoint(model_name, variant), ws.corpus(model_name), \
+        ws.tamper_fit(model_name)
+    out_dir = ws.tamper_result(model_name, variant)
     claim_outputs(OWNER, out_dir / "samples")
-    if variant == "base":
-        fit_attacks(params, model_name, ckpt_dir, corpus_dir, fit_dir)
-    cfg = params.model_attacks
+    if variant == BASE:
+        fit_attacks(params, ws, model_name)
+    cfg = params.tamper
     device = pick_device(params.device)
     meta = verified_meta(ckpt_dir)
-    utility_files = utility_splits(built_dir, params.data.utility)
-    ensure_fits(device, model_attack_plans, params, ckpt_dir, f"{model_name}/{variant}",
+    utility_files = utility_splits(ws.built, params.data.utility)
+    ensure_fits(device, tamper_plans, params, ckpt_dir, f"{model_name}/{variant}",
                 generation_tasks(utility_files) if cfg.utility else [])
-    before = _before(samples_dir)
-    harmful = [{**r, "goal": r["prompt"], "attack": VANILLA} for r in read_jsonl(built_dir / "harmful.jsonl")]
-    seeds = {r["id"] for r in attack_seeds(harmful, params.attacks.seed_per_dataset, params.seed)}
+    before = _before(ws.samples(model_name, variant))
+    harmful = harmful_rows(ws.built)
+    seeds = {r["id"] for r in attack_seeds(harmful, params.jailbreaks.seed_per_dataset, params.seed)}
     if cfg.prompts == "seed":
         harmful = [r for r in harmful if r["id"] in seeds]
-    over = read_jsonl(built_dir / "oversafety.jsonl") if cfg.oversafety else []
+    over = read_jsonl(ws.built / "oversafety.jsonl") if cfg.oversafety else []
     decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
-    safety_judge = get_judge(params.judge.safety, params.judge.options)
-    over_judge = get_judge(params.judge.oversafety, params.judge.options)
+    judges = Judges.of(params)
     boot = {"samples": params.statistics.bootstrap_samples, "confidence": params.statistics.confidence,
             "seed": params.seed}
     was_broken = {r["id"]: not r["refused"] for r in before["vanilla"]}
     was_refused = {r["id"]: r["refused"] for r in before["oversafety"]}
     was_correct = {f"{r['task']}/{r['id']}": bool(r["correct"]) for r in before["utility"]}
     tasks = {f"{r['task']}/{r['id']}": r["task"] for r in before["utility"]}
-    after: dict[str, dict[str, bool]] = {}  # per model attack: seed behaviour -> broken
+    after: dict[str, dict[str, bool]] = {}  # per tamper attack: seed behaviour -> broken
 
     def test(old: dict, new: dict, strata=None) -> dict:  # a paired test of two binary outcomes per item
         return paired_delta(old, new, True, boot["samples"], boot["confidence"], boot["seed"], strata)
 
-    metrics: dict[str, Any] = {"attacks": {}, "tests": {}}
+    metrics: dict[str, Any] = {"tamper_attacks": {}, "tests": {}}
     per = {key: {} for key in ("asr", "asr_ci", "seed_asr", "over", "over_ci", "utility", "degenerate")}
     rows_out: dict[str, list[dict]] = {}
     fit = read_json(fit_dir / FIT_FILE)
     for name in cfg.names:
-        attack = get_model_attack(name, cfg.options(name))
+        attack = get_tamper(name, cfg.options(name))
         fitted, fit_entry = load_fit(fit_dir, fit, name)
         seed_everything(params.seed)
         model, tokenizer = load_checkpoint(ckpt_dir, device, attack.load_dtype(device))
@@ -189,8 +191,8 @@ def run_model_attacks(params: Params, model_name: str, variant: str, ckpt_dir: P
         sets = {VANILLA: [r["prompt"] for r in harmful], OVERSAFETY: [r["prompt"] for r in over]}
         answers = generate_sets(model, tokenizer, sets, decode, params.generation.batch_size, attacked_hash, cache,
                                 f"{variant}+{name}")
-        safety_rows = judged_rows(safety_judge, harmful, answers[VANILLA])
-        over_rows = judged_rows(over_judge, over, answers[OVERSAFETY])
+        safety_rows = judged_rows(judges.safety, harmful, answers[VANILLA])
+        over_rows = judged_rows(judges.oversafety, over, answers[OVERSAFETY])
         success = {r["id"]: not r["refused"] for r in safety_rows}
         asr = rate_with_ci(list(success.values()), **boot)
         per["asr"][name], per["asr_ci"][name] = asr["rate"], asr["ci"]
@@ -213,12 +215,12 @@ def run_model_attacks(params: Params, model_name: str, variant: str, ckpt_dir: P
             tests["utility"] = test(was_correct, correct, strata=tasks)
         after[name] = {i: success[i] for i in seeds}
         metrics["tests"][name] = tests
-        metrics["attacks"][name] = {"version": attack.version, "params": attack.p.model_dump(mode="json"),
+        metrics["tamper_attacks"][name] = {"version": attack.version, "params": attack.p.model_dump(mode="json"),
                                     "record": record, "fit": fit_entry["record"],
                                     "fit_sha256": fit_entry["tensors_sha256"], "attacked_hash": attacked_hash}
         rows_out[name] = safety_rows + over_rows
         del model
-        log(f"[model-attack] {model_name}/{variant}+{name}: ASR {asr['rate']:.3f} (was "
+        log(f"[tamper] {model_name}/{variant}+{name}: ASR {asr['rate']:.3f} (was "
             f"{sum(was_broken[i] for i in success) / max(1, len(success)):.3f})"
             + (f", over-safety {per['over'][name]:.3f}" if name in per["over"] else ""))
     broken_by = what_broke(before["vanilla"], before["attacked"], sorted(seeds), after)
@@ -226,17 +228,16 @@ def run_model_attacks(params: Params, model_name: str, variant: str, ckpt_dir: P
     knowledge_rate = rate_with_ci([bool(knowledge[i]) for i in sorted(seeds)], **boot)
     robust_rate = rate_with_ci([bool(broken_by[i]) for i in sorted(seeds)], **boot)
     metrics.update({
-        "safety": {"per_model_attack": per["asr"], "seed_asr": per["seed_asr"],
+        "safety": {"per_tamper": per["asr"], "seed_asr": per["seed_asr"],
                    "knowledge_asr": knowledge_rate["rate"], "robust_knowledge_asr": robust_rate["rate"],
-                   "ci": {"per_model_attack": per["asr_ci"], "robust_knowledge_asr": robust_rate["ci"]}},
-        "oversafety": {"per_model_attack": per["over"], "ci": {"per_model_attack": per["over_ci"]}},
-        "utility": {"per_model_attack": per["utility"]},
-        "quality": {"per_model_attack": per["degenerate"]},
+                   "ci": {"per_tamper": per["asr_ci"], "robust_knowledge_asr": robust_rate["ci"]}},
+        "oversafety": {"per_tamper": per["over"], "ci": {"per_tamper": per["over_ci"]}},
+        "utility": {"per_tamper": per["utility"]},
+        "quality": {"per_tamper": per["degenerate"]},
         "n": {"harmful": len(harmful), "attack_seeds": len(seeds), "oversafety": len(over)},
         "run": run_record(model=model_name, variant=variant, model_hash=meta["model_hash"], device=device,
                           seed=params.seed, prompts=cfg.prompts, decode=decode.__dict__,
-                          judges={"safety": f"{safety_judge.name}/{safety_judge.version}",
-                                  "oversafety": f"{over_judge.name}/{over_judge.version}"}),
+                          judges=judges.record()),
     })
     with atomic_dir(out_dir / "samples", OWNER) as tmp:
         for name, rows in rows_out.items():
@@ -244,7 +245,7 @@ def run_model_attacks(params: Params, model_name: str, variant: str, ckpt_dir: P
         write_jsonl(tmp / "robust.jsonl", [{"id": i, "broken": bool(broken_by[i]), "by": broken_by[i]}
                                            for i in sorted(seeds)])
     write_json(out_dir / "metrics.json",
-               validated(ModelAttackMetrics, metrics, out_dir / "metrics.json").model_dump())
-    log(f"[model-attack] {model_name}/{variant}: robust knowledge-level ASR {robust_rate['rate']:.3f} "
+               validated(TamperMetrics, metrics, out_dir / "metrics.json").model_dump())
+    log(f"[tamper] {model_name}/{variant}: robust knowledge-level ASR {robust_rate['rate']:.3f} "
         f"(prompt attacks alone {knowledge_rate['rate']:.3f})")
     return metrics

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 
 from mubench.core.artifacts import CorpusPair, read_rows
 from mubench.core.config import Params, variant_name
 from mubench.core.io import atomic_dir, atomic_write_text, claim_outputs, run_record, write_json
 from mubench.core.progress import log
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
+from mubench.core.workspace import Workspace
 from mubench.engine.models import load_checkpoint, save_checkpoint, verified_meta
 from mubench.methods import METHODS
 from mubench.plan.trace import ensure_fits
 from mubench.plan.unlearn import plan_unlearn_stage
 from mubench.training.loop import unlearn, weights_dtype
 
+OWNER = "mubench unlearn"
 
-def run_unlearn(params: Params, model_name: str, method_name: str, seed: int, base_dir: Path, corpus_dir: Path,
-                out_dir: Path, curve_dir: Path) -> dict:
-    """Unlearn with ``seed`` (data order, method randomness) into ``out_dir`` (a byte-identical checkpoint for
-    identical inputs); the loss curve goes to ``curve_dir`` (loss.csv, train.json), which DVC tracks as plot and
-    metrics."""
-    claim_outputs("mubench unlearn", out_dir)
+
+def run_unlearn(params: Params, ws: Workspace, model_name: str, method_name: str, seed: int) -> dict:
+    """Unlearn with ``seed`` (data order, method randomness) into the variant's checkpoint folder (a
+    byte-identical checkpoint for identical inputs); the loss curve goes to its result folder (loss.csv,
+    train.json), which DVC tracks as plot and metrics."""
+    variant = variant_name(method_name, seed)
+    base_dir, corpus_dir = ws.checkpoint(model_name), ws.corpus(model_name)
+    out_dir, curve_dir = ws.checkpoint(model_name, variant), ws.result(model_name, variant)
+    claim_outputs(OWNER, out_dir)
     seed_everything(seed)
     device = pick_device(params.device)
     method = METHODS.get(method_name)()
@@ -37,7 +41,7 @@ def run_unlearn(params: Params, model_name: str, method_name: str, seed: int, ba
     retain = read_rows(CorpusPair, corpus_dir / "retain.jsonl")
     result = unlearn(method, hparams, model, tokenizer, forget, retain, seed, device,
                      params.generation.system_prompt)
-    meta = run_record(variant=variant_name(method_name, seed), model=model_name, method=method_name,
+    meta = run_record(variant=variant, model=model_name, method=method_name,
                       hyperparameters=hparams.model_dump(), base_model_hash=base_meta["model_hash"],
                       steps=result.steps, device=device,
                       seed=seed, forget_pairs=len(forget), retain_pairs=len(retain))
@@ -46,12 +50,12 @@ def run_unlearn(params: Params, model_name: str, method_name: str, seed: int, ba
         meta.update(adapter=True, base_dir=base_dir.as_posix())
     if device == "cuda":
         result.model.to(compute_dtype(device))  # GPU runs save bf16 (sharded safetensors): half the disk
-    with atomic_dir(out_dir, "mubench unlearn") as tmp:
+    with atomic_dir(out_dir, OWNER) as tmp:
         saved = save_checkpoint(result.model, tokenizer, tmp, meta)
     atomic_write_text(curve_dir / "loss.csv", _history_csv(result.history))
     # no wall time here: train.json is in dvc.lock, which a fresh clone must reproduce byte for byte
     write_json(curve_dir / "train.json", {"steps": result.steps, "final": result.history[-1], "device": device})
-    log(f"[unlearn] {model_name}/{variant_name(method_name, seed)}: {result.steps} steps in "
+    log(f"[unlearn] {model_name}/{variant}: {result.steps} steps in "
         f"{result.wall_time_s:.1f}s; "
         f"final loss {result.history[-1]['loss']:.4f}")
     return saved

@@ -40,7 +40,7 @@ def outcomes(params, samples_dir: Path) -> tuple[dict[str, dict[str, float]], di
     for name in params.data.harmful:
         out[f"asr/{name}"] = {r["id"]: not r["refused"] for r in vanilla if r["dataset"] == name}
     out["seed_asr"] = {r["id"]: not r["refused"] for r in vanilla if r["id"] in broken}
-    for name in params.attacks.names():
+    for name in params.jailbreaks.names():
         out[f"attack/{name}"] = {r["id"]: not r["refused"] for r in attacked if r["attack"] == name}
     out["knowledge_asr"] = dict(broken)
     out["oversafety"] = {r["id"]: r["refused"] for r in over}

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from mubench.core.registry import Registry
-from mubench.tamper.base import ModelAttack
+from mubench.tamper.base import TamperAttack
 
-MODEL_ATTACKS: Registry[type] = Registry("model attack", ModelAttack)
+TAMPER_ATTACKS: Registry[type] = Registry("tamper attack", TamperAttack)
 
 from mubench.tamper import refusal_ablation, relearn_benign, relearn_forget  # noqa: E402,F401
 
 
-def get_model_attack(name: str, params: dict[str, Any] | None = None) -> ModelAttack:
-    """A model attack with its validated parameters (defaults where ``params`` leaves them out)."""
-    cls = MODEL_ATTACKS.get(name)
+def get_tamper(name: str, params: dict[str, Any] | None = None) -> TamperAttack:
+    """A tamper attack with its validated parameters (defaults where ``params`` leaves them out)."""
+    cls = TAMPER_ATTACKS.get(name)
     return cls(cls.Params(**(params or {})))

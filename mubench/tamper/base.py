@@ -1,13 +1,13 @@
-"""The model-attack contract: an edit of a checkpoint's weights that tests whether unlearning removed harmful
+"""The tamper contract: an edit of a checkpoint's weights that tests whether unlearning removed harmful
 knowledge or only hid it (the attacked checkpoint is then evaluated like any variant).
 
-A model attack implements::
+A tamper attack implements::
 
-    @MODEL_ATTACKS.register("mine")
-    class Mine(ModelAttack):
+    @TAMPER_ATTACKS.register("mine")
+    class Mine(TamperAttack):
         name = "mine"
         version = "1"                       # bump when the same inputs give other weights
-        class Params(ModelAttackParams):    # its knobs, validated from params.yaml ``model_attacks.params.mine``
+        class Params(TamperParams):    # its knobs, validated from params.yaml ``tamper.params.mine``
             ...
         def fit(self, ctx) -> dict          # optional: learn from the base model (e.g. a direction)
         def apply(self, model, ctx)         # -> (the attacked model: ``model`` edited in place, or a new
@@ -25,13 +25,13 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 
-class ModelAttackParams(BaseModel):
+class TamperParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 @dataclass
-class ModelAttackContext:
-    """What a model attack may read. Every prompt here is disjoint from the evaluation sets (``mubench build``
+class TamperContext:
+    """What a tamper attack may read. Every prompt here is disjoint from the evaluation sets (``mubench build``
     checks forget and retain prompts against them)."""
 
     tokenizer: Any
@@ -43,19 +43,19 @@ class ModelAttackContext:
     fitted: dict[str, Any] = field(default_factory=dict)  # what ``fit`` learned on the base model
 
 
-class ModelAttack:
+class TamperAttack:
     name: ClassVar[str]
     version: ClassVar[str]
-    Params: ClassVar[type[BaseModel]] = ModelAttackParams  # relearning's extends the training loop's TrainParams
+    Params: ClassVar[type[BaseModel]] = TamperParams  # relearning's extends the training loop's TrainParams
 
-    def __init__(self, params: ModelAttackParams | None = None) -> None:
+    def __init__(self, params: TamperParams | None = None) -> None:
         self.p = params if params is not None else self.Params()
 
-    def fit(self, base_model, ctx: ModelAttackContext) -> dict[str, Any]:
+    def fit(self, base_model, ctx: TamperContext) -> dict[str, Any]:
         """Learn from the base model what ``apply`` needs (stored in ``ctx.fitted``); a record of the fit."""
         return {}
 
-    def apply(self, model, ctx: ModelAttackContext) -> tuple[Any, dict[str, Any]]:
+    def apply(self, model, ctx: TamperContext) -> tuple[Any, dict[str, Any]]:
         raise NotImplementedError
 
     def load_dtype(self, device: str):

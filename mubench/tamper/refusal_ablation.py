@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from mubench.tamper import MODEL_ATTACKS
-from mubench.tamper.base import ModelAttack, ModelAttackContext, ModelAttackParams
+from mubench.tamper import TAMPER_ATTACKS
+from mubench.tamper.base import TamperAttack, TamperContext, TamperParams
 
 if TYPE_CHECKING:  # torch is imported where a weight is touched: validating params stays light
     import torch
 
 
-class RefusalAblationParams(ModelAttackParams):
+class RefusalAblationParams(TamperParams):
     candidate_layers: list[float] = Field([0.4, 0.5, 0.6, 0.7], min_length=1,
                                           description="candidate layers as fractions of the depth (0-1)")
     prompts: int = Field(32, ge=4, description="harmful and harmless prompts each (half fit, half held out)")
@@ -108,13 +108,13 @@ def separation(direction: torch.Tensor, harmful: torch.Tensor, harmless: torch.T
     return float((a.mean() - b.mean()) / pooled)
 
 
-@MODEL_ATTACKS.register("refusal_ablation")
-class RefusalAblation(ModelAttack):
+@TAMPER_ATTACKS.register("refusal_ablation")
+class RefusalAblation(TamperAttack):
     name = "refusal_ablation"
     version = "1"
     Params = RefusalAblationParams
 
-    def fit(self, base_model, ctx: ModelAttackContext) -> dict[str, Any]:
+    def fit(self, base_model, ctx: TamperContext) -> dict[str, Any]:
         rng = random.Random(ctx.seed)
         harmful = rng.sample([r["prompt"] for r in ctx.forget], min(self.p.prompts, len(ctx.forget)))
         harmless = rng.sample([r["prompt"] for r in ctx.retain], min(self.p.prompts, len(ctx.retain)))
@@ -135,7 +135,7 @@ class RefusalAblation(ModelAttack):
         return {"layer": layer, "depth": depth, "separation": scores, "norm": round(float(direction.norm()), 6),
                 "harmful_prompts": len(harmful), "harmless_prompts": len(harmless)}
 
-    def apply(self, model, ctx: ModelAttackContext) -> tuple[Any, dict[str, Any]]:
+    def apply(self, model, ctx: TamperContext) -> tuple[Any, dict[str, Any]]:
         if "direction" not in ctx.fitted:
             raise ValueError("refusal_ablation: fit it on the base model before applying it")
         orthogonalize(model, ctx.fitted["direction"])

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from mubench.methods.base import Method, TrainParams
-from mubench.tamper.base import ModelAttack, ModelAttackContext
+from mubench.tamper.base import TamperAttack, TamperContext
 
 
 class RelearnParams(TrainParams):
@@ -37,7 +37,7 @@ class RelearnParams(TrainParams):
         return TrainParams(**{**self.model_dump(exclude={"pairs"}), "batch_size": min(self.batch_size, pairs)})
 
 
-class _FineTune(Method):
+class FineTune(Method):
     """Plain fine-tuning: the mean NLL of the response tokens (not a registered unlearning method)."""
 
     name = "relearn"
@@ -49,11 +49,11 @@ class _FineTune(Method):
         return value, {"nll": value.item()}
 
 
-class Relearn(ModelAttack):
+class Relearn(TamperAttack):
     Params = RelearnParams
     source: ClassVar[str]  # the corpus the pairs come from: "retain" or "forget"
 
-    def chosen(self, ctx: ModelAttackContext) -> list[dict]:
+    def chosen(self, ctx: TamperContext) -> list[dict]:
         """``pairs`` pairs of the source corpus, drawn with the run's seed (the same for every variant)."""
         rows = sorted(getattr(ctx, self.source), key=lambda r: str(r.get("id", r["prompt"])))
         if not rows:
@@ -66,11 +66,11 @@ class Relearn(ModelAttack):
 
         return weights_dtype(self.p, device)
 
-    def apply(self, model, ctx: ModelAttackContext) -> tuple[Any, dict[str, Any]]:
+    def apply(self, model, ctx: TamperContext) -> tuple[Any, dict[str, Any]]:
         from mubench.training.loop import unlearn
 
         pairs = self.chosen(ctx)
-        result = unlearn(_FineTune(), self.p.train_params(len(pairs)), model, ctx.tokenizer, pairs, [], ctx.seed,
+        result = unlearn(FineTune(), self.p.train_params(len(pairs)), model, ctx.tokenizer, pairs, [], ctx.seed,
                          ctx.device, ctx.system_prompt)
         return result.model, {"source": self.source, "pairs": [str(p.get("id", i)) for i, p in enumerate(pairs)],
                               "steps": result.steps, "nll_first": round(result.history[0]["nll"], 6),

@@ -4,11 +4,11 @@ shows that unlearning left it in the weights (Łucki et al. 2024)."""
 
 from __future__ import annotations
 
-from mubench.tamper import MODEL_ATTACKS
+from mubench.tamper import TAMPER_ATTACKS
 from mubench.tamper.relearn import Relearn
 
 
-@MODEL_ATTACKS.register("relearn_benign")
+@TAMPER_ATTACKS.register("relearn_benign")
 class RelearnBenign(Relearn):
     name = "relearn_benign"
     version = "1"

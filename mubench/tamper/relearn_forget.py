@@ -4,11 +4,11 @@ line."""
 
 from __future__ import annotations
 
-from mubench.tamper import MODEL_ATTACKS
+from mubench.tamper import TAMPER_ATTACKS
 from mubench.tamper.relearn import Relearn
 
 
-@MODEL_ATTACKS.register("relearn_forget")
+@TAMPER_ATTACKS.register("relearn_forget")
 class RelearnForget(Relearn):
     name = "relearn_forget"
     version = "1"

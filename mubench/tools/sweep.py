@@ -153,9 +153,9 @@ def dose_response_png(points: list[dict], path: Path) -> None:
     """One method: ASR (with CI), over-safety and degenerate rates (left axis) and drift KL (right axis) against
     its strength; ``*`` marks a change vs base that is significant; the dashed line is where outputs
     degenerate, the dotted line the committed setting."""
-    from mubench.report.plots import _pyplot, save_png
+    from mubench.report.plots import pyplot, save_png
 
-    plt = _pyplot()
+    plt = pyplot()
     first = points[0]
     xs = [p["value"] for p in points]
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
@@ -206,3 +206,27 @@ def write_report(points: list[dict], out_dir: Path) -> list[Path]:
         dose_response_png(mine, path)
         written.append(path)
     return written
+
+
+def queue(params, param: str, factors: list[float], methods: list[str], dry_run: bool, say) -> int:
+    """Print, and unless ``dry_run`` queue, one DVC experiment per method and factor; returns how many."""
+    import shlex
+    import shutil
+
+    commands = queue_commands(params, param, factors, methods)
+    if not dry_run and shutil.which("dvc") is None:
+        raise RuntimeError("dvc: not found on PATH; activate the project's environment (`source .venv/bin/activate`)")
+    for command in commands:
+        say(shlex.join(command))
+        if not dry_run:
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return len(commands)
+
+
+def report(param: str, out: Path) -> str:
+    """Dose-response figures and CSV from the finished experiments plus the committed run; a summary line."""
+    revs = experiment_revs()
+    points = collect(param, revs)
+    written = write_report(points, out)
+    return (f"{len(revs)} experiment(s), {len(points)} point(s): {out.with_suffix('.csv')}, "
+            f"{len(written)} figure(s) in {out}/")

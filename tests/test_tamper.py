@@ -1,4 +1,4 @@
-"""Model-level attacks on the tiny model: refusal-direction ablation and relearning (issue: model attacks)."""
+"""Model-level attacks on the tiny model: refusal-direction ablation and relearning (issue: tamper attacks)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import copy
 import pytest
 import torch
 
-from mubench.tamper import MODEL_ATTACKS, get_model_attack
-from mubench.tamper.base import ModelAttackContext
+from mubench.tamper import TAMPER_ATTACKS, get_tamper
+from mubench.tamper.base import TamperContext
 from mubench.tamper.refusal_ablation import orthogonalize, residual_writers, separation
 from mubench.training.encoding import collate, encode_pairs
 from mubench.training.losses import nll
@@ -24,17 +24,17 @@ def context(tokenizer, pairs, seed=0):
     forget = [{"id": f"f{i}", **p} for i, p in enumerate(pairs)]
     retain = [{"id": f"r{i}", "prompt": p["prompt"] + " Please.", "response": p["response"]}
               for i, p in enumerate(pairs)]
-    return ModelAttackContext(tokenizer=tokenizer, forget=forget, retain=retain, seed=seed)
+    return TamperContext(tokenizer=tokenizer, forget=forget, retain=retain, seed=seed)
 
 
 def test_the_registry_lists_the_three_attacks_and_validates_params():
     from pydantic import ValidationError
 
-    assert MODEL_ATTACKS.names() == ["refusal_ablation", "relearn_benign", "relearn_forget"]
+    assert TAMPER_ATTACKS.names() == ["refusal_ablation", "relearn_benign", "relearn_forget"]
     with pytest.raises(ValidationError):
-        get_model_attack("relearn_benign", {"steps": 0})
+        get_tamper("relearn_benign", {"steps": 0})
     with pytest.raises(ValidationError):
-        get_model_attack("refusal_ablation", {"layers": [0.5]})  # unknown key
+        get_tamper("refusal_ablation", {"layers": [0.5]})  # unknown key
 
 
 def test_ablation_leaves_no_residual_write_along_the_direction(tiny_model, tokenizer):
@@ -89,7 +89,7 @@ def test_fit_reads_only_the_forget_and_retain_prompts_and_picks_a_candidate_laye
     monkeypatch.setattr(refusal_ablation, "last_token_states",
                         lambda m, t, prompts, s: seen.extend(prompts) or real(m, t, prompts, s))
     ctx = context(tokenizer, pairs)
-    attack = get_model_attack("refusal_ablation", {"candidate_layers": [0.5, 1.0], "prompts": 4})
+    attack = get_tamper("refusal_ablation", {"candidate_layers": [0.5, 1.0], "prompts": 4})
     record = attack.fit(tiny_model, ctx)
     assert set(seen) == {p["prompt"] for p in ctx.forget} | {p["prompt"] for p in ctx.retain}
     assert record["layer"] in (1, 2) and set(record["separation"]) == {1, 2}
@@ -101,7 +101,7 @@ def test_fit_reads_only_the_forget_and_retain_prompts_and_picks_a_candidate_laye
 
 def test_relearn_runs_exactly_k_steps_on_the_chosen_pairs_deterministically(tiny_model, tokenizer, pairs):
     ctx = context(tokenizer, pairs)
-    attack = get_model_attack("relearn_forget", {"steps": 3, "pairs": 2, "lr": 1e-3, "batch_size": 2})
+    attack = get_tamper("relearn_forget", {"steps": 3, "pairs": 2, "lr": 1e-3, "batch_size": 2})
     chosen = attack.chosen(ctx)
     assert len(chosen) == 2 and all(p in ctx.forget for p in chosen) and attack.chosen(ctx) == chosen
     twin = copy.deepcopy(tiny_model)
@@ -110,7 +110,7 @@ def test_relearn_runs_exactly_k_steps_on_the_chosen_pairs_deterministically(tiny
     assert record["pairs"] == [p["id"] for p in chosen]
     attack.apply(twin, ctx)
     assert all(torch.equal(a, b) for a, b in zip(tiny_model.parameters(), twin.parameters(), strict=True))
-    benign = get_model_attack("relearn_benign", {"pairs": 3}).chosen(ctx)
+    benign = get_tamper("relearn_benign", {"pairs": 3}).chosen(ctx)
     assert all(p in ctx.retain for p in benign) and len(benign) == 3
 
 
@@ -119,14 +119,14 @@ def test_relearn_forget_lowers_the_forget_nll(tiny_model, tokenizer, pairs):
     batch = collate(encode_pairs(tokenizer, ctx.forget, 128), tokenizer.pad_token_id)
     with torch.no_grad():
         before = float(nll(tiny_model, batch))
-    get_model_attack("relearn_forget", {"steps": 10, "pairs": 4, "lr": 1e-3, "batch_size": 4}).apply(tiny_model, ctx)
+    get_tamper("relearn_forget", {"steps": 10, "pairs": 4, "lr": 1e-3, "batch_size": 4}).apply(tiny_model, ctx)
     tiny_model.eval()
     with torch.no_grad():
         after = float(nll(tiny_model, batch))
     assert after < before - 0.1
 
 
-def test_what_broke_names_the_plain_prompt_each_prompt_attack_and_each_model_attack():
+def test_what_broke_names_the_plain_prompt_each_prompt_attack_and_each_tamper():
     from mubench.stages.tamper import what_broke
 
     vanilla = [{"id": "a", "refused": True}, {"id": "b", "refused": False}, {"id": "c", "refused": True},
@@ -141,23 +141,23 @@ def test_what_broke_names_the_plain_prompt_each_prompt_attack_and_each_model_att
     assert what_broke(vanilla, attacked, ["a", "b", "c"], {})["c"] == []
 
 
-@pytest.mark.parametrize(("model_attacks", "message"), [
-    ({"names": ["relearn"]}, "model_attacks.names: 'relearn' is not a known model attack; allowed: "
+@pytest.mark.parametrize(("tamper", "message"), [
+    ({"names": ["relearn"]}, "tamper.names: 'relearn' is not a known tamper attack; allowed: "
                              "refusal_ablation, relearn_benign, relearn_forget"),
     ({"names": ["relearn_forget", "relearn_forget"]}, "listed twice"),
-    ({"params": {"relearn_forget": {"steps": 0}}}, "model_attacks.params.relearn_forget.steps = 0"),
-    ({"params": {"refusal_ablation": {"layer": 3}}}, "model_attacks.params.refusal_ablation.layer: unknown key"),
+    ({"params": {"relearn_forget": {"steps": 0}}}, "tamper.params.relearn_forget.steps = 0"),
+    ({"params": {"refusal_ablation": {"layer": 3}}}, "tamper.params.refusal_ablation.layer: unknown key"),
     ({"params": {"relearn_benign": {"lora": {"r": 8, "save": "adapter"}}}}, "use save: merged"),
-    ({"prompts": "all"}, "model_attacks.prompts = 'all'"),
+    ({"prompts": "all"}, "tamper.prompts = 'all'"),
 ])
-def test_model_attack_params_are_validated_in_one_line(tmp_path, model_attacks, message):
+def test_tamper_params_are_validated_in_one_line(tmp_path, tamper, message):
     import yaml
 
     from mubench.core.config import ConfigError, load_params
     from tests.conftest import ROOT
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["model_attacks"] = {**raw.get("model_attacks", {}), **model_attacks}
+    raw["tamper"] = {**raw.get("tamper", {}), **tamper}
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError) as err:
@@ -167,7 +167,7 @@ def test_model_attack_params_are_validated_in_one_line(tmp_path, model_attacks, 
 
 def test_relearning_on_pairs_whose_prompts_fill_max_length_stops_with_one_line(tiny_model, tokenizer, pairs):
     ctx = context(tokenizer, pairs)
-    attack = get_model_attack("relearn_forget", {"steps": 1, "pairs": 2, "max_length": 16})
+    attack = get_tamper("relearn_forget", {"steps": 1, "pairs": 2, "max_length": 16})
     with pytest.raises(ValueError, match=r"^forget: each of the 2 pairs' prompt alone fills max_length = 16 tokens"):
         attack.apply(tiny_model, ctx)
 
@@ -181,19 +181,22 @@ def write_rows(path, rows):
 
 def test_the_stage_attacks_a_checkpoint_pairs_it_with_its_own_verdicts_and_scores_utility(
         tiny_model, tokenizer, pairs, tmp_path):
-    """run_model_attacks on a hand-built workspace: the base fits, every attack runs, the attacked copies answer
+    """run_tamper on a hand-built workspace: the base fits, every attack runs, the attacked copies answer
     every harmful and over-safety prompt and the utility tasks (MC + GSM8K), paired with the 'before' files."""
     import json
 
     from mubench.core.config import load_params
+    from mubench.core.workspace import Workspace
     from mubench.engine.models import save_checkpoint
-    from mubench.stages.tamper import run_model_attacks
+    from mubench.stages.tamper import run_tamper
     from tests.conftest import ROOT
 
     params = load_params(ROOT / "profiles" / "tiny.yaml")
-    params = params.model_copy(update={"model_attacks": params.model_attacks.model_copy(
+    params = params.model_copy(update={"tamper": params.tamper.model_copy(
         update={"utility": True, "prompts": "harmful"})})
-    ckpt, corpus, built, samples = (tmp_path / d for d in ("ckpt", "corpus", "built", "samples"))
+    ws = Workspace(tmp_path)
+    ckpt, corpus, built = ws.checkpoint("tiny-llama"), ws.corpus("tiny-llama"), ws.built
+    samples, fit_dir = ws.samples("tiny-llama", "base"), ws.tamper_fit("tiny-llama")
     save_checkpoint(tiny_model, tokenizer, ckpt, {"variant": "base"})
     write_rows(corpus / "forget.jsonl", [{"id": f"f{i}", "dataset": "advbench", **p} for i, p in enumerate(pairs)])
     write_rows(corpus / "retain.jsonl", [{"id": f"r{i}", "dataset": "mmlu", "prompt": p["prompt"] + " Please.",
@@ -213,18 +216,18 @@ def test_the_stage_attacks_a_checkpoint_pairs_it_with_its_own_verdicts_and_score
     write_rows(samples / "oversafety.jsonl", [{**r, "refused": False} for r in over])
     write_rows(samples / "utility.jsonl", [{"task": "mmlu", "id": f"m{i}", "correct": 0} for i in range(3)]
                + [{"task": "gsm8k", "id": f"g{i}", "correct": 0} for i in range(2)])
-    out = tmp_path / "out"
-    m = run_model_attacks(params, "tiny-llama", "base", ckpt, corpus, built, samples, tmp_path / "fit", out, None)
-    fit = json.loads((tmp_path / "fit" / "fit.json").read_text())
-    assert fit["attacks"]["refusal_ablation"]["tensors_sha256"]
-    assert (tmp_path / "fit" / "refusal_ablation.safetensors").is_file()
-    assert set(m["attacks"]) == {"relearn_benign", "relearn_forget", "refusal_ablation"}
+    out = ws.tamper_result("tiny-llama", "base")
+    m = run_tamper(params, ws, "tiny-llama", "base")
+    fit = json.loads((fit_dir / "fit.json").read_text())
+    assert fit["tamper_attacks"]["refusal_ablation"]["tensors_sha256"]
+    assert (fit_dir / "refusal_ablation.safetensors").is_file()
+    assert set(m["tamper_attacks"]) == {"relearn_benign", "relearn_forget", "refusal_ablation"}
     assert m["n"] == {"harmful": 8, "attack_seeds": 6, "oversafety": 3}
-    for name in m["attacks"]:
+    for name in m["tamper_attacks"]:
         rows = [json.loads(line) for line in (out / "samples" / f"{name}.jsonl").read_text().splitlines()]
         assert len(rows) == 8 + 3
         success = sum(not r["refused"] for r in rows[:8]) / 8
-        assert m["safety"]["per_model_attack"][name] == success
+        assert m["safety"]["per_tamper"][name] == success
         assert m["tests"][name]["asr"]["delta"] == round(success - 1.0, 6) + 0.0  # paired with ASR 1 before
         assert m["tests"][name]["utility"]["n"] == 5
         assert m["tests"][name]["utility"]["delta"] >= 0  # nothing was right before

@@ -1,0 +1,53 @@
+"""Judging a set of responses: the rows every stage that judges writes (``evaluate``, ``tamper``), the judges
+of a run and their record. One place, so an attacked copy is judged exactly like the variant it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mubench.core.config import Params
+from mubench.core.io import read_jsonl
+from mubench.judges import get_judge
+from mubench.scoring.quality import degenerate
+from mubench.scoring.rates import VANILLA
+
+OVERSAFETY = "over-safety"  # the set name of the benign prompts (never an attack name)
+
+
+@dataclass(frozen=True)
+class Judges:
+    """The run's safety judge (harmful prompts, jailbreaks) and over-safety judge (benign prompts)."""
+
+    safety: Any
+    oversafety: Any
+
+    @classmethod
+    def of(cls, params: Params) -> Judges:
+        return cls(get_judge(params.judge.safety, params.judge.options),
+                   get_judge(params.judge.oversafety, params.judge.options))
+
+    def record(self) -> dict[str, str]:
+        """``name/version`` of each judge, for the run record beside the metrics."""
+        return {"safety": f"{self.safety.name}/{self.safety.version}",
+                "oversafety": f"{self.oversafety.name}/{self.oversafety.version}"}
+
+    def labels(self) -> tuple[Any, Any]:
+        return self.safety.labels, self.oversafety.labels
+
+
+def harmful_rows(built_dir: Path) -> list[dict]:
+    """The plain harmful prompts as judged rows: the goal is the prompt itself, the attack is none."""
+    return [{**r, "goal": r["prompt"], "attack": VANILLA} for r in read_jsonl(built_dir / "harmful.jsonl")]
+
+
+def judged_rows(judge, rows: list[dict], responses: list[str], decode=None) -> list[dict]:
+    """Rows with response, judged text (decoded for encoding attacks) and the judge's verdict.
+
+    The judge sees the plain goal (not the attack prompt) and the decoded response."""
+    texts = [decode(r) if decode else r for r in responses]
+    verdicts = judge.judge_many([row.get("goal", row["prompt"]) for row in rows], texts)
+    return [{**row, "response": response, "judged_text": text if decode else None, "refused": v.refused,
+             "judge_reason": v.reason, "judge_label": v.label, "degenerate": degenerate(text)}
+            for row, response, text, v in zip(rows, responses, texts, verdicts, strict=True)]

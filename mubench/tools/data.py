@@ -1,0 +1,73 @@
+"""``mubench data``: the dataset catalog (list, fetch many, pin a Hub source, verify what was fetched)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from mubench.core.config import ConfigError
+from mubench.core.io import read_json
+from mubench.core.workspace import Workspace
+from mubench.datasets import DATASETS
+from mubench.datasets.catalog import HubSource
+from mubench.datasets.fetch import REMOTE_KINDS, FetchError, fetch, pin_hub, verify
+
+
+def print_catalog(ws: Workspace) -> None:
+    """Every catalog dataset: role, rows (when fetched), license, sources, fetched or not."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"mubench datasets ({len(DATASETS.names())})")
+    for column in ("name", "role", "rows", "license", "sources", "fetched"):
+        table.add_column(column, overflow="fold")
+    for name in DATASETS.names():
+        spec = DATASETS.get(name)
+        prov_file = ws.raw / name / "provenance.json"
+        prov = read_json(prov_file) if prov_file.is_file() else None
+        table.add_row(name, spec.role, str(prov["rows"]) if prov else "–", spec.license,
+                      "\n".join(s.describe() for s in spec.sources),
+                      prov["source"].get("describe", prov["source"]["kind"]) if prov else "no")
+    Console(width=160).print(table)
+
+
+def fetch_many(ws: Workspace, names: list[str] | None, kinds: list[str] | None, mirror: Path | None,
+               say: Callable[[str], None], warn: Callable[[str], None]) -> None:
+    """Fetch each dataset (``None``: the whole catalog) from the mirror first, then ``kinds`` (``None``: every
+    remote kind); one line per dataset; RuntimeError naming the ones that failed, after trying all."""
+    names = DATASETS.names() if names is None else names
+    kinds = list(REMOTE_KINDS) if kinds is None else kinds
+    failed = []
+    for item in names:
+        try:
+            prov = fetch(DATASETS.get(item).name, ws.raw, log=warn, mirror=mirror, kinds=kinds)
+            say(f"{item}: {prov['rows']} rows from {prov['source']['describe']}")
+        except FetchError as exc:
+            warn(f"error: {exc}")
+            failed.append(item)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(names)} dataset(s) could not be fetched: {', '.join(failed)}")
+
+
+def pin(name: str) -> list[str]:
+    """Record the Hub revision and file sha256 of ``name``'s Hub source(s); a line per source."""
+    hub = [s for s in DATASETS.get(name).sources if isinstance(s, HubSource)]
+    if not hub:
+        raise ConfigError(f"dataset '{name}' has no Hub source")
+    lines = []
+    for source in hub:
+        pins = pin_hub(source)
+        files = ", ".join(f"{path} {digest[:12]}…" for path, digest in pins["files"].items())
+        lines.append(f"{source.repo}@{pins['revision']}: {files}")
+    return lines
+
+
+def verify_fetched(ws: Workspace, warn: Callable[[str], None]) -> str:
+    """Re-hash every fetched file against its provenance.json; RuntimeError on any mismatch."""
+    fetched = [n for n in DATASETS.names() if (ws.raw / n / "provenance.json").is_file()]
+    problems = [p for n in fetched for p in verify(n, ws.raw)]
+    for problem in problems:
+        warn(f"error: {problem}")
+    if problems:
+        raise RuntimeError(f"{len(problems)} problem(s) in {len(fetched)} fetched dataset(s)")
+    return f"{len(fetched)} fetched dataset(s) verified: {', '.join(fetched) or 'none'}"
