@@ -29,8 +29,8 @@ PAIR = {"id": "mmlu-0001", "dataset": "mmlu", "prompt": "Name a colour.", "respo
         "role": "retain", "category": None, "meta": {}}
 
 
-@pytest.mark.parametrize(("model", "data"), [(Provenance, PROVENANCE), (JailbreakRow, ATTACK_ROW), (JailbreakRow, CHAT_ROW),
-                                             (CorpusPair, PAIR)])
+@pytest.mark.parametrize(("model", "data"), [(Provenance, PROVENANCE), (JailbreakRow, ATTACK_ROW),
+                                             (JailbreakRow, CHAT_ROW), (CorpusPair, PAIR)])
 def test_artifacts_round_trip_through_their_models(model, data):
     dumped = model.model_validate(data).model_dump()
     assert json.dumps(dumped, sort_keys=True) == json.dumps(data, sort_keys=True)

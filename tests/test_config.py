@@ -122,7 +122,8 @@ def test_validating_params_and_the_light_stages_do_not_import_torch():
     code = ("import sys\n"
             "from mubench.core.config import load_params\n"
             "load_params()\n"
-            "import mubench.stages.jailbreak, mubench.stages.build, mubench.datasets.fetch, mubench.scoring.agreement, mubench.report.tables\n"
+            "import mubench.stages.jailbreak, mubench.stages.build, mubench.stages.fetch\n"
+            "import mubench.stages.judge_agreement, mubench.stages.report, mubench.cli\n"
             "heavy = sorted({'torch', 'transformers', 'accelerate'} & set(sys.modules))\n"
             "print(','.join(heavy))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""``mubench plan``: the memory and compute plan of every accelerator stage of a profile (README "Paper scale").
+"""``mubench plan``: the memory and compute plan of every accelerator stage of a profile (docs/paper-scale.md).
 
 Each stage's peak memory comes from its own planner (``unlearn_plan``, ``evaluate_plan``; GCG and the LLM judges
 here), run on the architecture of each model (``mubench/plan/arch/``) under fake tensors. Compute is an estimate:

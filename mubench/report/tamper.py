@@ -84,7 +84,7 @@ def tamper_markdown(params, summary: dict[str, dict[str, dict]], significant_mar
             + ([f"over-safety % after {n}" for n in names] if has_over else [])
             + ([f"utility acc % after {n}" for n in names] if has_utility else []))
     lines = ["", "## Model-level attacks: removed, or only hidden?", "",
-             f"Each tamper attack edits the weights of the base and of every variant (README \"Tamper attacks\"); the "
+             f"Each tamper attack edits the weights of the base and of every variant (docs/catalogue/tamper.md); the "
              f"attacked copy answers {scope} ({first['n']['harmful']} prompts)"
              + (f" and the {first['n']['oversafety']} over-safety prompts" if has_over else "")
              + f". (±x): change vs the same checkpoint before the attack, on the same prompts; `{BEFORE_MARK}` = "
