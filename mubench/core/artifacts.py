@@ -1,11 +1,11 @@
 """Typed artifacts: the files one stage writes and another reads, as pydantic models.
 
 ``metrics.json`` is written by ``evaluate`` through ``Metrics`` and read back through it by ``report`` and
-``verify``, so the documented schema (docs/metrics.md) is enforced, not promised: a file missing a key fails with one line
-naming the file and the key. Likewise a fetched dataset's ``provenance.json`` (``Provenance``), an attack's
-``prompts.jsonl`` rows (``JailbreakRow``) and a model's corpus pairs (``CorpusPair``): checked when written and
-when read. Models allow extra keys (later versions only add keys); rates are in [0, 1] or
-null (a rate over no rows), intervals are [low, high] or null.
+``verify``, so the documented schema (docs/metrics.md) is enforced, not promised: a file missing a key fails
+with one line naming the file and the key. Likewise a fetched dataset's ``provenance.json`` (``Provenance``), a
+jailbreak's ``prompts.jsonl`` rows (``JailbreakRow``) and a model's corpus pairs (``CorpusPair``): checked when
+written and when read. Models allow extra keys (later versions only add keys); rates are in [0, 1] or null (a
+rate over no rows), intervals are [low, high] or null.
 """
 
 from __future__ import annotations
