@@ -6,7 +6,7 @@ LOCK   ?= requirements/cpu.lock
 # Where pip finds torch 2.13.0+cpu when no local wheel is configured (see README, "Set-up").
 PIP_EXTRA ?=
 
-.PHONY: setup repro test test-fast lint lock clean push pull verify image
+.PHONY: setup repro test test-fast lint docs lock clean push pull verify image
 
 # two steps: the hashed setuptools first, then the lock with --no-build-isolation, so the four sdists in it are
 # built by that setuptools instead of build dependencies pip would fetch without a hash check
@@ -14,6 +14,7 @@ setup:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --require-hashes --no-deps -r requirements/build.lock $(PIP_EXTRA)
 	$(BIN)/pip install --require-hashes --no-deps --no-build-isolation --use-pep517 -r $(LOCK) $(PIP_EXTRA)
+	$(BIN)/pip install --require-hashes --no-deps -r requirements/docs.lock
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
 	$(BIN)/mubench --help > /dev/null && echo "setup ok: $(VENV)"
 
@@ -49,6 +50,10 @@ lint:
 	$(BIN)/ruff check mubench tests benchmarks requirements
 	$(BIN)/hadolint Dockerfile
 
+# the documentation site (docs/, mkdocs.yml) into build/site; --strict: a broken link or nav entry fails
+docs:
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q
+
 # Re-resolve the hashed lock files (needs the registries; see README "Lock files"), then cut the image's runtime
 # locks (no dev extra) and the build lock out of them, pins and hashes unchanged.
 lock:
@@ -62,6 +67,8 @@ lock:
 	done
 	$(BIN)/python requirements/subset_lock.py build requirements/cpu.lock > requirements/build.lock.tmp \
 		&& mv requirements/build.lock.tmp requirements/build.lock
+	cd requirements && ../$(BIN)/pip-compile -q docs.in -c cpu.lock --generate-hashes --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links -o docs.lock
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build dist *.egg-info

@@ -252,6 +252,17 @@ def profile(name: Annotated[str, typer.Argument(help="a file profiles/NAME.yaml"
     typer.echo(f"params.yaml <- {source}; run `dvc repro`")
 
 
+@app.command()
+@stage
+def readme(check_only: Annotated[bool, typer.Option("--check", help="exit 1 if the table is stale; write "
+                                                                  "nothing")] = False) -> None:
+    """Copy the report's main table (reports/summary.md) into README.md's results block."""
+    from mubench.tools.readme import sync
+
+    changed = sync(WS.root / "README.md", WS.reports / "summary.md", check_only)
+    typer.echo("README.md: results table " + ("updated" if changed else "up to date"))
+
+
 data_app = typer.Typer(no_args_is_help=True, help="The dataset catalog: list, fetch, pin, verify.")
 app.add_typer(data_app, name="data")
 MirrorOpt = Annotated[Path | None, typer.Option("--mirror", help="a local mirror directory (default: "

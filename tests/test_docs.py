@@ -1,0 +1,61 @@
+"""The docs stay true to the tree: every path they cite exists, the README's results table is the report's,
+the README stays short, the site builds with --strict, and no page describes the machine it was written on."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mubench.tools.readme import sync
+from tests.conftest import ROOT
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+CITED = re.compile(r"`((?:mubench|tests|benchmarks|requirements|profiles|\.ci)/[^`\s]*)`")
+PLACEHOLDER = re.compile(r"[A-Z]{3,}|\*")  # mubench/methods/NAME.py, data/jailbreaks*/...
+MACHINE = ("this machine", "this sandbox", "on this 2-core", "cores here")
+
+
+def cited_paths(text: str) -> list[str]:
+    return [p.rstrip(".,:;") for p in CITED.findall(text) if not PLACEHOLDER.search(p)]
+
+
+def test_every_cited_path_exists():
+    missing = {page.relative_to(ROOT).as_posix(): [p for p in cited_paths(page.read_text(encoding="utf-8"))
+                                                   if not (ROOT / p.split("::")[0]).exists()]
+               for page in PAGES}
+    assert not {k: v for k, v in missing.items() if v}, missing
+    assert len(cited_paths("see `mubench/nothere.py` and `mubench/methods/NAME.py`")) == 1
+
+
+def test_the_readme_is_short_and_its_results_are_the_reports():
+    assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 150
+    assert sync(ROOT / "README.md", ROOT / "reports" / "summary.md", check_only=True) is False
+
+
+def test_a_stale_results_table_is_found(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text((ROOT / "README.md").read_text(encoding="utf-8").replace("| base |", "| BASE |", 1))
+    with pytest.raises(ValueError, match="results table differs"):
+        sync(readme, ROOT / "reports" / "summary.md", check_only=True)
+    assert sync(readme, ROOT / "reports" / "summary.md") is True
+    assert sync(readme, ROOT / "reports" / "summary.md", check_only=True) is False
+
+
+def test_no_page_describes_the_machine_it_was_written_on():
+    found = {page.name: [m for m in MACHINE if m in page.read_text(encoding="utf-8").lower()] for page in PAGES}
+    assert not {k: v for k, v in found.items() if v}, found
+
+
+@pytest.mark.skipif(shutil.which("mkdocs", path=str(Path(sys.executable).parent)) is None,
+                    reason="mkdocs is not installed (requirements/docs.lock)")
+def test_the_site_builds_strict(tmp_path):
+    mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent))
+    proc = subprocess.run([mkdocs, "build", "--strict", "-q", "-d", str(tmp_path / "site")], cwd=ROOT,
+                          capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "site" / "catalogue" / "tamper" / "index.html").is_file()
