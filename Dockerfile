@@ -1,5 +1,5 @@
 # mubench image: base pinned by digest, hashed lock installed with --require-hashes, runs as any non-root uid,
-# `dvc repro` by default. CPU check build (no GPU needed; see .ci/image-check and README "Container"):
+# `dvc repro` by default. CPU check build (no GPU needed; see .ci/image-check and docs/container.md):
 #   --build-arg BASE_IMAGE=<a Debian bookworm or Ubuntu 22.04 image> --build-arg LOCK=requirements/cpu-runtime.lock
 # The torch wheels in cuda-runtime.lock bundle their CUDA 13 user-space libraries (nvidia-* packages), so the base only
 # provides the OS layer and the NVIDIA container runtime hooks; the host driver must support CUDA 13

@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 LOCK   ?= requirements/cpu.lock
-# Where pip finds torch 2.13.0+cpu when no local wheel is configured (see README, "Set-up").
+# Where pip finds torch 2.13.0+cpu when no local wheel is configured (docs/running.md, "Set-up").
 PIP_EXTRA ?=
 
 .PHONY: setup repro test test-fast lint docs lock clean push pull verify image
@@ -21,7 +21,7 @@ setup:
 repro:
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-# the artifacts (data, checkpoints, per-sample outputs) to and from the DVC remote (README "Audit")
+# the artifacts (data, checkpoints, per-sample outputs) to and from the DVC remote (docs/reproducing.md)
 push:
 	$(BIN)/dvc push
 
@@ -54,7 +54,7 @@ lint:
 docs:
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q
 
-# Re-resolve the hashed lock files (needs the registries; see README "Lock files"), then cut the image's runtime
+# Re-resolve the hashed lock files (needs the registries; docs/running.md), then cut the image's runtime
 # locks (no dev extra) and the build lock out of them, pins and hashes unchanged.
 lock:
 	$(BIN)/pip-compile -q pyproject.toml requirements/cpu.in --extra dev --generate-hashes --allow-unsafe \

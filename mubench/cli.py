@@ -377,7 +377,7 @@ def judge_agreement(labels_dir: Annotated[Path, typer.Argument()] = WS.judge_lab
     typer.echo("\n".join(summary_lines(result)))
 
 
-sweep_app = typer.Typer(no_args_is_help=True, help="Dose-response sweeps as DVC experiments (docs: reproducing).")
+sweep_app = typer.Typer(no_args_is_help=True, help="Dose-response sweeps as DVC experiments (docs/results.md).")
 app.add_typer(sweep_app, name="sweep")
 
 
