@@ -237,9 +237,11 @@ def package_versions() -> dict[str, str]:
 
 
 def run_record(**extra: Any) -> dict[str, Any]:
-    """Provenance block written beside artifacts: versions and platform, plus stage fields (no clock time,
-    so two runs give identical files)."""
-    return {"versions": package_versions(), "platform": platform.machine(), **extra}
+    """Provenance block written beside artifacts: versions, platform and the CPU kernel paths
+    (``mubench.core.kernels``), plus stage fields (no clock time, so two runs give identical files)."""
+    from mubench.core.kernels import kernel_record
+
+    return {"versions": package_versions(), "platform": platform.machine(), "cpu_kernels": kernel_record(), **extra}
 
 
 def stable_json_hash(obj: Any) -> str:

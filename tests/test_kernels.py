@@ -1,0 +1,59 @@
+"""CPU kernel paths are pinned at `import mubench` (mubench/core/kernels.py), recorded beside every artifact, and
+the committed run carries the AVX2 reference values measured on an AVX2-only CPU."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+AVX2 = platform.machine().lower() in {"x86_64", "amd64"} and " avx2" in (
+    Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else "")
+PROBE = "import mubench, torch; print(torch.backends.cpu.get_cpu_capability())"
+
+
+def capability(**env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR",
+                                                              "ONEDNN_MAX_CPU_ISA")}
+    proc = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, check=True,
+                          env={**clean, **env})
+    return proc.stdout.strip()
+
+
+@pytest.mark.skipif(not AVX2, reason="not an x86-64 CPU with AVX2")
+def test_importing_mubench_pins_avx2_before_torch_loads():
+    assert capability() == "AVX2"
+
+
+@pytest.mark.skipif(not AVX2, reason="not an x86-64 CPU with AVX2")
+def test_a_path_the_user_chose_is_kept():
+    assert capability(ATEN_CPU_CAPABILITY="default") == "DEFAULT"
+
+
+def test_every_run_record_says_which_paths_ran():
+    import torch  # noqa: F401 - the record reads the capability of a loaded torch
+
+    from mubench.core.io import run_record
+
+    record = run_record(stage="x")["cpu_kernels"]
+    assert set(record) == {"ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "aten_capability"}
+    if AVX2:
+        assert record["ATEN_CPU_CAPABILITY"] == "avx2" and record["aten_capability"] == "AVX2"
+
+
+def test_the_committed_run_has_the_avx2_reference_values():
+    """Measured on an AVX2-only CPU (AMD EPYC, family 25) before the paths were pinned: GA's first unlearning
+    loss and the base model's drift NLL. An AVX-512 run gives -1.142452 and 0.897826."""
+    results = ROOT / "results" / "smollm2-135m"
+    with open(results / "ga-seed0" / "loss.csv", newline="") as handle:
+        first = next(csv.DictReader(handle))
+    assert float(first["loss"]) == -1.142445
+    assert json.loads((results / "base" / "metrics.json").read_text())["drift"]["nll"] == 0.897819
