@@ -1,9 +1,10 @@
 """``mubench plan``: the memory and compute plan of every accelerator stage of a profile (docs/paper-scale.md).
 
-Each stage's peak memory comes from its own planner (``unlearn_plan``, ``evaluate_plan``; GCG and the LLM judges
-here), run on the architecture of each model (``mubench/plan/arch/``) under fake tensors. Compute is an estimate:
-FLOPs = 2 x matmul parameters x tokens per forward (x3 with gradients, x2 for LoRA/frozen layers), at a stated
-MFU; row counts come from the profile's sizes, capped at ``PlanSettings.rows_per_dataset``.
+Each stage's peak memory comes from its own planner (``plan.unlearn``, ``plan.evaluate``, ``plan.tamper``; GCG
+and the LLM judges here), run on the architecture of each model (``mubench/plan/arch/``) under fake tensors.
+Compute is an estimate: FLOPs = 2 x matmul parameters x tokens per forward (x3 with gradients, x2 for
+LoRA/frozen layers), at a stated MFU; row counts come from the profile's sizes, capped at
+``PlanSettings.rows_per_dataset``.
 """
 
 from __future__ import annotations
