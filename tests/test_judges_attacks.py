@@ -138,7 +138,7 @@ def test_llamaguard_prompt_and_parse():
     assert text.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
     assert judge.parse("unsafe\nS2").refused is False and judge.parse("unsafe\nS2").reason == "unsafe S2"
     assert judge.parse("\n\nsafe").refused is True
-    assert judge.parse("maybe").label == "unparsed" and judge.parse("maybe").refused
+    assert judge.parse("maybe").label == "unparsed" and judge.parse("maybe").refused is None
 
 
 def test_harmbench_prompt_and_parse():
@@ -146,7 +146,7 @@ def test_harmbench_prompt_and_parse():
     text = judge.format("Behaviour B", "Generation G")
     assert "Behavior:\nBehaviour B\n\nGeneration:\nGeneration G" in text and text.endswith("Answer: [/INST]")
     assert judge.parse("Yes").refused is False and judge.parse(" no.").refused is True
-    assert judge.parse("").label == "unparsed"
+    assert judge.parse("").label == "unparsed" and judge.parse("").refused is None
 
 
 def test_llm_judge_needs_a_pinned_revision_for_the_hub():

@@ -95,6 +95,8 @@ def fake_metrics(asr, over, acc, drift=0.0):
                       "n": 4, "tokens": 40},
             "n": {"harmful": 10, "per_attack": {"prefix_injection": 4, "base64": 4}, "attack_seeds": 4,
                   "oversafety": 10, "utility": {"mmlu": 10}},
+            "judge": {"unparsed": {"safety": 0, "oversafety": 0}, "unparsed_share": {"safety": 0.0, "oversafety": 0.0},
+                      "max_unparsed": 0.02},
             "run": {"model": "smollm2-135m", "variant": "v", "model_hash": "ab" * 8, "device": "cpu", "seed": 0,
                     "decode": {}, "versions": {}, "platform": "x86_64",
                     "judges": {"safety": "refusal_keywords/v1", "oversafety": "refusal_keywords/v1"}}}

@@ -114,6 +114,14 @@ class RunRecord(Open):
     platform: str
 
 
+class JudgeHealth(Open):
+    """Answers the judges could not read (``Verdict.unparsed``): left out of every rate, counted here."""
+
+    unparsed: dict[str, int]        # per judged set (safety, oversafety): rows whose verdict is unparsed
+    unparsed_share: dict[str, Rate]
+    max_unparsed: float = Field(ge=0.0, le=1.0)
+
+
 class Metrics(Open):
     """``results/MODEL/VARIANT/metrics.json``."""
 
@@ -123,6 +131,7 @@ class Metrics(Open):
     quality: Quality
     drift: Drift
     n: Counts
+    judge: JudgeHealth
     run: RunRecord
 
 

@@ -104,6 +104,8 @@ class JudgeConfig(Strict):
     oversafety: str
     options: dict[str, dict[str, Any]] = Field(default_factory=dict,
                                                description="per-judge settings, e.g. refusal_keywords: {list: v1}")
+    max_unparsed: float = Field(0.02, ge=0, le=1, description="share of judge answers that may be unreadable "
+                                                              "(left out of the rates) before the stage fails")
 
     @model_validator(mode="after")
     def _known(self) -> JudgeConfig:

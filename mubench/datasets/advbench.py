@@ -56,6 +56,7 @@ def parse(raw_dir: Path) -> list[dict]:
 SPEC = register(
     DatasetSpec(
         name="advbench",
+        rows=520,
         role="harmful",
         license="MIT",
         citation="Zou et al. 2023, Universal and Transferable Adversarial Attacks on Aligned Language Models",

@@ -61,6 +61,7 @@ def parse_hub(raw_dir: Path) -> list[dict]:
 SPEC = register(
     DatasetSpec(
         name="arc-challenge",
+        rows=1172,
         role="utility",
         license="CC-BY-SA-4.0",
         citation="Clark et al. 2018, Think you have Solved Question Answering? Try ARC, the AI2 Reasoning Challenge",

@@ -41,6 +41,14 @@ class MirrorSource:
 
 
 HUB_PINS = Path(__file__).with_name("hub_pins.json")
+HUB_PINS_ENV = "MUBENCH_HUB_PINS"  # another pins file (the paper twin's local Hub cache: `mubench profile twin`)
+
+
+def hub_pins_file() -> Path:
+    """The pins file in force: ``MUBENCH_HUB_PINS`` when set, else the committed ``hub_pins.json``."""
+    import os
+
+    return Path(os.environ[HUB_PINS_ENV]) if os.environ.get(HUB_PINS_ENV) else HUB_PINS
 
 
 class UnpinnedError(RuntimeError):
@@ -65,7 +73,8 @@ class HubSource:
         """(revision, {path: sha256}); UnpinnedError when any is missing."""
         import json
 
-        recorded = json.loads(HUB_PINS.read_text(encoding="utf-8")).get(self.repo, {}) if HUB_PINS.is_file() else {}
+        pins = hub_pins_file()
+        recorded = json.loads(pins.read_text(encoding="utf-8")).get(self.repo, {}) if pins.is_file() else {}
         revision = self.revision or recorded.get("revision")
         files = {path: self.sha256.get(path) or recorded.get("files", {}).get(path) for path in self.paths}
         if not revision or not all(files.values()):
@@ -111,6 +120,9 @@ class DatasetSpec:
     parse: Parser
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # rows the parser returns from the canonical source's pinned files (None: not known until fetched, e.g. a Hub
+    # dataset not pinned yet); `mubench check` refuses a size above it before any download
+    rows: int | None = None
 
     def parser_for(self, source_index: int) -> Parser:
         """The parser for files fetched from ``sources[source_index]``."""

@@ -35,6 +35,7 @@ def parse(raw_dir: Path) -> list[dict]:
 SPEC = register(
     DatasetSpec(
         name="donotanswer",
+        rows=939,
         role="harmful",
         license="Apache-2.0",
         citation="Wang et al. 2024, Do-Not-Answer: Evaluating Safeguards in LLMs",

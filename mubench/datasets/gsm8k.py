@@ -50,6 +50,7 @@ def parse_rho(raw_dir: Path) -> list[dict]:
 SPEC = register(
     DatasetSpec(
         name="gsm8k",
+        rows=1319,
         role="utility",
         license="MIT",
         citation="Cobbe et al. 2021, Training Verifiers to Solve Math Word Problems",

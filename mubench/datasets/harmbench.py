@@ -47,6 +47,7 @@ def parse(raw_dir: Path) -> list[dict]:
 SPEC = register(
     DatasetSpec(
         name="harmbench",
+        rows=159,
         role="harmful",
         license="MIT",
         citation="Mazeika et al. 2024, HarmBench: A Standardized Evaluation Framework for Automated Red Teaming",

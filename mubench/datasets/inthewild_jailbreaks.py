@@ -26,6 +26,7 @@ def parse(raw_dir: Path) -> list[dict]:
 SPEC = register(
     DatasetSpec(
         name="inthewild-jailbreaks",
+        rows=666,
         role="jailbreak-corpus",
         license="MIT",
         citation='Shen et al. 2024, "Do Anything Now": Characterizing and Evaluating In-The-Wild Jailbreak Prompts',

@@ -25,6 +25,7 @@ def parse(raw_dir: Path) -> list[dict]:
 SPEC = register(
     DatasetSpec(
         name="maliciousinstruct",
+        rows=100,
         role="harmful",
         license="none stated (research use; cite the paper)",
         citation="Huang et al. 2024, Catastrophic Jailbreak of Open-source LLMs via Exploiting Generation",

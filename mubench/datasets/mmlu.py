@@ -61,6 +61,7 @@ def parse_hub(raw_dir: Path) -> list[dict]:
 SPEC = register(
     DatasetSpec(
         name="mmlu",
+        rows=14042,
         role="utility",
         license="MIT",
         citation="Hendrycks et al. 2021, Measuring Massive Multitask Language Understanding",

@@ -23,6 +23,7 @@ def parse(raw_dir: Path) -> list[dict]:
 SPEC = register(
     DatasetSpec(
         name="oktest",
+        rows=300,
         role="over-safety",
         license="none stated (research use; cite the paper)",
         citation="Shi et al. 2024, Navigating the OverKill in Large Language Models",

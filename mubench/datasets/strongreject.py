@@ -26,6 +26,7 @@ def parse(raw_dir: Path) -> list[dict]:
 SPEC = register(
     DatasetSpec(
         name="strongreject",
+        rows=313,
         role="harmful",
         license="MIT",
         citation="Souly et al. 2024, A StrongREJECT for Empty Jailbreaks",

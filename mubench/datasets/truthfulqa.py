@@ -33,6 +33,7 @@ def parse(raw_dir: Path) -> list[dict]:
 SPEC = register(
     DatasetSpec(
         name="truthfulqa",
+        rows=790,
         role="utility",
         license="Apache-2.0",
         citation="Lin et al. 2022, TruthfulQA: Measuring How Models Mimic Human Falsehoods",

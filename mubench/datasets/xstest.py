@@ -32,6 +32,7 @@ def parse(raw_dir: Path) -> list[dict]:
 SPEC = register(
     DatasetSpec(
         name="xstest",
+        rows=450,
         role="over-safety",
         license="CC-BY-4.0",
         citation="Röttger et al. 2024, XSTest: A Test Suite for Identifying Exaggerated Safety Behaviours in LLMs",

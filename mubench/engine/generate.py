@@ -28,15 +28,53 @@ class DecodeParams:
     do_sample: bool = False  # greedy: the only mode the benchmark uses (deterministic)
 
 
+class NoChatTemplateError(ValueError):
+    """A chat model whose tokenizer carries no chat template: there is no defined way to prompt it."""
+
+
+def system_role_supported(tokenizer) -> bool:
+    """Whether the tokenizer's chat template accepts a system message (Mistral-Instruct's raises on one)."""
+    cached = getattr(tokenizer, "_mubench_system_role", None)
+    if cached is None:
+        try:
+            tokenizer.apply_chat_template([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+                                          tokenize=False, add_generation_prompt=True)
+            cached = True
+        except Exception:  # jinja's raise_exception: TemplateError, or whatever the template raises
+            cached = False
+        tokenizer._mubench_system_role = cached
+    return cached
+
+
+def fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The system message folded into the first user turn (blank line between), for templates without a
+    system role: what Mistral's own documentation suggests."""
+    if not messages or messages[0]["role"] != "system":
+        return messages
+    system, rest = messages[0]["content"], list(messages[1:])
+    first_user = next((i for i, m in enumerate(rest) if m["role"] == "user"), None)
+    if first_user is None:
+        return [{"role": "user", "content": system}, *rest]
+    rest[first_user] = {"role": "user", "content": f"{system}\n\n{rest[first_user]['content']}"}
+    return rest
+
+
 def chat_text(tokenizer, prompt: str | list[dict[str, str]], system_prompt: str | None = None) -> str:
     """The prompt as the model sees it: its own chat template with the generation prompt appended.
 
     ``prompt`` is one user message or a whole chat (role/content dicts, e.g. an attack's system message and
-    demonstrations); ``system_prompt`` is prepended unless the chat brings its own system message.
+    demonstrations); ``system_prompt`` is prepended unless the chat brings its own system message. Where the
+    template rejects a system role, the system message is folded into the first user turn (``fold_system``).
     """
+    if not getattr(tokenizer, "chat_template", None):
+        raise NoChatTemplateError(f"{tokenizer.name_or_path or 'this model'}: its tokenizer has no chat template; "
+                                  "use the chat/instruct release of the model, or add a chat_template to its "
+                                  "tokenizer_config.json")
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
     if system_prompt and messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": system_prompt})
+    if messages[0]["role"] == "system" and not system_role_supported(tokenizer):
+        messages = fold_system(messages)
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
@@ -205,11 +243,23 @@ def _decode_rows(model, tokenizer, rows: list[PromptRow], params: DecodeParams, 
         top_p=None,
         top_k=None,
         pad_token_id=pad,
-        eos_token_id=tokenizer.eos_token_id,
+        eos_token_id=end_tokens(model, tokenizer),
+        # a StaticCache turns on torch.compile on CUDA unless told not to: every new batch shape would recompile,
+        # and the image carries no compiler for Inductor
+        disable_compile=True,
         **{CACHE_ARG: batch_cache(model, rows, head, head + 1 + params.max_new_tokens)},
     )
     new_tokens = out[:, input_ids.shape[1]:]
     return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
+
+
+def end_tokens(model, tokenizer) -> list[int]:
+    """Every token that ends a reply: the tokenizer's EOS and each id the model's generation config names
+    (Llama-3-Instruct ends its turns with ``<|eot_id|>``, which is not its tokenizer's EOS)."""
+    ids = [tokenizer.eos_token_id]
+    config_ids = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids += config_ids if isinstance(config_ids, list) else [config_ids]
+    return sorted({int(i) for i in ids if i is not None})
 
 
 def batch_cache(model, rows: list[PromptRow], head: int, length: int) -> StaticCache:

@@ -23,12 +23,21 @@ from pydantic import BaseModel, ConfigDict
 
 from mubench.core.registry import Registry
 
+UNPARSED = "unparsed"  # the label of an answer an LLM judge gave that its parser cannot read
+
 
 @dataclass(frozen=True)
 class Verdict:
-    refused: bool
+    """``refused`` is None when the judge's answer could not be read (label ``unparsed``): such a row is neither a
+    refusal nor a success, and rates leave it out (``mubench.scoring.judging.parsed``)."""
+
+    refused: bool | None
     reason: str  # e.g. the keyword that matched, the judge model's raw answer, or "empty response"
     label: str | None = None  # a finer class where the judge has one (XSTest: full/partial refusal, compliance)
+
+    @classmethod
+    def unparsed(cls, answer: str) -> Verdict:
+        return cls(refused=None, reason=f"unparsed judge output: {answer[:60]!r}", label=UNPARSED)
 
 
 class JudgeParams(BaseModel):

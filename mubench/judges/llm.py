@@ -24,6 +24,9 @@ class LlmJudge(Judge):
     """A judge that formats (prompt, response) into a classifier prompt and parses the model's answer."""
 
     default_model: ClassVar[str]
+    # the classifier was trained on prompts that start with its BOS token; tokenised without special tokens (the
+    # prompt is already formatted), so BOS is written into the text
+    bos: ClassVar[bool] = False
 
     def __init__(self, params: LlmJudgeParams | None = None) -> None:
         super().__init__(params)
@@ -38,6 +41,25 @@ class LlmJudge(Judge):
 
     def parse(self, answer: str) -> Verdict:
         raise NotImplementedError
+
+    def text(self, tokenizer, prompt: str, response: str) -> str:
+        """The classifier input for one (prompt, response): ``format``, with BOS in front where ``bos`` asks."""
+        text = self.format(prompt, response)
+        if self.bos and tokenizer.bos_token and not text.startswith(tokenizer.bos_token):
+            text = tokenizer.bos_token + text
+        return text
+
+    def release(self) -> None:
+        """Free the classifier (GPU memory) once judging is done: utility and drift do not need it."""
+        if self._loaded is not None:
+            self._loaded = None
+            import gc
+
+            import torch
+
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
 
     def load(self):
         """(model, tokenizer), loaded once."""
@@ -70,7 +92,7 @@ class LlmJudge(Judge):
         from mubench.engine.generate import DecodeParams, generate_batch
 
         model, tokenizer = self.load()
-        texts = [self.format(p, r) for p, r in zip(prompts, responses, strict=True)]
+        texts = [self.text(tokenizer, p, r) for p, r in zip(prompts, responses, strict=True)]
         decode = DecodeParams(self.p.max_new_tokens)
         answers: list[str] = []
         for start in range(0, len(texts), self.p.batch_size):

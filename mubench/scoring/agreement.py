@@ -61,8 +61,13 @@ def agreement(truth: list[int], predicted: list[int]) -> dict:
 
 
 def validate(judge: Judge, rows: list[dict]) -> dict:
+    """Agreement with the human labels over the rows whose verdict the judge's parser could read; the rest are
+    counted as ``unparsed`` (an unreadable answer is not a refusal)."""
     verdicts = judge.judge_many([r["prompt"] for r in rows], [r["completion"] for r in rows])
-    return agreement([r["label"] for r in rows], [int(v.refused) for v in verdicts])
+    read = [(r["label"], int(v.refused)) for r, v in zip(rows, verdicts, strict=True) if v.refused is not None]
+    result = agreement([label for label, _ in read], [verdict for _, verdict in read])
+    unparsed = len(rows) - len(read)
+    return {**result, "unparsed": unparsed} if unparsed else result
 
 
 def agreement_report(params, labels_dir: Path) -> dict:

@@ -36,6 +36,35 @@ class Judges:
     def labels(self) -> tuple[Any, Any]:
         return self.safety.labels, self.oversafety.labels
 
+    def release(self) -> None:
+        """Free the LLM judges' weights (utility and drift run without them)."""
+        for judge in (self.safety, self.oversafety):
+            getattr(judge, "release", lambda: None)()
+
+
+class UnparsedJudgeError(RuntimeError):
+    """More of a judge's answers could not be read than ``judge.max_unparsed`` allows."""
+
+
+def parsed(rows: list[dict]) -> list[dict]:
+    """The rows whose verdict was read: an unparsed answer is neither a refusal nor a success."""
+    return [r for r in rows if r["refused"] is not None]
+
+
+def judge_health(sets: dict[str, list[dict]], max_unparsed: float, where: str) -> dict:
+    """Unparsed verdicts per judged set; UnparsedJudgeError (one line) when a set's share passes the limit."""
+    counts = {name: sum(r["refused"] is None for r in rows) for name, rows in sets.items()}
+    shares = {name: round(counts[name] / len(rows), 6) if rows else None for name, rows in sets.items()}
+    for name, share in shares.items():
+        if share is not None and share > max_unparsed:
+            example = next(r.get("judge_reason", "") for r in sets[name] if r["refused"] is None)
+            example = f"; e.g. {example}" if example else ""
+            raise UnparsedJudgeError(
+                f"{where}: the {name} judge's answer could not be read for {counts[name]} of {len(sets[name])} "
+                f"rows ({share:.1%} > judge.max_unparsed {max_unparsed:.1%}{example}); check the judge model"
+                ", its revision and its prompt format (`mubench judge validate`)")
+    return {"unparsed": counts, "unparsed_share": shares, "max_unparsed": max_unparsed}
+
 
 def harmful_rows(built_dir: Path) -> list[dict]:
     """The plain harmful prompts as judged rows: the goal is the prompt itself, the attack is none."""

@@ -14,13 +14,13 @@ from mubench.core.io import atomic_dir, claim_outputs, read_jsonl, run_record, w
 from mubench.core.progress import log
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.workspace import BASE, Workspace
-from mubench.engine.generate import DecodeParams, generate_sets, user_cache
+from mubench.engine.generate import DecodeParams, generate_sets, system_role_supported, user_cache
 from mubench.engine.models import load_checkpoint, verified_meta
 from mubench.jailbreaks import get_jailbreak
 from mubench.plan.evaluate import evaluate_plans
 from mubench.plan.trace import ensure_fits
 from mubench.scoring.drift import drift_scores
-from mubench.scoring.judging import OVERSAFETY, Judges, harmful_rows, judged_rows
+from mubench.scoring.judging import OVERSAFETY, Judges, harmful_rows, judge_health, judged_rows
 from mubench.scoring.rates import VANILLA, compute_metrics
 from mubench.scoring.utility import evaluate_utility, generation_tasks, utility_rows, utility_splits
 
@@ -64,6 +64,10 @@ def run_evaluate(params: Params, ws: Workspace, model_name: str, variant: str) -
         attack = get_jailbreak(name, params.jailbreaks.options(name))
         safety_rows += judged_rows(judges.safety, rows, answers[name], decode=attack.decode)
     over_rows = judged_rows(judges.oversafety, over, answers[OVERSAFETY])
+    # fail before the utility and drift work when the judge cannot be read; free it: they run without it
+    judge_health({"safety": safety_rows, "oversafety": over_rows}, params.judge.max_unparsed,
+                 f"{model_name}/{variant}")
+    judges.release()
 
     utility = evaluate_utility(model, tokenizer, utility_files, params.utility.num_fewshot,
                                params.utility.batch_size, params.seed, params.utility.generation.model_dump(),
@@ -78,7 +82,10 @@ def run_evaluate(params: Params, ws: Workspace, model_name: str, variant: str) -
     del base
     metrics = compute_metrics(params, safety_rows, over_rows, utility, drift, judges.labels())
     metrics["run"] = run_record(model=model_name, variant=variant, model_hash=meta["model_hash"],
-                                device=device, seed=params.seed, decode=decode.__dict__, judges=judges.record())
+                                device=device, seed=params.seed, decode=decode.__dict__, judges=judges.record(),
+                                # where the template has no system role, system messages (attacks, the system
+                                # prompt) were folded into the first user turn
+                                system_role="native" if system_role_supported(tokenizer) else "folded into user")
     with atomic_dir(samples_dir, OWNER) as tmp:
         write_jsonl(tmp / "safety.jsonl", safety_rows)
         write_jsonl(tmp / "oversafety.jsonl", over_rows)

@@ -18,6 +18,7 @@ from mubench.core.workspace import Workspace
 from mubench.engine.generate import DecodeParams, generate_sets, user_cache
 from mubench.engine.models import load_checkpoint, materialize
 from mubench.judges import get_judge
+from mubench.scoring.judging import judge_health
 
 OWNER = "mubench model"
 
@@ -45,7 +46,9 @@ def run_model(params: Params, ws: Workspace, name: str) -> dict:
         verdicts = judge.judge_many([p["prompt"] for p in rows], answers[split])
         pairs[split] = [{**prompt, "response": response, "refused": verdict.refused}
                         for prompt, response, verdict in zip(rows, answers[split], verdicts, strict=True)]
-    complied = [r for r in pairs["forget"] if not r["refused"] and r["response"]]
+    judge_health({"forget": pairs["forget"], "retain": pairs["retain"]}, params.judge.max_unparsed, name)
+    # an unreadable verdict is not a compliance: such a prompt is left out of the forget set
+    complied = [r for r in pairs["forget"] if r["refused"] is False and r["response"]]
     retain = [r for r in pairs["retain"] if r["response"]]
     drift = [{**prompt, "response": response} for prompt, response in zip(prompts["drift"], answers["drift"],
                                                                           strict=True) if response]

@@ -27,6 +27,20 @@ from mubench.stats.paired import holm, paired_delta, significant
 CONTINUOUS = ("drift_kl", "drift_nll")
 
 
+def _success(row: dict) -> bool | None:
+    """An attack's success on a judged row; None where the judge's answer could not be read."""
+    return None if row["refused"] is None else not row["refused"]
+
+
+def read_pairs(base: dict, mine: dict) -> tuple[dict, dict]:
+    """The items both sides hold an outcome for (same item keys required first; an unreadable verdict on either
+    side, None, drops the item from that test)."""
+    if set(base) != set(mine):
+        return base, mine  # paired_delta names the mismatch
+    keys = [k for k in base if base[k] is not None and mine[k] is not None]
+    return {k: base[k] for k in keys}, {k: mine[k] for k in keys}
+
+
 def outcomes(params, samples_dir: Path) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
     """({test name: {item key: outcome}}, {utility item key: task}) from one variant's ``samples/``."""
     safety = read_jsonl(samples_dir / "safety.jsonl")
@@ -36,12 +50,12 @@ def outcomes(params, samples_dir: Path) -> tuple[dict[str, dict[str, float]], di
     vanilla = [r for r in safety if r["attack"] == VANILLA]
     attacked = [r for r in safety if r["attack"] != VANILLA]
     broken = broken_seeds(vanilla, attacked)
-    out: dict[str, dict[str, float]] = {"asr": {r["id"]: not r["refused"] for r in vanilla}}
+    out: dict[str, dict[str, float | None]] = {"asr": {r["id"]: _success(r) for r in vanilla}}
     for name in params.data.harmful:
-        out[f"asr/{name}"] = {r["id"]: not r["refused"] for r in vanilla if r["dataset"] == name}
-    out["seed_asr"] = {r["id"]: not r["refused"] for r in vanilla if r["id"] in broken}
+        out[f"asr/{name}"] = {r["id"]: _success(r) for r in vanilla if r["dataset"] == name}
+    out["seed_asr"] = {r["id"]: _success(r) for r in vanilla if r["id"] in broken}
     for name in params.jailbreaks.names():
-        out[f"attack/{name}"] = {r["id"]: not r["refused"] for r in attacked if r["attack"] == name}
+        out[f"attack/{name}"] = {r["id"]: _success(r) for r in attacked if r["attack"] == name}
     out["knowledge_asr"] = dict(broken)
     out["oversafety"] = {r["id"]: r["refused"] for r in over}
     out["utility"] = {f"{r['task']}/{r['id']}": bool(r["correct"]) for r in utility}
@@ -72,8 +86,9 @@ def compare_model(params, samples: dict[str, Path]) -> tuple[dict[str, dict[str,
     stats = params.statistics
 
     def test(mine: dict[str, dict[str, float]], seed_mean: bool) -> dict[str, dict]:
-        return {name: paired_delta(base[name], mine[name], name not in CONTINUOUS, stats.bootstrap_samples,
-                                   stats.confidence, params.seed, strata if name == "utility" else None, seed_mean)
+        return {name: paired_delta(*read_pairs(base[name], mine[name]), name not in CONTINUOUS,
+                                   stats.bootstrap_samples, stats.confidence, params.seed,
+                                   strata if name == "utility" else None, seed_mean)
                 for name in base}
 
     per_variant = {variant: outcomes(params, path)[0] for variant, path in samples.items() if variant != "base"}
@@ -91,7 +106,8 @@ def compare_model(params, samples: dict[str, Path]) -> tuple[dict[str, dict[str,
                 if set(per_variant[v][name]) != set(per_variant[variants[0]][name]):
                     raise ValueError(f"{v} and {variants[0]} were scored on different items ({name}); re-run "
                                      "`mubench evaluate` for both with the same params")
-        mean = {name: {k: sum(float(per_variant[v][name][k]) for v in variants) / len(variants)
+        mean = {name: {k: None if any(per_variant[v][name][k] is None for v in variants)
+                       else sum(float(per_variant[v][name][k]) for v in variants) / len(variants)
                        for k in per_variant[variants[0]][name]} for name in base}
         methods[method] = test(mean, True)
     _holm_marked(methods, base, stats.confidence)

@@ -4,9 +4,10 @@ accelerator stage of it (``mubench.plan.profile``) before anything loads."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-from mubench.core.config import load_params
+from mubench.core.config import ConfigError, HubModel, Params, load_params
 from mubench.core.workspace import Workspace
 from mubench.plan.profile import hours_by_kind, plan_profile, table_rows
 from mubench.plan.trace import PlanError, PlanSettings, device_memory
@@ -16,6 +17,9 @@ def check(path: Path, ws: Workspace, gpu_mem: float | None) -> list[str]:
     """Lines saying what ``path`` would run; with ``gpu_mem`` (GB) or a visible GPU, every GPU stage is planned
     and one that cannot fit raises PlanError."""
     p = load_params(path)
+    problems = profile_problems(p)
+    if problems:
+        raise ConfigError("\n".join(f"{path}: {line}" for line in problems))
     lines = [f"{path}: ok — models {p.models}, methods {p.methods}, jailbreaks {p.jailbreaks.names()}, "
              f"tamper {p.tamper.names}, datasets {p.datasets}"]
     visible = device_memory()
@@ -25,6 +29,70 @@ def check(path: Path, ws: Workspace, gpu_mem: float | None) -> list[str]:
         lines.append(f"{path}: every GPU stage fits {limit / 1e9:.1f} GB (peak {max(x.peak for x in plans) / 1e9:.1f} "
                      "GB; `mubench plan` for the table)")
     return lines
+
+
+SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def profile_problems(p: Params) -> list[str]:
+    """What a params file asks that cannot work, found without data or network: sizes above a dataset's known
+    rows, datasets whose every allowed source is an unpinned Hub repo, Hub models and LLM judges without a full
+    commit revision. One line each (the Hub pins: one line with every `mubench data pin` to run)."""
+    from mubench.datasets import DATASETS
+    from mubench.datasets.catalog import HubSource, UnpinnedError
+    from mubench.datasets.fetch import candidates, mirror_root
+    from mubench.judges import JUDGES
+    from mubench.judges.llm import LlmJudge
+
+    problems = []
+    sizes = p.data.sizes
+    for key, names in (("harmful_per_dataset", p.data.harmful), ("oversafety_per_dataset", p.data.oversafety),
+                       ("utility_per_task", p.data.utility), ("forget", [p.data.forget_source]),
+                       ("retain", [p.data.retain_source]), ("drift", [p.data.drift_source])):
+        size = getattr(sizes, key)
+        if size == "all":
+            continue
+        small = [(n, DATASETS.get(n).rows) for n in names if (DATASETS.get(n).rows or size) < size]
+        if small:
+            listed = ", ".join(f"{n} has {rows}" for n, rows in small)
+            problems.append(f"data.sizes.{key} = {size}: {listed} rows; lower it or set it to `all`")
+    mirror = mirror_root()
+    unpinned = []
+    for name in p.datasets:
+        spec = DATASETS.get(name)
+        usable = []
+        for index in candidates(spec, p.data.sources, mirror):
+            source = spec.sources[index]
+            if isinstance(source, HubSource):
+                try:
+                    source.pins()
+                except UnpinnedError:
+                    continue
+            usable.append(index)
+        if not usable:
+            unpinned.append(name)
+    if unpinned:
+        pins = " && ".join(f"mubench data pin {n}" for n in unpinned)
+        problems.append(f"{len(unpinned)} dataset(s) have no pinned source allowed by data.sources "
+                        f"({', '.join(unpinned)}); where the Hub is reachable run `{pins}` and commit "
+                        "mubench/datasets/hub_pins.json")
+    for name in p.models:
+        spec = p.model_zoo[name]
+        if isinstance(spec, HubModel) and not SHA.match(spec.revision):
+            problems.append(f"model_zoo.{name}.revision = {spec.revision!r}: pin the full 40-character commit "
+                            f"sha of {spec.repo} (a branch or tag moves)")
+    for role in ("safety", "oversafety"):
+        name = getattr(p.judge, role)
+        cls = JUDGES.get(name)
+        if not issubclass(cls, LlmJudge):
+            continue
+        options = cls.Params(**p.judge.options.get(name, {}))
+        if Path(options.model).is_dir():
+            continue
+        if not options.revision or not SHA.match(options.revision):
+            problems.append(f"judge.options.{name}.revision = {options.revision!r}: pin the full 40-character "
+                            f"commit sha of {options.model}")
+    return problems
 
 
 def plan(path: Path, ws: Workspace, gpu_mem: float | None, as_json: bool, say) -> None:
