@@ -18,7 +18,9 @@ setup:
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
 	$(BIN)/mubench --help > /dev/null && echo "setup ok: $(VENV)"
 
+# the preflight first (`mubench doctor`: GPU memory, Hub token and access, disk, ...); it stops on a blocker
 repro:
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mubench doctor
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 # the artifacts (data, checkpoints, per-sample outputs) to and from the DVC remote (docs/reproducing.md)

@@ -254,6 +254,43 @@ def profile(name: Annotated[str, typer.Argument(help="a file profiles/NAME.yaml"
 
 @app.command()
 @stage
+def doctor(params: Annotated[Path, typer.Argument(help="params file")] = Path("params.yaml"),
+           as_json: Annotated[bool, typer.Option("--json", help="the table as JSON")] = False) -> None:
+    """Preflight before GPU-hours: params, GPUs and memory against the plan, Hub token and access, chat templates
+    and end tokens, disk, CUDA and compiler. One table; exit 1 on any BLOCKER."""
+    from mubench.tools.doctor import as_json as to_json
+    from mubench.tools.doctor import doctor as run_doctor
+    from mubench.tools.doctor import render
+
+    rows = run_doctor(params, WS)
+    typer.echo(to_json(rows) if as_json else render(rows))
+    blockers = [r for r in rows if r.status == "BLOCKER"]
+    if blockers:
+        raise RuntimeError(f"doctor: {len(blockers)} blocker(s): {'; '.join(r.check for r in blockers)}")
+
+
+@app.command()
+@stage
+def twin(name: Annotated[str, typer.Argument(help="a GPU profile, profiles/NAME.yaml")],
+         out: Annotated[Path, typer.Option("--out", help="where the twin goes (params.yaml, hub/, env)")] = Path(
+             "twin"),
+         mirror: Annotated[Path | None, typer.Option("--mirror", help="public datasets for the stand-ins (default: "
+                                                                     "$MUBENCH_MIRROR)")] = None) -> None:
+    """A CPU twin of a GPU profile: random models of each architecture and stand-in Hub datasets in an offline Hub
+    cache, the profile's settings at small sizes. `source OUT/env`, copy OUT/params.yaml, then `dvc repro`."""
+    from mubench.tools.twin import make_twin
+
+    root = mirror or (Path(os.environ["MUBENCH_MIRROR"]) if os.environ.get("MUBENCH_MIRROR") else None)
+    if root is None or not root.is_dir():
+        raise ConfigError("twin: the stand-in Hub datasets are built from public datasets in a mirror; pass "
+                          "--mirror DIR or set MUBENCH_MIRROR (e.g. ../shared/datasets)")
+    built = make_twin(WS.profiles / f"{name}.yaml", out, root)
+    typer.echo(f"{out}/params.yaml: twin of {name} — models {[m['repo'] for m in built['models']]}, judges "
+               f"{[j['repo'] for j in built['judges']]}, stand-in datasets {built['datasets']}; `source {out}/env`")
+
+
+@app.command()
+@stage
 def readme(check_only: Annotated[bool, typer.Option("--check", help="exit 1 if the table is stale; write "
                                                                   "nothing")] = False) -> None:
     """Copy the report's main table (reports/summary.md) into README.md's results block."""

@@ -28,18 +28,19 @@ def run(cmd: list[str], cwd: Path, env: dict) -> str:
     return proc.stdout
 
 
-def tiny_pipeline(work: Path, source: Path = ROOT) -> dict:
-    """A scratch repository of the tiny profile with its own copy of the code from ``source`` (imported from
-    there through PYTHONPATH, with bytecode writing on, as on a user's machine); runs `dvc repro`; returns the
-    env."""
+def tiny_pipeline(work: Path, source: Path = ROOT, params: Path = ROOT / "profiles" / "tiny.yaml",
+                  extra_env: dict | None = None) -> dict:
+    """A scratch repository of the tiny profile (or ``params``) with its own copy of the code from ``source``
+    (imported from there through PYTHONPATH, with bytecode writing on, as on a user's machine); runs `dvc repro`;
+    returns the env."""
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(source / name, work / name)
     shutil.copytree(source / ".dvc", work / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
     shutil.copytree(source / "mubench", work / "mubench", ignore=shutil.ignore_patterns("__pycache__"))
     # tracked files the pipeline reads: the judge audit's labels (of the smoke run: the tiny report skips them)
     shutil.copytree(ROOT / "data" / "judge_audit", work / "data" / "judge_audit")
-    shutil.copy(ROOT / "profiles" / "tiny.yaml", work / "params.yaml")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    shutil.copy(params, work / "params.yaml")
+    env = {**os.environ, **(extra_env or {}), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": str(work),
            "MUBENCH_CACHE": os.environ.get("MUBENCH_CACHE", str(Path.home() / ".cache" / "mubench")),
            "MUBENCH_GEN_CACHE": "0", "DVC_NO_ANALYTICS": "1"}

@@ -147,7 +147,7 @@ def test_what_broke_names_the_plain_prompt_each_prompt_attack_and_each_tamper():
     ({"names": ["relearn_forget", "relearn_forget"]}, "listed twice"),
     ({"params": {"relearn_forget": {"steps": 0}}}, "tamper.params.relearn_forget.steps = 0"),
     ({"params": {"refusal_ablation": {"layer": 3}}}, "tamper.params.refusal_ablation.layer: unknown key"),
-    ({"params": {"relearn_benign": {"lora": {"r": 8, "save": "adapter"}}}}, "use save: merged"),
+    ({"params": {"relearn_benign": {"lora": {"r": 0}}}}, "tamper.params.relearn_benign.lora.r = 0"),
     ({"prompts": "all"}, "tamper.prompts = 'all'"),
 ])
 def test_tamper_params_are_validated_in_one_line(tmp_path, tamper, message):

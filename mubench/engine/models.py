@@ -122,6 +122,8 @@ def checkpoint_hash_from_meta(meta: dict) -> str:
 
     if meta.get("adapter"):
         return stable_json_hash({"adapter": meta["weights_sha256"], "base": meta["base_model_hash"]})[:16]
+    if meta.get("partial"):
+        return stable_json_hash({"partial": meta["weights_sha256"], "base": meta["base_model_hash"]})[:16]
     return stable_json_hash(meta["weights_sha256"])[:16]
 
 
@@ -175,14 +177,21 @@ def verified_meta(ckpt_dir: Path) -> dict:
     return meta
 
 
-def load_checkpoint(ckpt_dir: Path, device: str = "cpu", dtype: torch.dtype = torch.float32):
+def load_checkpoint(ckpt_dir: Path, device: str = "cpu", dtype: torch.dtype = torch.float32, merge: bool = False):
     """Load a mubench checkpoint (safetensors only, no remote code) and its tokenizer, after verifying its
-    weights against mubench.json (``verified_meta``)."""
+    weights against mubench.json (``verified_meta``).
+
+    A LoRA variant (``adapter``) is its base plus its adapter, loaded unmerged: the update is never rounded into
+    a bf16 base. ``merge=True`` folds it into the weights instead (in ``dtype``), for attacks that edit weights.
+    A partial variant (``partial``: full fine-tuning of a few tensors, e.g. RMU's three MLPs) is its base with
+    the saved tensors loaded over it."""
     ckpt_dir = Path(ckpt_dir)
-    verified_meta(ckpt_dir)
+    meta = verified_meta(ckpt_dir)
     tokenizer = AutoTokenizer.from_pretrained(ckpt_dir)
-    if (ckpt_dir / ADAPTER_CONFIG).is_file():
-        model = _load_adapter(ckpt_dir, dtype)
+    if meta.get("adapter"):
+        model = _load_adapter(ckpt_dir, dtype, merge)
+    elif meta.get("partial"):
+        model = _load_partial(ckpt_dir, meta, dtype)
     else:
         model = AutoModelForCausalLM.from_pretrained(ckpt_dir, dtype=dtype, use_safetensors=True)
     model.to(device)
@@ -192,17 +201,69 @@ def load_checkpoint(ckpt_dir: Path, device: str = "cpu", dtype: torch.dtype = to
     return model, tokenizer
 
 
-def _load_adapter(ckpt_dir: Path, dtype: torch.dtype) -> PreTrainedModel:
-    """A LoRA adapter checkpoint, applied to (and merged into) the base it records, after a hash check."""
-    from peft import PeftModel
-
+def base_of(ckpt_dir: Path) -> Path | None:
+    """The base checkpoint an adapter or partial variant applies to (None for a self-contained checkpoint)."""
     meta = checkpoint_meta(ckpt_dir)
+    return Path(meta["base_dir"]) if meta.get("adapter") or meta.get("partial") else None
+
+
+def checkpoint_config(ckpt_dir: Path):
+    """The transformers config of a checkpoint (an adapter's: its base's)."""
+    base = base_of(ckpt_dir)
+    return AutoConfig.from_pretrained(base if base is not None and not (Path(ckpt_dir) / "config.json").is_file()
+                                      else ckpt_dir)
+
+
+def _verified_base(ckpt_dir: Path, meta: dict) -> Path:
     base_dir = Path(meta["base_dir"])
     if not (base_dir / META).is_file():
         raise FileNotFoundError(f"{ckpt_dir}: its base checkpoint {base_dir} is missing; run `mubench model`")
     actual = verified_meta(base_dir)["model_hash"]
     if actual != meta["base_model_hash"]:
-        raise RuntimeError(f"{ckpt_dir}: adapter was trained on base {meta['base_model_hash']}, but {base_dir} "
-                           f"is {actual}; re-run the unlearn stage")
+        raise CheckpointError(f"{ckpt_dir}: it was trained on base {meta['base_model_hash']}, but {base_dir} is "
+                              f"{actual}; re-run the unlearn stage")
+    return base_dir
+
+
+def _load_adapter(ckpt_dir: Path, dtype: torch.dtype, merge: bool = False) -> PreTrainedModel:
+    """A LoRA adapter checkpoint applied to the base it records (after a hash check); unmerged unless ``merge``."""
+    from peft import PeftModel
+
+    base_dir = _verified_base(ckpt_dir, checkpoint_meta(ckpt_dir))
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True)
-    return PeftModel.from_pretrained(base, ckpt_dir).merge_and_unload()
+    model = PeftModel.from_pretrained(base, ckpt_dir)
+    return model.merge_and_unload() if merge else model
+
+
+PARTIAL = "changed.safetensors"  # a partial variant's tensors (not model.safetensors: nothing loads it alone)
+
+
+def _load_partial(ckpt_dir: Path, meta: dict, dtype: torch.dtype) -> PreTrainedModel:
+    from safetensors.torch import load_file
+
+    base_dir = _verified_base(ckpt_dir, meta)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True)
+    changed = load_file(Path(ckpt_dir) / PARTIAL)
+    missing = sorted(set(changed) - set(model.state_dict()))
+    if missing:
+        raise CheckpointError(f"{ckpt_dir / PARTIAL}: tensors {missing[:3]} are not in the base's architecture")
+    model.load_state_dict(changed, strict=False)
+    return model
+
+
+def save_partial(model: PreTrainedModel, tokenizer, names: set[str], out_dir: Path, meta: dict) -> dict:
+    """Save only the tensors ``names`` (the ones training changed) with the config and tokenizer; mubench.json
+    records the weights' sha256 and, through ``meta``, the base they apply to (``base_dir``, ``base_model_hash``)."""
+    from safetensors.torch import save_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {n: t.detach().contiguous() for n, t in model.state_dict().items() if n in names}
+    save_file(state, out_dir / PARTIAL, metadata={"format": "pt"})
+    model.config.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    meta = {**meta, "partial": True, "weights_sha256": {PARTIAL: sha256_file(out_dir / PARTIAL)},
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "changed_parameters": sum(t.numel() for t in state.values()), "changed_tensors": sorted(state)}
+    meta["model_hash"] = checkpoint_hash_from_meta(meta)
+    write_json(out_dir / META, meta)
+    return meta

@@ -34,7 +34,8 @@ LLAMA_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 
 class LoraParams(BaseModel):
-    """LoRA (PEFT) instead of full fine-tuning; saved merged into the weights or as an adapter."""
+    """LoRA (PEFT) instead of full fine-tuning; saved as an adapter (default: the variant is its base plus the
+    adapter, loaded unmerged, so a small update is never rounded into a bf16 base) or merged into the weights."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -42,8 +43,8 @@ class LoraParams(BaseModel):
     alpha: float = Field(16.0, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] = Field(default_factory=lambda: list(LLAMA_LINEAR), min_length=1)
-    save: Literal["merged", "adapter"] = Field("merged", description="adapter: only the LoRA weights, plus the "
-                                                                     "hash of the base they apply to")
+    save: Literal["merged", "adapter"] = Field("adapter", description="adapter: only the LoRA weights, plus the "
+                                                                      "hash of the base they apply to")
 
 
 class TrainParams(BaseModel):

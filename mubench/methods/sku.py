@@ -6,7 +6,7 @@ benign prompts. Stage 2 (``finalize``) negates the task vector: theta = theta_ba
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from mubench.methods import METHODS
 from mubench.methods.base import Method, TrainParams
@@ -16,11 +16,16 @@ from mubench.methods.targets import mismatched
 class SKUParams(TrainParams):
     negation_scale: float = Field(1.0, gt=0, description="lambda of the task-vector negation (paper: 1)")
 
-    @model_validator(mode="after")
-    def _merged_only(self) -> SKUParams:
-        if self.lora is not None and self.lora.save == "adapter":
-            raise ValueError("lora.save: sku negates the task vector in the full weights; use save: merged")
-        return self
+
+def negate_adapter(model, scale: float) -> None:
+    """In place, the task-vector negation of a LoRA run without merging: the update B A becomes -scale B A (every
+    ``lora_B`` scaled by -scale), so the variant stays its base plus an adapter."""
+    import torch
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.mul_(-scale)
 
 
 def negate_task_vector(model, base, scale: float) -> None:
@@ -51,4 +56,7 @@ class SKU(Method):
         return loss, {"harm_nll": harm.item(), "mismatched_nll": random_harm.item(), "retain_kl": kl.item()}
 
     def finalize(self, model, ref, params: SKUParams) -> None:
-        negate_task_vector(model, ref, params.negation_scale)
+        if params.lora is not None and params.lora.save == "adapter":
+            negate_adapter(model, params.negation_scale)
+        else:
+            negate_task_vector(model, ref, params.negation_scale)

@@ -126,9 +126,9 @@ def evaluate_plans(params, checkpoint: Path, name: str, with_base: bool = True, 
                    settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
     """The evaluate stage's generation, utility and drift batches on a checkpoint's architecture (``with_base``:
     a variant, scored against a resident base; ``generating``: the utility tasks scored by generation)."""
-    from transformers import AutoConfig
+    from mubench.engine.models import checkpoint_config
 
-    config = AutoConfig.from_pretrained(checkpoint)
+    config = checkpoint_config(checkpoint)
     return [plan_generation(f"generate {name}", config, params.generation.batch_size, settings.prompt_tokens,
                             params.generation.max_new_tokens, "generation.batch_size"),
             *utility_plans(params, config, name, generating, settings),

@@ -65,6 +65,6 @@ def plan_tamper(params, config, name: str, generating: Sequence[str] = (),
 def tamper_plans(params, checkpoint: Path, name: str, generating: Sequence[str] = (),
                        settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
     """``plan_tamper`` on a checkpoint's architecture, as the list ``memory.ensure_fits`` checks."""
-    from transformers import AutoConfig
+    from mubench.engine.models import checkpoint_config
 
-    return plan_tamper(params, AutoConfig.from_pretrained(checkpoint), name, generating, settings)
+    return plan_tamper(params, checkpoint_config(checkpoint), name, generating, settings)

@@ -180,7 +180,7 @@ def run_tamper(params: Params, ws: Workspace, model_name: str, variant: str) -> 
         attack = get_tamper(name, cfg.options(name))
         fitted, fit_entry = load_fit(fit_dir, fit, name)
         seed_everything(params.seed)
-        model, tokenizer = load_checkpoint(ckpt_dir, device, attack.load_dtype(device))
+        model, tokenizer = load_checkpoint(ckpt_dir, device, attack.load_dtype(device), attack.merges_adapter())
         ctx = attack_context(params, tokenizer, corpus_dir, device)
         ctx.fitted = fitted
         model, record = attack.apply(model, ctx)

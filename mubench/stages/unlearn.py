@@ -11,12 +11,13 @@ from mubench.core.io import atomic_dir, atomic_write_text, claim_outputs, run_re
 from mubench.core.progress import log
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.workspace import Workspace
-from mubench.engine.models import load_checkpoint, save_checkpoint, verified_meta
+from mubench.engine.models import load_checkpoint, save_checkpoint, save_partial, verified_meta
 from mubench.methods import METHODS
 from mubench.plan.trace import ensure_fits
 from mubench.plan.unlearn import plan_unlearn_stage
 from mubench.training.loop import unlearn, weights_dtype
 
+PARTIAL_SHARE = 0.5  # full fine-tuning that trained less than this share of the weights saves only those
 OWNER = "mubench unlearn"
 
 
@@ -50,8 +51,16 @@ def run_unlearn(params: Params, ws: Workspace, model_name: str, method_name: str
         meta.update(adapter=True, base_dir=base_dir.as_posix())
     if device == "cuda":
         result.model.to(compute_dtype(device))  # GPU runs save bf16 (sharded safetensors): half the disk
+    partial = result.trained is not None and \
+        sum(p.numel() for n, p in result.model.named_parameters() if n in result.trained) \
+        < PARTIAL_SHARE * sum(p.numel() for p in result.model.parameters())
     with atomic_dir(out_dir, OWNER) as tmp:
-        saved = save_checkpoint(result.model, tokenizer, tmp, meta)
+        if partial:
+            # only the tensors training changed (RMU: three MLPs), applied to this base when loaded
+            saved = save_partial(result.model, tokenizer, result.trained, tmp,
+                                 {**meta, "base_dir": base_dir.as_posix()})
+        else:
+            saved = save_checkpoint(result.model, tokenizer, tmp, meta)
     atomic_write_text(curve_dir / "loss.csv", _history_csv(result.history))
     # no wall time here: train.json is in dvc.lock, which a fresh clone must reproduce byte for byte
     write_json(curve_dir / "train.json", {"steps": result.steps, "final": result.history[-1], "device": device})

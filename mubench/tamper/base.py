@@ -51,6 +51,11 @@ class TamperAttack:
     def __init__(self, params: TamperParams | None = None) -> None:
         self.p = params if params is not None else self.Params()
 
+    def merges_adapter(self) -> bool:
+        """Whether a LoRA variant is merged into its weights before ``apply`` (an attack that edits weights must
+        see them all); an attack that trains its own LoRA stacks it on the variant's adapter instead."""
+        return True
+
     def fit(self, base_model, ctx: TamperContext) -> dict[str, Any]:
         """Learn from the base model what ``apply`` needs (stored in ``ctx.fitted``); a record of the fit."""
         return {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from mubench.methods.base import Method, TrainParams
 from mubench.tamper.base import TamperAttack, TamperContext
@@ -25,12 +25,6 @@ class RelearnParams(TrainParams):
     pairs: int = Field(10, ge=1, description="(prompt, response) pairs fine-tuned on (n)")
     batch_size: int = Field(2, ge=1)
     max_length: int = Field(128, ge=16)
-
-    @model_validator(mode="after")
-    def _merged(self) -> RelearnParams:
-        if self.lora is not None and self.lora.save != "merged":
-            raise ValueError("lora.save: a relearned model is evaluated in memory; use save: merged")
-        return self
 
     def train_params(self, pairs: int) -> TrainParams:
         """The training loop's settings (the batch capped at the pairs there are)."""
@@ -65,6 +59,11 @@ class Relearn(TamperAttack):
         from mubench.training.loop import weights_dtype
 
         return weights_dtype(self.p, device)
+
+    def merges_adapter(self) -> bool:
+        """Relearning with LoRA stacks its adapter on a LoRA variant's (nothing rounded into a bf16 base); full
+        fine-tuning trains merged weights (fp32 master weights, where the merge is exact enough)."""
+        return self.p.lora is None
 
     def apply(self, model, ctx: TamperContext) -> tuple[Any, dict[str, Any]]:
         from mubench.training.loop import unlearn

@@ -107,7 +107,10 @@ def checkpoint_link(params: Params, ws: Workspace, model: str, variant: str, exp
         raise BrokenLink(f"{ckpt}: trained with other hyperparameters or another seed than params.yaml's "
                          f"method_params.{method} and seed {seed}; run {stage}")
     base = checkpoint_link(params, ws, model, BASE, meta["base_model_hash"])
-    return Link(f"checkpoint {model}/{variant}", f"weights re-hashed = {meta['model_hash']}; method {method}, "
+    # an adapter or partial variant is nothing without its base: its hash covers the base's, checked below
+    kind = ("LoRA adapter on the base" if meta.get("adapter") else
+            f"{len(meta['changed_tensors'])} changed tensor(s) on the base" if meta.get("partial") else "full weights")
+    return Link(f"checkpoint {model}/{variant}", f"{kind}, re-hashed = {meta['model_hash']}; method {method}, "
                                                  f"seed {seed}, {meta.get('steps')} steps, hyperparameters = params",
                 [base])
 

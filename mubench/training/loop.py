@@ -59,15 +59,30 @@ class TrainResult:
     wall_time_s: float = 0.0
     steps: int = 0
     model: object = None  # the trained model (a PeftModel when LoRA is kept as an adapter)
+    # full fine-tuning whose method edits nothing after training (``finalize``): the parameters it trained, the
+    # only ones that differ from the base (RMU: three MLPs); None where any weight may have changed
+    trained: set[str] | None = None
+
+
+STACKED = "stacked"  # the adapter name of a LoRA run on a model that already carries one
 
 
 def add_lora(model, lora):
-    """Wrap ``model`` with fresh LoRA adapters (PEFT); only the adapters train."""
-    from peft import LoraConfig, get_peft_model
+    """Wrap ``model`` with fresh LoRA adapters (PEFT); only the adapters train. A model that is already a LoRA
+    variant (a PeftModel) gets a second adapter stacked on its own, both active, only the new one trained: its
+    update is never merged into (and rounded by) a bf16 base."""
+    from peft import LoraConfig, PeftModel, get_peft_model
 
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    if not isinstance(model, PeftModel):
+        return get_peft_model(model, config)
+    existing = list(model.peft_config)
+    model.add_adapter(STACKED, config)
+    model.base_model.set_adapter([*existing, STACKED])
+    for name, p in model.named_parameters():
+        p.requires_grad_(f".{STACKED}." in name)
+    return model
 
 
 def weights_dtype(params: TrainParams, device: str) -> torch.dtype:
@@ -104,10 +119,10 @@ def reference_for(method: Method, params: TrainParams, model, dtype: torch.dtype
 
     Full fine-tuning: a copy in ``dtype`` (the compute dtype: bf16 on the GPU, never an fp32 copy there).
     LoRA: the model with its adapters disabled, unless the method's ``finalize`` reads the reference's weights
-    (sku's task-vector negation), which then gets a copy too."""
+    (sku's task-vector negation into merged weights), which then gets a copy too."""
     if not method.needs_reference:
         return None
-    if params.lora is not None and type(method).finalize is Method.finalize:
+    if params.lora is not None and (type(method).finalize is Method.finalize or params.lora.save == "adapter"):
         return AdapterDisabledReference(model)
     return frozen_copy(model, dtype)
 
@@ -144,7 +159,8 @@ def setup_training(method: Method, params: TrainParams, model, seed: int, device
         method.prepare(model, params, seed)
     else:
         # the copy (when one is needed) is taken before the adapters exist
-        ref = None if type(method).finalize is Method.finalize else reference_for(method, params, model, ref_dtype)
+        ref = None if type(method).finalize is Method.finalize or params.lora.save == "adapter" else \
+            reference_for(method, params, model, ref_dtype)
         model = add_lora(model, params.lora)
         ref = ref or reference_for(method, params, model, ref_dtype)
     if ref is not None and hasattr(ref, "to") and device_placement:
@@ -257,6 +273,8 @@ def unlearn(
     model = accelerator.unwrap_model(run.model, keep_fp32_wrapper=False)
     if params.gradient_checkpointing:
         run.network.activation_checkpointing_disable()
+    if params.lora is None and type(method).finalize is Method.finalize:
+        result.trained = {n for n, p in model.named_parameters() if p.requires_grad}
     if params.lora is not None and params.lora.save == "merged":
         model = model.merge_and_unload()
     method.finalize(model, run.ref, params)
