@@ -34,6 +34,15 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def _gpu_mem(value: float | None) -> float | None:
+    from mubench.core.config import gpu_memory_gb
+
+    try:
+        return gpu_memory_gb(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 def stage(func):
     """Turn known failures into one readable line and a non-zero exit (2 for config and name problems).
     ``MUBENCH_DEBUG=1`` prints the traceback above that line."""
@@ -196,8 +205,8 @@ def report(params: ParamsOpt = Path("params.yaml")) -> None:
 @stage
 def check(params: Annotated[Path, typer.Argument(help="params file")] = Path("params.yaml"),
           gpu_mem: Annotated[float | None, typer.Option(
-              "--gpu-mem", help="also plan every GPU stage against this many GB (default: the visible GPU's "
-                                "memory, when there is one)")] = None) -> None:
+              "--gpu-mem", callback=_gpu_mem, help="also plan every GPU stage against this many GB (default: the "
+                                                   "visible GPU's memory, when there is one)")] = None) -> None:
     """Validate a params file; prints what it would run, or one line saying what is wrong (exit 2). With a GPU
     (or --gpu-mem), every accelerator stage is planned (`mubench plan`) and one that cannot fit is refused."""
     from mubench.tools.plan import check as check_params
@@ -209,7 +218,8 @@ def check(params: Annotated[Path, typer.Argument(help="params file")] = Path("pa
 @app.command()
 @stage
 def plan(params: Annotated[Path, typer.Argument(help="params file")] = Path("params.yaml"),
-         gpu_mem: Annotated[float | None, typer.Option("--gpu-mem", help="GB per GPU to check against")] = None,
+         gpu_mem: Annotated[float | None, typer.Option("--gpu-mem", callback=_gpu_mem,
+                                                       help="GB per GPU to check against")] = None,
          as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False) -> None:
     """Peak accelerator memory and compute of every GPU stage of a profile: each stage's own code run for one
     step on the model's architecture under fake tensors (no weights, no GPU needed). Exit 2 if a stage does
@@ -275,7 +285,9 @@ def twin(name: Annotated[str, typer.Argument(help="a GPU profile, profiles/NAME.
          out: Annotated[Path, typer.Option("--out", help="where the twin goes (params.yaml, hub/, env)")] = Path(
              "twin"),
          mirror: Annotated[Path | None, typer.Option("--mirror", help="public datasets for the stand-ins (default: "
-                                                                     "$MUBENCH_MIRROR)")] = None) -> None:
+                                                                     "$MUBENCH_MIRROR)")] = None,
+         methods: Annotated[str | None, typer.Option("--methods", help="comma-separated subset of the profile's "
+                                                                       "methods (default: all)")] = None) -> None:
     """A CPU twin of a GPU profile: random models of each architecture and stand-in Hub datasets in an offline Hub
     cache, the profile's settings at small sizes. `source OUT/env`, copy OUT/params.yaml, then `dvc repro`."""
     from mubench.tools.twin import make_twin
@@ -284,7 +296,8 @@ def twin(name: Annotated[str, typer.Argument(help="a GPU profile, profiles/NAME.
     if root is None or not root.is_dir():
         raise ConfigError("twin: the stand-in Hub datasets are built from public datasets in a mirror; pass "
                           "--mirror DIR or set MUBENCH_MIRROR (e.g. ../shared/datasets)")
-    built = make_twin(WS.profiles / f"{name}.yaml", out, root)
+    built = make_twin(WS.profiles / f"{name}.yaml", out, root,
+                      methods=[m.strip() for m in methods.split(",")] if methods else None)
     typer.echo(f"{out}/params.yaml: twin of {name} — models {[m['repo'] for m in built['models']]}, judges "
                f"{[j['repo'] for j in built['judges']]}, stand-in datasets {built['datasets']}; `source {out}/env`")
 

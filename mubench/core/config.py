@@ -65,7 +65,9 @@ ModelSpec = Annotated[PypiGgufModel | HubModel | LocalModel | TinyRandomModel, F
 
 
 # ---------------------------------------------------------------- data
-Size = Annotated[int, Field(ge=1)] | Literal["all"]
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+MAX_ROWS = 10_000_000  # far above any dataset in the catalog: a larger size is a typo
+Size = Annotated[int, Field(ge=1, le=MAX_ROWS)] | Literal["all"]
 
 
 class Sizes(Strict):
@@ -90,6 +92,11 @@ class DataConfig(Strict):
     retain_source: str
     drift_source: str  # benign prompts for utility drift, disjoint from every other set
     sizes: Sizes
+
+    @field_validator("harmful", "oversafety", "utility")
+    @classmethod
+    def _once(cls, names: list[str], info) -> list[str]:
+        return _distinct(names, f"data.{info.field_name}")
 
 
 # ---------------------------------------------------------------- stages
@@ -195,7 +202,8 @@ class UtilityConfig(Strict):
 class StatisticsConfig(Strict):
     """Bootstrap confidence intervals of every rate (read by ``evaluate``)."""
 
-    bootstrap_samples: int = Field(1000, ge=100)
+    bootstrap_samples: int = Field(1000, ge=100, le=100_000, description="resamples (each holds every row: "
+                                                                          "the memory grows with both)")
     confidence: float = Field(0.95, gt=0, lt=1)
 
 
@@ -219,9 +227,9 @@ def method_of(variant: str) -> str:
 
 
 class Params(Strict):
-    seed: int = Field(ge=0, description="data sampling, attacks, bootstrap")
+    seed: int = Field(ge=0, le=MAX_SEED, description="data sampling, attacks, bootstrap")
     # unlearning seeds (data order, method randomness): every method is trained once per seed
-    seeds: list[Annotated[int, Field(ge=0)]] = Field([0], min_length=1)
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = Field([0], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     models: list[Slug] = Field(min_length=1)
     model_zoo: dict[Slug, ModelSpec]
@@ -242,6 +250,11 @@ class Params(Strict):
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"{seeds}: a seed is listed twice; list each once")
         return seeds
+
+    @field_validator("models")
+    @classmethod
+    def _distinct_models(cls, names: list[str]) -> list[str]:
+        return _distinct(names, "models")
 
     @field_validator("datasets", "methods")
     @classmethod
@@ -300,6 +313,14 @@ class Params(Strict):
     def variants(self) -> list[str]:
         """base, then every (method, seed) variant, method-major."""
         return ["base", *(v for vs in self.method_variants().values() for v in vs)]
+
+
+def _distinct(names: list, where: str) -> list:
+    """``names`` if none is listed twice (a dataset listed twice would count its prompts twice)."""
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"{where}: {', '.join(map(str, twice))} listed twice; list each once")
+    return names
 
 
 def _registry(field: str) -> Registry:
@@ -364,8 +385,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     silently keep the last)."""
 
     def construct_mapping(self, node, deep=False):
+        # keys written in this mapping, before YAML merge keys (``<<: *common``, which DVC accepts) bring in the
+        # anchored ones: an explicit key may override a merged one, but not another explicit key
+        explicit = [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
         seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
+        for key_node, _ in explicit:
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, str) and key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -373,6 +397,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     key_node.start_mark)
             if isinstance(key, str):
                 seen[key] = key_node.start_mark.line
+        self.flatten_mapping(node)
         return super().construct_mapping(node, deep=deep)
 
 
@@ -405,6 +430,16 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         return Params(**raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_format_error(exc.errors()[0])}") from None
+
+
+def gpu_memory_gb(value: float | None) -> float | None:
+    """A GPU memory size given on the command line (``--gpu-mem``): GB of one GPU, finite and above 0 (the largest
+    cards hold a few hundred); ValueError with the fix otherwise."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and 0 < value <= 10_000):
+        raise ValueError(f"{value} is not a GPU memory size; give the GB of one GPU, e.g. --gpu-mem 80")
+    return value
 
 
 _FAMILIES = {"method": ("mubench.methods", "METHODS"), "jailbreak": ("mubench.jailbreaks", "JAILBREAKS"),

@@ -37,6 +37,15 @@ class UnsafeOutputError(RuntimeError):
     """A stage was asked to replace something it does not own (a user's directory, the repository)."""
 
 
+def normal_modes(folder: Path) -> None:
+    """Give every file under ``folder`` the mode of a normal new file (0644 under umask 022): libraries that
+    write through a temporary file (transformers' weights shards) leave mkstemp's 0600."""
+    mode = 0o666 & ~_umask()
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(mode)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -15,7 +15,8 @@ SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 
 def check_slug(name: str, what: str = "name") -> str:
     """``name`` if it is safe as one path component, else a ValueError saying what is allowed."""
-    if not isinstance(name, str) or not SLUG.match(name) or len(name) > 64:
+    # fullmatch: ``$`` alone also matches before a trailing newline ("name\n" would become a folder)
+    if not isinstance(name, str) or not SLUG.fullmatch(name) or len(name) > 64:
         raise ValueError(f"{what} {name!r} cannot be used as a folder name: use letters, digits, '-', '_' and "
                          "single dots inside (at most 64 characters)")
     return name

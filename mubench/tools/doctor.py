@@ -205,7 +205,6 @@ def saved_parameters(p: Params, name: str, ws: Workspace) -> dict:
     """Parameters each method's variant of model ``name`` saves, counted on the architecture built on the meta
     device (no memory): {"base": n, "dtype": release dtype, METHOD: n saved}."""
     import copy
-    import warnings
 
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM

@@ -327,9 +327,10 @@ def hub_only(params) -> list[str]:
     return [n for n in params.datasets if all(s.kind == "hf" for s in DATASETS.get(n).sources)]
 
 
-def make_twin(profile: Path, out: Path, mirror: Path, seed: int = 0) -> dict:
+def make_twin(profile: Path, out: Path, mirror: Path, seed: int = 0, methods: list[str] | None = None) -> dict:
     """Write ``out/params.yaml`` (the twin), ``out/hub`` (the offline Hub cache: model, judge and dataset
-    snapshots) and ``out/hub_pins.json``; returns a summary. ``out/env`` holds the variables a run needs."""
+    snapshots) and ``out/hub_pins.json``; returns a summary. ``out/env`` holds the variables a run needs.
+    ``methods``: keep only these of the profile's methods (the rest of the settings unchanged)."""
     import yaml
 
     from mubench.core.config import HubModel, Params, load_params
@@ -357,6 +358,11 @@ def make_twin(profile: Path, out: Path, mirror: Path, seed: int = 0) -> dict:
     save_stand_ins(cache, hub_names, mirror, out / "hub_pins.json")
     built["datasets"] = hub_names
     twin = twin_params(raw)
+    if methods:  # a subset (CI time); each must be one of the profile's
+        unknown = [m for m in methods if m not in twin["methods"]]
+        if unknown:
+            raise ValueError(f"twin --methods: {unknown} not in {profile.name}'s methods {twin['methods']}")
+        twin["methods"] = [m for m in twin["methods"] if m in methods]
     Params(**twin)  # the twin must validate like its profile
     header = (f"# CPU twin of {profile.name} (`mubench twin {profile.stem}`): the same settings; random models of "
               "each architecture\n# from the offline Hub cache beside it, stand-in Hub datasets, small sizes. "

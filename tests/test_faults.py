@@ -1,0 +1,115 @@
+"""The fault cases of a hostile run (issue 28) that a params file or an option can cause: each is one line and a
+non-zero exit at `mubench check` (or the option), before any work; and files get normal modes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+MUBENCH = str(Path(sys.executable).parent / "mubench")
+
+
+def check(tmp_path: Path, edit=None, text: str | None = None, *extra: str) -> subprocess.CompletedProcess:
+    raw = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text(encoding="utf-8"))
+    if edit:
+        edit(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(text if text is not None else yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return subprocess.run([MUBENCH, "check", str(path), *extra], cwd=tmp_path, capture_output=True, text=True)
+
+
+def one_line(done: subprocess.CompletedProcess, code: int = 2) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == code and len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("harmful", ["advbench", "harmbench", "advbench"], "data.harmful: advbench listed twice; list each once"),
+    ("utility", ["mmlu", "mmlu"], "data.utility: mmlu listed twice"),
+])
+def test_a_dataset_listed_twice_is_refused(tmp_path, key, value, message):
+    assert message in one_line(check(tmp_path, lambda raw: raw["data"].__setitem__(key, value)))
+
+
+def test_a_model_listed_twice_is_refused(tmp_path):
+    assert "models: tiny-llama listed twice" in one_line(
+        check(tmp_path, lambda raw: raw.__setitem__("models", ["tiny-llama", "tiny-llama"])))
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda raw: raw.__setitem__("seed", 10**23), "seed = 100000000000000000000000: Input should be less than or "
+                                                  "equal to 4294967295"),
+    (lambda raw: raw.__setitem__("seeds", [0, 2**40]), "seeds[1]"),
+    (lambda raw: raw["statistics"].__setitem__("bootstrap_samples", 10**10), "statistics.bootstrap_samples"),
+    (lambda raw: raw["data"]["sizes"].__setitem__("forget", 10**9), "data.sizes.forget"),
+])
+def test_seeds_sizes_and_resamples_are_bounded(tmp_path, edit, message):
+    assert message in one_line(check(tmp_path, edit))
+
+
+def test_a_model_name_with_a_control_character_is_refused(tmp_path):
+    def edit(raw):
+        raw["models"] = ["tiny-llama\n"]
+        raw["model_zoo"] = {"tiny-llama\n": raw["model_zoo"]["tiny-llama"]}
+
+    assert "cannot be used as a folder name" in one_line(check(tmp_path, edit))
+
+
+def test_yaml_merge_keys_are_accepted_as_dvc_accepts_them(tmp_path):
+    text = (ROOT / "profiles" / "tiny.yaml").read_text(encoding="utf-8")
+    text = text.replace("method_params:\n  ga: {lr: 1.0e-3, steps: 2, batch_size: 4, max_length: 128}",
+                        "common: &common {lr: 1.0e-3, steps: 2, batch_size: 4}\nmethod_params:\n"
+                        "  ga:\n    <<: *common\n    max_length: 128")
+    assert "<<: *common" in text
+    raw = yaml.safe_load(text)
+    raw.pop("common")  # the anchor's holder is not a params key: a real file keeps it under a known key
+    merged = yaml.safe_dump(raw, sort_keys=False)
+    assert check(tmp_path, text=merged).returncode == 0
+    # the merge key itself, read through mubench's loader (which refuses duplicate keys)
+    from mubench.core.config import read_yaml
+
+    path = tmp_path / "merge.yaml"
+    path.write_text("a: &a {x: 1, y: 2}\nb:\n  <<: *a\n  y: 3\n", encoding="utf-8")
+    assert read_yaml(path) == {"a": {"x": 1, "y": 2}, "b": {"x": 1, "y": 3}}
+    path.write_text("b:\n  <<: {x: 1}\n  y: 3\n  y: 4\n", encoding="utf-8")
+    from mubench.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="key 'y' appears twice"):
+        read_yaml(path)
+
+
+@pytest.mark.parametrize("value", ["inf", "0", "-1", "nan"])
+def test_gpu_mem_is_validated(tmp_path, value):
+    done = check(tmp_path, None, None, "--gpu-mem", value)
+    assert done.returncode == 2 and "is not a GPU memory size" in done.stderr
+
+
+def test_judge_validate_refuses_two_label_columns(tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("prompt,completion,label,label\nq,a,1,0\n", encoding="utf-8")
+    done = subprocess.run([MUBENCH, "judge", "validate", "--judge", "refusal_keywords", "--labels", str(labels)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 1 and "column(s) label appear twice in the header" in done.stderr
+
+
+def test_weights_files_get_normal_modes(tmp_path):
+    from mubench.core.config import TinyRandomModel
+    from mubench.engine.models import byte_level_tokenizer, save_checkpoint, tiny_random_model
+
+    old = os.umask(0o022)
+    try:
+        tokenizer = byte_level_tokenizer()
+        save_checkpoint(tiny_random_model(TinyRandomModel(source="tiny_random"), tokenizer, 0), tokenizer,
+                        tmp_path / "ckpt", {})
+    finally:
+        os.umask(old)
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "ckpt").iterdir()}
+    assert modes["model.safetensors"] == "0o644" and set(modes.values()) == {"0o644"}
