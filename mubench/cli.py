@@ -59,6 +59,10 @@ def stage(func):
             if isinstance(exc, ConfigError | UnknownNameError):
                 _fail(str(exc), 2)
             _fail(_os_error(exc) if isinstance(exc, OSError) else str(exc), 1)
+        finally:
+            from mubench.core.io import release_claims
+
+            release_claims()  # the outputs' claims end with the stage (several run in one process in tests)
 
     return wrapper
 

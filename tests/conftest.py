@@ -14,6 +14,16 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MUBENCH_GEN_CACHE", "0")
 
 
+@pytest.fixture(autouse=True)
+def _release_output_claims():
+    """A stage's claims on its outputs last for its process (the CLI drops them when the stage returns); a test
+    is that process here."""
+    yield
+    from mubench.core.io import release_claims
+
+    release_claims()
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     return byte_level_tokenizer()

