@@ -268,6 +268,40 @@ def profile(name: Annotated[str, typer.Argument(help="a file profiles/NAME.yaml"
 
 @app.command()
 @stage
+def compare(other: Annotated[Path, typer.Argument(help="the other run: a checkout of the same params (for a DVC "
+                                                       "revision: `git worktree add DIR REV && dvc checkout` there)")],
+            params: ParamsOpt = Path("params.yaml"),
+            max_flips: Annotated[float, typer.Option(help="share of a rate's prompts whose verdict may "
+                                                          "change")] = 0.05,
+            alpha: Annotated[float, typer.Option(help="McNemar level: a significant change is out of "
+                                                      "tolerance")] = 0.05,
+            rtol: Annotated[float, typer.Option(help="relative tolerance of continuous values (drift)")] = 0.01,
+            as_json: Annotated[bool, typer.Option("--json", help="the whole report as JSON")] = False) -> None:
+    """A replication report: this run against OTHER, per variant and metric, with changed verdicts (paired test),
+    continuous values (relative tolerance) and changed responses. Exit 0 when every difference is within
+    tolerance, 1 otherwise."""
+    import json
+    from dataclasses import asdict
+
+    from mubench.tools.compare import Tolerance, compare_runs, render
+
+    if not (other / "results").is_dir():
+        raise ConfigError(f"{other}: no results/ folder; pass the root of the other run's checkout")
+    tol = Tolerance(max_flips=max_flips, alpha=alpha, rtol=rtol)
+    report = compare_runs(load_params(params), WS, Workspace(other.resolve()), tol)
+    if as_json:
+        typer.echo(json.dumps({"tolerance": asdict(tol), "ok": report.ok, "rows": [asdict(r) for r in report.rows],
+                               "responses": report.responses, "problems": report.problems}, indent=1))
+    else:
+        typer.echo(render(report, tol))
+    if not report.ok:
+        bad = [f"{r.model}/{r.variant} {r.metric}" for r in report.rows if not r.ok]
+        raise RuntimeError(f"compare: {len(bad) + len(report.problems)} difference(s) out of tolerance: "
+                           + "; ".join((report.problems + bad)[:3]))
+
+
+@app.command()
+@stage
 def doctor(params: Annotated[Path, typer.Argument(help="params file")] = Path("params.yaml"),
            as_json: Annotated[bool, typer.Option("--json", help="the table as JSON")] = False) -> None:
     """Preflight before GPU-hours: params, GPUs and memory against the plan, Hub token and access, chat templates

@@ -267,23 +267,20 @@ def test_twin_llamaguard_template_agrees_with_the_built_in_prompt_and_answers(tw
 
 
 # ---------------------------------------------------------------- a LoRA variant is its base plus its adapter
-def test_merging_a_small_update_into_bf16_loses_it_and_the_unmerged_adapter_keeps_it():
-    """The issue's measurement: a 4096x4096 bf16 weight (std 0.02), an r16 update of scale 1e-4 (alpha 32)."""
-    gen = torch.Generator().manual_seed(0)
-    weight = (torch.randn(4096, 4096, generator=gen) * 0.02).to(torch.bfloat16)
-    a = torch.randn(16, 4096, generator=gen) / 64
-    b = torch.randn(4096, 16, generator=gen) * 1e-4
-    update = (32 / 16) * b @ a
-    merged = (weight.float() + update).to(torch.bfloat16).float() - weight.float()
-    cosine = torch.nn.functional.cosine_similarity(merged.flatten(), update.flatten(), dim=0)
-    assert cosine < 0.7  # what a bf16 merge keeps of the update
-    x = torch.randn(8, 4096, generator=gen)
-    # unmerged: the base in bf16, the adapter in fp32 on the side (PEFT's forward); its share is exact
-    unmerged = (x.to(torch.bfloat16) @ weight.T).float() + x @ update.T
-    exact = x @ (weight.float() + update).T
-    kept = torch.nn.functional.cosine_similarity((unmerged - (x.to(torch.bfloat16) @ weight.T).float()).flatten(),
-                                                 (exact - x @ weight.float().T).flatten(), dim=0)
-    assert kept > 0.999
+def test_a_bf16_merge_loses_a_small_update_which_the_adapter_keeps_for_an_fp32_forward():
+    """The issue's measurement (benchmarks/paper_twin_gpu.py): a 4096 x 4096 bf16 weight (std 0.02), an r16 update
+    of scale 1e-4 (alpha 32). Merged, the weight keeps cosine ~0.52 of it, for good. Unmerged, the adapter is
+    exact: an fp32 forward sees all of it, while a bf16 forward rounds the layer's output about as a merge does."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from paper_twin_gpu import check_bf16_lora
+
+    found = check_bf16_lora("cpu")
+    small = found["0.0001"]
+    assert small["merged_weight_cosine"] < 0.6 and small["unmerged_float32_forward_cosine"] > 0.999
+    assert small["unmerged_bfloat16_forward_cosine"] < 0.6  # the limit of a bf16 evaluation, stated in the docs
+    assert found["0.0025"]["merged_weight_cosine"] > 0.99 and found["pass"]
 
 
 def lora_params(**extra):
@@ -432,3 +429,15 @@ def test_doctor_counts_adapters_and_partial_variants_not_full_copies():
     # r 16 on the 7 linear layers of 32 blocks: 16 x (4 x (4096 + 4096) + 3 x (4096 + 11008)) x 32
     assert sizes["ga"] == 16 * (4 * 8192 + 3 * 15104) * 32
     assert sizes["rmu"] < sizes["base"] / 10  # three MLPs
+
+
+def test_the_twin_gpu_script_runs_on_the_cpu(tmp_path):
+    """benchmarks/paper_twin_gpu.py (the GPU-only paths of the paper twin) must not rot: CI runs it on the CPU."""
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "paper_twin_gpu.py"), "--device", "cpu",
+                           "--out", str(tmp_path / "check.json")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "check.json").read_text())
+    assert result["pass"] and result["end_tokens"]["answer"] == "unsafe"
+    assert {m["dtype"] for m in result["compile"].values()} == {"float16", "bfloat16"}

@@ -227,6 +227,53 @@ def test_verify_walks_every_result_and_names_the_first_broken_link(tiny_repo, ta
     assert verify(work, env, "tiny-llama/npo-seed0").returncode == 0
 
 
+@pytest.mark.parametrize(("target", "message"), [
+    ("metrics", "results/tiny-llama/npo-seed0/metrics.json: safety.asr: recorded 0.123456, recomputed"),
+    ("report", "reports/summary.json: rows[0].utility_accuracy: recorded 0.999, recomputed"),
+])
+def test_verify_recomputes_an_edited_number_even_after_dvc_commit(tiny_repo, target, message):
+    """A rate edited by hand and `dvc commit`-ed (the hashes then agree) is still caught: verify recomputes."""
+    work, env = tiny_repo
+    path = work / ("results/tiny-llama/npo-seed0/metrics.json" if target == "metrics" else "reports/summary.json")
+    original = path.read_bytes()
+    lock = (work / "dvc.lock").read_bytes()
+    try:
+        data = json.loads(original)
+        if target == "metrics":
+            data["safety"]["asr"] = 0.123456
+        else:
+            data["rows"][0]["utility_accuracy"] = 0.999
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        stage = "evaluate@tiny-llama-npo-0" if target == "metrics" else "report"
+        run(["dvc", "commit", "-f", stage], work, env)
+        broken = verify(work, env)
+        errors = [line for line in broken.stderr.splitlines() if line.startswith("error:")]
+        assert broken.returncode == 1 and len(errors) == 1 and message in errors[0], broken.stderr
+    finally:
+        path.write_bytes(original)
+        (work / "dvc.lock").write_bytes(lock)
+    assert verify(work, env).returncode == 0
+
+
+def test_compare_passes_a_copy_and_names_an_edited_sample(tiny_repo, tmp_path):
+    work, env = tiny_repo
+    other = tmp_path / "other"
+    shutil.copytree(work / "results", other / "results")
+    same = subprocess.run(["mubench", "compare", str(other)], cwd=work, env=env, capture_output=True, text=True)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "0 per-sample response(s) differ." in same.stdout
+    samples = other / "results" / "tiny-llama" / "ga-seed0" / "samples" / "safety.jsonl"
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    rows[0]["refused"] = not rows[0]["refused"]
+    rows[0]["response"] = "edited"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    edited = subprocess.run(["mubench", "compare", str(other)], cwd=work, env=env, capture_output=True, text=True)
+    assert edited.returncode == 1
+    assert f"problem: {other}/results/tiny-llama/ga-seed0/metrics.json: safety." in edited.stdout
+    assert f"tiny-llama/ga-seed0 {rows[0]['attack']} {rows[0]['id']}:" in edited.stdout  # the changed response
+    assert "1/" in edited.stdout  # one verdict changed
+
+
 def test_a_reviewer_pulls_from_a_remote_and_verifies_without_running_a_stage(tiny_repo, tmp_path):
     work, env = tiny_repo
     remote, clone = tmp_path / "remote", tmp_path / "clone"

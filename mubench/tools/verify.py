@@ -125,8 +125,14 @@ def result_link(params: Params, ws: Workspace, model: str, variant: str) -> Link
     except ValueError as exc:
         raise BrokenLink(str(exc)) from None
     run = metrics["run"]
+    from mubench.tools.recompute import Mismatch, check_metrics
+
+    try:
+        recomputed = Link("numbers", check_metrics(params, ws, model, variant, metrics))
+    except (Mismatch, FileNotFoundError) as exc:
+        raise BrokenLink(str(exc)) from None
     ckpt = checkpoint_link(params, ws, model, variant, run["model_hash"])
-    children = [ckpt]
+    children = [recomputed, ckpt]
     if params.tamper.names:
         children.append(tamper_link(params, ws, model, variant, run["model_hash"]))
     return Link(f"result {model}/{variant}", f"{metrics_file}: ASR {metrics['safety']['asr']}, over-safety "
@@ -195,6 +201,13 @@ def lineage_link(root: Path) -> Link:
 def verify_results(params: Params, ws: Workspace, targets: list[tuple[str, str]]) -> list[Link]:
     """The verified chain of every target (model, variant); raises BrokenLink at the first broken link."""
     links = [result_link(params, ws, model, variant) for model, variant in targets]
+    if (ws.reports / "summary.json").is_file() and len(targets) == len(params.models) * len(params.variants()):
+        from mubench.tools.recompute import Mismatch, check_report
+
+        try:
+            links.append(Link("report", check_report(params, ws)))
+        except Mismatch as exc:
+            raise BrokenLink(str(exc)) from None
     links.append(built_link(ws.built, ws.raw))
     root = ws.root.resolve()
     links.append(code_link(root))
