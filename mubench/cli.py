@@ -276,24 +276,17 @@ def compare(other: Annotated[Path, typer.Argument(help="the other run: a checkou
             alpha: Annotated[float, typer.Option(help="McNemar level: a significant change is out of "
                                                       "tolerance")] = 0.05,
             rtol: Annotated[float, typer.Option(help="relative tolerance of continuous values (drift)")] = 0.01,
-            as_json: Annotated[bool, typer.Option("--json", help="the whole report as JSON")] = False) -> None:
+            json_out: Annotated[bool, typer.Option("--json", help="the whole report as JSON")] = False) -> None:
     """A replication report: this run against OTHER, per variant and metric, with changed verdicts (paired test),
     continuous values (relative tolerance) and changed responses. Exit 0 when every difference is within
     tolerance, 1 otherwise."""
-    import json
-    from dataclasses import asdict
-
-    from mubench.tools.compare import Tolerance, compare_runs, render
+    from mubench.tools.compare import Tolerance, as_json, compare_runs, render
 
     if not (other / "results").is_dir():
         raise ConfigError(f"{other}: no results/ folder; pass the root of the other run's checkout")
     tol = Tolerance(max_flips=max_flips, alpha=alpha, rtol=rtol)
     report = compare_runs(load_params(params), WS, Workspace(other.resolve()), tol)
-    if as_json:
-        typer.echo(json.dumps({"tolerance": asdict(tol), "ok": report.ok, "rows": [asdict(r) for r in report.rows],
-                               "responses": report.responses, "problems": report.problems}, indent=1))
-    else:
-        typer.echo(render(report, tol))
+    typer.echo(as_json(report, tol) if json_out else render(report, tol))
     if not report.ok:
         bad = [f"{r.model}/{r.variant} {r.metric}" for r in report.rows if not r.ok]
         raise RuntimeError(f"compare: {len(bad) + len(report.problems)} difference(s) out of tolerance: "

@@ -134,6 +134,14 @@ def compare_runs(params: Params, mine: Workspace, other: Workspace, tol: Toleran
     return report
 
 
+def as_json(report: Report, tol: Tolerance) -> str:
+    import json
+    from dataclasses import asdict
+
+    return json.dumps({"tolerance": asdict(tol), "ok": report.ok, "rows": [asdict(r) for r in report.rows],
+                       "responses": report.responses, "problems": report.problems}, indent=1)
+
+
 def render(report: Report, tol: Tolerance, limit: int = 20) -> str:
     lines = [f"tolerance: rates within {tol.max_flips:.0%} changed verdicts and McNemar p >= {tol.alpha}; "
              f"continuous values within rtol {tol.rtol} (atol {tol.atol})", "",
