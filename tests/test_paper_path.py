@@ -441,3 +441,32 @@ def test_the_twin_gpu_script_runs_on_the_cpu(tmp_path):
     result = json.loads((tmp_path / "check.json").read_text())
     assert result["pass"] and result["end_tokens"]["answer"] == "unsafe"
     assert {m["dtype"] for m in result["compile"].values()} == {"float16", "bfloat16"}
+
+
+def test_an_adapter_checkpoint_is_the_same_bytes_whatever_the_hash_seed(tmp_path):
+    """PEFT keeps target_modules in a set: its order in adapter_config.json followed PYTHONHASHSEED, so two runs of
+    the same unlearn stage wrote different files (and dvc.lock hashes)."""
+    import os
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sys
+        from pathlib import Path
+        from mubench.core.config import TinyRandomModel
+        from mubench.engine.models import byte_level_tokenizer, save_checkpoint, tiny_random_model
+        from mubench.methods.base import LoraParams
+        from mubench.training.loop import add_lora
+        tok = byte_level_tokenizer()
+        model = add_lora(tiny_random_model(TinyRandomModel(source="tiny_random"), tok, 0), LoraParams(r=2))
+        save_checkpoint(model, tok, Path(sys.argv[1]), {"variant": "v", "adapter": True, "base_dir": "b",
+                                                        "base_model_hash": "0" * 16})
+    """)
+    texts = set()
+    for seed in ("1", "2", "3"):
+        out = tmp_path / seed
+        done = subprocess.run([sys.executable, "-c", script, str(out)], env={**os.environ, "PYTHONHASHSEED": seed},
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-1000:]
+        texts.add((out / "adapter_config.json").read_text())
+    assert len(texts) == 1

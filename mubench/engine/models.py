@@ -108,6 +108,13 @@ def save_checkpoint(model: PreTrainedModel, tokenizer, out_dir: Path, meta: dict
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True, max_shard_size="5GB")
     tokenizer.save_pretrained(out_dir)
+    if (out_dir / ADAPTER_CONFIG).is_file():
+        # PEFT writes target_modules from a set, in an order that changes with each process's hash seed: sorted,
+        # so the same adapter is the same bytes (dvc.lock) in every run
+        config = read_json(out_dir / ADAPTER_CONFIG)
+        if isinstance(config.get("target_modules"), list):
+            config["target_modules"] = sorted(config["target_modules"])
+        write_json(out_dir / ADAPTER_CONFIG, config)
     normal_modes(out_dir)
     weights = sorted(out_dir.glob("*.safetensors"))
     meta = {**meta, "weights_sha256": {w.name: sha256_file(w) for w in weights},
