@@ -73,7 +73,9 @@ def test_every_stage_ran_and_outputs_exist(tiny_repo):
         first = json.loads(samples.splitlines()[0])
         assert {"prompt", "response", "refused"} <= set(first)
     for variant in VARIANTS:
-        assert (work / "models" / "tiny-llama" / variant / "model.safetensors").is_file()
+        # rmu trains three MLPs of the full model: its checkpoint is those tensors, applied to the base
+        weights = "changed.safetensors" if variant.startswith("rmu") else "model.safetensors"
+        assert (work / "models" / "tiny-llama" / variant / weights).is_file()
         assert (work / "results" / "tiny-llama" / variant / "loss.csv").read_text().startswith("step,loss")
         assert json.loads((work / "results" / "tiny-llama" / variant / "train.json").read_text())["steps"] == 2
     summary = json.loads((work / "reports" / "summary.json").read_text())
