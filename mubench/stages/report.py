@@ -12,8 +12,8 @@ from mubench.report.tamper import summarize_tamper
 from mubench.stats.comparisons import compare_model
 
 
-def run_report(params: Params, ws: Workspace) -> dict:
-    """Write every report file into ``reports/``; returns the summary (summary.json)."""
+def build_summary(params: Params, ws: Workspace) -> dict:
+    """The report's summary from the metrics and samples, in memory (``mubench verify`` rebuilds it too)."""
     grid = collect(params, ws)
     provenance = read_json(ws.built / "build.json")["provenance"]
     agreement = read_json(ws.judge_agreement) if ws.judge_agreement.is_file() else None
@@ -28,6 +28,12 @@ def run_report(params: Params, ws: Workspace) -> dict:
         audit = audit_report(ws.audit_labels, ws, params.models, params.variants())
         if audit is not None:
             summary["judge_audit"] = audit
+    return summary
+
+
+def run_report(params: Params, ws: Workspace) -> dict:
+    """Write every report file into ``reports/``; returns the summary (summary.json)."""
+    summary = build_summary(params, ws)
     out_dir = ws.reports
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "summary.json", summary)

@@ -86,26 +86,12 @@ def check_metrics(params: Params, ws: Workspace, model: str, variant: str, metri
 
 def check_report(params: Params, ws: Workspace) -> str:
     """The report's rows, seed spreads and markdown table rebuilt from the metrics and samples."""
-    from mubench.report.tables import collect, markdown, summarize
-    from mubench.report.tamper import summarize_tamper
-    from mubench.stats.comparisons import compare_model
+    from mubench.report.tables import markdown
+    from mubench.stages.report import build_summary
 
     summary_file = ws.reports / "summary.json"
     recorded = read_json(summary_file)
-    grid = collect(params, ws)
-    provenance = read_json(ws.built / "build.json")["provenance"]
-    agreement = read_json(ws.judge_agreement) if ws.judge_agreement.is_file() else None
-    compared = {m: compare_model(params, {v: ws.samples(m, v) for v in variants}) for m, variants in grid.items()}
-    again = summarize(params, grid, provenance, agreement, {m: c[0] for m, c in compared.items()},
-                      {m: c[1] for m, c in compared.items()})
-    # the rest of the report as the stage assembles it (dict order matters to the markdown, which JSON sorts)
-    again["tamper"] = summarize_tamper(params, ws)
-    if ws.audit_labels.is_file():
-        from mubench.scoring.audit import audit_report
-
-        audit = audit_report(ws.audit_labels, ws, params.models, params.variants())
-        if audit is not None:
-            again["judge_audit"] = audit
+    again = build_summary(params, ws)  # dict order matters to the markdown, which the JSON file sorts
     found = first_difference(recorded, json.loads(json.dumps(again)))
     if found:
         raise Mismatch(f"{summary_file}: {found}; re-run `mubench report` (or `dvc repro`)")
