@@ -384,6 +384,17 @@ def data_pin(name: Annotated[str, typer.Argument(help="a dataset with a Hub sour
         typer.echo(line)
 
 
+@data_app.command("manifest")
+@stage
+def data_manifest(name: Annotated[str, typer.Argument(help="a dataset")],
+                  mirror: MirrorOpt = None) -> None:
+    """Write NAME's canonical rows (id + content digest, mubench/datasets/rows/NAME.tsv) from its first full
+    source; every source is then checked against them at fetch (review and commit the file)."""
+    from mubench.tools.data import manifest
+
+    typer.echo(manifest(name, mirror, None))
+
+
 @data_app.command("verify")
 @stage
 def data_verify() -> None:

@@ -26,7 +26,8 @@ def test_advbench_parser(tmp_path):
         "dataset_name: adv_bench\nseeds:\n- value: Goal one\n  harm_categories: [A, B]\n- value: Goal two\n")
     rows = DATASETS.get("advbench").parse(tmp_path)
     assert [r["prompt"] for r in rows] == ["Goal one", "Goal two"]
-    assert rows[0]["category"] == "A" and rows[1]["category"] is None and rows[0]["role"] == "harmful"
+    # PyRIT's harm categories are in this carrier only: the canonical rows have none (datasets/canonical.py)
+    assert rows[0]["category"] is None and rows[0]["meta"] == {} and rows[0]["role"] == "harmful"
 
 
 def test_harmbench_parser_keeps_standard_behaviours(tmp_path):

@@ -167,3 +167,67 @@ def test_an_unwritable_cache_folder_is_one_line(tmp_path):
             GenerationCache(folder / "generations.sqlite")
     finally:
         folder.chmod(0o700)
+
+
+@pytest.fixture
+def tiny_base(tmp_path):
+    """The tiny profile's params, a workspace in tmp_path and its base checkpoint (no corpus, no built sets)."""
+    from mubench.core.config import load_params
+    from mubench.core.workspace import Workspace
+    from mubench.engine.models import materialize
+
+    params = load_params(ROOT / "profiles" / "tiny.yaml")
+    ws = Workspace(tmp_path)
+    materialize(params.model_zoo["tiny-llama"], ws.checkpoint("tiny-llama"), params.seed)
+    return params, ws
+
+
+def _no_model_loads(monkeypatch, *modules):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the inputs were checked")
+
+    for module in modules:
+        monkeypatch.setattr(module, "load_checkpoint", refuse)
+
+
+@pytest.mark.parametrize("empty", ["harmful.jsonl", "utility/mmlu.jsonl"])
+def test_an_empty_built_file_is_named_before_the_model_loads(tiny_base, monkeypatch, empty):
+    """An emptied built file (or one built with size 0) ended in ZeroDivisionError or StopIteration after all the
+    generation; now it is one line naming the file, before the model loads."""
+    import mubench.stages.evaluate as evaluate
+    import mubench.stages.tamper as tamper
+    from mubench.core.io import EmptyInputError
+
+    params, ws = tiny_base
+    for name in ["harmful.jsonl", "oversafety.jsonl", *(f"utility/{u}.jsonl" for u in params.data.utility)]:
+        (ws.built / name).parent.mkdir(parents=True, exist_ok=True)
+        (ws.built / name).write_text("" if name == empty else '{"id": "x", "prompt": "p"}\n', encoding="utf-8")
+    _no_model_loads(monkeypatch, evaluate, tamper)
+    with pytest.raises(EmptyInputError, match=rf"data/built/{empty}: holds no rows; re-run `mubench build`"):
+        evaluate.run_evaluate(params, ws, "tiny-llama", "base")
+    if empty == "harmful.jsonl":
+        with pytest.raises(EmptyInputError, match=r"data/built/harmful.jsonl: holds no rows"):
+            tamper.run_tamper(params, ws, "tiny-llama", "base")
+
+
+def test_not_enough_disk_for_a_checkpoint_is_one_line_before_training(tiny_base, monkeypatch):
+    """Disk full while saving a checkpoint was a 48-line SafetensorError after the training; now the stage
+    refuses at its start, with the estimate (full fp32 weights here, plus DVC's cache copy) and what is free."""
+    import shutil
+    from collections import namedtuple
+
+    import mubench.stages.unlearn as unlearn_stage
+
+    params, ws = tiny_base
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    _no_model_loads(monkeypatch, unlearn_stage)
+    with pytest.raises(OSError, match=r"not enough free disk for unlearn tiny-llama/ga-seed0 \(its checkpoint and "
+                                      r"DVC's cache copy\): needs about 0\.\d+ GB \(\+10% margin\), 0\.00 GB free"):
+        unlearn_stage.run_unlearn(params, ws, "tiny-llama", "ga", 0)
+    parameters = __import__("json").loads((ws.checkpoint("tiny-llama") / "mubench.json").read_text())["parameters"]
+    need = unlearn_stage.variant_bytes(parameters, params.method_config("ga"), "cpu")
+    assert need == 2 * 4 * parameters  # fp32 on the CPU, twice
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, int(need * 1.2)))
+    with pytest.raises(AssertionError, match="the model was loaded"):  # enough disk: the stage goes on to load
+        unlearn_stage.run_unlearn(params, ws, "tiny-llama", "ga", 0)

@@ -69,8 +69,20 @@ def closure(start: set[str]) -> set[Path]:
         todo += [".".join(name.split(".")[:i]) for i in range(1, len(name.split(".")))]
     files = {module_file(name) for name in seen}
     packages = {f.parent for f in files if f.name == "__init__.py"}
-    data = {p for pkg in packages for p in pkg.iterdir() if p.is_file() and p.suffix not in {".py", ".pyc"}}
-    return files | data
+    return files | {p for pkg in packages for p in package_data(pkg)}
+
+
+def package_data(pkg: Path) -> set[Path]:
+    """A package's data files: its non-Python files, also in data folders below it (``datasets/rows/``), but not
+    in subpackages (reached, or not, through imports) or caches."""
+    out = set()
+    for path in pkg.rglob("*"):
+        folders = path.relative_to(pkg).parts[:-1]
+        if (not path.is_file() or path.suffix in {".py", ".pyc"} or "__pycache__" in folders
+                or any((pkg.joinpath(*folders[:i + 1]) / "__init__.py").is_file() for i in range(len(folders)))):
+            continue
+        out.add(path)
+    return out
 
 
 def command_closure(command: str) -> set[Path]:
@@ -146,4 +158,5 @@ def test_the_closure_follows_lazy_imports_and_package_data():
     assert {"engine/generate.py", "engine/kv.py", "engine/batching.py", "core/runtime.py", "scoring/utility.py",
             "core/pins.py"} <= files
     assert not any(f.startswith("datasets/") for f in files)
-    assert "datasets/hub_pins.json" in {p.relative_to(PKG).as_posix() for p in command_closure("fetch")}
+    fetch = {p.relative_to(PKG).as_posix() for p in command_closure("fetch")}
+    assert {"datasets/hub_pins.json", "datasets/rows/gsm8k.tsv"} <= fetch

@@ -305,6 +305,37 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return [row for _, row in read_numbered_jsonl(path)]
 
 
+BUILT_HINT = "re-run `mubench build` (`dvc repro build`) and check data.sizes"
+
+
+class EmptyInputError(ValueError):
+    """An input file a stage needs rows from holds none (the one-line error, before any model is loaded)."""
+
+
+def require_rows(*paths: str | Path, hint: str = "re-run the stage that writes it (`dvc repro`)") -> None:
+    """Fail in one line, naming the file, when an input JSONL file holds no rows. Stages call it at their
+    start: an empty input would otherwise end in a ZeroDivisionError or StopIteration after the generation work."""
+    for path in map(Path, paths):
+        with open(path, encoding="utf-8") as handle:
+            if not any(line.strip() for line in handle):
+                raise EmptyInputError(f"{path}: holds no rows; {hint}")
+
+
+def require_free_disk(where: str | Path, need_bytes: float, what: str, margin: float = 0.1) -> None:
+    """Fail in one line when the file system holding ``where`` has less than ``need_bytes`` (plus ``margin``)
+    free. Stages that write checkpoints call it at their start, not after minutes of training."""
+    import shutil
+
+    probe = Path(where)
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need_bytes * (1 + margin) > free:
+        raise OSError(f"not enough free disk for {what}: needs about {need_bytes / 1e9:.2f} GB "
+                      f"(+{margin:.0%} margin), {free / 1e9:.2f} GB free at {probe}; free some space or move the "
+                      "workspace")
+
+
 def read_numbered_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) per non-blank line of a JSONL file."""
     path = Path(path)

@@ -1,7 +1,9 @@
 """AdvBench harmful behaviours (Zou et al. 2023): 520 goals.
 
 Sources: a mirror or GitHub copy of ``harmful_behaviors.csv`` (goal, target; no categories), or the PyRIT
-wheel's seed dataset (the same 520 goals in the same order, with PyRIT's harm categories).
+wheel's seed dataset (the same 520 goals in the same order). The rows are the goals alone, whatever the source:
+the CSV's targets and PyRIT's harm categories are each in one source only, and a category would change the
+stratified sample (``mubench.datasets.canonical``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ CSV_SHA256 = "6cd1a5c63c07610d7eb67307772ee5606017ee950b5770ab288a2c487489d3e1"
 def parse_csv(raw_dir: Path) -> list[dict]:
     path = raw_dir / CSV
     return [record(id=f"advbench-{index:04d}", dataset="advbench", role="harmful",
-                   prompt=require(path, line, row["goal"], "goal"), meta={"target": row["target"]})
+                   prompt=require(path, line, row["goal"], "goal"))
             for index, (line, row) in enumerate(read_csv(path, {"goal", "target"}))]
 
 
@@ -39,17 +41,7 @@ def parse(raw_dir: Path) -> list[dict]:
     for index, seed in enumerate(seeds):
         if not isinstance(seed, dict) or not str(seed.get("value", "")).strip():
             raise MalformedDataError(path, index, "seed without a 'value'")
-        categories = seed.get("harm_categories") or []
-        rows.append(
-            record(
-                id=f"advbench-{index:04d}",
-                dataset="advbench",
-                role="harmful",
-                prompt=str(seed["value"]),
-                category=categories[0] if categories else None,
-                meta={"harm_categories": categories},
-            )
-        )
+        rows.append(record(id=f"advbench-{index:04d}", dataset="advbench", role="harmful", prompt=str(seed["value"])))
     return rows
 
 

