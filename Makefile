@@ -6,7 +6,7 @@ LOCK   ?= requirements/cpu.lock
 # Where pip finds torch 2.13.0+cpu when no local wheel is configured (docs/running.md, "Set-up").
 PIP_EXTRA ?=
 
-.PHONY: setup repro test test-fast lint docs lock clean push pull verify image
+.PHONY: setup repro test test-fast lint docs lock clean push pull verify image plots-template
 
 # two steps: the hashed setuptools first, then the lock with --no-build-isolation, so the four sdists in it are
 # built by that setuptools instead of build dependencies pip would fetch without a hash check
@@ -71,6 +71,10 @@ lock:
 		&& mv requirements/build.lock.tmp requirements/build.lock
 	cd requirements && ../$(BIN)/pip-compile -q docs.in -c cpu.lock --generate-hashes --allow-unsafe --strip-extras \
 		--no-emit-index-url --no-emit-find-links -o docs.lock
+
+# `dvc plots show` offline: Vega inlined into DVC's page (.dvc/plots/offline.html; needs npm)
+plots-template:
+	$(BIN)/python .dvc/plots/make_template.py
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build dist *.egg-info

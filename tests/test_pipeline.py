@@ -91,6 +91,86 @@ def test_every_stage_ran_and_outputs_exist(tiny_repo):
     assert "| tiny-llama | ga-seed0 |" in (work / "reports" / "summary.md").read_text()
 
 
+ARTIFACTS = Path(os.environ.get("MUBENCH_TEST_ARTIFACTS", ROOT / ".cache" / "test-artifacts"))
+
+
+def shown_rows(browser, url: str, selector: str) -> tuple[list[str], int]:
+    """Open ``url``, click the cell ``selector`` and return the ids of the rows shown and the count line's
+    positive outcomes."""
+    browser.open(url)
+    browser.wait("document.querySelector('a.cell')")
+    browser.click(selector)
+    browser.wait("document.getElementById('counts') && location.hash.startsWith('#view')")
+    ids = browser.eval("[...document.querySelectorAll('#rows tbody tr')].map(r => r.dataset.id)")
+    return sorted(ids), int(browser.eval("document.getElementById('counts').dataset.positive"))
+
+
+def test_the_explorer_links_every_number_to_the_rows_it_counts(tiny_repo, tmp_path):
+    """In headless Chromium, from disk: a summary cell shows exactly the rows its metric counted (ids and count,
+    from the samples files), a filter narrows them, a paired-test cell shows the discordant pairs, a cell that
+    links to the wrong rows is caught, and `dvc plots show` renders offline."""
+    from mubench.stats.comparisons import outcomes
+    from tests.helpers.browser import Browser, find_browser
+
+    if find_browser() is None:
+        pytest.skip("no Chromium here (apt-get install chromium): the explorer's browser test did not run")
+    work, env = tiny_repo
+    explorer = work / "reports" / "explorer"
+    sizes = {str(p.relative_to(explorer)): p.stat().st_size for p in explorer.rglob("*") if p.is_file()}
+    samples = work / "results" / "tiny-llama"
+    from mubench.core.config import load_params
+
+    params = load_params(work / "params.yaml")
+    mine = outcomes(params, samples / "npo-seed0" / "samples")[0]
+    base = outcomes(params, samples / "base" / "samples")[0]
+    safety = (samples / "npo-seed0" / "samples" / "safety.jsonl").read_text().splitlines()
+    vanilla = [r for r in map(json.loads, safety) if r["attack"] == "vanilla"]
+    counted = sorted(r["id"] for r in vanilla if r["dataset"] == "advbench" and r["refused"] is not None)
+    cell = 'a.cell[data-table="summary"][data-variant="npo-seed0"][data-test="asr/advbench"]'
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with Browser() as browser:
+        start = time.monotonic()
+        browser.open(explorer.joinpath("index.html").as_uri())
+        browser.wait("document.querySelector('a.cell')")
+        load_s = time.monotonic() - start
+        browser.screenshot(ARTIFACTS / "explorer-front.png")
+        ids, positive = shown_rows(browser, explorer.joinpath("index.html").as_uri(), cell)
+        assert ids == counted and positive == sum(bool(mine["asr/advbench"][i]) for i in counted)
+        browser.screenshot(ARTIFACTS / "explorer-rows.png")
+        # a filter narrows the rows shown (the judge label in the list's last place)
+        browser.eval("(() => { const s = document.querySelector('select[name=judge_label]');"
+                     " s.value = s.options[s.options.length - 1].value; s.dispatchEvent(new Event('change')); })()")
+        label = browser.eval("new URLSearchParams(location.hash.slice(6)).get('judge_label')")
+        browser.wait("document.querySelectorAll('#rows tbody tr').length > 0 || "
+                     "document.getElementById('counts').dataset.shown === '0'")
+        filtered = sorted(browser.eval("[...document.querySelectorAll('#rows tbody tr')].map(r => r.dataset.id)"))
+        assert filtered == sorted(r["id"] for r in vanilla if r["dataset"] == "advbench" and r["refused"] is not None
+                                  and r["judge_label"] == label)
+        # the paired test's cell: the pairs whose outcomes differ
+        paired = 'a.cell[data-table="paired"][data-variant="npo-seed0"][data-test="asr"]'
+        ids, _ = shown_rows(browser, explorer.joinpath("index.html").as_uri(), paired)
+        assert ids == sorted(i for i in mine["asr"] if mine["asr"][i] is not None and base["asr"][i] is not None
+                             and mine["asr"][i] != base["asr"][i])
+        # a page whose cell links to another metric's rows is caught by the same check
+        broken = tmp_path / "explorer"
+        shutil.copytree(explorer, broken)
+        page = (broken / "index.html").read_text(encoding="utf-8")
+        (broken / "index.html").write_text(page.replace('"test": "asr/advbench"', '"test": "asr/harmbench"'),
+                                           encoding="utf-8")
+        wrong, _ = shown_rows(browser, (broken / "index.html").as_uri(),
+                              cell.replace("asr/advbench", "asr/harmbench"))
+        assert wrong != counted
+        # `dvc plots show` offline: Vega is inlined (.dvc/plots/offline.html), so the trilemma plot draws
+        run(["dvc", "plots", "show", "--out", str(tmp_path / "plots")], work, env)
+        plots = (tmp_path / "plots" / "index.html").read_text(encoding="utf-8")
+        assert "cdn.jsdelivr.net" not in plots
+        browser.open((tmp_path / "plots" / "index.html").as_uri())
+        browser.wait("document.querySelector('svg.marks, canvas.marks')")
+        browser.screenshot(ARTIFACTS / "dvc-plots.png")
+    (ARTIFACTS / "explorer.json").write_text(json.dumps({"load_s": round(load_s, 3), "bytes": sizes}, indent=1))
+    assert sum(sizes.values()) < 20e6
+
+
 def test_drift_set_is_disjoint_and_scored_for_every_variant(tiny_repo):
     from mubench.stages.build import normalize
 

@@ -9,7 +9,7 @@ from mubench.core.artifacts import read_metrics
 from mubench.core.config import Params
 from mubench.core.workspace import Workspace
 from mubench.report.plots import SIGNIFICANT_MARK
-from mubench.report.tamper import tamper_markdown
+from mubench.report.tamper import pct, tamper_markdown
 from mubench.scoring.rates import delta
 
 
@@ -97,10 +97,6 @@ def summarize(params: Params, grid: dict[str, dict[str, dict]], provenance: dict
             "provenance": provenance, "judge_agreement": agreement or {}}
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}"
-
-
 def _signed(x: float | None, test: dict | None = None) -> str:
     """`` (+x.x)``, with the significance mark when the paired test says so."""
     if x is None:
@@ -108,7 +104,7 @@ def _signed(x: float | None, test: dict | None = None) -> str:
     return f" ({100 * x:+.1f}{SIGNIFICANT_MARK if test and test.get('significant') else ''})"
 
 
-def _ci(ci: list[float] | None, scale: float = 100.0, digits: int = 1) -> str:
+def ci_text(ci: list[float] | None, scale: float = 100.0, digits: int = 1) -> str:
     return "" if ci is None else f" [{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]"
 
 
@@ -138,18 +134,18 @@ def markdown(params: Params, summary: dict) -> str:
     for r in summary["rows"]:
         t = r["tests"]
         cells = [r["model"], r["variant"],
-                 f"{_pct(r['asr'])}{_signed(r['delta']['asr'], t.get('asr'))}{_ci(r['asr_ci'])}"]
-        cells += [_pct(r["asr_per_dataset"].get(d)) + _signed(
+                 f"{pct(r['asr'])}{_signed(r['delta']['asr'], t.get('asr'))}{ci_text(r['asr_ci'])}"]
+        cells += [pct(r["asr_per_dataset"].get(d)) + _signed(
             None if r["variant"] == "base" else t.get(f"asr/{d}", {}).get("delta"), t.get(f"asr/{d}"))
             for d in harmful]
-        cells += [_pct(r["knowledge_asr"]) + _signed(r["delta"]["knowledge_asr"], t.get("knowledge_asr")),
-                  _pct(r["incoherent_rate"]),
-                  _pct(r["oversafety_refusal_rate"]) + _signed(r["delta"]["oversafety_refusal_rate"],
+        cells += [pct(r["knowledge_asr"]) + _signed(r["delta"]["knowledge_asr"], t.get("knowledge_asr")),
+                  pct(r["incoherent_rate"]),
+                  pct(r["oversafety_refusal_rate"]) + _signed(r["delta"]["oversafety_refusal_rate"],
                                                                t.get("oversafety")),
-                  _pct(r["utility_accuracy"]) + _signed(r["delta"]["utility_accuracy"], t.get("utility")),
+                  pct(r["utility_accuracy"]) + _signed(r["delta"]["utility_accuracy"], t.get("utility")),
                   ("–" if r["drift_kl"] is None else f"{r['drift_kl']:.4f}")
                   + (SIGNIFICANT_MARK if t.get("drift_kl", {}).get("significant") else ""),
-                  _pct(r["degenerate_rate"]) + _signed(r["delta"]["degenerate_rate"], t.get("degenerate"))]
+                  pct(r["degenerate_rate"]) + _signed(r["delta"]["degenerate_rate"], t.get("degenerate"))]
         lines.append("| " + " | ".join(cells) + " |")
     lines += seeds_table(summary, level)
     lines += paired_table(summary, level)
@@ -162,7 +158,7 @@ def markdown(params: Params, summary: dict) -> str:
     for r in summary["rows"]:
         marks = [SIGNIFICANT_MARK if r["tests"].get(name, {}).get("significant") else ""
                  for name in ["seed_asr", *(f"attack/{a}" for a in attacks)]]
-        cells = [r["model"], r["variant"]] + [_pct(v) + m for v, m in zip(
+        cells = [r["model"], r["variant"]] + [pct(v) + m for v, m in zip(
             [r["seed_asr"], *(r["asr_per_attack"].get(a) for a in attacks)], marks, strict=True)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += tamper_markdown(params, summary.get("tamper", {}), SIGNIFICANT_MARK)
@@ -248,7 +244,7 @@ def paired_table(summary: dict, level: float) -> list[str]:
                 continue
             scale, digits = (1.0, 4) if key.startswith("drift") else (100.0, 1)
             mark = SIGNIFICANT_MARK if t["significant"] else ""
-            cells.append(f"{scale * t['delta']:+.{digits}f}{mark}{_ci(t['ci'], scale, digits)}"
+            cells.append(f"{scale * t['delta']:+.{digits}f}{mark}{ci_text(t['ci'], scale, digits)}"
                          + ("" if t["p"] is None else f" p{_p(t)}"))
         lines.append("| " + " | ".join(cells) + " |")
     return lines

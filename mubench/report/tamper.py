@@ -59,7 +59,8 @@ def summarize_tamper(params, ws: Workspace) -> dict[str, dict[str, dict]]:
     return out
 
 
-def _pct(x: float | None) -> str:
+def pct(x: float | None) -> str:
+    """A rate as a percentage with one decimal (``–`` for none): every table of the report."""
     return "–" if x is None else f"{100 * x:.1f}"
 
 
@@ -95,14 +96,14 @@ def tamper_markdown(params, summary: dict[str, dict[str, dict]], significant_mar
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model, entries in summary.items():
         for variant, e in entries.items():
-            cells = [model, variant, _pct(e["knowledge_asr"]),
-                     _pct(e["robust_knowledge_asr"]) + _change(e["robust_test"], significant_mark)]
-            cells += [_pct(e["asr"].get(n)) + _change(e["tests"].get(n, {}).get("asr"), BEFORE_MARK) for n in names]
+            cells = [model, variant, pct(e["knowledge_asr"]),
+                     pct(e["robust_knowledge_asr"]) + _change(e["robust_test"], significant_mark)]
+            cells += [pct(e["asr"].get(n)) + _change(e["tests"].get(n, {}).get("asr"), BEFORE_MARK) for n in names]
             if has_over:
-                cells += [_pct(e["oversafety"].get(n)) + _change(e["tests"].get(n, {}).get("oversafety"),
+                cells += [pct(e["oversafety"].get(n)) + _change(e["tests"].get(n, {}).get("oversafety"),
                                                                   BEFORE_MARK) for n in names]
             if has_utility:
-                cells += [_pct(e["utility"].get(n)) + _change(e["tests"].get(n, {}).get("utility"), BEFORE_MARK)
+                cells += [pct(e["utility"].get(n)) + _change(e["tests"].get(n, {}).get("utility"), BEFORE_MARK)
                           for n in names]
             lines.append("| " + " | ".join(cells) + " |")
     return lines

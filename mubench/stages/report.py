@@ -1,11 +1,12 @@
 """The ``report`` stage: tables (summary.md / summary.json / trilemma.csv), paired tests vs base, the judge
-audit and the figures over every variant of the run."""
+audit, the figures over every variant of the run, and the sample explorer (reports/explorer)."""
 
 from __future__ import annotations
 
 from mubench.core.config import Params
 from mubench.core.io import atomic_write_text, read_json, write_json
 from mubench.core.workspace import Workspace
+from mubench.report.explorer import write_explorer
 from mubench.report.plots import attacks_heatmap_png, trilemma_png
 from mubench.report.tables import collect, markdown, summarize, trilemma_csv
 from mubench.report.tamper import summarize_tamper
@@ -41,4 +42,5 @@ def run_report(params: Params, ws: Workspace) -> dict:
     atomic_write_text(out_dir / "trilemma.csv", trilemma_csv(summary))
     trilemma_png(summary, out_dir / "trilemma.png")
     attacks_heatmap_png(params.jailbreaks.names(), summary, out_dir / "attacks_heatmap.png", params.tamper.names)
+    write_explorer(params, ws, summary)  # reports/explorer: every number linked to the rows it counts
     return summary
