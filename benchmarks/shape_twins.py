@@ -24,7 +24,8 @@ from mubench.core.config import load_params
 from mubench.judges import JUDGES
 from mubench.methods import METHODS
 from mubench.plan.evaluate import generation_step, plan_generation
-from mubench.plan.profile import arch_config, hub_arch_file, judge_plans, model_config
+from mubench.plan.judge import arch_config, hub_arch_file, judge_plans
+from mubench.plan.profile import model_config
 from mubench.plan.trace import PlanSettings, at_depth, build, isolated_accelerate, measure
 from mubench.plan.unlearn import _dummy_batch, _stream_names, plan_unlearn
 from mubench.training.loop import setup_training, train_step, weights_dtype

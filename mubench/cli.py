@@ -224,13 +224,17 @@ def check(params: Annotated[Path, typer.Argument(help="params file")] = Path("pa
 def plan(params: Annotated[Path, typer.Argument(help="params file")] = Path("params.yaml"),
          gpu_mem: Annotated[float | None, typer.Option("--gpu-mem", callback=_gpu_mem,
                                                        help="GB per GPU to check against")] = None,
-         as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False) -> None:
-    """Peak accelerator memory and compute of every GPU stage of a profile: each stage's own code run for one
-    step on the model's architecture under fake tensors (no weights, no GPU needed). Exit 2 if a stage does
-    not fit --gpu-mem."""
+         as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
+         gpu: Annotated[str, typer.Option("--gpu", help="the card GPU-hours are for: h100, h200, a100, l40s")] = "h100",
+         margin: Annotated[float | None, typer.Option("--margin", min=0.0, max=1.0,
+                                                      help="headroom over each planned peak (default 0.10)")] = None,
+         ) -> None:
+    """Peak accelerator memory and time of every GPU stage of a profile: each stage's own code run for one
+    step on the model's architecture under fake tensors (no weights, no GPU needed), and a roofline per phase for
+    the time. Exit 2 if a stage's peak plus margin and CUDA context does not fit --gpu-mem."""
     from mubench.tools.plan import plan as plan_params
 
-    plan_params(params, WS, gpu_mem, as_json, _say)
+    plan_params(params, WS, gpu_mem, as_json, _say, gpu, margin)
 
 
 @app.command()

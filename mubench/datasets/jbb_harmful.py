@@ -22,6 +22,7 @@ def parse(raw_dir: Path) -> list[dict]:
 SPEC = register(
     DatasetSpec(
         name="jbb-harmful",
+        rows=100,  # the documented row count of the pinned split (the plan counts it; `check` bounds sizes by it)
         role="harmful",
         license="MIT",
         citation="Chao et al. 2024, JailbreakBench: An Open Robustness Benchmark for Jailbreaking LLMs",

@@ -1,6 +1,11 @@
 """The evaluate stage's memory plan: one generation batch (``generate``'s prefill and preallocated cache), one
 utility batch (``utility``'s scorer; a generation batch for GSM8K) and one drift batch (``drift``: variant and
-base resident together), traced on fake tensors (``memory``)."""
+base resident together), traced on fake tensors (``trace``) at full depth.
+
+Inference is traced at full depth, not extrapolated from two small depths. Its peak phase changes with depth.
+At 2-4 layers the peak is the prefill's logits. At 32 it is the preallocated KV cache plus the prefill's copies.
+So a line through two small depths misses the full-depth peak by 40% for Llama-2-7B's generation (54 vs
+92 GB). A full-depth inference trace takes seconds."""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ from pathlib import Path
 import torch
 
 from mubench.plan.trace import (
-    TRACE_DEPTHS,
     PlanSettings,
     StagePlan,
     build,
@@ -48,7 +52,7 @@ def plan_generation(stage: str, config, batch: int, prompt: int, new_tokens: int
             model = build(cfg, dtype).eval()
             return measure(lambda: generation_step(model, batch, prompt, new_tokens), model)
 
-    parts, how = extrapolate(config, trace, TRACE_DEPTHS[0])
+    parts, how = extrapolate(config, trace, None)
     return inference_plan(stage, parts, how, batch, batch_key, config, prompt + new_tokens)
 
 
@@ -63,7 +67,7 @@ def plan_scoring(stage: str, config, batch: int, context: int, batch_key: str, d
             groups = [(list(range(1, context + 1)), [[5], [6], [7], [8]]) for _ in range(batch)]
             return measure(lambda: score_batch(model, groups, batch), model)
 
-    parts, how = extrapolate(config, trace, TRACE_DEPTHS[0])
+    parts, how = extrapolate(config, trace, None)
     return inference_plan(stage, parts, how, batch, batch_key, config, context)
 
 
@@ -87,7 +91,7 @@ def plan_drift(stage: str, config, batch: int, length: int, batch_key: str, with
                     drift_batch(model, model if not with_base else _Twin(model), data)
             return measure(step, model)
 
-    parts, how = extrapolate(config, trace, TRACE_DEPTHS[0])
+    parts, how = extrapolate(config, trace, None)
     if with_base:
         parts = {**parts, "base parameters": parts.get("parameters", 0),
                  "total": parts.get("total", 0) + parts.get("parameters", 0)}
@@ -124,13 +128,17 @@ def utility_plans(params, config, name: str, generating: Sequence[str],
 
 def evaluate_plans(params, checkpoint: Path, name: str, with_base: bool = True, generating: Sequence[str] = (),
                    settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
-    """The evaluate stage's generation, utility and drift batches on a checkpoint's architecture (``with_base``:
-    a variant, scored against a resident base; ``generating``: the utility tasks scored by generation)."""
+    """The evaluate stage's generation, judge, utility and drift batches on a checkpoint's architecture
+    (``with_base``: a variant, scored against a resident base; ``generating``: the utility tasks scored by
+    generation)."""
     from mubench.engine.models import checkpoint_config
+    from mubench.plan.judge import judge_plans
 
     config = checkpoint_config(checkpoint)
-    return [plan_generation(f"generate {name}", config, params.generation.batch_size, settings.prompt_tokens,
-                            params.generation.max_new_tokens, "generation.batch_size"),
+    generation = plan_generation(f"generate {name}", config, params.generation.batch_size, settings.prompt_tokens,
+                                 params.generation.max_new_tokens, "generation.batch_size")
+    # an LLM judge reads while this checkpoint is still loaded
+    return [generation, *judge_plans(params, settings, resident=generation.parts.get("parameters", 0)),
             *utility_plans(params, config, name, generating, settings),
             plan_drift(f"drift {name}", config, params.utility.batch_size,
                        settings.prompt_tokens + params.generation.max_new_tokens, "utility.batch_size", with_base)]

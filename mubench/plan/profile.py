@@ -9,19 +9,17 @@ LoRA/frozen layers), at a stated MFU; row counts come from the profile's sizes, 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
 from mubench.core.workspace import Workspace
 from mubench.plan.evaluate import plan_drift, plan_generation, utility_plans
+from mubench.plan.judge import ARCH_DIR, arch_config, hub_arch_file, judge_plans
+from mubench.plan.roofline import time_forward, time_generation
 from mubench.plan.tamper import plan_tamper
 from mubench.plan.trace import (
     GB,
-    TRACE_DEPTHS,
-    PlanError,
     PlanSettings,
     StagePlan,
     build,
@@ -34,8 +32,6 @@ from mubench.plan.trace import (
     measure,
 )
 from mubench.plan.unlearn import plan_unlearn
-
-ARCH_DIR = Path(__file__).with_name("arch")
 
 
 def plan_gcg(stage: str, config, eval_batch: int, tokens: int, dtype=torch.bfloat16) -> StagePlan:
@@ -52,13 +48,9 @@ def plan_gcg(stage: str, config, eval_batch: int, tokens: int, dtype=torch.bfloa
                           logits_to_keep=32)
             return measure(step, model)
 
-    parts, how = extrapolate(config, trace, TRACE_DEPTHS[0])
+    parts, how = extrapolate(config, trace, None)
     return inference_plan(stage, parts, how + "; a forward at GCG's candidate shapes", eval_batch,
                            "jailbreaks.params.gcg.eval_batch", config, tokens)
-
-
-def hub_arch_file(repo: str) -> Path:
-    return ARCH_DIR / f"{repo.replace('/', '__')}.json"
 
 
 def model_config(name: str, spec, ws: Workspace = Workspace()):
@@ -76,45 +68,17 @@ def model_config(name: str, spec, ws: Workspace = Workspace()):
     return arch_config(candidates, f"model '{name}'")
 
 
-def arch_config(candidates: list[Path], what: str):
-    from transformers import AutoConfig
-
-    for path in candidates:
-        if path.is_file():
-            fields = json.loads(path.read_text(encoding="utf-8"))
-            return AutoConfig.for_model(**{k: v for k, v in fields.items() if k != "architectures"})
-    raise PlanError(f"plan: no architecture for {what}: add {candidates[-1]} (its config.json) or materialise it "
-                    "first (`mubench model NAME`)")
-
-
-def judge_plans(params, settings: PlanSettings) -> list[StagePlan]:
-    """The LLM judges a profile uses, at their batch size over prompt + response + template tokens."""
-    from mubench.judges import JUDGES
-    from mubench.judges.llm import LlmJudge
-
-    plans = []
-    for name in dict.fromkeys((params.judge.safety, params.judge.oversafety)):
-        cls = JUDGES.get(name)
-        if not issubclass(cls, LlmJudge):
-            continue
-        options = cls.Params(**params.judge.options.get(name, {}))
-        local = Path(options.model) / "config.json"
-        config = arch_config([local, hub_arch_file(options.model)], f"judge '{name}' ({options.model})")
-        tokens = settings.prompt_tokens + params.generation.max_new_tokens + settings.judge_template_tokens
-        plans.append(plan_generation(f"judge {name}", config, options.batch_size, tokens, options.max_new_tokens,
-                                     f"judge.options.{name}.batch_size"))
-    return plans
-
-
 def plan_profile(params, settings: PlanSettings = PlanSettings(), ws: Workspace = Workspace(),
                  progress: Callable[[str], None] | None = None, limit: int | None = None) -> list[StagePlan]:
     """Every accelerator stage of ``params``: unlearn per model x method (its compute times the number of
     unlearning seeds), then per model generation, utility (scoring; GSM8K's generation), drift, GCG and the model
-    attacks (on the base and every variant), then the LLM judges. With ``limit``
-    (bytes), the first stage over it raises PlanError (the remaining traces are cancelled)."""
+    attacks (on the base and every variant), then the LLM judges. With ``limit`` (bytes), the first stage whose
+    need (peak + margin + CUDA context) is over it raises PlanError (the remaining traces are cancelled)."""
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
+
+    from mubench.plan.roofline import Phase
 
     plans: list[StagePlan] = []
 
@@ -122,12 +86,12 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), ws: Workspace 
         if progress:
             progress(plan.stage)
         if limit is not None:
-            check_fits([plan], limit)
+            check_fits([plan], limit, settings=settings)
         plans.append(plan)
 
     from mubench.datasets import is_generation_task
 
-    counts = _row_counts(params, settings)
+    counts = row_counts(params, settings)
     generating = [t for t in params.data.utility if is_generation_task(t)]  # no data yet: the catalog says
     variants = len(params.variants())
     configs = {name: model_config(name, params.model_zoo[name], ws) for name in params.models}
@@ -141,20 +105,31 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), ws: Workspace 
         for future in [pool.submit(_plan_unlearn_job, job) for job in jobs]:
             plan = future.result()
             plan.flops *= seeds
+            plan.phases = [Phase("train", plan.flops, 0.0)]  # compute-bound: the FLOPs at the utilisation
             add(plan)
     finally:
         pool.shutdown(cancel_futures=True)
+    new_tokens = params.generation.max_new_tokens
     for name, config in configs.items():
+        adapter = adapter_bytes(params, config)
         gen = plan_generation(f"generate {name}", config, params.generation.batch_size, settings.prompt_tokens,
-                              params.generation.max_new_tokens, "generation.batch_size")
-        gen.flops = gen.flops / gen.batch * counts["generated"] * variants
+                              new_tokens, "generation.batch_size")
+        _with_adapter(gen, adapter)
+        time_generation(gen, config, counts["generated"] * variants, settings.mean_prompt_tokens, new_tokens)
         add(gen)
         for util in utility_plans(params, config, name, generating, settings):
-            util.flops = util.flops / util.batch * _utility_row_count(util, counts) * variants
+            _with_adapter(util, adapter)
+            if util.stage.startswith("utility generation"):
+                time_generation(util, config, counts["utility generated"] * variants,
+                                 settings.utility_context_tokens, params.utility.generation.max_gen_toks)
+            else:
+                time_forward(util, config, counts["utility"] * variants, settings.utility_context_tokens)
             add(util)
         drift = plan_drift(f"drift {name}", config, params.utility.batch_size,
-                           settings.prompt_tokens + params.generation.max_new_tokens, "utility.batch_size", True)
-        drift.flops = 2 * drift.flops / drift.batch * counts["drift"] * variants  # the variant's and the base's
+                           settings.prompt_tokens + new_tokens, "utility.batch_size", True)
+        _with_adapter(drift, adapter)
+        # the variant's and the base's forwards over the base's answers
+        time_forward(drift, config, counts["drift"] * variants, settings.mean_prompt_tokens + new_tokens, 2.0)
         add(drift)
         if "gcg" in params.jailbreaks.fitted:
             from mubench.jailbreaks.gcg import GcgParams
@@ -164,22 +139,60 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), ws: Workspace 
             plan = plan_gcg(f"gcg {name}", config, min(gcg.eval_batch, gcg.search_width), tokens)
             # per step: the candidates' forwards and one gradient (forward + backward) per behaviour
             plan.flops = 2.0 * matmul_params(config) * tokens * (gcg.search_width + 3) * gcg.steps * gcg.behaviours
+            plan.phases = [Phase("gcg", plan.flops, 0.0)]
             add(plan)
         # every checkpoint (the base and each variant: ``variants``) is attacked
         for plan in plan_tamper(params, config, name, generating, settings):
             if plan.stage.startswith("generate"):
-                plan.flops = plan.flops / plan.batch * counts["tampered"] * variants
+                time_generation(plan, config, counts["tampered"] * variants, settings.mean_prompt_tokens,
+                                 new_tokens)
+            elif plan.stage.startswith("utility generation"):
+                time_generation(plan, config, counts["utility generated"] * variants * len(params.tamper.names),
+                                 settings.utility_context_tokens, params.utility.generation.max_gen_toks)
             elif plan.stage.startswith("utility"):
-                plan.flops = plan.flops / plan.batch * _utility_row_count(plan, counts) * variants
+                time_forward(plan, config, counts["utility"] * variants * len(params.tamper.names),
+                              settings.utility_context_tokens)
             else:
                 plan.flops *= variants
+                plan.phases = [Phase("train", plan.flops, 0.0)]
             add(plan)
-    for plan in judge_plans(params, settings):
-        # each checkpoint's own generations and its attacked copies'
-        judged = (counts["generated"] + counts["tampered"]) * variants
-        plan.flops = plan.flops / plan.batch * judged * len(params.models)
+    resident = max((p.parts.get("parameters", 0) + p.parts.get("adapter", 0) for p in plans
+                    if p.stage.startswith("generate ")), default=0)
+    # each checkpoint's own generations and its attacked copies', of every model
+    judged = (counts["generated"] + counts["tampered"]) * variants * len(params.models)
+    for plan in judge_plans(params, settings, resident, judged):
         add(plan)
     return plans
+
+
+def adapter_bytes(params, config) -> int:
+    """The largest LoRA adapter among the run's methods on ``config`` (bf16): it stays unmerged in evaluation,
+    beside the base's weights. r x (inputs + outputs) per targeted linear layer, counted on the meta device."""
+    import re
+
+    largest = 0
+    with torch.device("meta"):
+        model = build(config, torch.bfloat16)
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    for method in params.methods:
+        lora = params.method_config(method).lora
+        if lora is None or lora.save != "adapter":
+            continue
+        targets = lora.target_modules
+        if isinstance(targets, str):
+            chosen = [m for n, m in linears if re.fullmatch(targets, n)]
+        else:
+            chosen = [m for n, m in linears if n.rsplit(".", 1)[-1] in set(targets or ())]
+        largest = max(largest, sum(lora.r * (m.in_features + m.out_features) for m in chosen) * 2)
+    return largest
+
+
+def _with_adapter(plan: StagePlan, adapter: int) -> None:
+    """Count a LoRA variant's unmerged adapter in an evaluation batch's peak."""
+    if adapter:
+        plan.parts = {**plan.parts, "adapter": adapter}
+        plan.peak += adapter
+        plan.how += "; a LoRA variant's adapter beside the weights"
 
 
 def _plan_unlearn_job(job: tuple) -> StagePlan:
@@ -189,29 +202,35 @@ def _plan_unlearn_job(job: tuple) -> StagePlan:
     return plan_unlearn(*job)
 
 
-def _utility_row_count(plan: StagePlan, counts: dict[str, int]) -> int:
-    """The rows a utility plan's batch stands for: the generation tasks' (GSM8K) or the scored tasks'."""
-    return counts["utility generated" if plan.stage.startswith("utility generation") else "utility"]
+def dataset_rows(name: str, size, settings: PlanSettings) -> int:
+    """Rows a size takes of dataset ``name``: the catalog's row count for `all` (``rows_per_dataset`` where the
+    catalog does not know it yet, a Hub dataset not pinned), else the size, capped at the rows it has."""
+    from mubench.datasets import DATASETS
+
+    known = DATASETS.get(name).rows
+    if size == "all":
+        return known or settings.rows_per_dataset
+    return min(size, known) if known else size
 
 
-def _row_counts(params, settings: PlanSettings) -> dict[str, int]:
-    sizes = params.data.sizes
-
-    def rows(size) -> int:
-        return settings.rows_per_dataset if size == "all" else min(size, settings.rows_per_dataset)
-
+def row_counts(params, settings: PlanSettings) -> dict[str, int]:
+    """Prompts each kind of work covers per checkpoint: generated (plain harmful, each jailbreak's seeds,
+    over-safety), utility items scored and generated, drift pairs, and each tamper attack's prompts."""
     from mubench.datasets import is_generation_task
 
-    harmful = rows(sizes.harmful_per_dataset) * len(params.data.harmful)
-    seeds = min(params.jailbreaks.seed_per_dataset, rows(sizes.harmful_per_dataset)) * len(params.data.harmful)
-    over = rows(sizes.oversafety_per_dataset) * len(params.data.oversafety)
-    generating = sum(is_generation_task(t) for t in params.data.utility)
+    sizes = params.data.sizes
+    harmful = sum(dataset_rows(n, sizes.harmful_per_dataset, settings) for n in params.data.harmful)
+    seeds = sum(min(params.jailbreaks.seed_per_dataset, dataset_rows(n, sizes.harmful_per_dataset, settings))
+                for n in params.data.harmful)
+    over = sum(dataset_rows(n, sizes.oversafety_per_dataset, settings) for n in params.data.oversafety)
+    utility = {n: dataset_rows(n, sizes.utility_per_task, settings) for n in params.data.utility}
     cfg = params.tamper
     # per tamper attack: the attacked copy answers the seed behaviours or every plain prompt (+ over-safety)
     attacked = (seeds if cfg.prompts == "seed" else harmful) + (over if cfg.oversafety else 0)
     return {"generated": harmful + seeds * len(params.jailbreaks.names()) + over,
-            "utility": rows(sizes.utility_per_task) * (len(params.data.utility) - generating),
-            "utility generated": rows(sizes.utility_per_task) * generating, "drift": rows(sizes.drift),
+            "utility": sum(v for n, v in utility.items() if not is_generation_task(n)),
+            "utility generated": sum(v for n, v in utility.items() if is_generation_task(n)),
+            "drift": dataset_rows(params.data.drift_source, sizes.drift, settings),
             "tampered": attacked * len(cfg.names)}
 
 
@@ -219,16 +238,21 @@ def table_rows(plans: list[StagePlan], limit: int | None, settings: PlanSettings
     rows = []
     for plan in plans:
         parts = plan.parts
-        resident = parts.get("parameters", 0) + parts.get("base parameters", 0) + parts.get("optimizer", 0)
-        rows.append({"stage": plan.stage, "peak_gb": round(plan.peak / GB, 2),
+        resident = sum(parts.get(k, 0) for k in ("parameters", "base parameters", "optimizer", "adapter",
+                                                  "evaluated model (resident)"))
+        need = plan.need(settings)
+        rows.append({"stage": plan.stage, "peak_gb": round(plan.peak / GB, 2), "need_gb": round(need / GB, 2),
                      "parameters_gb": round(parts.get("parameters", 0) / GB, 2),
                      "gradients_gb": round(parts.get("gradients", 0) / GB, 2),
                      "optimizer_gb": round(parts.get("optimizer", 0) / GB, 2),
                      # activations, KV cache, temporaries (and gradients, when the peak falls in backward)
                      "transient_gb": round(max(0, plan.peak - resident) / GB, 2),
-                     "fits": None if limit is None else plan.peak <= limit,
-                     "fix": None if limit is None or plan.peak <= limit else plan.fix_text(limit),
-                     "pflops": round(plan.flops / 1e15, 3), "gpu_hours": round(gpu_hours(plan.flops, settings), 3),
+                     # what else stays loaded: a LoRA adapter, a second model (drift's base, the judged model)
+                     "other_resident_gb": round((parts.get("adapter", 0) + parts.get("base parameters", 0)
+                                                 + parts.get("evaluated model (resident)", 0)) / GB, 2),
+                     "fits": None if limit is None else need <= limit,
+                     "fix": None if limit is None or need <= limit else plan.fix_text(limit, settings),
+                     "pflops": round(plan.flops / 1e15, 3), "gpu_hours": round(gpu_hours(plan, settings), 3),
                      "how": plan.how})
     return rows
 
@@ -242,5 +266,5 @@ def hours_by_kind(plans: list[StagePlan], settings: PlanSettings) -> dict[str, f
     for plan in plans:
         first = plan.stage.split()[0]
         kind = "tamper attacks" if "(tampered)" in plan.stage else kinds.get(first, "tamper attacks")
-        total[kind] = total.get(kind, 0.0) + gpu_hours(plan.flops, settings)
+        total[kind] = total.get(kind, 0.0) + gpu_hours(plan, settings)
     return {k: round(v, 2) for k, v in total.items()}

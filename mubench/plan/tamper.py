@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from mubench.plan.evaluate import plan_generation, utility_plans
-from mubench.plan.trace import TRACE_DEPTHS, PlanSettings, StagePlan, build, extrapolate, fake_tensors, measure
+from mubench.plan.trace import PlanSettings, StagePlan, build, extrapolate, fake_tensors, measure
 from mubench.plan.unlearn import plan_training
 
 
@@ -29,7 +29,7 @@ def plan_ablation(stage: str, config, dtype=torch.bfloat16) -> StagePlan:
             model = build(cfg, dtype).eval()
             return measure(lambda: project_out(model, unit), model)
 
-    parts, how = extrapolate(config, trace, TRACE_DEPTHS[0])
+    parts, how = extrapolate(config, trace, None)
     return StagePlan(stage, parts.get("total", 0), parts, 0.0, how + "; the weight edit, no forward")
 
 
@@ -54,9 +54,10 @@ def plan_tamper(params, config, name: str, generating: Sequence[str] = (),
             plans.append(plan_ablation(f"{attack_name} {name}", config, device_dtype))
     if cfg.names:
         # plain prompts only (no jailbreak template), so evaluate's prompt length is an upper bound
-        plans.append(plan_generation(f"generate {name} (tampered)", config, params.generation.batch_size,
+        generation = plan_generation(f"generate {name} (tampered)", config, params.generation.batch_size,
                                      settings.prompt_tokens, params.generation.max_new_tokens,
-                                     "generation.batch_size"))
+                                     "generation.batch_size")
+        plans.append(generation)
         if cfg.utility:
             plans += utility_plans(params, config, f"{name} (tampered)", generating, settings)
     return plans
@@ -66,5 +67,9 @@ def tamper_plans(params, checkpoint: Path, name: str, generating: Sequence[str] 
                        settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
     """``plan_tamper`` on a checkpoint's architecture, as the list ``memory.ensure_fits`` checks."""
     from mubench.engine.models import checkpoint_config
+    from mubench.plan.judge import judge_plans
 
-    return plan_tamper(params, checkpoint_config(checkpoint), name, generating, settings)
+    plans = plan_tamper(params, checkpoint_config(checkpoint), name, generating, settings)
+    weights = next((p.parts.get("parameters", 0) for p in plans if p.stage.startswith("generate")), 0)
+    # an LLM judge reads the attacked copy's answers while the copy is still loaded
+    return plans + (judge_plans(params, settings, resident=weights) if params.tamper.names else [])

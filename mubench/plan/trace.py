@@ -1,14 +1,24 @@
-"""Memory and compute plan of every accelerator stage of a profile, from the project's own code.
+"""Memory and time plan of every accelerator stage of a profile, from the project's own code.
 
-Each stage's step (one unlearning step of the method's real loss through ``train.setup_training`` and
-``train.train_step``; one generation batch through ``generate``'s prefill and preallocated cache; one utility
-batch through ``utility``'s scorer; the judges' generation) runs on the model's real architecture under
-``FakeTensorMode``: shapes and dtypes are exact, nothing is allocated, no weights are needed. ``MemTracker``
-records the peak over the step's phases (forward, backward, optimizer) by kind (parameters, gradients,
-optimizer state, activations). Deep models are traced at two small depths and extrapolated linearly in the
-number of layers (exact for identical layers; the choice of depths keeps the method's trainable set affine in
-depth), because tracing cost grows faster than depth. Compute is an estimate: FLOPs = 2 x parameters x tokens
-per forward (x3 with gradients), at a stated MFU.
+Each stage's step runs on the model's real architecture under ``FakeTensorMode``. Shapes and dtypes are
+exact, nothing is allocated, and no weights are needed. The steps are:
+- one unlearning step of the method's real loss, through ``train.setup_training`` and ``train.train_step``;
+- one generation batch, through ``generate``'s prefill and preallocated cache;
+- one utility batch, through ``utility``'s scorer;
+- the judges' generation.
+
+``MemTracker`` records the peak over the step's phases (forward, backward, optimizer) by kind: parameters,
+gradients, optimizer state, activations.
+
+Every step is traced at full depth. A step's peak can move from one phase to another as depth grows (the
+prefill's logits to the KV cache; the forward's logits to the backward's checkpointed activations). So a line
+through two small depths can miss it: by 40% for Llama-2's generation, and by 6-7% for DPO's unlearning step.
+A full-depth trace takes seconds for inference and under a minute for a training step. ``extrapolate`` with
+two depths remains as the fast, approximate mode (``plan_training(..., full_depth=False)``).
+
+A stage fits when its peak plus a margin (``PlanSettings.margin``, 10%) plus the CUDA context is under the
+device's memory: the free memory at stage start, or ``--gpu-mem``. Time comes from a roofline per phase
+(``plan.roofline``).
 """
 
 from __future__ import annotations
@@ -33,9 +43,16 @@ class PlanSettings:
     prompt_tokens: int = 1024  # the longest jailbreak templates (AIM, Developer Mode) run 400-1,500 tokens
     judge_template_tokens: int = 384  # a judge's instructions around prompt and response
     utility_context_tokens: int = 1024
-    rows_per_dataset: int = 500  # where a size is `all` or above what the dataset holds
-    gpu_tflops: float = 989.0  # H100 SXM, bf16 dense
-    mfu: float = 0.35
+    rows_per_dataset: int = 500  # where a size is `all` and the catalog does not know the dataset's rows
+    mean_prompt_tokens: int = 256  # time only: plain prompts are ~30 tokens, jailbreak templates 400-1,500
+    gpu: str = "h100"  # a key of ``plan.roofline.GPUS``: the card the GPU-hours are for
+    mfu: float = 0.35  # share of the bf16 peak a compute-bound phase (prefill, training) reaches
+    bandwidth_efficiency: float = 0.7  # share of the memory bandwidth a memory-bound phase (decoding) reaches
+    # per decoding step and layer: launch and Python overhead, measured (H200: 1,600 new tokens/s at batch 64 on a
+    # 30-layer 135M model, 40 ms per step, far from both bounds)
+    step_overhead_s_per_layer: float = 1.3e-3
+    margin: float = 0.10  # headroom over the planned peak: allocator fragmentation and the caching reserve
+    cuda_context_gb: float = 1.0  # the CUDA context and cuBLAS workspace, outside the traced tensors
 
 
 @dataclass
@@ -51,17 +68,24 @@ class StagePlan:
     per_row: int = 0  # bytes per batch row (generation/scoring stages): the batch size that fits follows
     batch: int = 0
     batch_key: str = ""
+    phases: list = field(default_factory=list)  # ``plan.roofline.Phase``: the stage's whole work, for its time
+    layers: int = 32  # decoder layers (a decoding step's overhead is per layer)
 
-    def fitting_batch(self, limit: int) -> int:
-        """The largest batch that fits ``limit`` bytes (0 when even one row does not)."""
+    def need(self, settings: PlanSettings, context: bool = True) -> float:
+        """Bytes the stage needs on the device: the peak plus the margin (plus the CUDA context)."""
+        return self.peak * (1 + settings.margin) + (settings.cuda_context_gb * GB if context else 0)
+
+    def fitting_batch(self, limit: int, settings: PlanSettings, context: bool = True) -> int:
+        """The largest batch whose need fits ``limit`` bytes (0 when even one row does not)."""
         if not self.per_row:
             return 0
-        return max(0, int((limit - (self.peak - self.per_row * self.batch)) // self.per_row))
+        usable = (limit - (settings.cuda_context_gb * GB if context else 0)) / (1 + settings.margin)
+        return max(0, int((usable - (self.peak - self.per_row * self.batch)) // self.per_row))
 
-    def fix_text(self, limit: int) -> str:
+    def fix_text(self, limit: int, settings: PlanSettings, context: bool = True) -> str:
         fixes = list(self.fixes)
         if self.batch_key:
-            fits = self.fitting_batch(limit)
+            fits = self.fitting_batch(limit, settings, context)
             if 0 < fits < self.batch:
                 fixes.insert(0, f"{self.batch_key}: {fits}")
         return "; or ".join(fixes) if fixes else "a GPU with more memory"
@@ -230,22 +254,36 @@ def matmul_params(config) -> int:
 def inference_plan(stage, parts, how, batch, batch_key, config, tokens) -> StagePlan:
     weights = parts.get("parameters", 0)
     per_row = max(0, parts.get("total", 0) - weights) // max(batch, 1)
-    plan = StagePlan(stage, parts.get("total", 0), parts, 2.0 * matmul_params(config) * tokens * batch, how,
-                     per_row=per_row, batch=batch, batch_key=batch_key)
-    return plan
+    return StagePlan(stage, parts.get("total", 0), parts, 2.0 * matmul_params(config) * tokens * batch, how,
+                     per_row=per_row, batch=batch, batch_key=batch_key, layers=config.num_hidden_layers)
 
 
-def gpu_hours(flops: float, settings: PlanSettings) -> float:
-    return flops / (settings.gpu_tflops * 1e12 * settings.mfu) / 3600
+def gpu_hours(plan: StagePlan, settings: PlanSettings) -> float:
+    """The stage's GPU-hours on ``settings.gpu`` from its phases (``plan.roofline``); a plan without phases
+    (compute only) at the stated utilisation."""
+    from mubench.plan.roofline import GPUS, Phase, phase_seconds
+
+    gpu = GPUS[settings.gpu]
+    overhead = settings.step_overhead_s_per_layer * plan.layers
+    phases = plan.phases or [Phase(plan.stage, plan.flops, 0.0, 1.0)]
+    return sum(phase_seconds(p, gpu, settings.mfu, settings.bandwidth_efficiency,
+                             overhead if p.name == "decode" else 0.0) for p in phases) / 3600
 
 
-def check_fits(plans: list[StagePlan], limit_bytes: int, gpus: int = 1) -> None:
-    """Raise PlanError (one line) for the first stage whose planned peak exceeds ``limit_bytes``."""
+def check_fits(plans: list[StagePlan], limit_bytes: int, gpus: int = 1, settings: PlanSettings = PlanSettings(),
+               context: bool = True) -> None:
+    """Raise PlanError (one line) for the first stage whose need (peak + margin + CUDA context) exceeds
+    ``limit_bytes``. ``context=False`` when ``limit_bytes`` is the free memory measured in a process that holds
+    its context already."""
     for plan in plans:
-        if plan.peak > limit_bytes:
-            raise PlanError(f"{plan.stage}: needs {plan.peak / GB:.1f} GB of accelerator memory, "
-                            f"{limit_bytes / GB:.1f} GB available{f' per GPU ({gpus} GPUs)' if gpus > 1 else ''}; fix: "
-                            f"{plan.fix_text(limit_bytes)}")
+        need = plan.need(settings, context)
+        if need > limit_bytes:
+            parts = f"peak {plan.peak / GB:.1f} + {settings.margin:.0%} margin" + \
+                (f" + {settings.cuda_context_gb:g} GB CUDA context" if context else "")
+            raise PlanError(f"{plan.stage}: needs {need / GB:.1f} GB of accelerator memory ({parts}), "
+                            f"{limit_bytes / GB:.1f} GB {'free' if not context else 'available'}"
+                            f"{f' per GPU ({gpus} GPUs)' if gpus > 1 else ''}; fix: "
+                            f"{plan.fix_text(limit_bytes, settings, context)}")
 
 
 def device_memory() -> int | None:
@@ -255,13 +293,21 @@ def device_memory() -> int | None:
     return torch.cuda.get_device_properties(0).total_memory
 
 
+def free_device_memory() -> int | None:
+    """Free memory of the visible GPU now (bytes; this process's CUDA context already taken), or None."""
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.mem_get_info(0)[0]
+
+
 def ensure_fits(device: str, planner: Callable[..., list[StagePlan]], *args) -> None:
-    """On the GPU, plan the stage (``planner(*args)``) and refuse it before anything is loaded when it cannot
-    fit the visible GPU. The plan runs in a fresh single-process child: its fake tensors, patches and
-    accelerate state never touch the stage's own process (nor a distributed launch's process group)."""
+    """On the GPU, plan the stage (``planner(*args)``) and refuse it before anything is loaded when its peak
+    plus the margin does not fit the GPU's free memory now (another process's, or a leak's, use counts). The
+    plan runs in a fresh single-process child: its fake tensors, patches and accelerate state never touch the
+    stage's own process (nor a distributed launch's process group)."""
     if device != "cuda":
         return
-    limit = device_memory()
+    limit = free_device_memory()
     if limit is None:
         return
     import multiprocessing
@@ -269,7 +315,7 @@ def ensure_fits(device: str, planner: Callable[..., list[StagePlan]], *args) -> 
 
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=single_process) as pool:
         plans = pool.submit(planner, *args).result()
-    check_fits(plans, limit)
+    check_fits(plans, limit, context=False)
 
 
 def single_process() -> None:

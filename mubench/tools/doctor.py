@@ -16,7 +16,7 @@ from pathlib import Path
 from mubench.core.config import HubModel, Params
 from mubench.core.workspace import Workspace
 
-HEADROOM = 0.10  # plan + this share must fit a GPU (CUDA context, allocator fragmentation and reserve)
+HEADROOM = 0.10  # the disk estimate + this share must be free (the GPU's margin is PlanSettings.margin)
 BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
@@ -76,16 +76,18 @@ def check_gpu(p: Params, ws: Workspace) -> list[Row]:
     rows.append(Row("cuda", "ok", f"{torch.cuda.device_count()} x {name}, torch {torch.__version__} with CUDA "
                                   f"{torch.version.cuda}, driver {_driver() or 'unknown'}"))
     from mubench.plan.profile import plan_profile
+    from mubench.plan.trace import PlanSettings
 
-    plans = plan_profile(p, ws=ws)
-    peak = max(x.peak for x in plans)
-    need = peak * (1 + HEADROOM)
+    settings = PlanSettings()
+    plans = plan_profile(p, settings, ws=ws)
     worst = max(plans, key=lambda x: x.peak)
+    # this process holds its CUDA context already: the free memory is what a stage gets
+    need = worst.need(settings, context=False)
     status = "ok" if need <= free else "BLOCKER"
-    rows.append(Row("gpu memory", status, f"largest stage {worst.stage}: plan {peak / 1e9:.1f} GB + {HEADROOM:.0%} "
-                                          f"headroom = {need / 1e9:.1f} GB; free {free / 1e9:.1f} of "
-                                          f"{total / 1e9:.1f} GB" + ("" if status == "ok" else
-                                                                     " (`mubench plan` names the knob to turn)")))
+    rows.append(Row("gpu memory", status, f"largest stage {worst.stage}: plan {worst.peak / 1e9:.1f} GB + "
+                                          f"{settings.margin:.0%} margin = {need / 1e9:.1f} GB; free {free / 1e9:.1f} "
+                                          f"of {total / 1e9:.1f} GB" + ("" if status == "ok" else
+                                                                        " (`mubench plan` names the knob to turn)")))
     return rows
 
 

@@ -15,7 +15,7 @@ from mubench.plan.trace import PlanError, PlanSettings, device_memory
 
 def check(path: Path, ws: Workspace, gpu_mem: float | None) -> list[str]:
     """Lines saying what ``path`` would run; with ``gpu_mem`` (GB) or a visible GPU, every GPU stage is planned
-    and one that cannot fit raises PlanError."""
+    and one that cannot fit (peak + margin + CUDA context) raises PlanError."""
     p = load_params(path)
     problems = profile_problems(p)
     if problems:
@@ -25,9 +25,12 @@ def check(path: Path, ws: Workspace, gpu_mem: float | None) -> list[str]:
     visible = device_memory()
     if gpu_mem is not None or visible is not None:
         limit = int(gpu_mem * 1e9) if gpu_mem is not None else visible
-        plans = plan_profile(p, ws=ws, limit=limit)
-        lines.append(f"{path}: every GPU stage fits {limit / 1e9:.1f} GB (peak {max(x.peak for x in plans) / 1e9:.1f} "
-                     "GB; `mubench plan` for the table)")
+        settings = PlanSettings()
+        plans = plan_profile(p, settings, ws=ws, limit=limit)
+        top = max(plans, key=lambda x: x.peak)
+        lines.append(f"{path}: every GPU stage fits {limit / 1e9:.1f} GB (largest need {top.need(settings) / 1e9:.1f} "
+                     f"GB: peak {top.peak / 1e9:.1f} + {settings.margin:.0%} margin + {settings.cuda_context_gb:g} GB "
+                     "CUDA context; `mubench plan` for the table)")
     return lines
 
 
@@ -95,43 +98,66 @@ def profile_problems(p: Params) -> list[str]:
     return problems
 
 
-def plan(path: Path, ws: Workspace, gpu_mem: float | None, as_json: bool, say) -> None:
-    """Print the plan of every GPU stage (a table, or JSON); PlanError when a stage does not fit ``gpu_mem``."""
+def plan(path: Path, ws: Workspace, gpu_mem: float | None, as_json: bool, say, gpu: str = "h100",
+         margin: float | None = None) -> None:
+    """Print the plan of every GPU stage (a table, or JSON) with GPU-hours on ``gpu``; PlanError when a stage
+    does not fit ``gpu_mem`` with its margin."""
+    from dataclasses import replace
+
+    from mubench.plan.roofline import GPUS
+
     p = load_params(path)
-    settings = PlanSettings()
+    if gpu not in GPUS:
+        raise ConfigError(f"--gpu {gpu!r}: not a card the plan knows; use one of {', '.join(GPUS)}")
+    settings = replace(PlanSettings(), gpu=gpu, **({} if margin is None else {"margin": margin}))
     limit = int(gpu_mem * 1e9) if gpu_mem is not None else None
     plans = plan_profile(p, settings, ws=ws, progress=None if as_json else (lambda s: say(f"[plan] {s}")))
     rows = table_rows(plans, limit, settings)
     hours = hours_by_kind(plans, settings)
+    # the same plans timed on every card the roofline knows (memory is the card's own business: --gpu-mem)
+    by_card = {card: hours_by_kind(plans, replace(settings, gpu=card)) for card in GPUS}
     if as_json:
         print(json.dumps({"params": str(path), "gpu_mem_gb": gpu_mem, "settings": settings.__dict__,
-                          "stages": rows, "gpu_hours": hours}, indent=1))
+                          "gpu": GPUS[gpu].__dict__, "stages": rows, "gpu_hours": hours,
+                          "gpu_hours_total": round(sum(hours.values()), 1),
+                          "gpu_hours_by_card": {card: {**h, "total": round(sum(h.values()), 1)}
+                                                for card, h in by_card.items()}}, indent=1))
     else:
         _table(path, rows, hours, settings, gpu_mem)
+        say("GPU-hours on other cards: " + ", ".join(f"{GPUS[c].name} {sum(h.values()):.1f}"
+                                                     for c, h in by_card.items() if c != gpu))
     misfits = [row for row in rows if row["fits"] is False]
     if misfits:
         row = misfits[0]
-        raise PlanError(f"{row['stage']}: needs {row['peak_gb']:.1f} GB, {gpu_mem:.1f} GB available "
-                        f"({len(misfits)} stage(s) do not fit); fix: {row['fix']}")
+        raise PlanError(f"{row['stage']}: needs {row['need_gb']:.1f} GB (peak {row['peak_gb']:.1f} + "
+                        f"{settings.margin:.0%} margin + {settings.cuda_context_gb:g} GB CUDA context), "
+                        f"{gpu_mem:.1f} GB available ({len(misfits)} stage(s) do not fit); fix: {row['fix']}")
 
 
 def _table(params: Path, rows: list[dict], hours: dict, settings: PlanSettings, gpu_mem: float | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from mubench.plan.roofline import GPUS
+
+    card = GPUS[settings.gpu]
     table = Table(title=f"mubench plan {params}" + (f" (--gpu-mem {gpu_mem:g})" if gpu_mem else ""),
-                  caption=f"GB = 1e9 bytes. Peak: traced (MemTracker on fake tensors). Assumed: prompts "
-                          f"{settings.prompt_tokens} tokens, utility contexts {settings.utility_context_tokens}, "
-                          f"<= {settings.rows_per_dataset} rows per dataset; GPU-hours at {settings.gpu_tflops:g} "
-                          f"TFLOP/s x MFU {settings.mfu:g}.")
-    for column in ("stage", "peak GB", "weights GB", "grads GB", "optimizer GB", "transient GB", "fits", "GPU-h",
-                   "how"):
+                  caption=f"GB = 1e9 bytes. Peak: traced (MemTracker on fake tensors); need = peak + "
+                          f"{settings.margin:.0%} margin + {settings.cuda_context_gb:g} GB CUDA context. Memory "
+                          f"assumes prompts of {settings.prompt_tokens} tokens and utility contexts of "
+                          f"{settings.utility_context_tokens}. GPU-hours on {card.name} ({card.bf16_tflops:g} "
+                          f"TFLOP/s bf16 x {settings.mfu:g}, {card.bandwidth_tbs:g} TB/s x "
+                          f"{settings.bandwidth_efficiency:g}, {settings.step_overhead_s_per_layer * 1e3:g} ms per "
+                          f"decoding step and layer), mean prompt {settings.mean_prompt_tokens} tokens, every "
+                          f"response at max_new_tokens; rows from the catalog (else {settings.rows_per_dataset}).")
+    for column in ("stage", "peak GB", "need GB", "weights GB", "grads GB", "optimizer GB", "transient GB",
+                   "other resident GB", "fits", "GPU-h", "how"):
         table.add_column(column, justify="left" if column in ("stage", "how") else "right")
     for row in rows:
         fits = "" if row["fits"] is None else ("yes" if row["fits"] else "[red]NO[/red]")
-        table.add_row(row["stage"], f"{row['peak_gb']:.1f}", f"{row['parameters_gb']:.1f}",
-                      f"{row['gradients_gb']:.2f}", f"{row['optimizer_gb']:.2f}", f"{row['transient_gb']:.1f}", fits,
-                      f"{row['gpu_hours']:.2f}", row["how"])
+        table.add_row(row["stage"], f"{row['peak_gb']:.1f}", f"{row['need_gb']:.1f}", f"{row['parameters_gb']:.1f}",
+                      f"{row['gradients_gb']:.2f}", f"{row['optimizer_gb']:.2f}", f"{row['transient_gb']:.1f}",
+                      f"{row['other_resident_gb']:.1f}", fits, f"{row['gpu_hours']:.2f}", row["how"])
     console = Console(width=200)
     console.print(table)
     total = sum(hours.values())

@@ -90,7 +90,7 @@ def family_of(arch: dict) -> str:
 
 def arch_config(repo: str) -> dict:
     """The architecture's config.json fields, as ``mubench plan`` reads them."""
-    from mubench.plan.profile import hub_arch_file
+    from mubench.plan.judge import hub_arch_file
 
     path = hub_arch_file(repo)
     if not path.is_file():
