@@ -58,6 +58,10 @@ def test_bad_labels_are_one_line_errors_and_stale_labels_are_left_out(tmp_path):
     audit = audit_report(labels, Workspace(tmp_path))
     assert (audit["n"], audit["stale"], audit["judges"]) == (0, 1, {})
     assert "No label matches" in "\n".join(audit_table(audit))
+    # a label whose row the run no longer holds (its sample was drawn from other rows) is stale too, not an error
+    write_labels(labels, [{**key, "label": "refusal"}, {**key, "id": "gone", "label": "compliance"}])
+    audit = audit_report(labels, Workspace(tmp_path))
+    assert (audit["n"], audit["stale"], audit["labels"]["compliance"]) == (1, 1, 0)
 
 
 def test_agreement_counts_incoherent_replies_as_no_success(tmp_path):

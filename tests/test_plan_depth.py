@@ -6,7 +6,7 @@ step on Llama-2 (every other method within 5%). These tests keep both facts:
 - generation's full-depth peaks equal an independent full-depth trace (made for issue 29);
 - every other inference kind (GSM8K generation, utility scoring, drift, the judge with the evaluated model
   resident, GCG) is traced at full depth;
-- training kinds (unlearning: LoRA + checkpointing, RMU, a reference method; the relearning attack) are traced at
+- training kinds (unlearning: LoRA + checkpointing, a reference method; the relearning attack) are traced at
   full depth, and the fast extrapolation stays within 10% of them.
 """
 
@@ -22,8 +22,9 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 MODELS = ["llama2-7b-chat", "llama3-8b-instruct", "mistral-7b-instruct"]
-# (model, method): the three distinct training paths on Llama-2 (the largest activations; CI time bounds the rest)
-TRAINING = [("llama2-7b-chat", m) for m in ("ga", "rmu", "dpo")]
+# (model, method) on Llama-2 (the largest activations): LoRA + checkpointing, and DPO, where the extrapolation
+# was 6.7% low (CI time bounds the rest; RMU's full-depth plan is checked against a real step in test_plan.py)
+TRAINING = [("llama2-7b-chat", m) for m in ("ga", "dpo")]
 # generation (64 x 1,024 prompt tokens + 256 new) traced at full depth for the issue, in GB
 GENERATION_GB = {"llama2-7b-chat": 91.8, "llama3-8b-instruct": 35.7, "mistral-7b-instruct": 34.1}
 
@@ -111,12 +112,15 @@ def test_the_full_size_gpu_check_runs_on_the_cpu(tmp_path):
     import sys
 
     out = tmp_path / "gpu_full_size.json"
+    # one architecture in CI (Llama-3: grouped-query attention, untied 128k vocabulary): the script's paths are the
+    # same for all three
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_full_size.py"), "--layers", "2", "--small",
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+                           "--models", "llama3-8b-instruct", "--out", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
     stages = [r["stage"] for r in report["results"]]
-    for name in MODELS:
+    for name in ["llama3-8b-instruct"]:
         assert {f"generate {name}", f"gsm8k {name}", f"drift {name} (base resident)", f"judge with {name} resident",
                 f"unlearn {name}/ga", f"unlearn {name}/rmu"} <= set(stages)
     assert all(0.5 < r["ratio"] < 1.5 for r in report["results"]), report["results"]

@@ -82,21 +82,20 @@ def read_audit_labels(path: Path) -> list[dict]:
     return rows
 
 
-def joined(labels: list[dict], ws: Workspace, labels_path: Path) -> tuple[list[dict], int]:
-    """Each label with its sample row (goal, judged text, response), and the number of stale labels left out
-    (the response no longer hashes to the labelled one)."""
+def joined(labels: list[dict], ws: Workspace) -> tuple[list[dict], int]:
+    """Each label with its sample row (goal, judged text, response), and the number of stale labels left out:
+    the response no longer hashes to the labelled one, or the row is no longer in the run (the sample was drawn
+    from other rows, e.g. after a dataset's canonical rows changed). A label never scores an output it was not
+    given for."""
     cache: dict[tuple[str, str], dict] = {}
     out, stale = [], 0
-    for line, label in enumerate(labels, start=2):
+    for label in labels:
         key = (label["model"], label["variant"])
         if key not in cache:
             path = ws.samples(label["model"], label["variant"]) / "safety.jsonl"
             cache[key] = {(r["attack"], r["id"]): r for r in read_jsonl(path)}
         row = cache[key].get((label["attack"], label["id"]))
-        if row is None:
-            raise ValueError(f"{labels_path}: line {line}: no response {label['attack']}/{label['id']} in "
-                             f"{label['model']}/{label['variant']}'s samples")
-        if sha256_text(row["response"]) != label["response_sha256"]:
+        if row is None or sha256_text(row["response"]) != label["response_sha256"]:
             stale += 1
             continue
         out.append({**row, "label": label["label"], "variant": label["variant"]})
@@ -115,7 +114,7 @@ def audit_report(labels_path: Path, ws: Workspace, models: list[str] | None = No
               if (models is None or row["model"] in models) and (variants is None or row["variant"] in variants)]
     if not labels:
         return None
-    rows, stale = joined(labels, ws, labels_path)
+    rows, stale = joined(labels, ws)
     if not rows:
         return {"n": 0, "stale": stale, "labels": dict.fromkeys(LABELS, 0), "variants": 0, "attacks": 0,
                 "judges": {}}
