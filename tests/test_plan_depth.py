@@ -4,7 +4,7 @@ Every stage kind is traced at full depth. The two-depth extrapolation it replace
 full-depth traces. It was 40% low for Llama-2's generation, and 6-7% low for DPO's and safe_unlearning's unlearning
 step on Llama-2 (every other method within 5%). These tests keep both facts:
 - generation's full-depth peaks equal an independent full-depth trace (made for issue 29);
-- every other inference kind (GSM8K generation, utility scoring, drift, the judge with the evaluated model
+- every other inference kind on Llama-2 (GSM8K generation, utility scoring, drift, the judge with the evaluated model
   resident, GCG) is traced at full depth;
 - training kinds (unlearning: LoRA + checkpointing, a reference method; the relearning attack) are traced at
   full depth, and the fast extrapolation stays within 10% of them.
@@ -96,6 +96,8 @@ def test_inference_is_traced_at_full_depth_and_matches_an_independent_trace(name
     gen = plan_generation("generate", config, 64, 1024, 256, "generation.batch_size")
     assert gen.how.startswith("traced at full depth")
     assert abs(gen.peak / 1e9 - GENERATION_GB[name]) <= 0.05 * GENERATION_GB[name], gen.peak
+    if name != "llama2-7b-chat":
+        return  # the other kinds run through the same full-depth trace: one architecture for them (CI time)
     kinds = [*utility_plans(params, config, name, ["gsm8k"]),
              plan_drift("drift", config, params.utility.batch_size, 1280, "utility.batch_size", True),
              plan_gcg("gcg", config, 64, 100)]
