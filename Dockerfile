@@ -46,10 +46,14 @@ ARG PIP_EXTRA=""
 USER 1000:1000
 COPY --chown=1000:1000 requirements/build.lock /tmp/build.lock
 COPY --chown=1000:1000 ${LOCK} /tmp/requirements.lock
+COPY --chown=1000:1000 requirements/pip_sources.py /tmp/pip_sources.py
+# pip_sources.py adds PyTorch's CPU index for a +cpu lock unless PIP_EXTRA already supplies the wheel; its output
+# is pip options, to be split into words
+# hadolint ignore=SC2046
 RUN python3.11 -m venv /opt/venv \
     && pip install --no-cache-dir --require-hashes --no-deps -r /tmp/build.lock ${PIP_EXTRA} \
     && pip install --no-cache-dir --require-hashes --no-deps --no-build-isolation --use-pep517 \
-        -r /tmp/requirements.lock ${PIP_EXTRA}
+        -r /tmp/requirements.lock ${PIP_EXTRA} $(python /tmp/pip_sources.py pip-args /tmp/requirements.lock ${PIP_EXTRA})
 
 WORKDIR /work
 COPY --chown=1000:1000 . /work

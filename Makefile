@@ -2,18 +2,29 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-LOCK   ?= requirements/cpu.lock
-# Where pip finds torch 2.13.0+cpu when no local wheel is configured (docs/running.md, "Set-up").
+# Empty: requirements/cuda.lock where `nvidia-smi` lists a GPU, else requirements/cpu.lock; LOCK=... overrides.
+LOCK   ?=
+# More pip options where a site needs them (a proxy index); torch's CPU index is added without it
+# (requirements/pip_sources.py).
 PIP_EXTRA ?=
 
 .PHONY: setup repro test test-fast lint docs lock clean push pull verify image plots-template
 
-# two steps: the hashed setuptools first, then the lock with --no-build-isolation, so the four sdists in it are
-# built by that setuptools instead of build dependencies pip would fetch without a hash check
+# Python 3.11 checked first (one line when it is missing); the lock picked for the machine and the index that
+# serves its torch wheel found by requirements/pip_sources.py. Two steps: the hashed setuptools first, then the
+# lock with --no-build-isolation, so the four sdists in it are built by that setuptools instead of build
+# dependencies pip would fetch without a hash check.
 setup:
+	@command -v $(PYTHON) > /dev/null 2>&1 || { echo "error: $(PYTHON) not found: make setup needs Python 3.11 \
+	with its venv module (Debian/Ubuntu: apt install python3.11 python3.11-venv), or PYTHON=/path/to/python3.11, \
+	or the image (docs/container.md)"; exit 1; }
+	@$(PYTHON) requirements/pip_sources.py check
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --require-hashes --no-deps -r requirements/build.lock $(PIP_EXTRA)
-	$(BIN)/pip install --require-hashes --no-deps --no-build-isolation --use-pep517 -r $(LOCK) $(PIP_EXTRA)
+	@lock="$(LOCK)"; [ -n "$$lock" ] || lock="$$($(BIN)/python requirements/pip_sources.py lock)"; \
+	extra="$$($(BIN)/python requirements/pip_sources.py pip-args "$$lock" $(PIP_EXTRA))" || exit 1; \
+	echo "setup: installing $$lock $$extra"; \
+	$(BIN)/pip install --require-hashes --no-deps --no-build-isolation --use-pep517 -r "$$lock" $$extra $(PIP_EXTRA)
 	$(BIN)/pip install --require-hashes --no-deps -r requirements/docs.lock
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
 	$(BIN)/mubench --help > /dev/null && echo "setup ok: $(VENV)"

@@ -50,7 +50,7 @@ def test_every_run_record_says_which_paths_ran():
 
 
 def test_the_committed_run_has_the_avx2_reference_values():
-    """The base model's drift NLL as measured on an AVX2-only CPU (AMD EPYC, family 25) before the paths were
+    """The base model's drift NLL as measured on an AVX2-only CPU before the paths were
     pinned (an AVX-512 run gave 0.897826). GA's first unlearning loss was -1.142445 there too, on the forget set
     of that time. Since AdvBench is sampled from its canonical rows the forget set differs, and the pinned-path
     run gives -1.358038 (the committed run; the drift set did not change)."""
