@@ -339,13 +339,14 @@ def twin(name: Annotated[str, typer.Argument(help="a GPU profile, profiles/NAME.
 
 @app.command()
 @stage
-def readme(check_only: Annotated[bool, typer.Option("--check", help="exit 1 if the table is stale; write "
+def readme(check_only: Annotated[bool, typer.Option("--check", help="exit 1 if a block is stale; write "
                                                                   "nothing")] = False) -> None:
-    """Copy the report's main table (reports/summary.md) into README.md's results block."""
-    from mubench.tools.readme import sync
+    """Copy the report's main table and findings (reports/summary.md, reports/findings.md) into the generated
+    blocks of README.md and docs/results.md."""
+    from mubench.tools.readme import sync_all
 
-    changed = sync(WS.root / "README.md", WS.reports / "summary.md", check_only)
-    typer.echo("README.md: results table " + ("updated" if changed else "up to date"))
+    for page, changed in sync_all(WS.root, WS.reports, check_only).items():
+        typer.echo(f"{page}: " + (f"updated ({', '.join(changed)})" if changed else "up to date"))
 
 
 data_app = typer.Typer(no_args_is_help=True, help="The dataset catalog: list, fetch, pin, verify.")

@@ -70,3 +70,32 @@ def test_the_site_builds_strict(tmp_path):
                           capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "site" / "catalogue" / "tamper" / "index.html").is_file()
+
+
+SECTION_REF = re.compile(r'(README|docs/[A-Za-z0-9/_-]+\.md),? "([^"]+)"')
+REFERRING = [ROOT / "dvc.yaml", ROOT / ".dvc" / "config", ROOT / "params.yaml", ROOT / "Makefile", ROOT / "Dockerfile",
+             *sorted((ROOT / "profiles").glob("*.yaml")), *sorted((ROOT / "mubench").rglob("*.py")),
+             *sorted((ROOT / "tests").glob("*.py")), *PAGES]
+
+
+def headings(page: Path) -> set[str]:
+    return {line.lstrip("#").strip() for line in page.read_text(encoding="utf-8").splitlines()
+            if line.startswith("#")}
+
+
+def dead_section_refs(text: str) -> list[str]:
+    """References such as `docs/running.md, "The pipeline"` whose page has no such heading."""
+    dead = []
+    for page, section in SECTION_REF.findall(text):
+        path = ROOT / ("README.md" if page == "README" else page)
+        if not path.is_file() or section not in headings(path):
+            dead.append(f"{page} {section!r}")
+    return dead
+
+
+def test_references_to_a_page_section_name_one_that_exists():
+    found = {p.relative_to(ROOT).as_posix(): dead_section_refs(p.read_text(encoding="utf-8")) for p in REFERRING
+             if p != Path(__file__)}
+    assert not {k: v for k, v in found.items() if v}, found
+    assert dead_section_refs('see README "Reproduce"') == ["README 'Reproduce'"]
+    assert dead_section_refs('see docs/running.md, "The pipeline"') == []

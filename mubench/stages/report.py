@@ -1,5 +1,6 @@
 """The ``report`` stage: tables (summary.md / summary.json / trilemma.csv), paired tests vs base, the judge
-audit, the figures over every variant of the run, and the sample explorer (reports/explorer)."""
+audit, the findings as sentences (findings.md, which the README and docs quote), the figures over every variant
+of the run, and the sample explorer (reports/explorer)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from mubench.core.config import Params
 from mubench.core.io import atomic_write_text, read_json, write_json
 from mubench.core.workspace import Workspace
 from mubench.report.explorer import write_explorer
+from mubench.report.findings import findings_page
 from mubench.report.plots import attacks_heatmap_png, trilemma_png
 from mubench.report.tables import collect, markdown, summarize, trilemma_csv
 from mubench.report.tamper import summarize_tamper
@@ -39,6 +41,7 @@ def run_report(params: Params, ws: Workspace) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "summary.json", summary)
     atomic_write_text(out_dir / "summary.md", markdown(params, summary))
+    atomic_write_text(out_dir / "findings.md", findings_page(summary, params.jailbreaks.names(), params.tamper.names))
     atomic_write_text(out_dir / "trilemma.csv", trilemma_csv(summary))
     trilemma_png(summary, out_dir / "trilemma.png")
     attacks_heatmap_png(params.jailbreaks.names(), summary, out_dir / "attacks_heatmap.png", params.tamper.names)

@@ -1,14 +1,26 @@
-"""``mubench readme``: the README's results table, cut from ``reports/summary.md`` (what the ``report`` stage
-wrote), so the numbers a visitor reads first are the committed run's and nothing checks them by hand."""
+"""``mubench readme``: the README's and the docs' statements about the committed run, copied from what the
+``report`` stage wrote, so the numbers a visitor reads are the run's and nothing checks them by hand.
+
+A page holds generated blocks between two HTML comments (invisible on GitHub and in the docs site):
+- ``results``: the report's main table with the paragraph that explains its marks (``reports/summary.md``);
+- ``findings``: the findings as sentences (``reports/findings.md``, without its heading).
+README.md holds both; docs/results.md holds both. ``--check`` fails on a stale block and writes nothing (the
+docs tests run it).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from mubench.core.io import atomic_write_text, read_utf8
 
 START = "<!-- results: `mubench readme` copies this table from reports/summary.md; do not edit by hand -->"
 END = "<!-- /results -->"
+FINDINGS_START = "<!-- findings: `mubench readme` copies these from reports/findings.md; do not edit by hand -->"
+FINDINGS_END = "<!-- /findings -->"
+# the pages that quote the committed run, relative to the project root
+PAGES = ("README.md", "docs/results.md")
 
 
 def main_table(summary_md: str) -> str:
@@ -21,26 +33,64 @@ def main_table(summary_md: str) -> str:
     raise ValueError("reports/summary.md: no table; run `dvc repro` (the report stage)")
 
 
-def block(summary_md: str) -> str:
-    return f"{START}\n{main_table(summary_md)}\n{END}"
+def findings_body(findings_md: str) -> str:
+    """reports/findings.md without its heading line."""
+    lines = findings_md.strip().splitlines()
+    return "\n".join(lines[1:] if lines and lines[0].startswith("# ") else lines).strip()
 
 
-def current(readme_text: str, readme: Path) -> str:
-    """The results block as the README holds it now."""
-    if readme_text.count(START) != 1 or readme_text.count(END) != 1:
-        raise ValueError(f"{readme}: needs exactly one results block ({START!r} ... {END!r})")
-    start = readme_text.index(START)
-    return readme_text[start:readme_text.index(END) + len(END)]
+# name -> (start marker, end marker, report file, its text -> the block's body)
+BLOCKS: dict[str, tuple[str, str, str, Callable[[str], str]]] = {
+    "results": (START, END, "summary.md", main_table),
+    "findings": (FINDINGS_START, FINDINGS_END, "findings.md", findings_body),
+}
+
+
+def current(text: str, page: Path, start: str = START, end: str = END) -> str | None:
+    """The block as the page holds it now; None when the page has none (a marker without its pair is an error)."""
+    if text.count(start) == 0 and text.count(end) == 0:
+        return None
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"{page}: needs exactly one generated block ({start!r} ... {end!r})")
+    i = text.index(start)
+    return text[i:text.index(end) + len(end)]
+
+
+def sync_page(page: Path, reports: Path, check_only: bool = False) -> list[str]:
+    """Rewrite every generated block of ``page`` from ``reports``; the names of the blocks that changed (with
+    ``check_only``: nothing is written, and a stale block is a ValueError)."""
+    text = read_utf8(page, raw_newlines=True)
+    changed, new_text = [], text
+    for name, (start, end, source, body) in BLOCKS.items():
+        old = current(text, page, start, end)
+        if old is None:
+            continue
+        new = f"{start}\n{body(read_utf8(reports / source))}\n{end}"
+        if old != new:
+            if check_only:
+                raise ValueError(f"{page}: the {name} block differs from {reports / source}; run `mubench readme`")
+            changed.append(name)
+            new_text = new_text.replace(old, new)
+    if changed:
+        atomic_write_text(page, new_text)
+    return changed
 
 
 def sync(readme: Path, summary: Path, check_only: bool = False) -> bool:
-    """Write the report's table into the README's results block; True if it changed (with ``check_only``:
-    nothing is written, and a stale block is a ValueError)."""
+    """The README's blocks from the report folder of ``summary``; True if one changed. The README must have a
+    results block."""
     text = read_utf8(readme, raw_newlines=True)
-    old, new = current(text, readme), block(read_utf8(summary))
-    if old == new:
-        return False
-    if check_only:
-        raise ValueError(f"{readme}: the results table differs from {summary}; run `mubench readme`")
-    atomic_write_text(readme, text.replace(old, new))
-    return True
+    if current(text, readme) is None:
+        raise ValueError(f"{readme}: needs exactly one results block ({START!r} ... {END!r})")
+    return bool(sync_page(readme, summary.parent, check_only))
+
+
+def sync_all(root: Path, reports: Path, check_only: bool = False) -> dict[str, list[str]]:
+    """Every page of ``PAGES``: {page: the blocks that changed}; each page must hold the findings block."""
+    out = {}
+    for rel in PAGES:
+        page = root / rel
+        if current(read_utf8(page, raw_newlines=True), page, FINDINGS_START, FINDINGS_END) is None:
+            raise ValueError(f"{page}: has no findings block ({FINDINGS_START!r} ... {FINDINGS_END!r})")
+        out[rel] = sync_page(page, reports, check_only)
+    return out

@@ -85,7 +85,8 @@ def check_metrics(params: Params, ws: Workspace, model: str, variant: str, metri
 
 
 def check_report(params: Params, ws: Workspace) -> str:
-    """The report's rows, seed spreads and markdown table rebuilt from the metrics and samples."""
+    """The report's rows, seed spreads, markdown table and findings rebuilt from the metrics and samples."""
+    from mubench.report.findings import findings_page
     from mubench.report.tables import markdown
     from mubench.stages.report import build_summary
 
@@ -99,4 +100,9 @@ def check_report(params: Params, ws: Workspace) -> str:
     if table != markdown(params, again):
         raise Mismatch(f"{ws.reports / 'summary.md'}: its text is not what {summary_file.name} gives; re-run "
                        "`mubench report` (or `dvc repro`)")
-    return f"{len(again['rows'])} rows, paired tests and summary.md rebuilt from the metrics and samples"
+    findings = ws.reports / "findings.md"
+    if not findings.is_file() or findings.read_text(encoding="utf-8") != findings_page(
+            again, params.jailbreaks.names(), params.tamper.names):
+        raise Mismatch(f"{findings}: missing, or not the sentences {summary_file.name} gives; re-run "
+                       "`mubench report` (or `dvc repro`)")
+    return f"{len(again['rows'])} rows, paired tests, summary.md and findings.md rebuilt from the metrics and samples"
