@@ -132,8 +132,8 @@ def _tamper(model_tamper: dict, names: list[str]) -> list[str]:
         rises = sorted(((v, t) for v, t in deltas.items() if t["delta"] > 0), key=lambda vt: -vt[1]["delta"])
         sig = [v for v, t in rises if t["significant"]]
         n = next(iter(model_tamper.values()))["n"]["harmful"]
-        text = f"**Tamper attack {name}** raises ASR for {len(rises)} of {len(deltas)} variants (vs the same checkpoint before it"
-        text += f", {n} prompts)"
+        text = (f"**Tamper attack {name}** raises ASR for {len(rises)} of {len(deltas)} variants (vs the same "
+                f"checkpoint before it, {n} prompts)")
         if rises:
             text += ": " + _listing([f"{v} {_points(t['delta'])}" for v, t in rises])
             text += (f"; significant for {_listing(sig)}" if sig else "; none of these rises is significant")
