@@ -349,6 +349,18 @@ def readme(check_only: Annotated[bool, typer.Option("--check", help="exit 1 if a
         typer.echo(f"{page}: " + (f"updated ({', '.join(changed)})" if changed else "up to date"))
 
 
+@app.command()
+@stage
+def docs(check_only: Annotated[bool, typer.Option("--check", help="exit 1 if a page is stale; write "
+                                                                "nothing")] = False) -> None:
+    """Write the pages generated from the code: docs/cli.md (every command) and the error list of
+    docs/troubleshooting.md."""
+    from mubench.tools.reference import sync_docs
+
+    changed = sync_docs(WS.root, typer.main.get_command(app), check_only)
+    typer.echo(", ".join(changed) + ": updated" if changed else "docs/cli.md, docs/troubleshooting.md: up to date")
+
+
 data_app = typer.Typer(no_args_is_help=True, help="The dataset catalog: list, fetch, pin, verify.")
 app.add_typer(data_app, name="data")
 MirrorOpt = Annotated[Path | None, typer.Option("--mirror", help="a local mirror directory (default: "

@@ -44,7 +44,7 @@ def test_the_readme_is_short_and_its_results_are_the_reports():
 def test_a_stale_results_table_is_found(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text((ROOT / "README.md").read_text(encoding="utf-8").replace("| base |", "| BASE |", 1))
-    with pytest.raises(ValueError, match="results table differs"):
+    with pytest.raises(ValueError, match="results block differs"):
         sync(readme, ROOT / "reports" / "summary.md", check_only=True)
     assert sync(readme, ROOT / "reports" / "summary.md") is True
     assert sync(readme, ROOT / "reports" / "summary.md", check_only=True) is False
@@ -99,3 +99,37 @@ def test_references_to_a_page_section_name_one_that_exists():
     assert not {k: v for k, v in found.items() if v}, found
     assert dead_section_refs('see README "Reproduce"') == ["README 'Reproduce'"]
     assert dead_section_refs('see docs/running.md, "The pipeline"') == []
+
+
+def test_the_cli_reference_and_the_error_list_are_the_codes():
+    import typer
+
+    from mubench.cli import app
+    from mubench.tools.reference import cli_markdown, error_messages, split_fix, sync_docs
+
+    cli = typer.main.get_command(app)
+    assert sync_docs(ROOT, cli, check_only=True) == []
+    page = cli_markdown(cli)
+    for command in ("mubench evaluate", "mubench judge audit-sample", "mubench data manifest", "mubench readme"):
+        assert f"`{command}`" in page, command
+    messages = [m for _, _, _, m in error_messages(ROOT / "mubench")]
+    assert any(m.startswith("{path}: holds no rows") for m in messages)
+    assert split_fix("doctor: {'; '.join(x)}; fix it") == ("doctor: {'; '.join(x)}", "fix it")
+
+
+def test_a_new_error_message_makes_the_error_list_stale(tmp_path):
+    import shutil
+
+    import typer
+
+    from mubench.cli import app
+    from mubench.tools.reference import sync_docs
+
+    shutil.copytree(ROOT / "mubench", tmp_path / "mubench")
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    bad = 'def f(path):\n    raise ValueError(f"{path}: is odd; make it even")\n'
+    (tmp_path / "mubench" / "extra.py").write_text(bad)
+    with pytest.raises(ValueError, match="troubleshooting.md: stale"):
+        sync_docs(tmp_path, typer.main.get_command(app), check_only=True)
+    assert sync_docs(tmp_path, typer.main.get_command(app)) == ["docs/troubleshooting.md"]
+    assert "| `{path}: is odd` | `make it even` |" in (tmp_path / "docs" / "troubleshooting.md").read_text()
