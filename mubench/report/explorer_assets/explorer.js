@@ -36,9 +36,11 @@ function testName(test) {
   if (fam === "utility" && rest) return "utility accuracy on " + rest;
   return NAMES[test] || test;
 }
-function outcomeText(test, value) {
+// ``row``: an incoherent reply (neither a refusal nor an answer) is no success, but it is not a refusal either
+function outcomeText(test, value, row) {
   if (typeof value === "number" && typeof value !== "boolean" && family(test).startsWith("drift")) return value.toFixed(4);
   const meaning = MEANING[family(test)] || ["true", "false"];
+  if (value === false && row && row.judge_label === "incoherent" && meaning[1] === "refused") return "incoherent";
   return value ? meaning[0] : meaning[1];
 }
 
@@ -128,9 +130,9 @@ function promptText(row) {
   return text;
 }
 
-function revealCell(text, cls) {
-  if (text === null || text === undefined) return el("td", {}, el("span", { class: "muted" }, "–"));
-  const td = el("td", { class: "reveal-cell" });
+function revealCell(text, cls, tdClass) {
+  if (text === null || text === undefined) return el("td", { class: tdClass }, el("span", { class: "muted" }, "–"));
+  const td = el("td", { class: ["reveal-cell", tdClass || ""].join(" ").trim() });
   const button = el("button", { class: "reveal", type: "button", onclick: () => {
     td.replaceChildren(el("div", { class: cls || "text" }, text));
   } }, "show");
@@ -218,26 +220,49 @@ async function rowsView(app, params) {
         ` (${(100 * positive / shown.length).toFixed(1)}%)` : "")
     : `${shown.length} rows`;
   app.append(el("p", { class: "counts", id: "counts", "data-shown": shown.length, "data-positive": positive }, counts));
-  const head = ["#", "variant", "attack", "dataset", "id", test ? "outcome" : "verdict", "judge label", "degenerate",
-    "audit label", "prompt", "response", "judge's reason", "decoded reply"];
-  const body = el("tbody");
   const limit = 2000;
-  shown.slice(0, limit).forEach((x, i) => {
+  const page = shown.slice(0, limit);
+  const verdictOf = (x) => {
     const r = x.row;
-    const verdict = test ? outcomeText(test, x.outcome)
-      : r.set === "drift" ? `KL ${r.kl.toFixed(4)}, NLL ${r.nll.toFixed(4)}`
-      : r.set === "utility" ? (r.correct ? "correct" : "wrong")
-      : r.refused === null || r.refused === undefined ? "unparsed" : r.refused ? "refused" : "not refused";
-    body.append(el("tr", { "data-key": x.d.model + "/" + x.d.variant + "/" + rowKey(r), "data-id": r.id },
-      el("td", {}, i + 1), el("td", {}, x.d.variant), el("td", {}, r.attack), el("td", {}, r.dataset || ""),
-      el("td", {}, r.id), el("td", { class: x.outcome === true ? "true" : x.outcome === false ? "false" : "" }, verdict),
-      el("td", {}, r.judge_label || ""), el("td", {}, r.degenerate || ""),
-      el("td", {}, (r.audit || "") + agreement(r)),
-      el("td", {}, el("div", { class: "prompt" }, promptText(r))),
-      revealCell(r.response, "text"), el("td", {}, r.judge_reason || ""),
-      r.judged_text ? revealCell(r.judged_text, "text") : el("td", {})));
+    if (test) return outcomeText(test, x.outcome, r);
+    if (r.set === "drift") return `KL ${r.kl.toFixed(4)}, NLL ${r.nll.toFixed(4)}`;
+    if (r.set === "utility") return r.correct ? "correct" : "wrong";
+    if (r.refused === null || r.refused === undefined) return "unparsed";
+    if (r.judge_label === "incoherent") return "incoherent";
+    return r.refused ? "refused" : "not refused";
+  };
+  // columns: a header, a class that sizes it, the cell; a column empty for every row shown is left out
+  const text = (v) => (v === null || v === undefined ? "" : String(v));
+  const columns = [
+    { head: "#", cls: "c-narrow", value: (x, i) => i + 1 },
+    { head: "variant", cls: "c-short", value: (x) => (variant ? "" : x.d.variant) },
+    { head: "attack", cls: "c-short", value: (x) => text(x.row.attack) },
+    { head: "dataset", cls: "c-short", value: (x) => text(x.row.dataset) },
+    { head: "id", cls: "c-id", value: (x) => text(x.row.id) },
+    { head: test ? "outcome" : "verdict", cls: "c-short", value: verdictOf,
+      tdClass: (x) => (x.outcome === true ? "true" : x.outcome === false ? "false" : "") },
+    { head: "judge label", cls: "c-short", value: (x) => text(x.row.judge_label) },
+    { head: "degenerate", cls: "c-short", value: (x) => text(x.row.degenerate) },
+    { head: "audit label", cls: "c-short", value: (x) => (x.row.audit ? x.row.audit + agreement(x.row) : "") },
+    { head: "prompt", cls: "c-prompt", value: (x) => promptText(x.row), div: "prompt" },
+    { head: "response", cls: "c-text", value: (x) => text(x.row.response), reveal: true },
+    { head: "judge's reason", cls: "c-reason", value: (x) => text(x.row.judge_reason) },
+    { head: "decoded reply", cls: "c-text", value: (x) => text(x.row.judged_text), reveal: true },
+  ];
+  const used = columns.filter((c) => c.head === "#" || page.some((x, i) => String(c.value(x, i)) !== ""));
+  const body = el("tbody");
+  page.forEach((x, i) => {
+    const r = x.row;
+    const cells = used.map((c) => {
+      const v = c.value(x, i);
+      if (c.reveal) return v === "" ? el("td", { class: c.cls }) : revealCell(v, "text", c.cls);
+      if (c.div) return el("td", { class: c.cls }, el("div", { class: c.div }, v));
+      return el("td", { class: [c.cls, c.tdClass ? c.tdClass(x) : ""].join(" ").trim() }, v);
+    });
+    body.append(el("tr", { "data-key": x.d.model + "/" + x.d.variant + "/" + rowKey(r), "data-id": r.id }, ...cells));
   });
-  app.append(el("table", { class: "rows", id: "rows" }, el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))), body));
+  app.append(el("table", { class: "rows", id: "rows" },
+    el("thead", {}, el("tr", {}, ...used.map((c) => el("th", { class: c.cls }, c.head)))), body));
   if (shown.length > limit) app.append(el("p", { class: "note" }, `First ${limit} of ${shown.length} rows; narrow the filters to see the rest.`));
 }
 
@@ -265,8 +290,8 @@ function pairsView(app, loaded, model, variant, test, f) {
     const [br, bo] = b.get(k);
     const [mr, mo] = m.get(k);
     body.append(el("tr", { "data-key": k, "data-id": mr.id }, el("td", {}, i + 1), el("td", {}, mr.attack),
-      el("td", {}, mr.dataset || ""), el("td", {}, mr.id), el("td", {}, outcomeText(test, bo)),
-      el("td", {}, outcomeText(test, mo)), el("td", {}, el("div", { class: "prompt" }, promptText(mr))),
+      el("td", {}, mr.dataset || ""), el("td", { class: "c-id" }, mr.id), el("td", {}, outcomeText(test, bo, br)),
+      el("td", {}, outcomeText(test, mo, mr)), el("td", {}, el("div", { class: "prompt" }, promptText(mr))),
       revealCell(br.response, "text"), revealCell(mr.response, "text")));
   });
   app.append(el("table", { class: "rows pairs", id: "rows" }, el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))), body));
