@@ -108,18 +108,24 @@ def test_stripped_environment_adds_pytorchs_cpu_index_itself(tmp_path):
     assert cuda.returncode == 0 and cuda.stdout.strip() == ""
 
 
-def pypi_hashes(name: str) -> set[str]:
-    """sha256 of every file PyPI serves for a project (the JSON simple API pip itself reads)."""
+def pypi_hashes(name: str) -> dict[str, str]:
+    """{sha256: the file's Requires-Python} of every file PyPI serves for a project (the JSON simple API pip
+    itself reads)."""
     request = urllib.request.Request(PYPI + name + "/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     with urllib.request.urlopen(request, timeout=60) as response:
         data = json.load(response)
-    return {"sha256:" + f["hashes"]["sha256"] for f in data["files"] if "sha256" in f.get("hashes", {})}
+    return {"sha256:" + f["hashes"]["sha256"]: f.get("requires-python") or ""
+            for f in data["files"] if "sha256" in f.get("hashes", {})}
 
 
 def test_every_pinned_file_but_the_cpu_torch_is_on_pypi_under_its_hash():
     """What `make setup` installs from the four locks, checked against PyPI's own index: every pin has a file
     whose sha256 the lock lists, except torch 2.13.0+cpu, which is on PyTorch's CPU index only (where that index
-    cannot be reached the test cannot fetch it; its hash is pinned in the lock and checked by pip at install)."""
+    cannot be reached the test cannot fetch it; its hash is pinned in the lock and checked by pip at install).
+    And each pin has such a file for every Python 3.11 release from 3.11.2 (Debian bookworm's, the image's base):
+    pymdown-extensions 13 needs 3.11.5 and failed set-up there."""
+    from packaging.specifiers import SpecifierSet
+
     needs_pypi()
     spec = importlib.util.spec_from_file_location("subset_lock", REQ / "subset_lock.py")
     tool = importlib.util.module_from_spec(spec)
@@ -134,5 +140,9 @@ def test_every_pinned_file_but_the_cpu_torch_is_on_pypi_under_its_hash():
     names = sorted({key.split("==")[0] for key in wanted})
     with ThreadPoolExecutor(16) as pool:
         served = dict(zip(names, pool.map(pypi_hashes, names), strict=True))
-    missing = sorted(key for key, hashes in wanted.items() if not hashes & served[key.split("==")[0]])
+    missing = sorted(key for key, hashes in wanted.items() if not hashes & served[key.split("==")[0]].keys())
     assert missing == ["torch==2.13.0+cpu"], missing
+    too_new = sorted(key for key, hashes in wanted.items() if key not in missing
+                     and not any("3.11.2" in SpecifierSet(served[key.split("==")[0]][h]) for h in hashes
+                                 if h in served[key.split("==")[0]]))
+    assert too_new == [], too_new
