@@ -522,6 +522,107 @@ def sweep_report(param: Annotated[str, typer.Option("--param", help="the knob th
     typer.echo(dose_response(param, out))
 
 
+submit_app = typer.Typer(no_args_is_help=True, help="Run the out-of-date stages side by side: Slurm jobs or a "
+                                                  "local pool, DVC running each stage (docs/cluster.md).")
+app.add_typer(submit_app, name="submit")
+
+
+@submit_app.command("local")
+@stage
+def submit_local(gpus: Annotated[int, typer.Option("--gpus", min=0, help="run on N GPUs: N stages at once, "
+                                                   "each pinned to its own (CUDA_VISIBLE_DEVICES)")] = 0,
+                 slots: Annotated[int, typer.Option("--slots", min=0, help="run N stages at once on the CPU "
+                                                    "(no GPU pinning)")] = 0) -> None:
+    """Run the stages that are out of date in a bounded pool on the local machine, DAG order, never more at once than
+    the GPUs (or slots); a failure cancels its downstream, Ctrl-C stops the running stages cleanly."""
+    from mubench.tools.engine_local import run_local
+    from mubench.tools.submit import prepare, table
+
+    if (gpus > 0) == (slots > 0):
+        raise ConfigError("submit local: give exactly one of --gpus N and --slots N (N >= 1)")
+    cuda = load_params().device == "cuda"
+    runs = run_local(WS.root, lambda: prepare(WS.root, cuda)[0], gpus or slots, gpus > 0, _say)
+    typer.echo(table(runs))
+    if any(r.state != "done" for r in runs.values()):
+        raise typer.Exit(1)
+
+
+@submit_app.command("slurm")
+@stage
+def submit_slurm(
+        partition: Annotated[str | None, typer.Option(help="Slurm partition")] = None,
+        account: Annotated[str | None, typer.Option(help="Slurm account")] = None,
+        qos: Annotated[str | None, typer.Option(help="Slurm QOS")] = None,
+        sbatch_arg: Annotated[list[str] | None, typer.Option("--sbatch-arg", help="extra sbatch option, e.g. "
+                                                             "--sbatch-arg=--constraint=a100 (repeatable)")] = None,
+        prefix: Annotated[str, typer.Option(help="command prefix of every job, e.g. 'apptainer exec --nv "
+                                            "mubench.sif'")] = "",
+        minutes: Annotated[int, typer.Option(min=1, help="time limit of a stage, in minutes")] = 120,
+        minutes_for: Annotated[list[str] | None, typer.Option("--minutes-for", help="GLOB=MINUTES: the time "
+                                                              "limit of the stages matching GLOB (repeatable)")] = None,
+        mem_gb: Annotated[float | None, typer.Option("--mem-gb", min=0.1, help="memory per job (GB)")] = None,
+        gpus: Annotated[int, typer.Option(min=0, help="GPUs per stage that runs a model, when the profile's "
+                                          "device is cuda")] = 1,
+        cpus: Annotated[int | None, typer.Option(min=1, help="CPUs per job")] = None,
+        wait: Annotated[bool, typer.Option("--wait", help="wait until every job has ended")] = False) -> None:
+    """Submit the stages that are out of date as Slurm jobs chained by afterok dependencies (a failed stage's
+    dependents are cancelled by Slurm); one log per stage in logs/submit/."""
+    from mubench.tools.engine_slurm import SlurmSettings, refuse_if_live, status
+    from mubench.tools.engine_slurm import submit_slurm as submit
+    from mubench.tools.submit import prepare, table
+
+    limits = {}
+    for item in minutes_for or []:
+        glob, sep, value = item.rpartition("=")
+        if not sep or not glob or not value.isdigit() or int(value) < 1:
+            raise ConfigError(f"--minutes-for {item!r}: expected GLOB=MINUTES, e.g. 'unlearn@*=240'")
+        limits[glob] = int(value)
+    settings = SlurmSettings(partition, account, qos, list(sbatch_arg or []), prefix, minutes, limits, mem_gb,
+                             gpus, cpus)
+    refuse_if_live(WS.root)
+    graph, uses_gpu = prepare(WS.root, load_params().device == "cuda")
+    if not graph.order:
+        typer.echo("every stage is up to date: nothing to submit")
+        return
+    submit(WS.root, graph, settings, uses_gpu, _say)
+    if wait:
+        runs = status(WS.root, True, _say)
+        typer.echo(table(runs))
+        if any(r.state != "done" for r in runs.values()):
+            raise typer.Exit(1)
+
+
+@submit_app.command("status")
+@stage
+def submit_status(wait: Annotated[bool, typer.Option("--wait", help="wait until every job has ended; exit 1 if "
+                                                     "one did not succeed")] = False) -> None:
+    """The last Slurm submission: what runs, what waits, what failed and where its log is."""
+    from mubench.tools.engine_slurm import status
+    from mubench.tools.submit import table
+
+    runs = status(WS.root, wait, _say)
+    typer.echo(table(runs))
+    if wait and any(r.state != "done" for r in runs.values()):
+        raise typer.Exit(1)
+
+
+@submit_app.command("finish", hidden=True)
+@stage
+def submit_finish() -> None:
+    """The closing job: dvc.lock's entries added by the run, in the order a serial `dvc repro` adds them."""
+    from mubench.tools.submit import order_lock
+
+    typer.echo("dvc.lock: " + ("entries put in serial order" if order_lock(WS.root) else "already in serial order"))
+
+
+@submit_app.command("run-stage", hidden=True)
+def submit_run_stage(name: Annotated[str, typer.Argument(help="the stage instance, e.g. build")]) -> None:
+    """What one job runs: the stage through DVC, stopped cleanly on SIGTERM (scancel, a time limit)."""
+    from mubench.tools.submit import run_stage
+
+    raise typer.Exit(run_stage(WS.root, name))
+
+
 def main() -> None:  # pragma: no cover
     app(prog_name="mubench")
 
