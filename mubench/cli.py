@@ -228,13 +228,22 @@ def plan(params: Annotated[Path, typer.Argument(help="params file")] = Path("par
          gpu: Annotated[str, typer.Option("--gpu", help="the card GPU-hours are for: h100, h200, a100, l40s")] = "h100",
          margin: Annotated[float | None, typer.Option("--margin", min=0.0, max=1.0,
                                                       help="headroom over each planned peak (default 0.10)")] = None,
+         gpus: Annotated[list[int] | None, typer.Option("--gpus", min=1, help="also the wall-clock on N GPUs "
+                                                        "(repeatable): a list schedule over DVC's stage graph")] = None,
+         from_json: Annotated[Path | None, typer.Option("--from-json", help="the wall-clock (--gpus) from a saved "
+                                                        "`mubench plan --json` instead of tracing again")] = None,
          ) -> None:
     """Peak accelerator memory and time of every GPU stage of a profile: each stage's own code run for one
     step on the model's architecture under fake tensors (no weights, no GPU needed), and a roofline per phase for
-    the time. Exit 2 if a stage's peak plus margin and CUDA context does not fit --gpu-mem."""
+    the time; with --gpus N, the run's wall-clock on N GPUs. Exit 2 if a stage's peak plus margin and CUDA
+    context does not fit --gpu-mem."""
     from mubench.tools.plan import plan as plan_params
+    from mubench.tools.plan import replan
 
-    plan_params(params, WS, gpu_mem, as_json, _say, gpu, margin)
+    if from_json is not None:
+        replan(from_json, params, WS, list(gpus or [1]), as_json, _say)
+        return
+    plan_params(params, WS, gpu_mem, as_json, _say, gpu, margin, list(gpus or []))
 
 
 @app.command()

@@ -45,3 +45,12 @@ def pairs():
         {"prompt": "Say hello.", "response": "Hello there, friend!"},
         {"prompt": "What is a cat?", "response": "A cat is a small animal."},
     ]
+
+
+@pytest.fixture(scope="session")
+def slurm_env(tmp_path_factory):
+    """A real single-node Slurm for the session (tests/helpers/slurm.py): the environment that points at it."""
+    from tests.helpers.slurm import cluster
+
+    with cluster(tmp_path_factory.mktemp("slurm")) as env:
+        yield env

@@ -29,10 +29,10 @@ def run(cmd: list[str], cwd: Path, env: dict) -> str:
 
 
 def tiny_pipeline(work: Path, source: Path = ROOT, params: Path = ROOT / "profiles" / "tiny.yaml",
-                  extra_env: dict | None = None) -> dict:
+                  extra_env: dict | None = None, command: tuple[str, ...] = ("dvc", "repro")) -> dict:
     """A scratch repository of the tiny profile (or ``params``) with its own copy of the code from ``source``
-    (imported from there through PYTHONPATH, with bytecode writing on, as on a user's machine); runs `dvc repro`;
-    returns the env."""
+    (imported from there through PYTHONPATH, with bytecode writing on, as on a user's machine); runs `dvc repro`
+    (or ``command``: a parallel runner); returns the env."""
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(source / name, work / name)
     shutil.copytree(source / ".dvc", work / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
@@ -46,7 +46,7 @@ def tiny_pipeline(work: Path, source: Path = ROOT, params: Path = ROOT / "profil
            "MUBENCH_GEN_CACHE": "0", "DVC_NO_ANALYTICS": "1"}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     run(["git", "init", "-q"], work, env)
-    run(["dvc", "repro"], work, env)
+    run(list(command), work, env)
     return env
 
 
@@ -269,10 +269,47 @@ def test_changing_one_method_reruns_only_that_method(tiny_repo):
     assert ran == {"unlearn@tiny-llama-ga-0"}, ran
 
 
-def test_a_second_clean_run_reproduces_the_lock_whole(tiny_repo, tmp_path):
+def lineage(work: Path) -> dict[str, bytes]:
+    """What a run leaves that a reviewer compares: dvc.lock, and every file under results/ and reports/."""
+    files = [work / "dvc.lock", *(p for d in ("results", "reports") for p in sorted((work / d).rglob("*"))
+                                  if p.is_file())]
+    return {str(p.relative_to(work)): p.read_bytes() for p in files}
+
+
+def test_a_second_clean_run_on_two_local_slots_reproduces_the_serial_run_whole(tiny_repo, tmp_path):
+    """The same code as the first run (whatever happened to the checkout), run by the local pool two stages at a
+    time: dvc.lock, results/ and reports/ byte for byte those of the serial `dvc repro`, and `dvc status` clean."""
     work, _ = tiny_repo
-    tiny_pipeline(tmp_path, source=work)  # the same code as the first run, whatever happened to the checkout
-    assert (tmp_path / "dvc.lock").read_text() == (work / "dvc.lock").read_text()
+    start = time.monotonic()
+    env = tiny_pipeline(tmp_path, source=work, command=("mubench", "submit", "local", "--slots", "2"))
+    seconds = time.monotonic() - start
+    mine, serial = lineage(tmp_path), lineage(work)
+    assert sorted(mine) == sorted(serial)
+    assert [f for f in serial if mine[f] != serial[f]] == []
+    assert "up to date" in run(["dvc", "status"], tmp_path, env)
+    states = json.loads((tmp_path / "logs" / "submit" / "state.json").read_text())["stages"]
+    assert {s["state"] for s in states.values()} == {"done"} and len(states) == len(run(
+        ["dvc", "stage", "list", "--name-only"], tmp_path, env).split())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "tiny_local_2_slots.json").write_text(json.dumps({"seconds": round(seconds, 1)}))
+
+
+def test_slurm_with_two_cpus_reproduces_the_serial_run_whole(tiny_repo, tmp_path, slurm_env):
+    """The tiny profile through a real single-node Slurm (2 CPUs), each stage a job chained by afterok: the same
+    lineage as the serial run, byte for byte."""
+    work, _ = tiny_repo
+    start = time.monotonic()
+    env = tiny_pipeline(tmp_path, source=work, extra_env={"SLURM_CONF": slurm_env["SLURM_CONF"]},
+                        command=("mubench", "submit", "slurm", "--wait", "--minutes", "30", "--cpus", "1"))
+    seconds = time.monotonic() - start
+    mine, serial = lineage(tmp_path), lineage(work)
+    assert sorted(mine) == sorted(serial)
+    assert [f for f in serial if mine[f] != serial[f]] == []
+    assert "up to date" in run(["dvc", "status"], tmp_path, env)
+    verified = subprocess.run(["mubench", "verify"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr[-2000:]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "tiny_slurm_2_cpus.json").write_text(json.dumps({"seconds": round(seconds, 1)}))
 
 
 def verify(work: Path, env: dict, *args: str) -> subprocess.CompletedProcess:

@@ -22,7 +22,6 @@ import pytest
 from mubench.tools.dag import load_graph, out_of_date
 from mubench.tools.engine_local import run_local
 from mubench.tools.submit import clear_stale_locks, read_state, stage_of, table
-from tests.helpers import slurm
 
 STEP = r'''
 import hashlib, os, sys, time
@@ -221,12 +220,6 @@ def test_stale_lock_entries_of_ended_stages_are_cleared_and_no_others():
 
 
 # -- a real Slurm ------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def slurm_env(tmp_path_factory):
-    with slurm.cluster(tmp_path_factory.mktemp("slurm")) as env:
-        yield env
-
-
 SLURM_CHILD = """
 import json, sys
 from pathlib import Path

@@ -98,10 +98,38 @@ def profile_problems(p: Params) -> list[str]:
     return problems
 
 
+def wall_clock(path: Path, ws: Workspace, rows: list[dict], gpus: list[int]) -> dict:
+    """The run's wall-clock on each number of GPUs (``mubench/tools/makespan.py``), from the plan's rows."""
+    from mubench.tools.makespan import makespans, profile_graph, stage_hours
+
+    graph = profile_graph(ws.root, path)
+    return makespans(graph, stage_hours(graph, rows, load_params(path)), gpus)
+
+
+def say_wall_clock(result: dict, card: str, say) -> None:
+    say(f"Wall-clock on {card} (list schedule over DVC's stage graph): "
+        + ", ".join(f"{n} GPU{'s' if n > 1 else ''}: {h:.1f} h" for n, h in result["wall_clock_hours"].items())
+        + f"; critical path {result['critical_path_hours']:.1f} h ({' -> '.join(result['critical_path'])}), "
+        f"GPU-hours {result['gpu_hours']:.1f}")
+
+
+def replan(saved: Path, path: Path, ws: Workspace, gpus: list[int], as_json: bool, say) -> None:
+    """The wall-clock from a saved plan (``mubench plan --json`` output) without tracing again."""
+    data = json.loads(saved.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "stages" not in data:
+        raise ConfigError(f"{saved}: not the JSON of `mubench plan --json`")
+    result = wall_clock(path, ws, data["stages"], gpus)
+    if as_json:
+        print(json.dumps({"params": str(path), "from": str(saved), "card": data.get("gpu", {}).get("name"),
+                          **result}, indent=1))
+    else:
+        say_wall_clock(result, data.get("gpu", {}).get("name", "the saved plan's card"), say)
+
+
 def plan(path: Path, ws: Workspace, gpu_mem: float | None, as_json: bool, say, gpu: str = "h100",
-         margin: float | None = None) -> None:
-    """Print the plan of every GPU stage (a table, or JSON) with GPU-hours on ``gpu``; PlanError when a stage
-    does not fit ``gpu_mem`` with its margin."""
+         margin: float | None = None, gpus: list[int] | None = None) -> None:
+    """Print the plan of every GPU stage (a table, or JSON) with GPU-hours on ``gpu`` and, for each count in
+    ``gpus``, the wall-clock on that many GPUs; PlanError when a stage does not fit ``gpu_mem`` with its margin."""
     from dataclasses import replace
 
     from mubench.plan.roofline import GPUS
@@ -116,16 +144,20 @@ def plan(path: Path, ws: Workspace, gpu_mem: float | None, as_json: bool, say, g
     hours = hours_by_kind(plans, settings)
     # the same plans timed on every card the roofline knows (memory is the card's own business: --gpu-mem)
     by_card = {card: hours_by_kind(plans, replace(settings, gpu=card)) for card in GPUS}
+    schedule = wall_clock(path, ws, rows, gpus) if gpus else None
     if as_json:
         print(json.dumps({"params": str(path), "gpu_mem_gb": gpu_mem, "settings": settings.__dict__,
                           "gpu": GPUS[gpu].__dict__, "stages": rows, "gpu_hours": hours,
                           "gpu_hours_total": round(sum(hours.values()), 1),
                           "gpu_hours_by_card": {card: {**h, "total": round(sum(h.values()), 1)}
-                                                for card, h in by_card.items()}}, indent=1))
+                                                for card, h in by_card.items()},
+                          **({"schedule": schedule} if schedule else {})}, indent=1))
     else:
         _table(path, rows, hours, settings, gpu_mem)
         say("GPU-hours on other cards: " + ", ".join(f"{GPUS[c].name} {sum(h.values()):.1f}"
                                                      for c, h in by_card.items() if c != gpu))
+        if schedule:
+            say_wall_clock(schedule, GPUS[gpu].name, say)
     misfits = [row for row in rows if row["fits"] is False]
     if misfits:
         row = misfits[0]

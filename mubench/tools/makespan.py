@@ -1,0 +1,143 @@
+"""Wall-clock of a run on N GPUs: the plan's GPU-hours laid on DVC's stage graph (``mubench plan --gpus N``).
+
+The plan (``mubench/plan``) times its entries per kind and model (all variants of a model's generation together,
+every seed of an unlearning method together); a DVC stage instance is one variant's or one seed's share of them:
+- ``unlearn@M-METHOD-S``: the entry ``unlearn M/METHOD`` over the seeds;
+- ``evaluate-base@M``, ``evaluate@M-...``: ``generate M``, ``utility M``, ``utility generation M`` and ``drift M``
+  over the variants;
+- ``tamper-base@M``, ``tamper@M-...``: each tamper attack's entry and the ``(tampered)`` evaluations over the
+  variants;
+- ``jailbreak-fit@M-gcg``: ``gcg M``;
+- the LLM judge's entries: spread evenly over every evaluate and tamper stage (each judges its own answers);
+- every other stage (fetch, build, report, the template jailbreaks) runs on a CPU and takes no GPU time here.
+
+The graph is the one DVC builds from ``dvc.yaml`` with the profile as ``params.yaml`` (in a scratch folder), and
+the schedule is a list schedule: whenever a GPU is free, the ready stage with the longest path still ahead of it
+starts (the critical path first). The result is bounded below by the critical path and by GPU-hours / N.
+"""
+
+from __future__ import annotations
+
+import heapq
+import shutil
+import tempfile
+from pathlib import Path
+
+from mubench.tools.dag import StageGraph, load_graph
+
+
+def profile_graph(root: Path, params_file: Path) -> StageGraph:
+    """DVC's graph of ``dvc.yaml`` with ``params_file`` as the params (no data needed: edges come from the
+    declared deps and outs)."""
+    from dvc.repo import Repo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        import logging
+
+        logging.getLogger("dvc").setLevel(logging.WARNING)  # not DVC's "Initialized DVC repository"
+        Repo.init(str(work), no_scm=True).close()
+        shutil.copy(root / "dvc.yaml", work / "dvc.yaml")
+        shutil.copy(params_file, work / "params.yaml")
+        return load_graph(work)
+
+
+def _share(stage: str, params) -> tuple[str, str] | None:
+    """(kind, model) of a DVC stage instance, from its name and the profile's models."""
+    kind, _, rest = stage.partition("@")
+    for model in sorted(params.models, key=len, reverse=True):
+        if rest == model or rest.startswith(model + "-"):
+            return kind, model
+    return None
+
+
+def stage_hours(graph: StageGraph, rows: list[dict], params) -> dict[str, float]:
+    """GPU-hours of each DVC stage instance, from the plan's rows (``stage``, ``gpu_hours``)."""
+    variants = len(params.variants())
+    seeds = len(params.seeds)
+    by_model: dict[str, dict[str, float]] = {}
+    judge = 0.0
+    for row in rows:
+        name, hours = row["stage"], float(row["gpu_hours"])
+        if name.startswith("judge"):
+            judge += hours
+            continue
+        words = name.replace(" (tampered)", "").split()
+        model = words[-1].split("/")[0]
+        kind = ("tamper" if "(tampered)" in name or words[0] in params.tamper.names
+                else "evaluate" if words[0] in ("generate", "utility", "drift")
+                else "gcg" if words[0] == "gcg"
+                else f"unlearn/{words[-1].split('/')[1]}" if words[0] == "unlearn" else "other")
+        by_model.setdefault(model, {})
+        by_model[model][kind] = by_model[model].get(kind, 0.0) + hours
+    judged = [s for s in graph.order if s.split("@")[0] in ("evaluate", "evaluate-base", "tamper", "tamper-base")]
+    out: dict[str, float] = {}
+    for stage in graph.order:
+        share = _share(stage, params)
+        hours = 0.0
+        if share:
+            kind, model = share
+            mine = by_model.get(model, {})
+            if kind == "unlearn":
+                method = stage.split("@")[1][len(model) + 1:].rsplit("-", 1)[0]
+                hours = mine.get(f"unlearn/{method}", 0.0) / seeds
+            elif kind in ("evaluate", "evaluate-base"):
+                hours = mine.get("evaluate", 0.0) / variants
+            elif kind in ("tamper", "tamper-base"):
+                hours = mine.get("tamper", 0.0) / variants
+            elif kind == "jailbreak-fit" and stage.endswith("-gcg"):
+                hours = mine.get("gcg", 0.0)
+        if stage in judged:
+            hours += judge / len(judged)
+        out[stage] = hours
+    return out
+
+
+def list_schedule(graph: StageGraph, hours: dict[str, float], gpus: int) -> float:
+    """The finish time (hours) of ``graph`` on ``gpus`` GPUs; stages of 0 hours need no GPU."""
+    tail: dict[str, float] = {}
+    downstream: dict[str, list[str]] = {s: [] for s in graph.order}
+    for stage in graph.order:
+        for up in graph.upstream[stage]:
+            downstream[up].append(stage)
+    for stage in reversed(graph.order):
+        tail[stage] = hours.get(stage, 0.0) + max((tail[d] for d in downstream[stage]), default=0.0)
+    waiting = {s: len(graph.upstream[s]) for s in graph.order}
+    ready = [(-tail[s], s) for s in graph.order if waiting[s] == 0]
+    heapq.heapify(ready)
+    running: list[tuple[float, str]] = []  # (finish time, stage)
+    now, free = 0.0, gpus
+
+    def finish(stage: str) -> None:
+        for d in downstream[stage]:
+            waiting[d] -= 1
+            if waiting[d] == 0:
+                heapq.heappush(ready, (-tail[d], d))
+
+    while ready or running:
+        started = True
+        while ready and started:
+            started = False
+            _, stage = ready[0]
+            if hours.get(stage, 0.0) == 0.0:
+                heapq.heappop(ready)
+                finish(stage)
+                started = True
+            elif free > 0:
+                heapq.heappop(ready)
+                heapq.heappush(running, (now + hours[stage], stage))
+                free -= 1
+                started = True
+        if running:
+            now, stage = heapq.heappop(running)
+            free += 1
+            finish(stage)
+    return now
+
+
+def makespans(graph: StageGraph, hours: dict[str, float], counts: list[int]) -> dict:
+    """GPU-hours, the critical path and the wall-clock on each number of GPUs in ``counts``."""
+    length, path = graph.critical_path(hours)
+    return {"gpu_hours": round(sum(hours.values()), 1), "critical_path_hours": round(length, 1),
+            "critical_path": [s for s in path if hours.get(s, 0.0) > 0],
+            "wall_clock_hours": {n: round(list_schedule(graph, hours, n), 1) for n in counts}}
