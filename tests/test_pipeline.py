@@ -270,9 +270,10 @@ def test_changing_one_method_reruns_only_that_method(tiny_repo):
 
 
 def lineage(work: Path) -> dict[str, bytes]:
-    """What a run leaves that a reviewer compares: dvc.lock, and every file under results/ and reports/."""
+    """What a run leaves that a reviewer compares: dvc.lock, and every file under results/ and reports/ (but the
+    .gitignore files DVC writes, whose order follows completion and which DVC does not hash: .dvcignore)."""
     files = [work / "dvc.lock", *(p for d in ("results", "reports") for p in sorted((work / d).rglob("*"))
-                                  if p.is_file())]
+                                  if p.is_file() and p.name != ".gitignore")]
     return {str(p.relative_to(work)): p.read_bytes() for p in files}
 
 
