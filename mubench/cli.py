@@ -573,6 +573,13 @@ def submit_slurm(
         gpus: Annotated[int, typer.Option(min=0, help="GPUs per stage that runs a model, when the profile's "
                                           "device is cuda")] = 1,
         cpus: Annotated[int | None, typer.Option(min=1, help="CPUs per job")] = None,
+        plan: Annotated[Path | None, typer.Option("--plan", help="a saved `mubench plan --json` of this profile: "
+                                                  "GPU stages get its time x --time-factor and are checked "
+                                                  "against --gpu-mem")] = None,
+        time_factor: Annotated[float, typer.Option(min=1.0, help="a GPU stage's time limit over its planned "
+                                                   "time")] = 2.0,
+        gpu_mem: Annotated[float | None, typer.Option("--gpu-mem", min=1.0, help="GB of one GPU where the jobs "
+                                                      "run (with --plan: a stage that needs more is refused)")] = None,
         wait: Annotated[bool, typer.Option("--wait", help="wait until every job has ended")] = False) -> None:
     """Submit the stages that are out of date as Slurm jobs chained by afterok dependencies (a failed stage's
     dependents are cancelled by Slurm); one log per stage in logs/submit/."""
@@ -587,9 +594,13 @@ def submit_slurm(
             raise ConfigError(f"--minutes-for {item!r}: expected GLOB=MINUTES, e.g. 'unlearn@*=240'")
         limits[glob] = int(value)
     settings = SlurmSettings(partition, account, qos, list(sbatch_arg or []), prefix, minutes, limits, mem_gb,
-                             gpus, cpus)
+                             gpus, cpus, time_factor=time_factor, gpu_mem=gpu_mem)
     refuse_if_live(WS.root)
     graph, uses_gpu = prepare(WS.root, load_params().device == "cuda")
+    if plan is not None:
+        from mubench.tools.makespan import saved_plan_resources
+
+        settings.plan_hours, settings.plan_needs = saved_plan_resources(plan, graph, load_params())
     if not graph.order:
         typer.echo("every stage is up to date: nothing to submit")
         return

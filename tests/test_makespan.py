@@ -39,3 +39,34 @@ def test_the_paper_plan_on_dvcs_graph_keeps_every_gpu_hour():
     assert many >= result["critical_path_hours"]
     committed = json.loads((ROOT / "benchmarks" / "results" / "wall_clock_paper.json").read_text())
     assert committed["wall_clock_hours"] == {str(n): h for n, h in result["wall_clock_hours"].items()}
+
+
+def test_slurm_time_limits_and_gpu_memory_come_from_the_plan(tmp_path):
+    import pytest
+
+    from mubench.tools.engine_slurm import SlurmSettings, minutes_for, sbatch_args, submit_slurm
+
+    settings = SlurmSettings(minutes=30, minutes_for={"u3": 45}, plan_hours={"u1": 1.5, "u2": 0.01},
+                             plan_needs={"u1": 65.8, "u2": 102.0}, gpu_mem=80, gpus=1)
+    assert minutes_for("u1", settings) == 180  # 1.5 h x the factor 2
+    assert minutes_for("u2", settings) == 10  # never under 10 minutes
+    assert minutes_for("u3", settings) == 45 and minutes_for("fetch", settings) == 30
+    args = sbatch_args(tmp_path, "u1", ["7", "8"], settings, True)
+    assert "--gres=gpu:1" in args and "--time=180" in args and "--dependency=afterok:7:8" in args
+    assert "--gres=gpu:1" not in sbatch_args(tmp_path, "fetch", [], settings, False)
+    with pytest.raises(RuntimeError, match=r"u2: needs 102\.0 GB of GPU memory by the plan .* 80 GB"):
+        submit_slurm(tmp_path, GRAPH, settings, lambda stage: stage.startswith("u"), print)
+    assert not (tmp_path / "logs").exists()  # refused before anything was submitted
+
+
+def test_the_plan_knows_each_stages_gpu_memory():
+    from mubench.tools.makespan import stage_needs
+
+    plan = json.loads((ROOT / "benchmarks" / "results" / "plan_paper.json").read_text())
+    params = load_params(ROOT / "profiles" / "paper.yaml")
+    graph = profile_graph(ROOT, ROOT / "profiles" / "paper.yaml")
+    needs = stage_needs(graph, plan["stages"], params)
+    largest = max(row["need_gb"] for row in plan["stages"])
+    assert max(needs.values()) == largest  # the evaluation that holds the largest drift batch
+    assert needs["unlearn@llama2-7b-chat-ga-0"] == next(r["need_gb"] for r in plan["stages"]
+                                                         if r["stage"] == "unlearn llama2-7b-chat/ga")

@@ -12,6 +12,7 @@ back through ``squeue`` and ``scontrol``.
 from __future__ import annotations
 
 import fnmatch
+import math
 import shlex
 import subprocess
 import sys
@@ -46,6 +47,11 @@ class SlurmSettings:
     mem_gb: float | None = None
     gpus: int = 0  # per stage that runs a model
     cpus: int | None = None
+    # from a saved plan (`mubench plan --json`): each GPU stage's GPU-hours and GPU memory need (GB)
+    plan_hours: dict[str, float] = field(default_factory=dict)
+    plan_needs: dict[str, float] = field(default_factory=dict)
+    time_factor: float = 2.0  # a GPU stage's time limit = its planned time x this (at least 10 minutes)
+    gpu_mem: float | None = None  # GB of one GPU where the jobs run: a stage that needs more is refused
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
@@ -57,10 +63,28 @@ def _run(args: list[str]) -> subprocess.CompletedProcess:
 
 
 def minutes_for(stage: str, settings: SlurmSettings) -> int:
+    """A stage's time limit: a ``--minutes-for`` glob that matches it, else its planned time x the factor, else
+    ``--minutes``."""
     for pattern, minutes in settings.minutes_for.items():
         if fnmatch.fnmatchcase(stage, pattern):
             return minutes
+    hours = settings.plan_hours.get(stage)
+    if hours:
+        return max(10, math.ceil(hours * 60 * settings.time_factor))
     return settings.minutes
+
+
+def unsatisfiable(stages: list[str], settings: SlurmSettings, uses_gpu: Callable[[str], bool]) -> str | None:
+    """One line for the first GPU stage whose planned memory is more than a GPU here has, else None."""
+    if settings.gpu_mem is None:
+        return None
+    too_big = [s for s in stages if uses_gpu(s) and settings.plan_needs.get(s, 0.0) > settings.gpu_mem]
+    if not too_big:
+        return None
+    stage = max(too_big, key=lambda s: settings.plan_needs[s])
+    return (f"{stage}: needs {settings.plan_needs[stage]:.1f} GB of GPU memory by the plan (peak + margin + CUDA "
+            f"context), the GPUs here have {settings.gpu_mem:g} GB (--gpu-mem); {len(too_big)} stage(s) could never "
+            "start, so nothing was submitted: lower the batch sizes `mubench check` names, or use bigger GPUs")
 
 
 def job_command(root: Path, stage: str | None, settings: SlurmSettings) -> str:
@@ -118,6 +142,9 @@ def submit_slurm(root: Path, graph: StageGraph, settings: SlurmSettings, uses_gp
     """Submit every stage of ``graph`` (restricted to what is out of date), upstream first."""
     root = root.resolve()
     refuse_if_live(root)
+    problem = unsatisfiable(graph.order, settings, uses_gpu)
+    if problem:
+        raise RuntimeError(problem)
     previous = read_state(root)
     if previous and previous.get("engine") == "slurm":
         ended = {s for s, r in refresh(previous).items() if r.state in ENDED or r.state == "unknown"}

@@ -51,45 +51,65 @@ def _share(stage: str, params) -> tuple[str, str] | None:
     return None
 
 
+def _row_kind(name: str, params) -> tuple[str, str]:
+    """(model, kind) of a plan row: kind is ``unlearn/METHOD``, ``evaluate``, ``tamper``, ``gcg`` or ``judge``."""
+    if name.startswith("judge"):
+        return "", "judge"
+    words = name.replace(" (tampered)", "").split()
+    model = words[-1].split("/")[0]
+    kind = ("tamper" if "(tampered)" in name or words[0] in params.tamper.names
+            else "evaluate" if words[0] in ("generate", "utility", "drift")
+            else "gcg" if words[0] == "gcg"
+            else f"unlearn/{words[-1].split('/')[1]}" if words[0] == "unlearn" else "other")
+    return model, kind
+
+
+def _stage_kind(stage: str, params) -> tuple[str, str] | None:
+    """(model, the plan kind whose rows this DVC stage runs), or None for a stage the plan does not time."""
+    share = _share(stage, params)
+    if not share:
+        return None
+    kind, model = share
+    if kind == "unlearn":
+        return model, "unlearn/" + stage.split("@")[1][len(model) + 1:].rsplit("-", 1)[0]
+    if kind in ("evaluate", "evaluate-base", "tamper", "tamper-base"):
+        return model, kind.removesuffix("-base")
+    if kind == "jailbreak-fit" and stage.endswith("-gcg"):
+        return model, "gcg"
+    return None
+
+
 def stage_hours(graph: StageGraph, rows: list[dict], params) -> dict[str, float]:
     """GPU-hours of each DVC stage instance, from the plan's rows (``stage``, ``gpu_hours``)."""
-    variants = len(params.variants())
-    seeds = len(params.seeds)
-    by_model: dict[str, dict[str, float]] = {}
-    judge = 0.0
+    per = {"unlearn": len(params.seeds), "evaluate": len(params.variants()), "tamper": len(params.variants()),
+           "gcg": 1}
+    totals: dict[tuple[str, str], float] = {}
     for row in rows:
-        name, hours = row["stage"], float(row["gpu_hours"])
-        if name.startswith("judge"):
-            judge += hours
-            continue
-        words = name.replace(" (tampered)", "").split()
-        model = words[-1].split("/")[0]
-        kind = ("tamper" if "(tampered)" in name or words[0] in params.tamper.names
-                else "evaluate" if words[0] in ("generate", "utility", "drift")
-                else "gcg" if words[0] == "gcg"
-                else f"unlearn/{words[-1].split('/')[1]}" if words[0] == "unlearn" else "other")
-        by_model.setdefault(model, {})
-        by_model[model][kind] = by_model[model].get(kind, 0.0) + hours
-    judged = [s for s in graph.order if s.split("@")[0] in ("evaluate", "evaluate-base", "tamper", "tamper-base")]
+        key = _row_kind(row["stage"], params)
+        totals[key] = totals.get(key, 0.0) + float(row["gpu_hours"])
+    judged = [s for s in graph.order if (_stage_kind(s, params) or ("", ""))[1] in ("evaluate", "tamper")]
+    judge = totals.get(("", "judge"), 0.0)
     out: dict[str, float] = {}
     for stage in graph.order:
-        share = _share(stage, params)
-        hours = 0.0
-        if share:
-            kind, model = share
-            mine = by_model.get(model, {})
-            if kind == "unlearn":
-                method = stage.split("@")[1][len(model) + 1:].rsplit("-", 1)[0]
-                hours = mine.get(f"unlearn/{method}", 0.0) / seeds
-            elif kind in ("evaluate", "evaluate-base"):
-                hours = mine.get("evaluate", 0.0) / variants
-            elif kind in ("tamper", "tamper-base"):
-                hours = mine.get("tamper", 0.0) / variants
-            elif kind == "jailbreak-fit" and stage.endswith("-gcg"):
-                hours = mine.get("gcg", 0.0)
-        if stage in judged:
-            hours += judge / len(judged)
-        out[stage] = hours
+        key = _stage_kind(stage, params)
+        hours = totals.get(key, 0.0) / per[key[1].split("/")[0]] if key else 0.0
+        out[stage] = hours + (judge / len(judged) if stage in judged else 0.0)
+    return out
+
+
+def stage_needs(graph: StageGraph, rows: list[dict], params) -> dict[str, float]:
+    """The GPU memory (GB: peak + margin + CUDA context) each DVC stage instance needs by the plan: the largest
+    need among its rows (an evaluation or tamper stage loads the judge too: its rows count)."""
+    needs: dict[tuple[str, str], float] = {}
+    for row in rows:
+        key = _row_kind(row["stage"], params)
+        needs[key] = max(needs.get(key, 0.0), float(row.get("need_gb") or 0.0))
+    out = {}
+    for stage in graph.order:
+        key = _stage_kind(stage, params)
+        if key:
+            judge = needs.get(("", "judge"), 0.0) if key[1] in ("evaluate", "tamper") else 0.0
+            out[stage] = max(needs.get(key, 0.0), judge)
     return out
 
 
@@ -141,3 +161,16 @@ def makespans(graph: StageGraph, hours: dict[str, float], counts: list[int]) -> 
     return {"gpu_hours": round(sum(hours.values()), 1), "critical_path_hours": round(length, 1),
             "critical_path": [s for s in path if hours.get(s, 0.0) > 0],
             "wall_clock_hours": {n: round(list_schedule(graph, hours, n), 1) for n in counts}}
+
+
+def saved_plan_resources(path: Path, graph: StageGraph, params) -> tuple[dict[str, float], dict[str, float]]:
+    """(GPU-hours, GPU memory need) of each stage of ``graph`` from a saved ``mubench plan --json``."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows = data["stages"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not the JSON of `mubench plan --json` ({exc}); make it with "
+                         "`mubench plan --json > plan.json`") from None
+    return stage_hours(graph, rows, params), stage_needs(graph, rows, params)
