@@ -53,7 +53,11 @@ def tiny_pipeline(work: Path, source: Path = ROOT, params: Path = ROOT / "profil
 @pytest.fixture(scope="module")
 def tiny_repo(tmp_path_factory):
     work = tmp_path_factory.mktemp("tiny")
-    return work, tiny_pipeline(work)
+    start = time.monotonic()
+    env = tiny_pipeline(work)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "tiny_serial.json").write_text(json.dumps({"seconds": round(time.monotonic() - start, 1)}))
+    return work, env
 
 
 def test_every_stage_ran_and_outputs_exist(tiny_repo):
