@@ -97,7 +97,7 @@ def pip_args(lock: str, python: str = sys.executable, options: tuple[str, ...] =
         return []
     version, hashes = pin
     if configured_pip_finds(version, hashes, python, options):
-        print(f"torch {version}: found through pip's own configuration", file=sys.stderr)
+        print(f"torch {version}: found by pip as configured (with PIP_EXTRA)", file=sys.stderr)
         return []
     print(f"torch {version}: not on PyPI; adding PyTorch's CPU index ({TORCH_CPU_INDEX}), hashes still checked",
           file=sys.stderr)
