@@ -213,9 +213,9 @@ def test_stale_lock_entries_of_ended_stages_are_cleared_and_no_others():
             "read": {"a.txt": [{"pid": 1, "cmd": "dvc --wait-for-lock repro --single-item b"},
                                {"pid": 2, "cmd": "dvc --wait-for-lock repro --single-item c"}]}}
     assert stage_of(lock["read"]["a.txt"][1]) == "c" and stage_of({"cmd": "dvc repro"}) is None
-    from mubench.tools.submit import _drop  # noqa: PLC0415 (the pure part of clear_stale_locks)
+    from mubench.tools.submit import drop_lock_entries  # the pure part of clear_stale_locks
 
-    assert _drop(lock, lambda info: stage_of(info) not in {"b"})
+    assert drop_lock_entries(lock, lambda info: stage_of(info) not in {"b"})
     assert lock == {"write": {}, "read": {"a.txt": [{"pid": 2, "cmd": "dvc --wait-for-lock repro --single-item c"}]}}
 
 

@@ -98,7 +98,7 @@ def _rwlock_edit(root: Path, edit: Callable[[dict], bool]) -> None:
             path.write_text(json.dumps(lock), encoding="utf-8")
 
 
-def _drop(lock: dict, keep: Callable[[dict], bool]) -> bool:
+def drop_lock_entries(lock: dict, keep: Callable[[dict], bool]) -> bool:
     """Remove the entries ``keep`` refuses; True if one went."""
     changed = False
     for path, info in list(lock.get("write", {}).items()):
@@ -132,12 +132,12 @@ def clear_stale_locks(root: Path, ended: set[str]) -> int:
         removed += gone
         return not gone
 
-    _rwlock_edit(root, lambda lock: _drop(lock, keep))
+    _rwlock_edit(root, lambda lock: drop_lock_entries(lock, keep))
     return removed
 
 
 def _clear_pid(root: Path, pid: int) -> None:
-    _rwlock_edit(root, lambda lock: _drop(lock, lambda info: info.get("pid") != pid))
+    _rwlock_edit(root, lambda lock: drop_lock_entries(lock, lambda info: info.get("pid") != pid))
 
 
 # -- one stage: what a job runs ----------------------------------------------------------------------------------
