@@ -175,19 +175,22 @@ def submit_slurm(root: Path, graph: StageGraph, settings: SlurmSettings, uses_gp
     return runs
 
 
-def _job_record(job: str) -> dict[str, str]:
-    out = _run(["scontrol", "show", "job", "-o", job])
+def _job_records() -> dict[str, dict[str, str]]:
+    """Every job Slurm still has a record of, by id: one ``scontrol`` call however many jobs a run has."""
+    out = _run(["scontrol", "show", "job", "-o"])
     if out.returncode != 0:
         return {}
-    return dict(word.split("=", 1) for word in out.stdout.split() if "=" in word)
+    records = (dict(word.split("=", 1) for word in line.split() if "=" in word) for line in out.stdout.splitlines())
+    return {r["JobId"]: r for r in records if "JobId" in r}
 
 
-def refresh(state: dict) -> dict[str, StageRun]:
+def refresh(state: dict, records: dict[str, dict[str, str]] | None = None) -> dict[str, StageRun]:
     """The recorded submission's stages with their state now, as Slurm reports it."""
+    records = _job_records() if records is None else records
     runs = {}
     for stage, saved in state["stages"].items():
         run = StageRun(stage, saved.get("state", "pending"), saved.get("job"), saved.get("log", ""))
-        record = _job_record(run.job) if run.job else {}
+        record = records.get(run.job, {}) if run.job else {}
         slurm_state = record.get("JobState", "")
         if not record:
             run.state, run.reason = "unknown", "Slurm no longer has the job's record (`dvc status` tells)"
@@ -217,8 +220,9 @@ def status(root: Path, wait: bool, say: Callable[[str], None], poll_s: float = 2
                            "`mubench submit slurm` first")
     start = time.monotonic()
     while True:
-        runs = refresh(state)
-        closing = _job_record(state["finish"]).get("JobState", "") if state.get("finish") else "COMPLETED"
+        records = _job_records()
+        runs = refresh(state, records)
+        closing = records.get(state["finish"], {}).get("JobState", "") if state.get("finish") else "COMPLETED"
         if not wait or (all(r.state in (*ENDED, "unknown") for r in runs.values())
                         and STATES.get(closing, "done") in ENDED):
             break
