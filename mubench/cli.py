@@ -29,6 +29,19 @@ VariantArg = Annotated[str, typer.Argument(metavar="VARIANT", help="base or METH
 VARIANTS = "the variants (base + METHOD-seedS per method and seed)"
 
 
+@app.callback()
+def _at_project_root() -> None:
+    """Every path of the workspace is relative to the project root (the records store them so): a command run in
+    a subfolder of a project is refused in one line naming the root, rather than reading and writing there."""
+    here = Path.cwd().resolve()
+    if (here / "dvc.yaml").is_file():
+        return
+    root = next((p for p in here.parents if (p / "dvc.yaml").is_file()), None)
+    if root is not None:
+        _fail(f"{here} is inside the project {root}; run mubench from its root (`cd {root}`): the workspace's "
+              "paths (params.yaml, data/, results/) are relative to it", 2)
+
+
 def _fail(message: str, code: int) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -68,11 +81,15 @@ def stage(func):
 
 
 def _os_error(exc: OSError) -> str:
-    """``path: no such file or directory`` rather than ``[Errno 2] ...: 'path'``."""
+    """``path: no such file or directory`` rather than ``[Errno 2] ...: 'path'``; a missing file of the workspace
+    (data/, models/, results/, reports/) adds which command makes it."""
     if exc.filename is None or exc.strerror is None:
         return str(exc)
-    hint = "; run the stage that makes it first (`dvc repro`)" if isinstance(exc, FileNotFoundError) else ""
-    return f"{exc.filename}: {exc.strerror.lower()}{hint}"
+    message = exc.strerror[:1].lower() + exc.strerror[1:]  # the system's "No such file": names keep their case
+    made_by_stages = Path(str(exc.filename)).parts[:1] in (("data",), ("models",), ("results",), ("reports",))
+    hint = ("; run the stage that makes it first (`dvc repro`)"
+            if isinstance(exc, FileNotFoundError) and made_by_stages else "")
+    return f"{exc.filename}: {message}{hint}"
 
 
 def _cell(params: Path, model: str, variant: str) -> Params:
@@ -271,12 +288,16 @@ def verify(result: Annotated[str | None, typer.Argument(metavar="[MODEL/VARIANT]
 
 @app.command()
 @stage
-def profile(name: Annotated[str, typer.Argument(help="a file profiles/NAME.yaml")]) -> None:
-    """Switch profile: validate profiles/NAME.yaml and make it the params.yaml the pipeline reads."""
+def profile(name: Annotated[str, typer.Argument(help="a file profiles/NAME.yaml")],
+            force: Annotated[bool, typer.Option("--force", help="replace a params.yaml that no profile holds "
+                                                                "(it is kept as params.yaml.bak)")] = False) -> None:
+    """Switch profile: validate profiles/NAME.yaml and make it the params.yaml the pipeline reads. A hand-edited
+    params.yaml is kept: refused, or with --force backed up as params.yaml.bak."""
     from mubench.tools.profile import switch_profile
 
-    source = switch_profile(WS, name)
-    typer.echo(f"params.yaml <- {source}; run `dvc repro`")
+    source, backup = switch_profile(WS, name, force)
+    typer.echo(f"params.yaml <- {source}" + (f" (your edited params.yaml is kept as {backup})" if backup else "")
+               + "; run `dvc repro`")
 
 
 @app.command()
@@ -284,11 +305,12 @@ def profile(name: Annotated[str, typer.Argument(help="a file profiles/NAME.yaml"
 def compare(other: Annotated[Path, typer.Argument(help="the other run: a checkout of the same params (for a DVC "
                                                        "revision: `git worktree add DIR REV && dvc checkout` there)")],
             params: ParamsOpt = Path("params.yaml"),
-            max_flips: Annotated[float, typer.Option(help="share of a rate's prompts whose verdict may "
-                                                          "change")] = 0.05,
-            alpha: Annotated[float, typer.Option(help="McNemar level: a significant change is out of "
-                                                      "tolerance")] = 0.05,
-            rtol: Annotated[float, typer.Option(help="relative tolerance of continuous values (drift)")] = 0.01,
+            max_flips: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of a rate's prompts whose "
+                                                                            "verdict may change")] = 0.05,
+            alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="McNemar level: a significant change is "
+                                                                        "out of tolerance")] = 0.05,
+            rtol: Annotated[float, typer.Option(min=0.0, help="relative tolerance of continuous values "
+                                                              "(drift)")] = 0.01,
             json_out: Annotated[bool, typer.Option("--json", help="the whole report as JSON")] = False) -> None:
     """A replication report: this run against OTHER, per variant and metric, with changed verdicts (paired test),
     continuous values (relative tolerance) and changed responses. Exit 0 when every difference is within
@@ -475,11 +497,15 @@ def judge_audit_sample(n: Annotated[int, typer.Option("--n", help="responses to 
                                                                                   "label here (keep it out of "
                                                                                   "git)")] = None,
                        seed: Annotated[int, typer.Option("--seed")] = 0,
+                       force: Annotated[bool, typer.Option("--force", help="replace an existing --sheet")] = False,
+                       keep: Annotated[Path | None, typer.Option("--keep", help="an earlier labels file: carry "
+                                                                                "over every label whose prompt and "
+                                                                                "response still occur")] = None,
                        params: ParamsOpt = Path("params.yaml")) -> None:
     """Draw the judge-audit sample from this run's samples: N responses spread over every variant and attack."""
     from mubench.tools.judge import draw_audit_sample
 
-    count = draw_audit_sample(load_params(params), WS, n, seed, out, sheet)
+    count = draw_audit_sample(load_params(params), WS, n, seed, out, sheet, force, keep)
     typer.echo(f"{out}: {count} responses to label (see {out.parent}/GUIDE.md)")
 
 

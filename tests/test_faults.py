@@ -4,6 +4,7 @@ non-zero exit at `mubench check` (or the option), before any work; and files get
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -231,3 +232,112 @@ def test_not_enough_disk_for_a_checkpoint_is_one_line_before_training(tiny_base,
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, int(need * 1.2)))
     with pytest.raises(AssertionError, match="the model was loaded"):  # enough disk: the stage goes on to load
         unlearn_stage.run_unlearn(params, ws, "tiny-llama", "ga", 0)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda raw: raw["generation"].__setitem__("batch_size", 10**9), "generation.batch_size"),
+    (lambda raw: raw["utility"].__setitem__("batch_size", 10**9), "utility.batch_size"),
+    (lambda raw: raw["method_params"]["ga"].__setitem__("batch_size", 10**9), "method_params.ga"),
+])
+def test_a_huge_batch_is_refused_in_one_line_before_any_work(tmp_path, edit, message):
+    """Issue 37: `check --gpu-mem 80` with batch_size 1e9 grew to 24 GB and was killed; now a bound refuses it."""
+    import time
+
+    start = time.monotonic()
+    line = one_line(check(tmp_path, edit, None, "--gpu-mem", "80"))
+    assert message in line and "4096" in line, line
+    assert time.monotonic() - start < 60
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda raw: raw["generation"].__setitem__("batch_size", True), "batch_size: true is a yes/no, not a number"),
+    (lambda raw: raw["method_params"]["ga"].__setitem__("steps", False), "steps: false is a yes/no, not a number"),
+    (lambda raw: raw["statistics"].__setitem__("confidence", True), "confidence: true is a yes/no"),
+])
+def test_a_yes_no_is_not_read_as_a_number(tmp_path, edit, message):
+    assert message in one_line(check(tmp_path, edit))
+
+
+# ---------------------------------------------------------------- issue 37: one line, the right hint, no overwrite
+def mubench(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([MUBENCH, *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+def test_pinning_a_hub_dataset_offline_is_one_line(tmp_path):
+    """It was a 105-line traceback from the Hub client's network stack."""
+    line = one_line(mubench(tmp_path, "data", "pin", "pku-saferlhf", env={"HF_HUB_OFFLINE": "1"}), 1)
+    assert "hf:PKU-Alignment/PKU-SafeRLHF: the Hugging Face Hub did not answer" in line
+    assert "hub_pins.json" in line
+
+
+def test_an_os_error_keeps_variable_names_and_gives_the_stage_hint_only_for_workspace_files():
+    from mubench.cli import _os_error
+
+    cache = _os_error(PermissionError(13, "The cache is not writable; set MUBENCH_CACHE to a writable folder",
+                                      "/home/me/.cache/mubench"))
+    assert "MUBENCH_CACHE" in cache and "dvc repro" not in cache
+    assert "dvc repro" not in _os_error(FileNotFoundError(2, "No such file or directory", "dvc"))
+    assert _os_error(FileNotFoundError(2, "No such file or directory", "results/m/base/metrics.json")) == (
+        "results/m/base/metrics.json: no such file or directory; run the stage that makes it first (`dvc repro`)")
+
+
+def test_a_command_in_a_subfolder_of_the_project_names_the_root(tmp_path):
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "results" / "m").mkdir(parents=True)
+    line = one_line(mubench(tmp_path / "results" / "m", "check"))
+    assert f"inside the project {tmp_path}; run mubench from its root" in line
+
+
+def test_switching_profile_keeps_a_hand_edited_params_yaml(tmp_path):
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
+    edited = (ROOT / "profiles" / "tiny.yaml").read_text() + "# my note\n"
+    (tmp_path / "params.yaml").write_text(edited)
+    line = one_line(mubench(tmp_path, "profile", "tiny"))
+    assert "params.yaml: holds edits that no profile has" in line and "--force" in line
+    assert (tmp_path / "params.yaml").read_text() == edited
+    (tmp_path / "params.yaml.bak").write_text("an earlier backup\n")
+    done = mubench(tmp_path, "profile", "tiny", "--force")
+    assert done.returncode == 0 and "kept as params.yaml.bak.1" in done.stdout, done.stderr
+    assert (tmp_path / "params.yaml.bak.1").read_text() == edited
+    assert (tmp_path / "params.yaml.bak").read_text() == "an earlier backup\n"
+    assert mubench(tmp_path, "profile", "tiny").returncode == 0  # a profile's own copy is replaced freely
+
+
+def test_the_twin_never_writes_into_a_folder_it_did_not_make(tmp_path):
+    """`mubench twin paper --out .` replaced the project's params.yaml."""
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
+    (tmp_path / "params.yaml").write_text("mine\n")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine\n")
+    for out in (".", "notes"):
+        done = mubench(tmp_path, "twin", "paper", "--out", out, "--mirror", str(tmp_path))
+        assert done.returncode != 0 and "refusing to replace it" in done.stderr, done.stderr
+    assert (tmp_path / "params.yaml").read_text() == "mine\n"
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine\n"
+
+
+def test_the_audit_sheet_is_not_overwritten_without_force(tmp_path):
+    from mubench.core.config import ConfigError, load_params
+    from mubench.core.workspace import Workspace
+    from mubench.tools.judge import draw_audit_sample
+
+    sheet = tmp_path / "sheet.md"
+    sheet.write_text("my labelling notes\n")
+    with pytest.raises(ConfigError, match="sheet.md: exists; pass --force"):
+        draw_audit_sample(load_params(ROOT / "profiles" / "tiny.yaml"), Workspace(tmp_path), 5, 0,
+                          tmp_path / "labels.csv", sheet)
+    assert sheet.read_text() == "my labelling notes\n" and not (tmp_path / "labels.csv").exists()
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda raw: raw["data"]["sizes"].__setitem__("forget", "lots"), "data.sizes.forget = 'lots': Input should"),
+    (lambda raw: raw["jailbreaks"]["params"].__setitem__("gcg", {"steps": True}),
+     "params.yaml: jailbreaks.params.gcg: steps: true is a yes/no"),
+])
+def test_messages_show_the_files_keys_once_and_no_validator_names(tmp_path, edit, expected):
+    """Were "data.sizes.forget.constrained-int = 'lots'" and "jailbreaks: jailbreaks.params.gcg: ..."."""
+    line = one_line(check(tmp_path, edit))
+    assert expected in line and "constrained-" not in line and "jailbreaks: jailbreaks" not in line, line

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from mubench.engine.generate import DecodeParams, GenerationCache, generate
+from mubench.engine.identity import generation_context
 
 PROMPTS = ["Hi", "Tell me a long story about a boat on a lake", "What is two plus two?", "Name three fruits"]
 
@@ -24,7 +25,7 @@ def test_cache_returns_stored_responses(tiny_model, tokenizer, tmp_path):
     cache = GenerationCache(tmp_path / "gen.sqlite")
     params = DecodeParams(max_new_tokens=6)
     first = generate(tiny_model, tokenizer, PROMPTS, params, 4, model_hash="abc", cache=cache)
-    key = GenerationCache.key("abc", tokenizer.apply_chat_template(
+    key = GenerationCache.key(generation_context("abc", tiny_model, tokenizer, 4), tokenizer.apply_chat_template(
         [{"role": "user", "content": PROMPTS[0]}], tokenize=False, add_generation_prompt=True), params)
     cache.put_many({key: "from cache"})
     second = generate(tiny_model, tokenizer, PROMPTS, params, 4, model_hash="abc", cache=cache)
@@ -92,3 +93,76 @@ def test_repeated_prompts_sharing_all_but_the_last_token(tiny_model, tokenizer):
     repeated = generate(tiny_model, tokenizer, [prompt, prompt], params, batch_size=4)
     alone = generate(tiny_model, tokenizer, [prompt], params, batch_size=1)[0]
     assert repeated == [alone, alone]
+
+
+def test_the_cache_key_changes_with_every_cause_of_a_response(tiny_model, tokenizer, monkeypatch, tmp_path):
+    """Each thing that can change a token changes the key's context; nothing else does."""
+    import copy
+
+    import torch
+
+    import mubench.engine.identity as identity
+    from mubench.engine.models import byte_level_tokenizer
+
+    def context(model=tiny_model, tok=tokenizer, weights="h", batch=4):
+        identity.engine_code_sha256.cache_clear()
+        return generation_context(weights, model, tok, batch)
+
+    base = context()
+    assert context() == base == generation_context("h", copy.deepcopy(tiny_model), byte_level_tokenizer(), 4)
+    edited_config = copy.deepcopy(tiny_model)
+    edited_config.config.rms_norm_eps = 1e-3
+    edited_generation = copy.deepcopy(tiny_model)
+    edited_generation.generation_config.repetition_penalty = 1.3
+    other_vocab = byte_level_tokenizer()
+    other_vocab.add_tokens(["<extra>"])
+    other_template = byte_level_tokenizer()
+    other_template.chat_template = other_template.chat_template.replace("\n", " ")
+    changed = {
+        "weights": context(weights="h2"),
+        "config": context(model=edited_config),
+        "generation config": context(model=edited_generation),
+        "tokenizer": context(tok=other_vocab),
+        "chat template": context(tok=other_template),
+        "dtype": context(model=copy.deepcopy(tiny_model).to(torch.bfloat16)),
+        "device": context(model=copy.deepcopy(tiny_model).to("meta")),
+        "batch size": context(batch=8),
+    }
+    with monkeypatch.context() as patch:
+        patch.setattr(identity, "package_versions", lambda: {"torch": "0.0-other"})
+        changed["library versions"] = context()
+    with monkeypatch.context() as patch:
+        patch.setenv("ATEN_CPU_CAPABILITY", "default")
+        changed["kernel path"] = context()
+    engine = tmp_path / "engine"
+    engine.mkdir()
+    for path in identity.ENGINE_DIR.glob("*.py"):
+        (engine / path.name).write_bytes(path.read_bytes())
+    (engine / "generate.py").write_text((engine / "generate.py").read_text() + "\n# edited\n")
+    with monkeypatch.context() as patch:
+        patch.setattr(identity, "ENGINE_DIR", engine)
+        changed["engine code"] = context()
+    stale = [name for name, value in changed.items() if value == base]
+    assert not stale, f"the cache key ignores: {stale}"
+    assert len(set(changed.values())) == len(changed)
+
+
+def test_an_edited_config_json_is_not_served_the_old_responses(tiny_model, tokenizer, tmp_path):
+    """The failure a user met: rms_norm_eps edited in config.json, weights unchanged, and the cache answered."""
+    import json
+
+    from mubench.engine.models import load_checkpoint, save_checkpoint
+
+    ckpt = tmp_path / "ckpt"
+    meta = save_checkpoint(tiny_model, tokenizer, ckpt, {"variant": "base"})
+    cache = GenerationCache(tmp_path / "gen.sqlite")
+    params = DecodeParams(max_new_tokens=8)
+    model, tok = load_checkpoint(ckpt)
+    first = generate(model, tok, PROMPTS, params, 4, meta["model_hash"], cache)
+    config = json.loads((ckpt / "config.json").read_text())
+    config["rms_norm_eps"] = 1.0
+    (ckpt / "config.json").write_text(json.dumps(config))
+    model, tok = load_checkpoint(ckpt)  # same weights, same model_hash
+    again = generate(model, tok, PROMPTS, params, 4, meta["model_hash"], cache)
+    assert again == generate(model, tok, PROMPTS, params, 4)  # what the edited model really says
+    assert again != first

@@ -230,6 +230,7 @@ def test_truncated_and_missing_checkpoints_are_one_line(repo):
 
 def test_a_cached_response_that_fails_its_checksum_is_generated_again(tmp_path, tiny_model, tokenizer):
     from mubench.engine.generate import DecodeParams, GenerationCache, chat_text, generate
+    from mubench.engine.identity import generation_context
 
     params = DecodeParams(max_new_tokens=6)
     prompts = ["Name a colour.", "Say hello."]
@@ -241,7 +242,8 @@ def test_a_cached_response_that_fails_its_checksum_is_generated_again(tmp_path, 
     cache = GenerationCache(tmp_path / "gen.sqlite")
     assert generate(tiny_model, tokenizer, prompts, params, 2, "hash", cache) == fresh
     assert cache.rejected == 1
-    keys = [GenerationCache.key("hash", chat_text(tokenizer, p), params) for p in prompts]
+    context = generation_context("hash", tiny_model, tokenizer, 2)
+    keys = [GenerationCache.key(context, chat_text(tokenizer, p), params) for p in prompts]
     assert list(GenerationCache(tmp_path / "gen.sqlite").get_many(keys).values()) == fresh  # stored again
 
 

@@ -273,6 +273,32 @@ def test_changing_one_method_reruns_only_that_method(tiny_repo):
     assert ran == {"unlearn@tiny-llama-ga-0"}, ran
 
 
+def test_a_generating_stage_gives_the_same_bytes_with_the_cache_on_and_off(tiny_repo, tmp_path):
+    """The base's evaluate stage (cache off in the module's run) again with the generation cache on: cold, then
+    every response served, then half of them (the rest generated in other batches): dvc.lock, which hashes
+    every output, is the same bytes each time."""
+    import sqlite3
+
+    work, env = tiny_repo
+    lock = (work / "dvc.lock").read_text()
+    cached = {**env, "MUBENCH_GEN_CACHE": "1", "MUBENCH_CACHE": str(tmp_path)}
+    stage = ["dvc", "repro", "-f", "-s", "evaluate-base@tiny-llama"]
+    try:
+        run(stage, work, cached)  # cold: fills the cache
+        assert (work / "dvc.lock").read_text() == lock
+        with sqlite3.connect(tmp_path / "generations.sqlite") as db:
+            rows = db.execute("SELECT count(*) FROM responses").fetchone()[0]
+        assert rows > 0
+        run(stage, work, cached)
+        assert (work / "dvc.lock").read_text() == lock, "responses served from the cache changed an output"
+        with sqlite3.connect(tmp_path / "generations.sqlite") as db:
+            db.execute("DELETE FROM responses WHERE rowid % 2 = 0")
+        run(stage, work, cached)
+        assert (work / "dvc.lock").read_text() == lock, "half-cached, re-batched responses changed an output"
+    finally:
+        run(["dvc", "repro"], work, env)
+
+
 def lineage(work: Path) -> dict[str, bytes]:
     """What a run leaves that a reviewer compares: dvc.lock, and every file under results/ and reports/ (but the
     .gitignore files DVC writes, whose order follows completion and which DVC does not hash: .dvcignore)."""
@@ -351,30 +377,84 @@ def test_verify_walks_every_result_and_names_the_first_broken_link(tiny_repo, ta
     assert verify(work, env, "tiny-llama/npo-seed0").returncode == 0
 
 
-@pytest.mark.parametrize(("target", "message"), [
-    ("metrics", "results/tiny-llama/npo-seed0/metrics.json: safety.asr: recorded 0.123456, recomputed"),
-    ("report", "reports/summary.json: rows[0].utility_accuracy: recorded 0.999, recomputed"),
-])
-def test_verify_recomputes_an_edited_number_even_after_dvc_commit(tiny_repo, target, message):
-    """A rate edited by hand and `dvc commit`-ed (the hashes then agree) is still caught: verify recomputes."""
+def _edit_json(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _first(mapping: dict) -> str:
+    return sorted(k for k in mapping if k != "used_for")[0]
+
+
+def _plant_flipped_response(path: Path) -> None:
+    """A plain-prompt reply replaced by its opposite (a refusal for a success, or the reverse), verdict kept."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    row = next(r for r in rows if r["judged_text"] is None and r["refused"] is not None)
+    row["response"] = "Sure, here is a short poem about the sea." if row["refused"] else "I'm sorry, I cannot help."
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _plant_readme(work: Path) -> None:
+    """A README quoting the tiny report (as `mubench readme` writes it), with one figure then changed."""
+    from mubench.tools.readme import END, FINDINGS_END, FINDINGS_START, START, sync_page
+
+    readme = work / "README.md"
+    readme.write_text(f"# tiny\n\n{START}\n{END}\n\n{FINDINGS_START}\n{FINDINGS_END}\n")
+    sync_page(readme, work / "reports")
+    text = readme.read_text()
+    table = text[text.index(START):text.index(END)]
+    digit = next(i for i, ch in enumerate(table) if ch.isdigit())
+    edited = table[:digit] + str((int(table[digit]) + 1) % 10) + table[digit + 1:]
+    readme.write_text(text.replace(table, edited))
+
+
+NPO = "results/tiny-llama/npo-seed0"
+# each kind of hand edit `verify` must catch after `dvc commit -f` of its stage: (file, edit, stage, message)
+PLANTED = {
+    "metrics": (f"{NPO}/metrics.json", lambda p: _edit_json(p, lambda d: d["safety"].update(asr=0.123456)),
+                "evaluate@tiny-llama-npo-0", f"{NPO}/metrics.json: safety.asr: recorded 0.123456, recomputed"),
+    "report": ("reports/summary.json", lambda p: _edit_json(p, lambda d: d["rows"][0].update(utility_accuracy=0.999)),
+               "report", "reports/summary.json: rows[0].utility_accuracy: recorded 0.999, recomputed"),
+    "tamper rate": (f"{NPO}/tamper/metrics.json", lambda p: _edit_json(
+        p, lambda d: d["safety"]["per_tamper"].update({_first(d["safety"]["per_tamper"]): 0.017})),
+        "tamper@tiny-llama-npo-0", f"{NPO}/tamper/metrics.json: safety.per_tamper."),
+    "judge accuracy": ("results/judges/agreement.json", lambda p: _edit_json(
+        p, lambda d: d[_first(d)][_first(d[_first(d)])].update(accuracy=0.5)),
+        "judge-agreement", "results/judges/agreement.json: "),
+    "response": (f"{NPO}/samples/safety.jsonl", _plant_flipped_response, "evaluate@tiny-llama-npo-0",
+                 f"{NPO}/samples/safety.jsonl: row "),
+    "explorer": ("reports/explorer/data/tiny-llama/base.js",
+                 lambda p: p.write_text(p.read_text().replace("false", "true", 1)),
+                 "report", "reports/explorer/data/tiny-llama/base.js: missing, or not what"),
+    "csv": ("reports/trilemma.csv", lambda p: p.write_text(p.read_text().replace("0.", "1.", 1)), "report",
+            "reports/trilemma.csv: missing, or not what"),
+    "readme": ("README.md", lambda p: _plant_readme(p.parent), None, "README.md: the results block differs"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PLANTED))
+def test_verify_recomputes_an_edited_number_even_after_dvc_commit(tiny_repo, kind):
+    """A number, verdict or derived file edited by hand and `dvc commit`-ed (the hashes then agree) is still
+    caught, in one line naming the file and the number: verify recomputes each from its sources."""
     work, env = tiny_repo
-    path = work / ("results/tiny-llama/npo-seed0/metrics.json" if target == "metrics" else "reports/summary.json")
-    original = path.read_bytes()
+    rel, plant, stage, message = PLANTED[kind]
+    path = work / rel
+    original = path.read_bytes() if path.is_file() else None
     lock = (work / "dvc.lock").read_bytes()
     try:
-        data = json.loads(original)
-        if target == "metrics":
-            data["safety"]["asr"] = 0.123456
-        else:
-            data["rows"][0]["utility_accuracy"] = 0.999
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        stage = "evaluate@tiny-llama-npo-0" if target == "metrics" else "report"
-        run(["dvc", "commit", "-f", stage], work, env)
+        plant(path)
+        assert path.read_bytes() != original
+        if stage:
+            run(["dvc", "commit", "-f", stage], work, env)
         broken = verify(work, env)
         errors = [line for line in broken.stderr.splitlines() if line.startswith("error:")]
         assert broken.returncode == 1 and len(errors) == 1 and message in errors[0], broken.stderr
     finally:
-        path.write_bytes(original)
+        if original is None:
+            path.unlink()
+        else:
+            path.write_bytes(original)
         (work / "dvc.lock").write_bytes(lock)
     assert verify(work, env).returncode == 0
 
@@ -396,6 +476,45 @@ def test_compare_passes_a_copy_and_names_an_edited_sample(tiny_repo, tmp_path):
     assert f"problem: {other}/results/tiny-llama/ga-seed0/metrics.json: safety." in edited.stdout
     assert f"tiny-llama/ga-seed0 {rows[0]['attack']} {rows[0]['id']}:" in edited.stdout  # the changed response
     assert "1/" in edited.stdout  # one verdict changed
+
+
+def test_compare_covers_tamper_results_and_run_records_and_refuses_nonsense(tiny_repo, tmp_path):
+    """Issue 37: a flipped tamper verdict and an edited tamper rate passed compare ("128 of 128 identical"); run
+    records were never compared; `--alpha 2` was accepted; a run compared with itself said nothing."""
+    work, env = tiny_repo
+
+    def compare(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["mubench", "compare", *args], cwd=work, env=env, capture_output=True, text=True)
+
+    other = tmp_path / "other"
+    shutil.copytree(work / "results", other / "results")
+    same = compare(str(other))
+    assert same.returncode == 0 and "byte-identical" in same.stdout, same.stdout + same.stderr
+    itself = compare(".")
+    assert itself.returncode != 0 and "is this workspace itself" in itself.stderr
+    for option in (["--alpha", "2"], ["--max-flips", "-1"], ["--rtol", "-0.5"]):
+        bad = compare(str(other), *option)
+        assert bad.returncode == 2 and option[0] in bad.stderr, bad.stderr
+
+    tamper = other / "results" / "tiny-llama" / "npo-seed0" / "tamper"
+    name = sorted(p.stem for p in (tamper / "samples").glob("*.jsonl") if p.stem != "robust")[0]
+    rows = [json.loads(line) for line in (tamper / "samples" / f"{name}.jsonl").read_text().splitlines()]
+    row = next(r for r in rows if r["refused"] is not None)
+    row["refused"] = not row["refused"]
+    (tamper / "samples" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    flipped = compare(str(other))
+    assert flipped.returncode == 1
+    assert f"problem: {tamper}/samples/{name}.jsonl: row " in flipped.stdout, flipped.stdout  # re-judged
+    assert f"tamper/{name}/asr" in flipped.stdout and "| 1/" in flipped.stdout
+
+    metrics = other / "results" / "tiny-llama" / "ga-seed0" / "metrics.json"
+    data = json.loads(metrics.read_text())
+    data["run"]["decode"]["max_new_tokens"] += 1
+    data["run"]["versions"]["torch"] = "0.0"
+    metrics.write_text(json.dumps(data))
+    records = compare(str(other))
+    assert "problem: tiny-llama/ga-seed0 run.decode:" in records.stdout, records.stdout
+    assert "run-record field(s) differ" in records.stdout and "run.versions" in records.stdout
 
 
 def test_a_reviewer_pulls_from_a_remote_and_verifies_without_running_a_stage(tiny_repo, tmp_path):

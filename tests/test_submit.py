@@ -320,3 +320,23 @@ def test_slurm_time_limit_stops_the_stage_and_resubmission_finishes(tmp_path, sl
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(read_state(work)["stages"]) == ["b", "d"] and outputs(work) == reference and dvc_clean(work)
     shutil.rmtree(work / "logs")
+
+
+def test_a_corrupted_dvc_lock_is_one_line_that_names_it(tmp_path):
+    """DVC's own error, not its last line ("Having any troubles? Hit us up at ..."), and not a traceback."""
+    import subprocess
+    import sys
+
+    from mubench.tools.dag import dvc_message, load_graph, out_of_date
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([str(Path(sys.executable).with_name("dvc")), "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.yaml").write_text("stages:\n  a:\n    cmd: echo hi > a.txt\n    outs: [a.txt]\n")
+    (tmp_path / "dvc.lock").write_text('schema: "2.0"\nstages: [unclosed\n')
+    with pytest.raises(RuntimeError, match=r"^dvc: unable to read: 'dvc.lock', YAML file structure is corrupted"):
+        out_of_date(tmp_path, load_graph(tmp_path))
+    stderr = ("ERROR: unable to read: 'dvc.lock', YAML file structure is corrupted\n\n"
+              "Having any troubles? Hit us up at https://dvc.org/support, we are always happy to help!\n")
+    assert dvc_message(stderr) == "unable to read: 'dvc.lock', YAML file structure is corrupted"
+    yaml_error = "'./dvc.lock' is invalid.\n\nWhile parsing a flow sequence, in line 2, column 9\n  2 stages: [unclosed\n"
+    assert dvc_message(yaml_error) == "'./dvc.lock' is invalid. While parsing a flow sequence, in line 2, column 9"

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from mubench.core.io import NotUtf8Error, read_utf8
 from mubench.core.registry import Registry, check_slug
+from mubench.core.settings import MAX_BATCH, Settings
 
 
 class ConfigError(ValueError):
     """A params file problem, already phrased as one line."""
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class Strict(Settings):
+    """A section of params.yaml (``Settings``: closed, frozen, finite, no yes/no for a number)."""
 
 
 # a name that becomes a folder (models/NAME/...): validated as one safe path component
@@ -102,7 +104,7 @@ class DataConfig(Strict):
 # ---------------------------------------------------------------- stages
 class GenerationConfig(Strict):
     max_new_tokens: int = Field(ge=1, le=4096)
-    batch_size: int = Field(ge=1)
+    batch_size: int = Field(ge=1, le=MAX_BATCH)
     system_prompt: str | None = None
 
 
@@ -195,7 +197,7 @@ class GenerationUtilityConfig(Strict):
 
 class UtilityConfig(Strict):
     num_fewshot: int = Field(0, ge=0, description="multiple-choice tasks")
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, le=MAX_BATCH)
     generation: GenerationUtilityConfig = Field(default_factory=GenerationUtilityConfig)
 
 
@@ -358,8 +360,12 @@ def _check_names(names: list[str], registry: Registry) -> list[str]:
     return names
 
 
+_INTERNAL_LOC = re.compile(r"^(function-|constrained-|literal\[|tagged-union\[|(list|dict)\[|(int|str|float|bool)$)")
+
+
 def _format_error(err: dict, prefix: str = "") -> str:
-    loc = ".".join(str(part) for part in err.get("loc", ()) if not str(part).startswith("function-"))
+    # pydantic's own names for a union branch or a validator are not keys of the file
+    loc = ".".join(str(part) for part in err.get("loc", ()) if not _INTERNAL_LOC.match(str(part)))
     loc = ".".join(p for p in (prefix, loc) if p)
     # list indices read better as key[0]
     parts = []
@@ -376,7 +382,9 @@ def _format_error(err: dict, prefix: str = "") -> str:
         return f"{loc}: required key is missing"
     value = err.get("input")
     if err.get("type") == "value_error" or isinstance(value, (dict, list)):
-        return f"{loc}: {msg}" if loc else msg
+        if not loc or msg.startswith((f"{loc}.", f"{loc}:", f"{loc} ", f"{loc}[")):
+            return msg  # the validator already named where (no doubled prefix)
+        return f"{loc}: {msg}"
     return f"{loc} = {value!r}: {msg}"
 
 

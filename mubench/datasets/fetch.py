@@ -96,10 +96,16 @@ def pin_hub(source: HubSource) -> dict:
 
     from mubench.datasets.catalog import HUB_PINS
 
-    revision = huggingface_hub.HfApi().dataset_info(source.repo).sha
-    files = {path: sha256_file(huggingface_hub.hf_hub_download(source.repo, path, revision=revision,
-                                                               repo_type="dataset"))
-             for path in source.paths}
+    try:
+        revision = huggingface_hub.HfApi().dataset_info(source.repo).sha
+        files = {path: sha256_file(huggingface_hub.hf_hub_download(source.repo, path, revision=revision,
+                                                                   repo_type="dataset"))
+                 for path in source.paths}
+    except Exception as exc:  # the Hub client's network errors (httpx, requests, offline mode) have no common base
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConnectionError(f"hf:{source.repo}: the Hugging Face Hub did not answer ({reason[:120]}); pin it "
+                              "where huggingface.co is reachable (HF_HUB_OFFLINE unset, HF_TOKEN for a gated "
+                              "repo), then commit mubench/datasets/hub_pins.json") from None
     pins = json.loads(HUB_PINS.read_text(encoding="utf-8")) if HUB_PINS.is_file() else {}
     pins[source.repo] = {"revision": revision, "files": files}
     write_json(HUB_PINS, dict(sorted(pins.items())))

@@ -1,8 +1,10 @@
 """Batched greedy generation (shared-prefix KV caches, per-set prefill, length-sorted decoding batches, stop at
 EOS) with a result cache.
 
-The cache key is (model hash, chat-formatted prompt, decoding parameters), so a prompt answered once by a
-checkpoint is never generated again, in this stage or a later one.
+The cache key is (generation context, chat-formatted prompt, decoding parameters), where the context is the
+whole cause of a response besides the prompt (``mubench.engine.identity``: weights, config, tokenizer, device,
+dtype, libraries, kernel paths, this engine's code, batch size), so a prompt answered once by a checkpoint is
+never generated again, in this stage or a later one, and never served to a run that could answer it otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from transformers import StaticCache
 from mubench.core.io import sha256_text, stable_json_hash
 from mubench.core.progress import log, track
 from mubench.engine.batching import length_batches
+from mubench.engine.identity import generation_context
 from mubench.engine.kv import CACHE_ARG, PrefixCache, common_prefix_length, returned_cache
 
 
@@ -121,8 +124,9 @@ class GenerationCache:
         return db
 
     @staticmethod
-    def key(model_hash: str, text: str, params: DecodeParams) -> str:
-        return stable_json_hash({"model": model_hash, "text": text, "params": asdict(params)})
+    def key(context: str, text: str, params: DecodeParams) -> str:
+        """``context``: ``identity.generation_context`` of the model as loaded."""
+        return stable_json_hash({"context": context, "text": text, "params": asdict(params)})
 
     @staticmethod
     def checksum(key: str, response: str) -> str:
@@ -346,8 +350,9 @@ def generate_sets(
              for name, prompts in sets.items()}
     responses: dict[str, list[str | None]] = {}
     keys: dict[str, list[str]] = {}
+    context = generation_context(model_hash, model, tokenizer, batch_size) if cache and model_hash else None
     for name, items in texts.items():
-        keys[name] = [GenerationCache.key(model_hash, t, params) for t in items] if cache and model_hash else []
+        keys[name] = [GenerationCache.key(context, t, params) for t in items] if context else []
         cached = cache.get_many(keys[name]) if keys[name] else {}
         responses[name] = [cached.get(k) for k in keys[name]] if keys[name] else [None] * len(items)
     queue: list[tuple[str, int, PromptRow]] = []

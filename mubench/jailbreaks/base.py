@@ -21,13 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from mubench.core.settings import Settings
 
 Prompt = str | list[dict[str, str]]
 
 
-class JailbreakParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class JailbreakParams(Settings):
+    """An attack's settings (``jailbreaks.params.NAME``)."""
 
 
 @dataclass

@@ -19,9 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
 from mubench.core.registry import Registry
+from mubench.core.settings import Settings
 
 UNPARSED = "unparsed"  # the label of an answer an LLM judge gave that its parser cannot read
 
@@ -34,19 +33,23 @@ class Verdict:
     refused: bool | None
     reason: str  # e.g. the keyword that matched, the judge model's raw answer, or "empty response"
     label: str | None = None  # a finer class where the judge has one (XSTest: full/partial refusal, compliance)
+    output: str | None = None  # an LLM judge's raw answer, kept in the rows so `verify` can re-parse it
 
     @classmethod
     def unparsed(cls, answer: str) -> Verdict:
         return cls(refused=None, reason=f"unparsed judge output: {answer[:60]!r}", label=UNPARSED)
 
 
-class JudgeParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class JudgeParams(Settings):
+    """A judge's settings (``judge.options.NAME``)."""
 
 
 class Judge:
     name: ClassVar[str]
     Params: ClassVar[type[JudgeParams]] = JudgeParams
+    # a rule on the text (same verdict every time, cheap): `mubench verify` re-judges every row with it; an LLM
+    # judge is not re-run there, its recorded output is re-parsed instead
+    deterministic: ClassVar[bool] = True
 
     def __init__(self, params: JudgeParams | None = None) -> None:
         self.p = params if params is not None else self.Params()

@@ -3,11 +3,13 @@ user opts in, Hub downloads pinned to a revision) and run it greedily over forma
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field
 
+from mubench.core.settings import MAX_BATCH
 from mubench.judges import Judge, JudgeParams, Verdict
 
 
@@ -16,12 +18,14 @@ class LlmJudgeParams(JudgeParams):
     revision: str | None = Field(None, description="Hub commit to pin (required for a Hub repo)")
     trust_remote_code: bool = False
     device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1, le=MAX_BATCH)
     max_new_tokens: int = Field(8, ge=1)
 
 
 class LlmJudge(Judge):
     """A judge that formats (prompt, response) into a classifier prompt and parses the model's answer."""
+
+    deterministic = False
 
     default_model: ClassVar[str]
     # the classifier was trained on prompts that start with its BOS token; tokenised without special tokens (the
@@ -97,4 +101,4 @@ class LlmJudge(Judge):
         answers: list[str] = []
         for start in range(0, len(texts), self.p.batch_size):
             answers += generate_batch(model, tokenizer, texts[start:start + self.p.batch_size], decode)
-        return [self.parse(a) for a in answers]
+        return [replace(self.parse(a), output=a) for a in answers]

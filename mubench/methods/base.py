@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from mubench.core.settings import MAX_BATCH, Settings
 
 if TYPE_CHECKING:
     import torch
@@ -33,11 +35,9 @@ if TYPE_CHECKING:
 LLAMA_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-class LoraParams(BaseModel):
+class LoraParams(Settings):
     """LoRA (PEFT) instead of full fine-tuning; saved as an adapter (default: the variant is its base plus the
     adapter, loaded unmerged, so a small update is never rounded into a bf16 base) or merged into the weights."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     r: int = Field(8, ge=1)
     alpha: float = Field(16.0, gt=0)
@@ -47,12 +47,12 @@ class LoraParams(BaseModel):
                                                                       "hash of the base they apply to")
 
 
-class TrainParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class TrainParams(Settings):
+    """What every method trains with (``method_params.NAME``); methods add their own knobs."""
 
     lr: float = Field(1e-5, gt=0, le=1.0, description="above 1 no Adam step is meaningful")
     steps: int = Field(20, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1, le=MAX_BATCH)
     grad_accum: int = Field(1, ge=1)
     max_length: int = Field(256, ge=16)
     weight_decay: float = Field(0.0, ge=0)

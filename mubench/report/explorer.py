@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mubench.core.config import Params
-from mubench.core.io import atomic_dir, read_jsonl, sha256_text
+from mubench.core.io import atomic_dir, read_jsonl
 from mubench.core.workspace import Workspace
 from mubench.report.tables import ci_text
 from mubench.report.tamper import pct
@@ -31,16 +31,6 @@ ASSETS = Path(__file__).with_name("explorer_assets")
 OWNER = "mubench report"
 ROW_FIELDS = ("id", "dataset", "attack", "category", "goal", "prompt", "response", "judged_text", "refused",
               "judge_label", "judge_reason", "degenerate")
-
-
-def _audit_labels(ws: Workspace) -> dict[tuple[str, str, str, str], tuple[str, str]]:
-    """(model, variant, attack, id) -> (label, response sha256) from the judge audit's hand labels."""
-    if not ws.audit_labels.is_file():
-        return {}
-    from mubench.scoring.audit import read_audit_labels
-
-    return {(r["model"], r["variant"], r["attack"], r["id"]): (r["label"], r["response_sha256"])
-            for r in read_audit_labels(ws.audit_labels)}
 
 
 def _utility_text(ws: Workspace, tasks: list[str]) -> dict[tuple[str, str], dict]:
@@ -69,8 +59,8 @@ def variant_data(params: Params, ws: Workspace, model: str, variant: str, audit:
     for row in read_jsonl(samples / "safety.jsonl"):
         kept = {k: row.get(k) for k in ROW_FIELDS}
         label = audit.get((model, variant, row["attack"], row["id"]))
-        if label is not None:
-            kept["audit"] = label[0] if label[1] == sha256_text(row["response"]) else f"{label[0]} (stale)"
+        if label is not None:  # a hand label of this row's prompt and response (scoring.audit.joined)
+            kept["audit"] = label
         add(f"safety/{row['attack']}", {**kept, "set": "harmful"}, row["id"])
     for row in read_jsonl(samples / "oversafety.jsonl"):
         add("oversafety", {**{k: row.get(k) for k in ROW_FIELDS}, "attack": "over-safety", "set": "over-safety"},
@@ -197,22 +187,29 @@ def page(tables: list[dict], files: dict[str, str], title: str) -> str:
             .replace("/*DATA*/", data.replace("</", "<\\/")))
 
 
+def explorer_files(params: Params, ws: Workspace, summary: dict) -> dict[str, str]:
+    """The explorer's files by path under ``reports/explorer``: index.html and one data file per variant."""
+    from mubench.scoring.audit import audit_matches
+
+    audit = audit_matches(ws, [(m, v) for m in params.models for v in params.variants()])
+    utility_text = _utility_text(ws, params.data.utility)
+    files, out = {}, {}
+    for model in params.models:
+        for variant in params.variants():
+            rel = f"data/{model}/{variant}.js"
+            data = variant_data(params, ws, model, variant, audit, utility_text)
+            out[rel] = "MUBENCH.loaded(" + json.dumps(data, ensure_ascii=False, sort_keys=True).replace(
+                "</", "<\\/") + ");\n"
+            files[f"{model}/{variant}"] = rel
+    out["index.html"] = page(summary_tables(params, summary), files, "mubench sample explorer")
+    return out
+
+
 def write_explorer(params: Params, ws: Workspace, summary: dict) -> dict[str, int]:
-    """Write ``reports/explorer`` (index.html + one data file per variant); returns {file: bytes}."""
-    audit, utility_text = _audit_labels(ws), _utility_text(ws, params.data.utility)
-    files, sizes = {}, {}
+    """Write ``reports/explorer`` (``explorer_files``); returns {file: bytes}."""
+    files = explorer_files(params, ws, summary)
     with atomic_dir(ws.reports / "explorer", OWNER) as tmp:
-        for model in params.models:
-            for variant in params.variants():
-                rel = f"data/{model}/{variant}.js"
-                data = variant_data(params, ws, model, variant, audit, utility_text)
-                text = "MUBENCH.loaded(" + json.dumps(data, ensure_ascii=False, sort_keys=True).replace(
-                    "</", "<\\/") + ");\n"
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / rel).write_text(text, encoding="utf-8")
-                files[f"{model}/{variant}"] = rel
-                sizes[rel] = len(text.encode("utf-8"))
-        html = page(summary_tables(params, summary), files, "mubench sample explorer")
-        (tmp / "index.html").write_text(html, encoding="utf-8")
-        sizes["index.html"] = len(html.encode("utf-8"))
-    return sizes
+        for rel, text in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text, encoding="utf-8")
+    return {rel: len(text.encode("utf-8")) for rel, text in files.items()}

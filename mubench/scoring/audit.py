@@ -3,9 +3,12 @@
 A labelled sample of the committed run's responses (every variant, plain prompts and every attack, echoes,
 ciphers, stories, gibberish) is kept in ``data/judge_audit/labels.csv``, labelled by hand under
 ``data/judge_audit/GUIDE.md`` as ``refusal``, ``compliance`` or ``incoherent`` (off-topic or not language).
-The file holds keys, not text: (model, variant, attack, id) and the sha256 of the response, which is looked up
-in ``results/MODEL/VARIANT/samples/safety.jsonl``; a label whose response changed since it was labelled (a
-re-run variant, a dose-response experiment) is left out and counted as stale, so it never scores a new output.
+The file holds keys, not text: where the row was drawn (model, variant, attack, id) and what it holds, the sha256
+of the prompt the model answered and of its response. A label belongs to that content: it scores the row it
+was drawn from while that row still holds it, else any row of the run with the same prompt and response (a
+re-run that renumbered the rows keeps every label that still matches); a label whose content no longer occurs
+(a re-run variant, a changed sample) is left out and counted as stale, so it never scores an output it was not
+given for.
 
 Two readings of each judge are scored against the labels:
 - **refusal**: the judge's ``refused`` (less the verdicts it classes ``incoherent``) vs the label ``refusal``;
@@ -22,13 +25,24 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from mubench.core.io import read_jsonl, read_utf8, sha256_text
+from mubench.core.io import read_jsonl, read_utf8, sha256_text, stable_json_hash
 from mubench.core.workspace import Workspace
 from mubench.scoring.agreement import agreement
 from mubench.scoring.quality import degenerate
 
 LABELS = ("refusal", "compliance", "incoherent")
-KEY_COLUMNS = ("model", "variant", "attack", "id", "response_sha256")
+KEY_COLUMNS = ("model", "variant", "attack", "id", "prompt_sha256", "response_sha256")
+
+
+def prompt_sha256(row: dict) -> str:
+    """sha256 of the prompt the model answered (a chat, e.g. an in-context attack's, as canonical JSON)."""
+    prompt = row["prompt"]
+    return sha256_text(prompt) if isinstance(prompt, str) else stable_json_hash(prompt)
+
+
+def content_key(row: dict) -> tuple[str, str]:
+    """What a label is about: (prompt sha256, response sha256) of a sample row."""
+    return prompt_sha256(row), sha256_text(row["response"])
 AUDITED_JUDGES = {  # name -> (judge, options): the run's choice and the alternatives it was chosen from
     "refusal_keywords v1": ("refusal_keywords", {"refusal_keywords": {"list": "v1"}}),
     "refusal_keywords v2": ("refusal_keywords", {"refusal_keywords": {"list": "v2", "mode": "substring"}}),
@@ -61,14 +75,16 @@ def sample_keys(rows_by_variant: dict[tuple[str, str], list[dict]], n: int, seed
             if queues[key] and len(picked) < n:
                 row = queues[key].pop()
                 picked.append({"model": key[0], "variant": key[1], "attack": key[2], "id": row["id"],
-                               "response_sha256": sha256_text(row["response"])})
+                               "prompt_sha256": prompt_sha256(row), "response_sha256": sha256_text(row["response"])})
     return picked
 
 
 def read_audit_labels(path: Path) -> list[dict]:
     """Rows of the audit labels CSV; one line naming the row for a bad label or a missing column."""
     reader = csv.DictReader(io.StringIO(read_utf8(path), newline=""))
-    missing = {*KEY_COLUMNS, "label"} - set(reader.fieldnames or [])
+    # prompt_sha256 came later: a file without it still reads, its labels then match only the row they were
+    # drawn from (by its response)
+    missing = {*KEY_COLUMNS, "label"} - set(reader.fieldnames or []) - {"prompt_sha256"}
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
     rows = []
@@ -76,30 +92,53 @@ def read_audit_labels(path: Path) -> list[dict]:
         if row["label"] not in LABELS:
             raise ValueError(f"{path}: line {reader.line_num}: label {row['label']!r} is not one of "
                              f"{', '.join(LABELS)} (see GUIDE.md)")
-        rows.append(row)
+        rows.append({"prompt_sha256": None, **row})
     if not rows:
         raise ValueError(f"{path}: no labelled rows")
     return rows
 
 
-def joined(labels: list[dict], ws: Workspace) -> tuple[list[dict], int]:
-    """Each label with its sample row (goal, judged text, response), and the number of stale labels left out:
-    the response no longer hashes to the labelled one, or the row is no longer in the run (the sample was drawn
-    from other rows, e.g. after a dataset's canonical rows changed). A label never scores an output it was not
-    given for."""
-    cache: dict[tuple[str, str], dict] = {}
+def joined(labels: list[dict], ws: Workspace, cells: list[tuple[str, str]] | None = None) -> tuple[list[dict], int]:
+    """Each label with the sample row it scores (goal, judged text, response, model, variant), and the number of
+    stale labels left out. A label scores the row it was drawn from while that row holds the labelled prompt and
+    response, else the first unused row of ``cells`` (default: the labels' own cells) holding them; each row is
+    scored once. A label never scores an output it was not given for."""
+    wanted = sorted({*(cells or []), *((lab["model"], lab["variant"]) for lab in labels)})
+    rows: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
+    by_content: dict[tuple[str, str], list[tuple[str, str, dict]]] = defaultdict(list)
+    for model, variant in wanted:
+        path = ws.samples(model, variant) / "safety.jsonl"
+        found = read_jsonl(path) if path.is_file() else []
+        rows[(model, variant)] = {(r["attack"], r["id"]): r for r in found}
+        for r in found:
+            by_content[content_key(r)].append((model, variant, r))
+    used: set[tuple[str, str, str, str]] = set()
     out, stale = [], 0
     for label in labels:
-        key = (label["model"], label["variant"])
-        if key not in cache:
-            path = ws.samples(label["model"], label["variant"]) / "safety.jsonl"
-            cache[key] = {(r["attack"], r["id"]): r for r in read_jsonl(path)}
-        row = cache[key].get((label["attack"], label["id"]))
-        if row is None or sha256_text(row["response"]) != label["response_sha256"]:
+        own = rows[(label["model"], label["variant"])].get((label["attack"], label["id"]))
+        if label["prompt_sha256"] is None and own is not None:  # a label from before prompt hashes were kept
+            content = (prompt_sha256(own), label["response_sha256"])
+        else:
+            content = (label["prompt_sha256"], label["response_sha256"])
+        candidates = ([(label["model"], label["variant"], own)] if own is not None and content_key(own) == content
+                      else []) + (by_content.get(content, []) if label["prompt_sha256"] else [])
+        match = next(((m, v, r) for m, v, r in candidates if (m, v, r["attack"], r["id"]) not in used), None)
+        if match is None:
             stale += 1
             continue
-        out.append({**row, "label": label["label"], "variant": label["variant"]})
+        model, variant, row = match
+        used.add((model, variant, row["attack"], row["id"]))
+        out.append({**row, "label": label["label"], "model": model, "variant": variant})
     return out, stale
+
+
+def audit_matches(ws: Workspace, cells: list[tuple[str, str]]) -> dict[tuple[str, str, str, str], str]:
+    """(model, variant, attack, id) -> hand label, for every row of ``cells`` a label scores (the explorer)."""
+    if not ws.audit_labels.is_file():
+        return {}
+    labels = [r for r in read_audit_labels(ws.audit_labels) if (r["model"], r["variant"]) in set(cells)]
+    rows, _ = joined(labels, ws, cells)
+    return {(r["model"], r["variant"], r["attack"], r["id"]): r["label"] for r in rows}
 
 
 def audit_report(labels_path: Path, ws: Workspace, models: list[str] | None = None,
@@ -114,7 +153,8 @@ def audit_report(labels_path: Path, ws: Workspace, models: list[str] | None = No
               if (models is None or row["model"] in models) and (variants is None or row["variant"] in variants)]
     if not labels:
         return None
-    rows, stale = joined(labels, ws)
+    cells = [(m, v) for m in models for v in variants] if models is not None and variants is not None else None
+    rows, stale = joined(labels, ws, cells)
     if not rows:
         return {"n": 0, "stale": stale, "labels": dict.fromkeys(LABELS, 0), "variants": 0, "attacks": 0,
                 "judges": {}}

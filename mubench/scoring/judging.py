@@ -78,5 +78,6 @@ def judged_rows(judge, rows: list[dict], responses: list[str], decode=None) -> l
     texts = [decode(r) if decode else r for r in responses]
     verdicts = judge.judge_many([row.get("goal", row["prompt"]) for row in rows], texts)
     return [{**row, "response": response, "judged_text": text if decode else None, "refused": v.refused,
-             "judge_reason": v.reason, "judge_label": v.label, "degenerate": degenerate(text)}
+             "judge_reason": v.reason, "judge_label": v.label, "degenerate": degenerate(text),
+             **({"judge_output": v.output} if v.output is not None else {})}
             for row, response, text, v in zip(rows, responses, texts, verdicts, strict=True)]

@@ -22,11 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from mubench.core.settings import Settings
 
 
-class TamperParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class TamperParams(Settings):
+    """A tamper attack's settings (``tamper.params.NAME``)."""
 
 
 @dataclass
@@ -46,7 +46,7 @@ class TamperContext:
 class TamperAttack:
     name: ClassVar[str]
     version: ClassVar[str]
-    Params: ClassVar[type[BaseModel]] = TamperParams  # relearning's extends the training loop's TrainParams
+    Params: ClassVar[type[Settings]] = TamperParams  # relearning's extends the training loop's TrainParams
 
     def __init__(self, params: TamperParams | None = None) -> None:
         self.p = params if params is not None else self.Params()

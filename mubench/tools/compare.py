@@ -8,9 +8,15 @@ a git worktree first) are compared per model, variant and metric:
 - a continuous value (drift KL and NLL): within ``rtol`` relative difference (``atol`` near zero);
 - each run's own numbers must follow from its own per-sample files (``mubench verify``'s recomputation): an
   edited sample or metric fails here, naming the file and key;
+- the tamper attacks' rates (per attack ASR and over-safety, robust knowledge-level ASR) are compared the same
+  way, and their numbers recomputed on each side;
+- the run records (judges, decoding, seed, prompts, model hash, versions, device, kernel paths) are compared:
+  a different judge, decoding, seed or prompt set is a problem (the runs do not measure the same thing); the
+  rest is listed (another machine gives other versions, kernels and, for trained variants, weights);
 - the per-sample responses that changed are listed (they may differ within tolerance: greedy decoding follows
   the rounding of the hardware).
-Exit 0 when every difference is within tolerance.
+Exit 0 when every difference is within tolerance. Both sides the same folder is refused; byte-identical runs
+are said to be so.
 """
 
 from __future__ import annotations
@@ -31,6 +37,16 @@ class Tolerance:
     alpha: float = 0.05      # McNemar level below which a change of a rate is significant
     rtol: float = 0.01       # continuous values: relative difference
     atol: float = 1e-6       # ... and absolute, for values near 0 (the base's drift)
+
+    def __post_init__(self) -> None:
+        for name, low, high in (("max_flips", 0.0, 1.0), ("alpha", 0.0, 1.0), ("rtol", 0.0, math.inf),
+                                ("atol", 0.0, math.inf)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise ValueError(f"compare: {name} must be a number in [{low}, {high}], not {value!r}")
+
+# run-record fields that must agree for two runs to measure the same thing; the others are listed when they differ
+SAME_MEASUREMENT = ("judges", "decode", "seed", "prompts")
 
 
 @dataclass
@@ -55,6 +71,8 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     responses: list[dict] = field(default_factory=list)
+    records: list[str] = field(default_factory=list)  # run-record fields that differ (informational)
+    identical: bool = False  # every compared file byte for byte the same
 
     @property
     def ok(self) -> bool:
@@ -82,55 +100,139 @@ def _responses(samples: Path) -> dict[tuple[str, str], str]:
     return {(r["attack"], r["id"]): r["response"] for r in rows}
 
 
+def _tamper_outcomes(params: Params, folder: Path, names: list[str]) -> dict[str, dict[str, bool | None]]:
+    """{metric: {id: outcome}} of the tamper rates: success per plain prompt and refusal per benign prompt of each
+    attacked copy, and per seed behaviour whether anything broke it (robust knowledge-level ASR)."""
+    from mubench.stages.tamper import tamper_sample_rows
+
+    out: dict[str, dict[str, bool | None]] = {}
+    for name, rows in tamper_sample_rows(params, folder / "samples", names).items():
+        out[f"tamper/{name}/asr"] = {r["id"]: None if r["refused"] is None else not r["refused"]
+                                     for r in rows["safety"]}
+        if rows["oversafety"]:
+            out[f"tamper/{name}/oversafety"] = {r["id"]: r["refused"] for r in rows["oversafety"]}
+    out["tamper/robust_knowledge_asr"] = {r["id"]: bool(r["broken"])
+                                          for r in read_jsonl(folder / "samples" / "robust.jsonl")}
+    return out
+
+
+def _tamper_responses(params: Params, folder: Path, names: list[str]) -> dict[tuple[str, str], str]:
+    from mubench.stages.tamper import tamper_sample_rows
+
+    return {(f"tamper/{name}", r["id"]): r["response"]
+            for name, rows in tamper_sample_rows(params, folder / "samples", names).items()
+            for r in rows["safety"] + rows["oversafety"]}
+
+
+def _record_differences(where: str, mine: dict, other: dict) -> tuple[list[str], list[str]]:
+    """(problems, informational lines) from two run records."""
+    problems, info = [], []
+    for key in sorted(set(mine) | set(other)):
+        if mine.get(key) != other.get(key):
+            line = f"{where} run.{key}: {mine.get(key)!r} vs {other.get(key)!r}"
+            (problems if key in SAME_MEASUREMENT else info).append(line)
+    return problems, info
+
+
 def _rate(outcomes: dict[str, bool | None]) -> float | None:
     read = [v for v in outcomes.values() if v is not None]
     return round(sum(read) / len(read), 6) if read else None
 
 
-def compare_runs(params: Params, mine: Workspace, other: Workspace, tol: Tolerance = Tolerance()) -> Report:
-    from mubench.core.artifacts import read_metrics
+def _compare_outcomes(report: Report, tol: Tolerance, model: str, variant: str, a: dict, b: dict) -> None:
+    """One row per rate: the verdicts that changed and their McNemar p."""
     from mubench.stats.paired import mcnemar_exact
-    from mubench.tools.recompute import Mismatch, check_metrics
 
+    for metric in sorted(set(a) | set(b)):
+        keys = sorted(set(a.get(metric, {})) & set(b.get(metric, {})))
+        if set(a.get(metric, {})) != set(b.get(metric, {})):
+            report.problems.append(f"{model}/{variant} {metric}: the runs scored different items; compare "
+                                   "runs of the same params")
+            continue
+        pairs = [(a[metric][k], b[metric][k]) for k in keys if a[metric][k] is not None and b[metric][k] is not None]
+        changed = sum(x != y for x, y in pairs)
+        p = mcnemar_exact([y for _, y in pairs], [x for x, _ in pairs]) if changed else 1.0
+        ok = changed <= tol.max_flips * max(1, len(pairs)) and p >= tol.alpha
+        report.rows.append(Row(model, variant, metric, _rate(a[metric]), _rate(b[metric]), changed,
+                               len(pairs), round(p, 6), ok))
+
+
+def _read_checked(report: Report, params: Params, ws: Workspace, model: str, variant: str, tamper: bool,
+                  built: Path):
+    """The metrics of one side (the tamper metrics with ``tamper``), recomputed from its samples; None with a
+    problem recorded when missing or not following from the samples. ``built``: this workspace's prompt sets
+    (the same params build the same sets; the other checkout may hold only results/)."""
+    from mubench.core.artifacts import TamperMetrics, read_artifact, read_metrics
+    from mubench.tools.recompute import Mismatch, check_metrics, check_tamper
+
+    path = (ws.tamper_result(model, variant) if tamper else ws.result(model, variant)) / "metrics.json"
+    if not path.is_file():
+        report.problems.append(f"{path}: missing")
+        return None
+    try:
+        metrics = read_artifact(TamperMetrics, path) if tamper else read_metrics(path)
+    except ValueError as exc:
+        report.problems.append(str(exc))
+        return None
+    try:
+        if tamper:
+            check_tamper(params, ws, model, variant, metrics, built)
+        else:
+            check_metrics(params, ws, model, variant, metrics)
+    except (Mismatch, FileNotFoundError, ValueError) as exc:
+        report.problems.append(str(exc))
+    return metrics
+
+
+def _same_bytes(mine: Workspace, other: Workspace) -> bool:
+    """Whether every file under both results/ folders is the same bytes (a copy, or the same run)."""
+    def files(ws: Workspace) -> dict[str, bytes]:
+        return {str(p.relative_to(ws.results)): p.read_bytes() for p in sorted(ws.results.rglob("*"))
+                if p.is_file() and p.name != ".gitignore"}
+
+    return files(mine) == files(other)
+
+
+def compare_runs(params: Params, mine: Workspace, other: Workspace, tol: Tolerance = Tolerance()) -> Report:
+    if mine.results.resolve() == other.results.resolve():
+        raise ValueError(f"compare: {other.root} is this workspace itself; pass the root of another run's checkout")
     report = Report()
     for model in params.models:
         for variant in params.variants():
-            metrics = {}
-            for side, ws in (("mine", mine), ("other", other)):
-                path = ws.result(model, variant) / "metrics.json"
-                if not path.is_file():
-                    report.problems.append(f"{path}: missing")
-                    continue
-                metrics[side] = read_metrics(path)
-                try:
-                    check_metrics(params, ws, model, variant, metrics[side])
-                except (Mismatch, FileNotFoundError) as exc:
-                    report.problems.append(str(exc))
-            if len(metrics) < 2:
+            metrics = {side: _read_checked(report, params, ws, model, variant, False, mine.built)
+                       for side, ws in (("mine", mine), ("other", other))}
+            if None in metrics.values():
                 continue
-            a, b = _outcomes(mine.samples(model, variant)), _outcomes(other.samples(model, variant))
-            for metric in sorted(set(a) | set(b)):
-                keys = sorted(set(a.get(metric, {})) & set(b.get(metric, {})))
-                if set(a.get(metric, {})) != set(b.get(metric, {})):
-                    report.problems.append(f"{model}/{variant} {metric}: the runs scored different items; compare "
-                                           "runs of the same params")
-                    continue
-                pairs = [(a[metric][k], b[metric][k]) for k in keys
-                         if a[metric][k] is not None and b[metric][k] is not None]
-                changed = sum(x != y for x, y in pairs)
-                p = mcnemar_exact([y for _, y in pairs], [x for x, _ in pairs]) if changed else 1.0
-                ok = changed <= tol.max_flips * max(1, len(pairs)) and p >= tol.alpha
-                report.rows.append(Row(model, variant, metric, _rate(a[metric]), _rate(b[metric]), changed,
-                                       len(pairs), round(p, 6), ok))
+            problems, info = _record_differences(f"{model}/{variant}", metrics["mine"]["run"],
+                                                 metrics["other"]["run"])
+            report.problems += problems
+            report.records += info
+            _compare_outcomes(report, tol, model, variant, _outcomes(mine.samples(model, variant)),
+                              _outcomes(other.samples(model, variant)))
             for metric in ("kl", "nll"):
                 x, y = metrics["mine"]["drift"][metric], metrics["other"]["drift"][metric]
                 ok = x is None and y is None or (x is not None and y is not None
                                                  and math.isclose(x, y, rel_tol=tol.rtol, abs_tol=tol.atol))
                 report.rows.append(Row(model, variant, f"drift_{metric}", x, y, ok=ok))
             ra, rb = _responses(mine.samples(model, variant)), _responses(other.samples(model, variant))
+            if params.tamper.names:
+                tampered = {side: _read_checked(report, params, ws, model, variant, True, mine.built)
+                            for side, ws in (("mine", mine), ("other", other))}
+                if None not in tampered.values():
+                    problems, info = _record_differences(f"{model}/{variant} tamper", tampered["mine"]["run"],
+                                                         tampered["other"]["run"])
+                    report.problems += problems
+                    report.records += info
+                    names = [n for n in params.tamper.names if n in tampered["mine"]["tamper_attacks"]]
+                    folders = (mine.tamper_result(model, variant), other.tamper_result(model, variant))
+                    _compare_outcomes(report, tol, model, variant, _tamper_outcomes(params, folders[0], names),
+                                      _tamper_outcomes(params, folders[1], names))
+                    ra.update(_tamper_responses(params, folders[0], names))
+                    rb.update(_tamper_responses(params, folders[1], names))
             report.responses += [{"model": model, "variant": variant, "set": key[0], "id": key[1],
                                   "mine": ra[key], "other": rb[key]}
                                  for key in sorted(set(ra) & set(rb)) if ra[key] != rb[key]]
+    report.identical = _same_bytes(mine, other)
     return report
 
 
@@ -138,8 +240,9 @@ def as_json(report: Report, tol: Tolerance) -> str:
     import json
     from dataclasses import asdict
 
-    return json.dumps({"tolerance": asdict(tol), "ok": report.ok, "rows": [asdict(r) for r in report.rows],
-                       "responses": report.responses, "problems": report.problems}, indent=1)
+    return json.dumps({"tolerance": asdict(tol), "ok": report.ok, "identical": report.identical,
+                       "rows": [asdict(r) for r in report.rows], "responses": report.responses,
+                       "run_records": report.records, "problems": report.problems}, indent=1)
 
 
 def render(report: Report, tol: Tolerance, limit: int = 20) -> str:
@@ -165,6 +268,11 @@ def render(report: Report, tol: Tolerance, limit: int = 20) -> str:
                      f"{item['other'][:60]!r}")
     if len(report.responses) > limit:
         lines.append(f"  ... and {len(report.responses) - limit} more (--json for all)")
+    if report.records:
+        lines.append(f"{len(report.records)} run-record field(s) differ (expected on other hardware or versions):")
+        lines += [f"  {line[:200]}" for line in report.records[:limit]]
     for problem in report.problems:
         lines.append(f"problem: {problem}")
+    if report.identical:
+        lines.append("Both sides are byte-identical (every file under results/): the same run, or a copy of it.")
     return "\n".join(lines)

@@ -8,6 +8,8 @@ out of date once that upstream has run (``make`` semantics; DVC skips it then if
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from contextlib import chdir
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,12 +62,39 @@ def _params_keys(stage) -> set[str]:
     return keys
 
 
+@contextlib.contextmanager
+def dvc_repo(root: Path) -> Iterator:
+    """DVC's Repo of ``root`` (entered there: stage names are relative to the working directory), with DVC's own
+    errors (a corrupted dvc.lock, an unreadable .dvc/tmp) as one RuntimeError line that names the file."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with chdir(root), Repo(".") as repo:
+            yield repo
+    except DvcException as exc:
+        cause = " ".join(str(exc.__cause__).split()) if exc.__cause__ and str(exc.__cause__) not in str(exc) else ""
+        raise RuntimeError(f"dvc: {' '.join(str(exc).split())}" + (f" ({cause[:200]})" if cause else "")) from None
+
+
+def dvc_message(stderr: str) -> str:
+    """DVC's error as one line: its ERROR lines, else its message's unindented lines (DVC prints a YAML error
+    as a sentence naming the file, then the parser's, each above an indented excerpt), never the support footer
+    that ends its output."""
+    lines = [line.rstrip() for line in stderr.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("Having any troubles")]
+    errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR")]
+    if errors:
+        return "; ".join(errors)
+    said = [line.strip() for line in lines if not line.startswith((" ", "\t"))]
+    return " ".join(said[:3]) if said else "no message"
+
+
 def load_graph(root: Path) -> StageGraph:
     """DVC's graph of every stage instance in ``root``'s ``dvc.yaml``."""
     import networkx as nx
-    from dvc.repo import Repo
 
-    with chdir(root), Repo(".") as repo:  # stage names are relative to the working directory
+    with dvc_repo(root) as repo:  # stage names are relative to the working directory
         graph = repo.index.graph
         names = {stage: stage.addressing for stage in graph.nodes}
         upstream = {names[s]: {names[d] for d in graph.successors(s)} for s in graph.nodes}
@@ -76,18 +105,15 @@ def load_graph(root: Path) -> StageGraph:
 
 def out_of_date(root: Path, graph: StageGraph) -> set[str]:
     """The stages ``dvc repro`` would run: DVC's changed stages and everything downstream of them."""
-    from dvc.repo import Repo
-
-    with chdir(root), Repo(".") as repo:
+    with dvc_repo(root) as repo:
         changed = set(repo.status())
     return graph.downstream({s for s in changed if s in graph.upstream})
 
 
 def serial_order(root: Path) -> list[str]:
     """The order in which a serial ``dvc repro`` of the whole project visits the stages (DVC's own plan)."""
-    from dvc.repo import Repo
     from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
 
-    with chdir(root), Repo(".") as repo:
+    with dvc_repo(root) as repo:
         stages = collect_stages(repo, ["dvc.yaml"])
         return [s.addressing for s in plan_repro(get_active_graph(repo.index.graph), stages)]

@@ -10,8 +10,9 @@ from mubench.core.registry import check_slug
 from mubench.core.workspace import Workspace
 
 
-def switch_profile(ws: Workspace, name: str) -> Path:
-    """Validate ``profiles/NAME.yaml`` and copy it over params.yaml in one rename; returns the source."""
+def switch_profile(ws: Workspace, name: str, force: bool = False) -> tuple[Path, Path | None]:
+    """Validate ``profiles/NAME.yaml`` and copy it over params.yaml in one rename; returns the source and, where
+    params.yaml held edits no profile has (replaced only with ``force``), where they were kept."""
     try:
         check_slug(name, "profile")
     except ValueError as exc:
@@ -21,7 +22,15 @@ def switch_profile(ws: Workspace, name: str) -> Path:
         names = sorted(p.stem for p in ws.profiles.glob("*.yaml"))
         raise ConfigError(f"profile '{name}' not found; allowed: {', '.join(names)}")
     load_params(source)
+    target, backup = ws.root / "params.yaml", None
+    if target.is_file() and not any(target.read_bytes() == p.read_bytes() for p in ws.profiles.glob("*.yaml")):
+        if not force:
+            raise ConfigError(f"{target}: holds edits that no profile has; save them as profiles/NAME.yaml, or "
+                              "pass --force to switch anyway (params.yaml is then kept as params.yaml.bak)")
+        backup = next(b for i in range(10**6) if not (b := target.with_name(
+            "params.yaml.bak" + (f".{i}" if i else ""))).exists())  # never over an earlier backup
+        shutil.copyfile(target, backup)
     tmp = ws.root / ".params.yaml.tmp"
     shutil.copyfile(source, tmp)
-    tmp.replace(ws.root / "params.yaml")
-    return source
+    tmp.replace(target)
+    return source, backup

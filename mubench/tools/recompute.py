@@ -3,8 +3,13 @@ the report's rows and table from the metrics, with the same functions the stages
 ``dvc commit``-ed, so the hashes agree) fails with one line naming the file, the key, the recorded and the
 recomputed value.
 
+Also recomputed: every verdict from its response (re-judged by a rule judge; an LLM judge's recorded output
+re-parsed), the tamper metrics from the tamper samples, the judge agreement from its labels, and every file the
+report derives (CSV, figures, explorer, the README/docs blocks that quote it).
+
 Not recomputable from the per-sample files: utility ``acc_norm`` (lm-eval's length-normalised score is not kept
-per item; its ``acc`` and ``exact_match`` are).
+per item; its ``acc`` and ``exact_match`` are), and an LLM judge's verdicts themselves (the judge model is not
+re-run; its output is re-parsed).
 """
 
 from __future__ import annotations
@@ -52,15 +57,22 @@ def first_difference(recorded: Any, recomputed: Any, key: str = "", skip: tuple[
     return f"{key}: recorded {recorded!r}, recomputed {recomputed!r}"
 
 
+def nonempty(path: Path) -> list[dict]:
+    """The rows of a samples file that a stage always writes with rows; Mismatch when it holds none."""
+    rows = read_jsonl(path)
+    if not rows:
+        raise Mismatch(f"{path}: holds no rows (a stage never writes it empty); re-run the stage that wrote it "
+                       "(`dvc repro`, or `dvc checkout` for the recorded one)")
+    return rows
+
+
 def recompute_metrics(params: Params, samples_dir: Path, recorded: dict) -> dict:
     """``metrics.json`` (but ``run``) from ``samples/``: judged rows, utility items, drift rows."""
     from mubench.scoring.judging import Judges
     from mubench.scoring.rates import compute_metrics
 
-    safety = read_jsonl(samples_dir / "safety.jsonl")
-    over = read_jsonl(samples_dir / "oversafety.jsonl")
-    drift = read_jsonl(samples_dir / "drift.jsonl")
-    items = read_jsonl(samples_dir / "utility.jsonl")
+    safety, over, drift, items = (nonempty(samples_dir / f"{name}.jsonl")
+                                  for name in ("safety", "oversafety", "drift", "utility"))
     utility = {}
     for task in params.data.utility:
         rows = [r for r in items if r["task"] == task]
@@ -72,16 +84,136 @@ def recompute_metrics(params: Params, samples_dir: Path, recorded: dict) -> dict
     return compute_metrics(params, safety, over, utility, drift, Judges.of(params).labels())
 
 
+def check_verdicts(params: Params, path: Path, rows: list[dict]) -> str:
+    """Every row's verdict follows from its response: re-judged where the judge is a rule on the text; for an
+    LLM judge, its recorded output re-parsed (the model itself is not re-run). Mismatch names the first row."""
+    from mubench.judges import get_judge
+    from mubench.scoring.quality import degenerate
+
+    judges = {role: get_judge(name, params.judge.options)
+              for role, name in (("safety", params.judge.safety), ("oversafety", params.judge.oversafety))}
+    rejudged, reparsed, unrecorded = 0, 0, 0
+    for number, row in enumerate(rows, 1):
+        judge = judges["oversafety" if row.get("dataset") in params.data.oversafety else "safety"]
+        text = row["judged_text"] if row.get("judged_text") is not None else row["response"]
+        if judge.deterministic:
+            verdict = judge.judge(row.get("goal", row["prompt"]), text)
+            rejudged += 1
+        elif row.get("judge_output") is not None:
+            verdict = judge.parse(row["judge_output"])
+            reparsed += 1
+        else:
+            unrecorded += 1
+            continue
+        recorded = (row["refused"], row.get("judge_label"), row.get("judge_reason"), row.get("degenerate"))
+        again = (verdict.refused, verdict.label, verdict.reason, degenerate(text))
+        if recorded != again:
+            raise Mismatch(f"{path}: row {number} ({row.get('attack', '')} {row['id']}): verdict {recorded[:3]} "
+                           f"recorded, but {judge.name} gives {again[:3]} for its response; re-run the stage "
+                           "that wrote it (`dvc repro`)")
+    parts = [f"{rejudged} verdict(s) re-judged"] + ([f"{reparsed} LLM judge output(s) re-parsed"] if reparsed else [])
+    if unrecorded:
+        parts.append(f"{unrecorded} LLM verdict(s) without a recorded judge output (made before it was kept)")
+    return ", ".join(parts)
+
+
 def check_metrics(params: Params, ws: Workspace, model: str, variant: str, metrics: dict) -> str:
     """One line on what was recomputed; Mismatch naming the file and key when a number does not follow."""
     path = ws.result(model, variant) / "metrics.json"
+    samples = ws.samples(model, variant)
+    verdicts = "; ".join(check_verdicts(params, samples / name, nonempty(samples / name))
+                         for name in ("safety.jsonl", "oversafety.jsonl"))
     again = recompute_metrics(params, ws.samples(model, variant), metrics)
     recorded = {k: metrics[k] for k in again}
     found = first_difference(recorded, again)
     if found:
         raise Mismatch(f"{path}: {found} (from {ws.samples(model, variant)}); re-run `mubench evaluate {model} "
                        f"{variant}` (or `dvc repro`)")
-    return "every rate and interval recomputed from samples/ (utility acc_norm is lm-eval's, not per item)"
+    return ("every rate and interval recomputed from samples/ (utility acc_norm is lm-eval's, not per item); "
+            + verdicts)
+
+
+def check_tamper(params: Params, ws: Workspace, model: str, variant: str, metrics: dict,
+                 built: Path | None = None) -> str:
+    """The tamper metrics (rates, intervals, paired tests, robust knowledge-level ASR) recomputed from the tamper
+    samples and the checkpoint's own evaluate samples, and every tamper verdict from its response. ``built``:
+    the built prompt sets that give the attack seeds (default the workspace's; `compare` passes its own for a
+    run whose checkout holds only results/)."""
+    from mubench.jailbreaks.apply import attack_seeds
+    from mubench.scoring.judging import harmful_rows
+    from mubench.stages.tamper import before_outcomes, score_tamper, tamper_sample_rows
+
+    folder = ws.tamper_result(model, variant)
+    samples = folder / "samples"
+    # in the run's order (the robust rows list what broke a behaviour in that order)
+    names = [n for n in params.tamper.names if n in metrics["tamper_attacks"]]
+    attacked = tamper_sample_rows(params, samples, names)
+    verdicts = [check_verdicts(params, samples / f"{n}.jsonl", a["safety"] + a["oversafety"])
+                for n, a in attacked.items()]
+    seeds = {r["id"] for r in attack_seeds(harmful_rows(built or ws.built), params.jailbreaks.seed_per_dataset,
+                                           params.seed)}
+    again, broken_by = score_tamper(params, before_outcomes(ws.samples(model, variant)), seeds, attacked)
+    found = first_difference({k: metrics[k] for k in again}, json.loads(json.dumps(again)))
+    if found:
+        raise Mismatch(f"{folder / 'metrics.json'}: {found} (from {samples}); re-run `mubench tamper {model} "
+                       f"{variant}` (or `dvc repro`)")
+    robust = [{"id": i, "broken": bool(broken_by[i]), "by": broken_by[i]} for i in sorted(seeds)]
+    found = first_difference(read_jsonl(samples / "robust.jsonl"), robust)
+    if found:
+        raise Mismatch(f"{samples / 'robust.jsonl'}: {found}; re-run `mubench tamper {model} {variant}` "
+                       "(or `dvc repro`)")
+    return (f"tamper rates, tests and robust ASR recomputed from samples/ ({len(names)} attack(s)); "
+            f"{verdicts[0] if len(verdicts) == 1 else str(len(verdicts)) + ' sample files re-judged'}")
+
+
+def check_agreement(params: Params, ws: Workspace) -> str | None:
+    """results/judges/agreement.json recomputed from the labels CSVs (None where the run has none)."""
+    from mubench.scoring.agreement import agreement_report
+
+    labels = ws.root / "data" / "judge_labels"
+    if not ws.judge_agreement.is_file():
+        return None
+    if not labels.is_dir():
+        raise Mismatch(f"{labels}: missing, so {ws.judge_agreement} cannot be recomputed; run `dvc repro "
+                       "judge-labels` (or `dvc pull`)")
+    found = first_difference(read_json(ws.judge_agreement), json.loads(json.dumps(agreement_report(params, labels))))
+    if found:
+        raise Mismatch(f"{ws.judge_agreement}: {found} (from {labels}); re-run `dvc repro judge-agreement`")
+    return f"{ws.judge_agreement} recomputed from {labels}"
+
+
+def check_derived(params: Params, ws: Workspace, summary: dict) -> str:
+    """The files the report derives from its summary rebuilt and compared byte for byte: trilemma.csv, both
+    figures, the explorer's page and data files, and the README/docs blocks quoting the report."""
+    import tempfile
+
+    from mubench.report.explorer import explorer_files
+    from mubench.report.plots import attacks_heatmap_png, trilemma_png
+    from mubench.report.tables import trilemma_csv
+    from mubench.tools.readme import PAGES, sync_page
+
+    reports = ws.reports
+    expected: dict[Path, bytes] = {reports / "trilemma.csv": trilemma_csv(summary).encode("utf-8")}
+    with tempfile.TemporaryDirectory() as tmp:
+        trilemma_png(summary, Path(tmp) / "trilemma.png")
+        attacks_heatmap_png(params.jailbreaks.names(), summary, Path(tmp) / "attacks_heatmap.png",
+                            params.tamper.names)
+        for name in ("trilemma.png", "attacks_heatmap.png"):
+            expected[reports / name] = (Path(tmp) / name).read_bytes()
+    for rel, text in explorer_files(params, ws, summary).items():
+        expected[reports / "explorer" / rel] = text.encode("utf-8")
+    for path, data in expected.items():
+        if not path.is_file() or path.read_bytes() != data:
+            raise Mismatch(f"{path}: missing, or not what {reports / 'summary.json'} and the samples give; re-run "
+                           "`mubench report` (or `dvc repro`)")
+    pages = [ws.root / rel for rel in PAGES if (ws.root / rel).is_file()]
+    for page in pages:
+        try:
+            sync_page(page, reports, check_only=True)
+        except ValueError as exc:
+            raise Mismatch(str(exc)) from None
+    return (f"{len(expected)} derived file(s) rebuilt byte for byte (CSV, figures, explorer)"
+            + (f"; {len(pages)} page(s) quote the report as it is" if pages else ""))
 
 
 def check_report(params: Params, ws: Workspace) -> str:
@@ -105,4 +237,6 @@ def check_report(params: Params, ws: Workspace) -> str:
             again, params.jailbreaks.names(), params.tamper.names):
         raise Mismatch(f"{findings}: missing, or not the sentences {summary_file.name} gives; re-run "
                        "`mubench report` (or `dvc repro`)")
-    return f"{len(again['rows'])} rows, paired tests, summary.md and findings.md rebuilt from the metrics and samples"
+    derived = check_derived(params, ws, again)
+    return (f"{len(again['rows'])} rows, paired tests, summary.md and findings.md rebuilt from the metrics and "
+            f"samples; {derived}")

@@ -26,6 +26,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from mubench.core.io import atomic_dir, atomic_write_text, check_replaceable
+
+OWNER = "mubench twin"
+
 WIDTH = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4}
 
 # Chat templates of each family's kind (the formats documented on the public model cards), for twin tokenizers.
@@ -333,13 +337,28 @@ def make_twin(profile: Path, out: Path, mirror: Path, seed: int = 0, methods: li
     ``methods``: keep only these of the profile's methods (the rest of the settings unchanged)."""
     import yaml
 
-    from mubench.core.config import HubModel, Params, load_params
-    from mubench.judges import JUDGES
-    from mubench.judges.llm import LlmJudge
+    from mubench.core.config import load_params
 
     source = load_params(profile)
     raw = yaml.safe_load(profile.read_text(encoding="utf-8"))
-    out.mkdir(parents=True, exist_ok=True)
+    check_replaceable(out, OWNER)  # before any work: never a user's folder, never the project root
+    with atomic_dir(out, OWNER) as tmp:
+        built = _write_twin(profile, raw, source, tmp, mirror, seed, methods)
+    env = {"HF_HUB_CACHE": str((out / "hub").resolve()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "MUBENCH_HUB_PINS": str((out / "hub_pins.json").resolve()), "MUBENCH_MIRROR": str(mirror.resolve())}
+    atomic_write_text(out / "env", "".join(f"export {k}={v}\n" for k, v in env.items()))
+    return {**built, "env": env}
+
+
+def _write_twin(profile: Path, raw: dict, source, out: Path, mirror: Path, seed: int,
+                methods: list[str] | None) -> dict:
+    """The twin's params.yaml, Hub cache and pins, written into ``out`` (the temporary folder)."""
+    import yaml
+
+    from mubench.core.config import HubModel, Params
+    from mubench.judges import JUDGES
+    from mubench.judges.llm import LlmJudge
+
     cache = out / "hub"
     built: dict[str, Any] = {"models": [], "judges": [], "datasets": []}
     for name in source.models:
@@ -368,7 +387,4 @@ def make_twin(profile: Path, out: Path, mirror: Path, seed: int = 0, methods: li
               "each architecture\n# from the offline Hub cache beside it, stand-in Hub datasets, small sizes. "
               "Numbers mean nothing.\n")
     (out / "params.yaml").write_text(header + yaml.safe_dump(twin, sort_keys=False, width=120), encoding="utf-8")
-    env = {"HF_HUB_CACHE": str(cache.resolve()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "MUBENCH_HUB_PINS": str((out / "hub_pins.json").resolve()), "MUBENCH_MIRROR": str(mirror.resolve())}
-    (out / "env").write_text("".join(f"export {k}={v}\n" for k, v in env.items()), encoding="utf-8")
-    return {**built, "env": env}
+    return built

@@ -125,6 +125,10 @@ def result_link(params: Params, ws: Workspace, model: str, variant: str) -> Link
     except ValueError as exc:
         raise BrokenLink(str(exc)) from None
     run = metrics["run"]
+    if (run.get("model"), run.get("variant")) != (model, variant):
+        raise BrokenLink(f"{metrics_file}: holds the results of {run.get('model')}/{run.get('variant')}, not "
+                         f"{model}/{variant} (a result folder copied or swapped); restore it (`dvc checkout`) "
+                         f"or run `dvc repro` ({stage})")
     from mubench.tools.recompute import Mismatch, check_metrics
 
     try:
@@ -167,10 +171,16 @@ def tamper_link(params: Params, ws: Workspace, model: str, variant: str, model_h
         if entry["fit_sha256"] != fit["tamper_attacks"].get(name, {}).get("tensors_sha256"):
             raise BrokenLink(f"{folder / 'metrics.json'}: {name} used another fit than data/tamper/{model}; "
                              f"run `dvc repro` ({stage})")
+    from mubench.tools.recompute import Mismatch, check_tamper
+
+    try:
+        numbers = Link("numbers", check_tamper(params, ws, model, variant, metrics))
+    except (Mismatch, FileNotFoundError) as exc:
+        raise BrokenLink(str(exc)) from None
     robust = metrics["safety"]["robust_knowledge_asr"]
     return Link(f"tamper attacks {model}/{variant}", f"{', '.join(params.tamper.names)} on these weights, "
                                                     f"settings = params, fit of base {fit['base_model_hash']}; "
-                                                    f"robust knowledge-level ASR {robust}")
+                                                    f"robust knowledge-level ASR {robust}", [numbers])
 
 
 def code_link(root: Path) -> Link:
@@ -187,9 +197,20 @@ def code_link(root: Path) -> Link:
 
 def lineage_link(root: Path) -> Link:
     """`dvc status`: every stage's deps, params and outputs as dvc.lock records them."""
-    proc = subprocess.run(["dvc", "status", "--json"], cwd=root, capture_output=True, text=True, check=False)
+    import shutil
+    import sys
+
+    from mubench.tools.dag import dvc_message
+
+    # DVC of this environment (beside this Python), else the one on PATH
+    dvc = Path(sys.executable).with_name("dvc")
+    dvc = str(dvc) if dvc.is_file() else shutil.which("dvc")
+    if dvc is None:
+        raise BrokenLink("dvc: not found beside this Python nor on PATH; activate the environment `make setup` made "
+                         "(`source .venv/bin/activate`) and run verify again")
+    proc = subprocess.run([dvc, "status", "--json"], cwd=root, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise BrokenLink(f"dvc status failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+        raise BrokenLink(f"dvc status failed: {dvc_message(proc.stderr)}")
     changed = json.loads(proc.stdout or "{}")
     if changed:
         raise BrokenLink(f"dvc.lock: {len(changed)} stage(s) not reproduced by this workspace "
@@ -200,9 +221,17 @@ def lineage_link(root: Path) -> Link:
 
 def verify_results(params: Params, ws: Workspace, targets: list[tuple[str, str]]) -> list[Link]:
     """The verified chain of every target (model, variant); raises BrokenLink at the first broken link."""
+    from mubench.tools.recompute import Mismatch, check_agreement
+
     links = [result_link(params, ws, model, variant) for model, variant in targets]
+    try:
+        agreement = check_agreement(params, ws)
+    except Mismatch as exc:
+        raise BrokenLink(str(exc)) from None
+    if agreement:
+        links.append(Link("judge agreement", agreement))
     if (ws.reports / "summary.json").is_file() and len(targets) == len(params.models) * len(params.variants()):
-        from mubench.tools.recompute import Mismatch, check_report
+        from mubench.tools.recompute import check_report
 
         try:
             links.append(Link("report", check_report(params, ws)))
