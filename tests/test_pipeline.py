@@ -459,6 +459,37 @@ def test_verify_recomputes_an_edited_number_even_after_dvc_commit(tiny_repo, kin
     assert verify(work, env).returncode == 0
 
 
+def test_verify_names_a_swapped_folder_an_empty_sample_file_and_finds_dvc_off_path(tiny_repo):
+    """Issue 37: a swapped result folder was blamed on the checkpoint; an empty samples/safety.jsonl raised
+    ZeroDivisionError; without dvc on PATH verify said "dvc: no such file ... run the stage that makes it first"."""
+    work, env = tiny_repo
+    npo, ga = work / NPO / "metrics.json", work / "results/tiny-llama/ga-seed0/metrics.json"
+    safety = work / NPO / "samples" / "safety.jsonl"
+    originals = {path: path.read_bytes() for path in (npo, safety)}
+
+    def error_line(proc: subprocess.CompletedProcess) -> str:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+        return lines[0]
+
+    try:
+        npo.write_bytes(ga.read_bytes())
+        assert f"{NPO}/metrics.json: holds the results of tiny-llama/ga-seed0, not tiny-llama/npo-seed0" in \
+            error_line(verify(work, env, "tiny-llama/npo-seed0"))
+        npo.write_bytes(originals[npo])
+        safety.write_text("")
+        assert f"{NPO}/samples/safety.jsonl: holds no rows" in error_line(verify(work, env, "tiny-llama/npo-seed0"))
+        inside = subprocess.run(["mubench", "verify"], cwd=work / "results", env=env, capture_output=True, text=True)
+        assert f"inside the project {work}; run mubench from its root" in inside.stderr
+    finally:
+        for path, data in originals.items():
+            path.write_bytes(data)
+    mubench = str(Path(sys.executable).with_name("mubench"))
+    bare = subprocess.run([mubench, "verify", "tiny-llama/npo-seed0"], cwd=work, capture_output=True, text=True,
+                          env={**env, "PATH": "/usr/bin:/bin"})
+    assert bare.returncode == 0, bare.stderr
+
+
 def test_compare_passes_a_copy_and_names_an_edited_sample(tiny_repo, tmp_path):
     work, env = tiny_repo
     other = tmp_path / "other"
@@ -473,7 +504,7 @@ def test_compare_passes_a_copy_and_names_an_edited_sample(tiny_repo, tmp_path):
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
     edited = subprocess.run(["mubench", "compare", str(other)], cwd=work, env=env, capture_output=True, text=True)
     assert edited.returncode == 1
-    assert f"problem: {other}/results/tiny-llama/ga-seed0/metrics.json: safety." in edited.stdout
+    assert f"problem: {other}/results/tiny-llama/ga-seed0/samples/safety.jsonl: row 1 " in edited.stdout
     assert f"tiny-llama/ga-seed0 {rows[0]['attack']} {rows[0]['id']}:" in edited.stdout  # the changed response
     assert "1/" in edited.stdout  # one verdict changed
 

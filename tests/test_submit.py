@@ -338,5 +338,6 @@ def test_a_corrupted_dvc_lock_is_one_line_that_names_it(tmp_path):
     stderr = ("ERROR: unable to read: 'dvc.lock', YAML file structure is corrupted\n\n"
               "Having any troubles? Hit us up at https://dvc.org/support, we are always happy to help!\n")
     assert dvc_message(stderr) == "unable to read: 'dvc.lock', YAML file structure is corrupted"
-    yaml_error = "'./dvc.lock' is invalid.\n\nWhile parsing a flow sequence, in line 2, column 9\n  2 stages: [unclosed\n"
+    yaml_error = ("'./dvc.lock' is invalid.\n\nWhile parsing a flow sequence, in line 2, column 9\n"
+                  "  2 stages: [unclosed\n")
     assert dvc_message(yaml_error) == "'./dvc.lock' is invalid. While parsing a flow sequence, in line 2, column 9"
