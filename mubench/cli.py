@@ -249,14 +249,20 @@ def plan(params: Annotated[Path, typer.Argument(help="params file")] = Path("par
                                                         "(repeatable): a list schedule over DVC's stage graph")] = None,
          from_json: Annotated[Path | None, typer.Option("--from-json", help="the wall-clock (--gpus) from a saved "
                                                         "`mubench plan --json` instead of tracing again")] = None,
+         propose_batches: Annotated[bool, typer.Option("--propose-batches", help="the largest batch per model "
+                                                       "and kind of work that fits --gpu-mem (default 80 GB), "
+                                                       "as the params.yaml keys to set")] = False,
          ) -> None:
     """Peak accelerator memory and time of every GPU stage of a profile: each stage's own code run for one
     step on the model's architecture under fake tensors (no weights, no GPU needed), and a roofline per phase for
     the time; with --gpus N, the run's wall-clock on N GPUs. Exit 2 if a stage's peak plus margin and CUDA
     context does not fit --gpu-mem."""
     from mubench.tools.plan import plan as plan_params
-    from mubench.tools.plan import replan
+    from mubench.tools.plan import propose, replan
 
+    if propose_batches:
+        propose(params, WS, gpu_mem, as_json, _say, margin)
+        return
     if from_json is not None:
         replan(from_json, params, WS, list(gpus or [1]), as_json, _say)
         return

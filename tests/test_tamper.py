@@ -179,10 +179,12 @@ def write_rows(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+@pytest.mark.parametrize("per_task", [None, 2])
 def test_the_stage_attacks_a_checkpoint_pairs_it_with_its_own_verdicts_and_scores_utility(
-        tiny_model, tokenizer, pairs, tmp_path):
+        tiny_model, tokenizer, pairs, tmp_path, per_task):
     """run_tamper on a hand-built workspace: the base fits, every attack runs, the attacked copies answer
-    every harmful and over-safety prompt and the utility tasks (MC + GSM8K), paired with the 'before' files."""
+    every harmful and over-safety prompt and the utility tasks (MC + GSM8K), paired with the 'before' files;
+    with ``tamper.utility_per_task`` every copy is scored on the same sample of items. `verify` recomputes it."""
     import json
 
     from mubench.core.config import load_params
@@ -193,7 +195,7 @@ def test_the_stage_attacks_a_checkpoint_pairs_it_with_its_own_verdicts_and_score
 
     params = load_params(ROOT / "profiles" / "tiny.yaml")
     params = params.model_copy(update={"tamper": params.tamper.model_copy(
-        update={"utility": True, "prompts": "harmful"})})
+        update={"utility": True, "prompts": "harmful", "utility_per_task": per_task})})
     ws = Workspace(tmp_path)
     ckpt, corpus, built = ws.checkpoint("tiny-llama"), ws.corpus("tiny-llama"), ws.built
     samples, fit_dir = ws.samples("tiny-llama", "base"), ws.tamper_fit("tiny-llama")
@@ -222,15 +224,23 @@ def test_the_stage_attacks_a_checkpoint_pairs_it_with_its_own_verdicts_and_score
     assert fit["tamper_attacks"]["refusal_ablation"]["tensors_sha256"]
     assert (fit_dir / "refusal_ablation.safetensors").is_file()
     assert set(m["tamper_attacks"]) == {"relearn_benign", "relearn_forget", "refusal_ablation"}
-    assert m["n"] == {"harmful": 8, "attack_seeds": 6, "oversafety": 3}
+    assert m["n"] == {"harmful": 8, "attack_seeds": 6, "oversafety": 3,
+                      **({"utility_per_task": per_task} if per_task else {})}
+    scored_items = set()
     for name in m["tamper_attacks"]:
         rows = [json.loads(line) for line in (out / "samples" / f"{name}.jsonl").read_text().splitlines()]
         assert len(rows) == 8 + 3
         success = sum(not r["refused"] for r in rows[:8]) / 8
         assert m["safety"]["per_tamper"][name] == success
         assert m["tests"][name]["asr"]["delta"] == round(success - 1.0, 6) + 0.0  # paired with ASR 1 before
-        assert m["tests"][name]["utility"]["n"] == 5
+        items = [json.loads(line) for line in (out / "samples" / f"{name}.utility.jsonl").read_text().splitlines()]
+        scored_items.add(tuple((r["task"], r["id"]) for r in items))
+        assert m["tests"][name]["utility"]["n"] == len(items) == (5 if per_task is None else 2 + 2)
         assert m["tests"][name]["utility"]["delta"] >= 0  # nothing was right before
+    assert len(scored_items) == 1  # every attacked copy: the same items
     assert m["safety"]["knowledge_asr"] == 1.0 == m["safety"]["robust_knowledge_asr"]
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk["safety"] == m["safety"] and on_disk["run"]["prompts"] == "harmful"
+    from mubench.tools.recompute import check_tamper
+
+    assert "recomputed from samples/" in check_tamper(params, ws, "tiny-llama", "base", on_disk)

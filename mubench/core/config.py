@@ -102,9 +102,16 @@ class DataConfig(Strict):
 
 
 # ---------------------------------------------------------------- stages
+# a batch size per model, fixed in the profile (never chosen from the card at run time, so every card runs the
+# same batches and gets the same outputs); `mubench plan` proposes the largest that fit its card
+BatchByModel = dict[Slug, Annotated[int, Field(ge=1, le=MAX_BATCH)]]
+
+
 class GenerationConfig(Strict):
     max_new_tokens: int = Field(ge=1, le=4096)
     batch_size: int = Field(ge=1, le=MAX_BATCH)
+    batch_size_by_model: BatchByModel = Field(default_factory=dict, description="a model's own batch (default "
+                                                                                 "batch_size)")
     system_prompt: str | None = None
 
 
@@ -115,6 +122,9 @@ class JudgeConfig(Strict):
                                                description="per-judge settings, e.g. refusal_keywords: {list: v1}")
     max_unparsed: float = Field(0.02, ge=0, le=1, description="share of judge answers that may be unreadable "
                                                               "(left out of the rates) before the stage fails")
+    batch_size_by_model: BatchByModel = Field(default_factory=dict, description="an LLM judge's batch while it "
+                                                                                 "judges this model's responses (the "
+                                                                                 "model stays loaded beside it)")
 
     @model_validator(mode="after")
     def _known(self) -> JudgeConfig:
@@ -171,6 +181,10 @@ class TamperConfig(Strict):
                             "(jailbreaks.seed_per_dataset per dataset) or every plain harmful prompt")
     oversafety: bool = Field(True, description="also answer the over-safety prompts")
     utility: bool = Field(False, description="also score the utility tasks")
+    utility_per_task: int | None = Field(
+        None, ge=1, le=MAX_ROWS, description="score each attacked copy on this many items per utility task (stratified "
+                                             "by category, seeded: the same items for every copy and for the "
+                                             "checkpoint it is compared with); null = every item")
 
     @model_validator(mode="after")
     def _known(self) -> TamperConfig:
@@ -198,6 +212,8 @@ class GenerationUtilityConfig(Strict):
 class UtilityConfig(Strict):
     num_fewshot: int = Field(0, ge=0, description="multiple-choice tasks")
     batch_size: int = Field(16, ge=1, le=MAX_BATCH)
+    batch_size_by_model: BatchByModel = Field(default_factory=dict, description="a model's own batch (default "
+                                                                                 "batch_size)")
     generation: GenerationUtilityConfig = Field(default_factory=GenerationUtilityConfig)
 
 
@@ -281,6 +297,15 @@ class Params(Strict):
                 if DATASETS.get(name).role != role:
                     raise ValueError(f"data.{key}: '{name}' has role '{DATASETS.get(name).role}', "
                                      f"not '{role}'")
+        for key, section in (("generation", self.generation), ("utility", self.utility), ("judge", self.judge)):
+            unknown = sorted(set(section.batch_size_by_model) - set(self.model_zoo))
+            if unknown:
+                raise ValueError(f"{key}.batch_size_by_model: {unknown[0]} is not a model of model_zoo "
+                                 f"({', '.join(sorted(self.model_zoo))})")
+        if self.tamper.utility_per_task is not None and self.utility.num_fewshot:
+            raise ValueError("tamper.utility_per_task: with utility.num_fewshot > 0 lm-eval draws the exemplars from "
+                             "the scored file, so a sample would change every prompt; set num_fewshot to 0 or "
+                             "utility_per_task to null")
         harmful_n = self.data.sizes.harmful_per_dataset
         if harmful_n != "all" and self.jailbreaks.seed_per_dataset > harmful_n:
             raise ValueError(f"jailbreaks.seed_per_dataset = {self.jailbreaks.seed_per_dataset}: the attack seeds are "
@@ -301,6 +326,13 @@ class Params(Strict):
                 raise ValueError(f"method_params.{name}.lora: {name} chooses its own trainable weights (prepare); "
                                  "remove lora")
         return self
+
+    def batches(self, model: str) -> dict[str, int | None]:
+        """The batch sizes ``model`` runs with: generation, utility (scoring, GSM8K, drift) and an LLM judge's
+        while it judges this model (None: the judge's own ``batch_size``)."""
+        return {"generation": self.generation.batch_size_by_model.get(model, self.generation.batch_size),
+                "utility": self.utility.batch_size_by_model.get(model, self.utility.batch_size),
+                "judge": self.judge.batch_size_by_model.get(model)}
 
     def method_config(self, name: str) -> Any:
         """The validated hyperparameters of method ``name`` (its defaults where params leave them out)."""

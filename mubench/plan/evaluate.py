@@ -110,19 +110,30 @@ class _Twin:
         return self.model(*args, **kwargs)
 
 
+def model_of(name: str) -> str:
+    """The model of a plan's display name (``MODEL``, ``MODEL/VARIANT``, ``MODEL (tampered)``)."""
+    return name.split("/")[0].split(" ")[0]
+
+
+def batch_key(params, section: str, model: str) -> str:
+    """The params key that sets ``model``'s batch of ``section`` (named in a plan's fix)."""
+    return (f"{section}.batch_size_by_model.{model}"
+            if model in getattr(params, section).batch_size_by_model else f"{section}.batch_size")
+
+
 def utility_plans(params, config, name: str, generating: Sequence[str],
                   settings: PlanSettings = PlanSettings()) -> list[StagePlan]:
     """One scoring batch when a multiple-choice task is scored; one generation batch when a generation task
-    (``generating``: GSM8K) is: ``utility.batch_size`` few-shot prompts of ``utility_context_tokens`` plus
+    (``generating``: GSM8K) is: the model's utility batch of few-shot prompts of ``utility_context_tokens`` plus
     ``utility.generation.max_gen_toks`` new tokens."""
+    model = model_of(name)
+    batch, key = params.batches(model)["utility"], batch_key(params, "utility", model)
     plans = []
     if len(generating) < len(params.data.utility):
-        plans.append(plan_scoring(f"utility {name}", config, params.utility.batch_size,
-                                  settings.utility_context_tokens, "utility.batch_size"))
+        plans.append(plan_scoring(f"utility {name}", config, batch, settings.utility_context_tokens, key))
     if generating:
-        plans.append(plan_generation(f"utility generation {name}", config, params.utility.batch_size,
-                                     settings.utility_context_tokens, params.utility.generation.max_gen_toks,
-                                     "utility.batch_size"))
+        plans.append(plan_generation(f"utility generation {name}", config, batch, settings.utility_context_tokens,
+                                     params.utility.generation.max_gen_toks, key))
     return plans
 
 
@@ -135,10 +146,13 @@ def evaluate_plans(params, checkpoint: Path, name: str, with_base: bool = True, 
     from mubench.plan.judge import judge_plans
 
     config = checkpoint_config(checkpoint)
-    generation = plan_generation(f"generate {name}", config, params.generation.batch_size, settings.prompt_tokens,
-                                 params.generation.max_new_tokens, "generation.batch_size")
+    model = model_of(name)
+    batches = params.batches(model)
+    generation = plan_generation(f"generate {name}", config, batches["generation"], settings.prompt_tokens,
+                                 params.generation.max_new_tokens, batch_key(params, "generation", model))
     # an LLM judge reads while this checkpoint is still loaded
-    return [generation, *judge_plans(params, settings, resident=generation.parts.get("parameters", 0)),
+    return [generation, *judge_plans(params, settings, resident=generation.parts.get("parameters", 0), model=model),
             *utility_plans(params, config, name, generating, settings),
-            plan_drift(f"drift {name}", config, params.utility.batch_size,
-                       settings.prompt_tokens + params.generation.max_new_tokens, "utility.batch_size", with_base)]
+            plan_drift(f"drift {name}", config, batches["utility"],
+                       settings.prompt_tokens + params.generation.max_new_tokens, batch_key(params, "utility", model),
+                       with_base)]

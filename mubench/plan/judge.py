@@ -31,11 +31,12 @@ def arch_config(candidates: list[Path], what: str):
                     "first (`mubench model NAME`)")
 
 
-def judge_plans(params, settings: PlanSettings, resident: int = 0, judged: float = 0) -> list[StagePlan]:
+def judge_plans(params, settings: PlanSettings, resident: int = 0, judged: float = 0,
+                model: str | None = None) -> list[StagePlan]:
     """The LLM judges a profile uses, at their batch size over prompt + response + template tokens. The judge
     runs while the evaluated model is still loaded (evaluate frees it only after judging): ``resident`` bytes,
     the largest evaluated model's weights, are counted in its peak. ``judged``: the responses it reads in the
-    whole run (its time)."""
+    whole run (its time). ``model``: the evaluated model, whose ``judge.batch_size_by_model`` applies."""
     from mubench.judges import JUDGES
     from mubench.judges.llm import LlmJudge
 
@@ -48,8 +49,10 @@ def judge_plans(params, settings: PlanSettings, resident: int = 0, judged: float
         local = Path(options.model) / "config.json"
         config = arch_config([local, hub_arch_file(options.model)], f"judge '{name}' ({options.model})")
         tokens = settings.prompt_tokens + params.generation.max_new_tokens + settings.judge_template_tokens
-        plan = plan_generation(f"judge {name}", config, options.batch_size, tokens, options.max_new_tokens,
-                               f"judge.options.{name}.batch_size")
+        batch = params.batches(model)["judge"] if model else None
+        key = f"judge.batch_size_by_model.{model}" if batch else f"judge.options.{name}.batch_size"
+        plan = plan_generation(f"judge {name}" + (f" ({model})" if model else ""), config, batch or options.batch_size,
+                               tokens, options.max_new_tokens, key)
         if resident:
             plan.parts = {**plan.parts, "evaluated model (resident)": resident}
             plan.peak += resident

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 
 from mubench.core.workspace import Workspace
-from mubench.plan.evaluate import plan_drift, plan_generation, utility_plans
+from mubench.plan.evaluate import batch_key, plan_drift, plan_generation, utility_plans
 from mubench.plan.judge import ARCH_DIR, arch_config, hub_arch_file, judge_plans
 from mubench.plan.roofline import time_forward, time_generation
 from mubench.plan.tamper import plan_tamper
@@ -112,22 +112,23 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), ws: Workspace 
     new_tokens = params.generation.max_new_tokens
     for name, config in configs.items():
         adapter = adapter_bytes(params, config)
-        gen = plan_generation(f"generate {name}", config, params.generation.batch_size, settings.prompt_tokens,
-                              new_tokens, "generation.batch_size")
-        _with_adapter(gen, adapter)
+        batches = params.batches(name)
+        gen = plan_generation(f"generate {name}", config, batches["generation"], settings.prompt_tokens,
+                              new_tokens, batch_key(params, "generation", name))
+        with_adapter(gen, adapter)
         time_generation(gen, config, counts["generated"] * variants, settings.mean_prompt_tokens, new_tokens)
         add(gen)
         for util in utility_plans(params, config, name, generating, settings):
-            _with_adapter(util, adapter)
+            with_adapter(util, adapter)
             if util.stage.startswith("utility generation"):
                 time_generation(util, config, counts["utility generated"] * variants,
                                  settings.utility_context_tokens, params.utility.generation.max_gen_toks)
             else:
                 time_forward(util, config, counts["utility"] * variants, settings.utility_context_tokens)
             add(util)
-        drift = plan_drift(f"drift {name}", config, params.utility.batch_size,
-                           settings.prompt_tokens + new_tokens, "utility.batch_size", True)
-        _with_adapter(drift, adapter)
+        drift = plan_drift(f"drift {name}", config, batches["utility"],
+                           settings.prompt_tokens + new_tokens, batch_key(params, "utility", name), True)
+        with_adapter(drift, adapter)
         # the variant's and the base's forwards over the base's answers
         time_forward(drift, config, counts["drift"] * variants, settings.mean_prompt_tokens + new_tokens, 2.0)
         add(drift)
@@ -147,21 +148,24 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), ws: Workspace 
                 time_generation(plan, config, counts["tampered"] * variants, settings.mean_prompt_tokens,
                                  new_tokens)
             elif plan.stage.startswith("utility generation"):
-                time_generation(plan, config, counts["utility generated"] * variants * len(params.tamper.names),
-                                 settings.utility_context_tokens, params.utility.generation.max_gen_toks)
+                time_generation(plan, config, counts["tampered utility generated"] * variants
+                                * len(params.tamper.names), settings.utility_context_tokens,
+                                params.utility.generation.max_gen_toks)
             elif plan.stage.startswith("utility"):
-                time_forward(plan, config, counts["utility"] * variants * len(params.tamper.names),
-                              settings.utility_context_tokens)
+                time_forward(plan, config, counts["tampered utility"] * variants * len(params.tamper.names),
+                             settings.utility_context_tokens)
             else:
                 plan.flops *= variants
                 plan.phases = [Phase("train", plan.flops, 0.0)]
             add(plan)
-    resident = max((p.parts.get("parameters", 0) + p.parts.get("adapter", 0) for p in plans
-                    if p.stage.startswith("generate ")), default=0)
-    # each checkpoint's own generations and its attacked copies', of every model
-    judged = (counts["generated"] + counts["tampered"]) * variants * len(params.models)
-    for plan in judge_plans(params, settings, resident, judged):
-        add(plan)
+    # an LLM judge per evaluated model: that model's weights stay loaded beside it, at that model's judge batch;
+    # it reads each checkpoint's own generations and its attacked copies'
+    judged = (counts["generated"] + counts["tampered"]) * variants
+    for name in params.models:
+        resident = max((p.parts.get("parameters", 0) + p.parts.get("adapter", 0) for p in plans
+                        if p.stage == f"generate {name}"), default=0)
+        for plan in judge_plans(params, settings, resident, judged, model=name):
+            add(plan)
     return plans
 
 
@@ -187,7 +191,7 @@ def adapter_bytes(params, config) -> int:
     return largest
 
 
-def _with_adapter(plan: StagePlan, adapter: int) -> None:
+def with_adapter(plan: StagePlan, adapter: int) -> None:
     """Count a LoRA variant's unmerged adapter in an evaluation batch's peak."""
     if adapter:
         plan.parts = {**plan.parts, "adapter": adapter}
@@ -225,13 +229,17 @@ def row_counts(params, settings: PlanSettings) -> dict[str, int]:
     over = sum(dataset_rows(n, sizes.oversafety_per_dataset, settings) for n in params.data.oversafety)
     utility = {n: dataset_rows(n, sizes.utility_per_task, settings) for n in params.data.utility}
     cfg = params.tamper
+    # an attacked copy is scored on every utility item, or on the run's fixed sample of them
+    tampered_utility = {n: min(v, cfg.utility_per_task or v) for n, v in utility.items()}
     # per tamper attack: the attacked copy answers the seed behaviours or every plain prompt (+ over-safety)
     attacked = (seeds if cfg.prompts == "seed" else harmful) + (over if cfg.oversafety else 0)
     return {"generated": harmful + seeds * len(params.jailbreaks.names()) + over,
             "utility": sum(v for n, v in utility.items() if not is_generation_task(n)),
             "utility generated": sum(v for n, v in utility.items() if is_generation_task(n)),
             "drift": dataset_rows(params.data.drift_source, sizes.drift, settings),
-            "tampered": attacked * len(cfg.names)}
+            "tampered": attacked * len(cfg.names),
+            "tampered utility": sum(v for n, v in tampered_utility.items() if not is_generation_task(n)),
+            "tampered utility generated": sum(v for n, v in tampered_utility.items() if is_generation_task(n))}
 
 
 def table_rows(plans: list[StagePlan], limit: int | None, settings: PlanSettings) -> list[dict]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from mubench.plan.evaluate import plan_generation, utility_plans
+from mubench.plan.evaluate import batch_key, model_of, plan_generation, utility_plans
 from mubench.plan.trace import PlanSettings, StagePlan, build, extrapolate, fake_tensors, measure
 from mubench.plan.unlearn import plan_training
 
@@ -54,9 +54,10 @@ def plan_tamper(params, config, name: str, generating: Sequence[str] = (),
             plans.append(plan_ablation(f"{attack_name} {name}", config, device_dtype))
     if cfg.names:
         # plain prompts only (no jailbreak template), so evaluate's prompt length is an upper bound
-        generation = plan_generation(f"generate {name} (tampered)", config, params.generation.batch_size,
+        model = model_of(name)
+        generation = plan_generation(f"generate {name} (tampered)", config, params.batches(model)["generation"],
                                      settings.prompt_tokens, params.generation.max_new_tokens,
-                                     "generation.batch_size")
+                                     batch_key(params, "generation", model))
         plans.append(generation)
         if cfg.utility:
             plans += utility_plans(params, config, f"{name} (tampered)", generating, settings)
@@ -72,4 +73,5 @@ def tamper_plans(params, checkpoint: Path, name: str, generating: Sequence[str] 
     plans = plan_tamper(params, checkpoint_config(checkpoint), name, generating, settings)
     weights = next((p.parts.get("parameters", 0) for p in plans if p.stage.startswith("generate")), 0)
     # an LLM judge reads the attacked copy's answers while the copy is still loaded
-    return plans + (judge_plans(params, settings, resident=weights) if params.tamper.names else [])
+    return plans + (judge_plans(params, settings, resident=weights, model=model_of(name)) if params.tamper.names
+                    else [])

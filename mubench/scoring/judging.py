@@ -16,6 +16,16 @@ from mubench.scoring.rates import VANILLA
 OVERSAFETY = "over-safety"  # the set name of the benign prompts (never an attack name)
 
 
+def judge_for(params: Params, name: str, model: str | None = None):
+    """Judge ``name`` with params.yaml's settings; an LLM judge's ``batch_size`` is ``model``'s own where
+    ``judge.batch_size_by_model`` sets one (the evaluated model stays loaded beside it)."""
+    options = dict(params.judge.options)
+    batch = params.batches(model)["judge"] if model else None
+    if batch is not None and "batch_size" in get_judge(name, options).Params.model_fields:
+        options[name] = {**options.get(name, {}), "batch_size": batch}
+    return get_judge(name, options)
+
+
 @dataclass(frozen=True)
 class Judges:
     """The run's safety judge (harmful prompts, jailbreaks) and over-safety judge (benign prompts)."""
@@ -24,9 +34,9 @@ class Judges:
     oversafety: Any
 
     @classmethod
-    def of(cls, params: Params) -> Judges:
-        return cls(get_judge(params.judge.safety, params.judge.options),
-                   get_judge(params.judge.oversafety, params.judge.options))
+    def of(cls, params: Params, model: str | None = None) -> Judges:
+        """The run's judges; an LLM judge at ``model``'s judge batch (``judge.batch_size_by_model``) when set."""
+        return cls(judge_for(params, params.judge.safety, model), judge_for(params, params.judge.oversafety, model))
 
     def record(self) -> dict[str, str]:
         """``name/version`` of each judge, for the run record beside the metrics."""

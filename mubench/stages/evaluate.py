@@ -59,7 +59,8 @@ def run_evaluate(params: Params, ws: Workspace, model_name: str, variant: str) -
                 generation_tasks(utility_files))
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
     decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
-    judges = Judges.of(params)
+    judges = Judges.of(params, model_name)
+    batches = params.batches(model_name)
 
     harmful = harmful_rows(ws.built)
     attacked = {name: read_rows(JailbreakRow, jailbreak_prompt_file(params, ws, model_name, name))
@@ -68,7 +69,7 @@ def run_evaluate(params: Params, ws: Workspace, model_name: str, variant: str) -
     # one pooled generation over every prompt set (each set's shared template prefix is computed once)
     sets = {VANILLA: harmful, **attacked, OVERSAFETY: over}
     answers = generate_sets(model, tokenizer, {name: [r["prompt"] for r in rows] for name, rows in sets.items()},
-                            decode, params.generation.batch_size, meta["model_hash"], cache, variant)
+                            decode, batches["generation"], meta["model_hash"], cache, variant)
     safety_rows = judged_rows(judges.safety, harmful, answers[VANILLA])
     for name, rows in attacked.items():
         attack = get_jailbreak(name, params.jailbreaks.options(name))
@@ -80,19 +81,20 @@ def run_evaluate(params: Params, ws: Workspace, model_name: str, variant: str) -
     judges.release()
 
     utility = evaluate_utility(model, tokenizer, utility_files, params.utility.num_fewshot,
-                               params.utility.batch_size, params.seed, params.utility.generation.model_dump(),
+                               batches["utility"], params.seed, params.utility.generation.model_dump(),
                                meta["model_hash"], cache)
     drift_pairs = read_rows(CorpusPair, ws.corpus(model_name) / "drift.jsonl")
     if variant == BASE:
         base = model
     else:
         base, _ = load_checkpoint(ws.checkpoint(model_name), device, compute_dtype(device))
-    drift = drift_scores(model, base, tokenizer, drift_pairs, params.utility.batch_size, DRIFT_MAX_LENGTH,
+    drift = drift_scores(model, base, tokenizer, drift_pairs, batches["utility"], DRIFT_MAX_LENGTH,
                          params.generation.system_prompt)
     del base
     metrics = compute_metrics(params, safety_rows, over_rows, utility, drift, judges.labels())
     metrics["run"] = run_record(model=model_name, variant=variant, model_hash=meta["model_hash"],
                                 device=device, seed=params.seed, decode=decode.__dict__, judges=judges.record(),
+                                batches=batches,
                                 # where the template has no system role, system messages (attacks, the system
                                 # prompt) were folded into the first user turn
                                 system_role="native" if system_role_supported(tokenizer) else "folded into user")

@@ -17,8 +17,7 @@ from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.workspace import Workspace
 from mubench.engine.generate import DecodeParams, generate_sets, user_cache
 from mubench.engine.models import load_checkpoint, materialize
-from mubench.judges import get_judge
-from mubench.scoring.judging import judge_health
+from mubench.scoring.judging import judge_for, judge_health
 
 OWNER = "mubench model"
 
@@ -36,10 +35,11 @@ def run_model(params: Params, ws: Workspace, name: str) -> dict:
     log(f"[model] {name}: {meta['parameters']:,} parameters, hash {meta['model_hash']}")
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
     decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
-    judge = get_judge(params.judge.safety, params.judge.options)
+    judge = judge_for(params, params.judge.safety, name)
+    batches = params.batches(name)
     prompts = {split: read_jsonl(built_dir / f"{split}_prompts.jsonl") for split in ("forget", "retain", "drift")}
     answers = generate_sets(model, tokenizer, {split: [p["prompt"] for p in rows] for split, rows in prompts.items()},
-                            decode, params.generation.batch_size, meta["model_hash"], cache, "corpus")
+                            decode, batches["generation"], meta["model_hash"], cache, "corpus")
     pairs = {}
     for split in ("forget", "retain"):
         rows = prompts[split]
@@ -62,7 +62,7 @@ def run_model(params: Params, ws: Workspace, name: str) -> dict:
             raise RuntimeError(f"{name}: {why}; nothing to {goal} (check data.sizes.{split} and "
                                f"data.{split}_source)")
     summary = run_record(model=name, model_hash=meta["model_hash"], device=device, seed=params.seed,
-                         judge=f"{judge.name}/{judge.version}", decode=decode.__dict__,
+                         judge=f"{judge.name}/{judge.version}", decode=decode.__dict__, batches=batches,
                          forget_prompts=len(pairs["forget"]), forget_pairs=len(complied),
                          retain_pairs=len(retain), drift_pairs=len(drift))
     with atomic_dir(corpus_dir, OWNER) as tmp:

@@ -21,6 +21,8 @@ generation cache key, is recorded as ``attacked_hash``).
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from mubench.core.io import (
 )
 from mubench.core.progress import log
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
+from mubench.core.sampling import stratified_sample
 from mubench.core.workspace import BASE, Workspace
 from mubench.engine.generate import DecodeParams, generate_sets, user_cache
 from mubench.engine.models import load_checkpoint, verified_meta
@@ -187,7 +190,8 @@ def score_tamper(params: Params, before: dict[str, Any], seeds: set[str],
                                              for s in scores.values()) / len(scores), 6)
             correct = {f"{t}/{i}": bool(c) for t, s in scores.items()
                        for i, c in zip(s["ids"], s["correct"], strict=True)}
-            tests[name]["utility"] = test(was_correct, correct, strata=before["tasks"])
+            # over the items the copy was scored on (every item, or the run's fixed sample of them)
+            tests[name]["utility"] = test({k: was_correct[k] for k in correct}, correct, strata=before["tasks"])
         after[name] = {i: success.get(i, False) for i in seeds}  # an unreadable verdict breaks nothing
     broken_by = what_broke(before["vanilla"], before["attacked"], sorted(seeds), after)
     knowledge = what_broke(before["vanilla"], before["attacked"], sorted(seeds), {})  # prompt level only
@@ -222,11 +226,77 @@ def tamper_sample_rows(params: Params, samples_dir: Path, names: list[str]) -> d
     return out
 
 
+def tamper_utility_files(files: dict[str, Path], per_task: int | None, seed: int, out: Path) -> dict[str, Path]:
+    """The utility items every attacked copy is scored on: each task's built split, or with ``per_task`` a
+    stratified, seeded sample of it (the same items for every copy and every checkpoint of the run), written
+    under ``out`` with the task's file name."""
+    if per_task is None:
+        return files
+    sampled = {}
+    for name, path in files.items():
+        sampled[name] = out / path.name
+        write_jsonl(sampled[name], stratified_sample(read_jsonl(path), per_task, seed))
+    return sampled
+
+
+@dataclass
+class TamperRun:
+    """What every attack on one checkpoint shares: its identity, the fit, the prompts, decoding and judges."""
+
+    params: Params
+    ckpt_dir: Path
+    corpus_dir: Path
+    label: str  # MODEL/VARIANT, for logs
+    meta: dict
+    fit: dict
+    fit_dir: Path
+    device: str
+    harmful: list[dict]
+    over: list[dict]
+    decode: DecodeParams
+    judges: Judges
+    cache: Any
+    utility_files: dict[str, Path]
+
+
+def attack_and_judge(run: TamperRun, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One tamper attack on the checkpoint: the attacked copy's judged rows (and per-item utility), and the
+    attack's record (settings, fit, ``attacked_hash``: the copy's identity)."""
+    params = run.params
+    attack = get_tamper(name, params.tamper.options(name))
+    fitted, fit_entry = load_fit(run.fit_dir, run.fit, name)
+    seed_everything(params.seed)
+    model, tokenizer = load_checkpoint(run.ckpt_dir, run.device, attack.load_dtype(run.device),
+                                       attack.merges_adapter())
+    ctx = attack_context(params, tokenizer, run.corpus_dir, run.device)
+    ctx.fitted = fitted
+    model, record = attack.apply(model, ctx)
+    model = model.to(compute_dtype(run.device)).eval()
+    attacked_hash = stable_json_hash({"checkpoint": run.meta["model_hash"], "attack": name,
+                                      "version": attack.version, "params": attack.p.model_dump(mode="json"),
+                                      "fit": fit_entry["tensors_sha256"], "seed": params.seed})[:16]
+    sets = {VANILLA: [r["prompt"] for r in run.harmful], OVERSAFETY: [r["prompt"] for r in run.over]}
+    batches = params.batches(run.label.split("/")[0])
+    answers = generate_sets(model, tokenizer, sets, run.decode, batches["generation"], attacked_hash,
+                            run.cache, f"{run.label.split('/')[1]}+{name}")
+    safety_rows = judged_rows(run.judges.safety, run.harmful, answers[VANILLA])
+    over_rows = judged_rows(run.judges.oversafety, run.over, answers[OVERSAFETY])
+    judge_health({"safety": safety_rows, "oversafety": over_rows}, params.judge.max_unparsed, f"{run.label}+{name}")
+    out: dict[str, Any] = {"safety": safety_rows, "oversafety": over_rows, "utility": None}
+    if run.utility_files:
+        run.judges.release()  # the utility tasks run without the judge
+        out["utility"] = evaluate_utility(model, tokenizer, run.utility_files, params.utility.num_fewshot,
+                                          batches["utility"], params.seed,
+                                          params.utility.generation.model_dump(), attacked_hash, run.cache)
+    record = {"version": attack.version, "params": attack.p.model_dump(mode="json"), "record": record,
+              "fit": fit_entry["record"], "fit_sha256": fit_entry["tensors_sha256"], "attacked_hash": attacked_hash}
+    del model
+    return out, record
+
+
 def run_tamper(params: Params, ws: Workspace, model_name: str, variant: str) -> dict:
     """Attack ``variant`` (``base`` fits first) with every tamper attack; judge and score each attacked copy."""
-    cache = user_cache()
-    ckpt_dir, corpus_dir, fit_dir = ws.checkpoint(model_name, variant), ws.corpus(model_name), \
-        ws.tamper_fit(model_name)
+    ckpt_dir, fit_dir = ws.checkpoint(model_name, variant), ws.tamper_fit(model_name)
     out_dir = ws.tamper_result(model_name, variant)
     claim_outputs(OWNER, out_dir / "samples")
     cfg = params.tamper
@@ -246,39 +316,16 @@ def run_tamper(params: Params, ws: Workspace, model_name: str, variant: str) -> 
         harmful = [r for r in harmful if r["id"] in seeds]
     over = read_jsonl(ws.built / "oversafety.jsonl") if cfg.oversafety else []
     decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
-    judges = Judges.of(params)
+    judges = Judges.of(params, model_name)
     records: dict[str, dict] = {}
     attacked: dict[str, dict[str, Any]] = {}
-    fit = read_json(fit_dir / FIT_FILE)
-    for name in cfg.names:
-        attack = get_tamper(name, cfg.options(name))
-        fitted, fit_entry = load_fit(fit_dir, fit, name)
-        seed_everything(params.seed)
-        model, tokenizer = load_checkpoint(ckpt_dir, device, attack.load_dtype(device), attack.merges_adapter())
-        ctx = attack_context(params, tokenizer, corpus_dir, device)
-        ctx.fitted = fitted
-        model, record = attack.apply(model, ctx)
-        model = model.to(compute_dtype(device)).eval()
-        attacked_hash = stable_json_hash({"checkpoint": meta["model_hash"], "attack": name,
-                                          "version": attack.version, "params": attack.p.model_dump(mode="json"),
-                                          "fit": fit_entry["tensors_sha256"], "seed": params.seed})[:16]
-        sets = {VANILLA: [r["prompt"] for r in harmful], OVERSAFETY: [r["prompt"] for r in over]}
-        answers = generate_sets(model, tokenizer, sets, decode, params.generation.batch_size, attacked_hash, cache,
-                                f"{variant}+{name}")
-        safety_rows = judged_rows(judges.safety, harmful, answers[VANILLA])
-        over_rows = judged_rows(judges.oversafety, over, answers[OVERSAFETY])
-        judge_health({"safety": safety_rows, "oversafety": over_rows}, params.judge.max_unparsed,
-                     f"{model_name}/{variant}+{name}")
-        attacked[name] = {"safety": safety_rows, "oversafety": over_rows, "utility": None}
-        if cfg.utility:
-            judges.release()  # the utility tasks run without the judge
-            attacked[name]["utility"] = evaluate_utility(
-                model, tokenizer, utility_files, params.utility.num_fewshot, params.utility.batch_size, params.seed,
-                params.utility.generation.model_dump(), attacked_hash, cache)
-        records[name] = {"version": attack.version, "params": attack.p.model_dump(mode="json"),
-                         "record": record, "fit": fit_entry["record"],
-                         "fit_sha256": fit_entry["tensors_sha256"], "attacked_hash": attacked_hash}
-        del model
+    with tempfile.TemporaryDirectory() as sample_dir:
+        run = TamperRun(params, ckpt_dir, ws.corpus(model_name), f"{model_name}/{variant}", meta,
+                        read_json(fit_dir / FIT_FILE), fit_dir, device, harmful, over, decode, judges, user_cache(),
+                        tamper_utility_files(utility_files, cfg.utility_per_task, params.seed, Path(sample_dir))
+                        if cfg.utility else {})
+        for name in cfg.names:
+            attacked[name], records[name] = attack_and_judge(run, name)
     scored, broken_by = score_tamper(params, before, seeds, attacked)
     for name in cfg.names:
         over_rate = scored["oversafety"]["per_tamper"].get(name)
@@ -286,10 +333,11 @@ def run_tamper(params: Params, ws: Workspace, model_name: str, variant: str) -> 
             + (f", over-safety {over_rate:.3f}" if over_rate is not None else ""))
     metrics = {
         "tamper_attacks": records, **scored,
-        "n": {"harmful": len(harmful), "attack_seeds": len(seeds), "oversafety": len(over)},
+        "n": {"harmful": len(harmful), "attack_seeds": len(seeds), "oversafety": len(over),
+              **({"utility_per_task": cfg.utility_per_task} if cfg.utility and cfg.utility_per_task else {})},
         "run": run_record(model=model_name, variant=variant, model_hash=meta["model_hash"], device=device,
                           seed=params.seed, prompts=cfg.prompts, decode=decode.__dict__,
-                          judges=judges.record()),
+                          judges=judges.record(), batches=params.batches(model_name)),
     }
     with atomic_dir(out_dir / "samples", OWNER) as tmp:
         for name, out in attacked.items():

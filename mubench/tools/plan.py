@@ -126,6 +126,28 @@ def replan(saved: Path, path: Path, ws: Workspace, gpus: list[int], as_json: boo
         say_wall_clock(result, data.get("gpu", {}).get("name", "the saved plan's card"), say)
 
 
+def propose(path: Path, ws: Workspace, gpu_mem: float | None, as_json: bool, say, margin: float | None = None) -> None:
+    """Print the largest batch per model and kind of work that fits ``gpu_mem`` GB (default 80) with the margin,
+    and the params.yaml keys that set them (``mubench.plan.batches``)."""
+    from dataclasses import replace
+
+    from mubench.plan.batches import as_yaml, propose_batches
+
+    p = load_params(path)
+    settings = replace(PlanSettings(), **({} if margin is None else {"margin": margin}))
+    card = gpu_mem if gpu_mem is not None else 80.0
+    proposal = propose_batches(p, settings, int(card * 1e9), ws,
+                               progress=None if as_json else (lambda s: say(f"[plan] batches {s}")))
+    if as_json:
+        print(json.dumps({"params": str(path), "gpu_mem_gb": card, "margin": settings.margin,
+                          "batches": proposal}, indent=1))
+        return
+    say(f"The largest batches that fit {card:g} GB with a {settings.margin:.0%} margin and "
+        f"{settings.cuda_context_gb:g} GB CUDA context (now: "
+        + "; ".join(f"{m} {p.batches(m)}" for m in p.models) + "):")
+    say(as_yaml(proposal))
+
+
 def plan(path: Path, ws: Workspace, gpu_mem: float | None, as_json: bool, say, gpu: str = "h100",
          margin: float | None = None, gpus: list[int] | None = None) -> None:
     """Print the plan of every GPU stage (a table, or JSON) with GPU-hours on ``gpu`` and, for each count in
