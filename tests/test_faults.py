@@ -364,3 +364,23 @@ def test_verify_reparses_an_llm_judges_recorded_output_and_rejudges_a_rule_judge
     assert "1 verdict(s) re-judged" in check_verdicts(tiny, tmp_path / "s.jsonl", [refusal])
     with pytest.raises(Mismatch, match="row 1"):
         check_verdicts(tiny, tmp_path / "s.jsonl", [{**refusal, "response": "Sure: bring bread and fruit."}])
+
+
+def test_per_model_batches_reach_the_judge_and_unknown_models_are_refused(tmp_path):
+    from mubench.core.config import load_params
+    from mubench.scoring.judging import judge_for
+
+    paper = load_params(ROOT / "profiles" / "paper.yaml")
+    assert paper.batches("llama3-8b-instruct") == {"generation": 176, "utility": 40, "judge": 88}
+    assert judge_for(paper, "llamaguard", "llama3-8b-instruct").p.batch_size == 88
+    assert judge_for(paper, "llamaguard").p.batch_size == 32  # the judge's own, outside a model's stages
+    assert judge_for(paper, "xstest", "llama3-8b-instruct").name == "xstest"  # a rule judge has no batch
+    line = one_line(check(tmp_path, lambda raw: raw["generation"].__setitem__("batch_size_by_model", {"gpt-9": 4})))
+    assert "generation.batch_size_by_model: gpt-9 is not a model of model_zoo (tiny-llama)" in line
+
+
+def test_a_models_batch_that_does_not_fit_is_named_by_its_own_key(tmp_path):
+    def edit(raw):
+        raw["generation"]["batch_size_by_model"] = {"tiny-llama": 4096}
+    line = one_line(check(tmp_path, edit, None, "--gpu-mem", "1.5"))
+    assert "generation.batch_size_by_model.tiny-llama" in line, line

@@ -175,6 +175,18 @@ def test_the_explorer_links_every_number_to_the_rows_it_counts(tiny_repo, tmp_pa
     assert sum(sizes.values()) < 20e6
 
 
+def test_a_models_own_batches_reach_every_stage_and_its_run_records(tiny_repo):
+    """generation / utility ``batch_size_by_model`` (tiny.yaml: 5 and 6, not the default 8) in every record."""
+    work, _ = tiny_repo
+    wanted = {"generation": 5, "utility": 6, "judge": None}
+    corpus = json.loads((work / "data" / "corpus" / "tiny-llama" / "corpus.json").read_text())
+    assert corpus["batches"] == wanted
+    for variant in ("base", *VARIANTS):
+        for path in (work / "results" / "tiny-llama" / variant / "metrics.json",
+                     work / "results" / "tiny-llama" / variant / "tamper" / "metrics.json"):
+            assert json.loads(path.read_text())["run"]["batches"] == wanted, path
+
+
 def test_drift_set_is_disjoint_and_scored_for_every_variant(tiny_repo):
     from mubench.stages.build import normalize
 
