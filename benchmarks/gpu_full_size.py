@@ -5,9 +5,9 @@
 
 Needs no download. The three paper architectures (``mubench/plan/arch/``: Llama-2-7B, Llama-3-8B, Mistral-7B)
 are randomly initialised, bf16, on the GPU. For each, at the paper profile's settings:
-- the generation batch (``generation.batch_size`` x 1,024 prompt tokens, preallocated cache), and the decoding
+- the generation batch (the model's generation batch x 1,024 prompt tokens, preallocated cache), and the decoding
   speed over ``--decode-steps`` steps against the roofline's bandwidth bound;
-- one GSM8K batch (``utility.batch_size`` few-shot prompts + ``max_gen_toks``);
+- one GSM8K batch (the model's utility batch of few-shot prompts + ``max_gen_toks``);
 - one unlearning step of GA (LoRA + gradient checkpointing) and one of RMU (three MLPs, fp32);
 - a drift batch with the base resident;
 - the judge's batch (Llama Guard 3's architecture) with the evaluated model resident, as evaluate runs it.
@@ -105,7 +105,8 @@ def decode_speed(model, config, batch: int, prompt: int, steps: int, device: str
 
 def check_model(name: str, params, config, device: str, args) -> list[dict]:
     out = []
-    batch = args.batch or params.generation.batch_size
+    batches = params.batches(name)  # the model's own batches (batch_size_by_model), else the profile's
+    batch = args.batch or batches["generation"]
     prompt = args.prompt or 1024
     new = args.new or params.generation.max_new_tokens
     fresh()
@@ -115,7 +116,7 @@ def check_model(name: str, params, config, device: str, args) -> list[dict]:
     peak, seconds = peak_of(lambda: generation_step(model, batch, prompt, new), device, model)
     speed = decode_speed(model, config, batch, prompt, args.decode_steps, device, args.gpu)
     out.append(row(f"generate {name}", planned.peak, peak, seconds, batch=batch, **speed))
-    util_batch = args.batch or params.utility.batch_size
+    util_batch = args.batch or batches["utility"]
     gen_toks = args.new or params.utility.generation.max_gen_toks
     fresh()
     planned = plan_generation(f"gsm8k {name}", config, util_batch, prompt, gen_toks, "utility.batch_size")
@@ -147,7 +148,8 @@ def check_model(name: str, params, config, device: str, args) -> list[dict]:
     with torch.device(device):
         judge = build(judge_config, torch.bfloat16).eval()
     settings = replace(PlanSettings(), prompt_tokens=prompt)
-    plans = judge_plans(params, settings, resident=sum(p.numel() * p.element_size() for p in model.parameters()))
+    plans = judge_plans(params, settings, resident=sum(p.numel() * p.element_size() for p in model.parameters()),
+                        model=name)
     if plans:
         judge_plan = plans[0]
         tokens = prompt + new + settings.judge_template_tokens
