@@ -88,6 +88,9 @@ def tamper_markdown(params, summary: dict[str, dict[str, dict]], significant_mar
              f"Each tamper attack edits the weights of the base and of every variant (docs/catalogue/tamper.md); the "
              f"attacked copy answers {scope} ({first['n']['harmful']} prompts)"
              + (f" and the {first['n']['oversafety']} over-safety prompts" if has_over else "")
+             + (f"; its utility is scored on a fixed sample of {params.tamper.utility_per_task} items per task "
+                "(stratified by category, seeded: the same items for every attacked copy, and the change is vs the "
+                "checkpoint on those items)" if has_utility and params.tamper.utility_per_task else "")
              + f". (±x): change vs the same checkpoint before the attack, on the same prompts; `{BEFORE_MARK}` = "
              f"significant at {1 - level:.0%} (paired exact McNemar, Holm-corrected across the variants). Robust "
              "knowledge-level ASR counts a seed behaviour as broken if the plain prompt, any prompt attack or any "

@@ -53,8 +53,9 @@ def _share(stage: str, params) -> tuple[str, str] | None:
 
 def _row_kind(name: str, params) -> tuple[str, str]:
     """(model, kind) of a plan row: kind is ``unlearn/METHOD``, ``evaluate``, ``tamper``, ``gcg`` or ``judge``."""
-    if name.startswith("judge"):
-        return "", "judge"
+    if name.startswith("judge"):  # "judge NAME (MODEL)": the judge at that model's batch; "judge NAME": any model
+        model = name.rsplit("(", 1)[1].rstrip(")") if name.endswith(")") else ""
+        return model, "judge"
     words = name.replace(" (tampered)", "").split()
     model = words[-1].split("/")[0]
     kind = ("tamper" if "(tampered)" in name or words[0] in params.tamper.names
@@ -88,12 +89,16 @@ def stage_hours(graph: StageGraph, rows: list[dict], params) -> dict[str, float]
         key = _row_kind(row["stage"], params)
         totals[key] = totals.get(key, 0.0) + float(row["gpu_hours"])
     judged = [s for s in graph.order if (_stage_kind(s, params) or ("", ""))[1] in ("evaluate", "tamper")]
-    judge = totals.get(("", "judge"), 0.0)
+    by_model = {m: [s for s in judged if _stage_kind(s, params)[0] == m] for m in params.models}
     out: dict[str, float] = {}
     for stage in graph.order:
         key = _stage_kind(stage, params)
         hours = totals.get(key, 0.0) / per[key[1].split("/")[0]] if key else 0.0
-        out[stage] = hours + (judge / len(judged) if stage in judged else 0.0)
+        if stage in judged:  # a judge row of this stage's model over that model's judging stages; any-model rows
+            model = key[0]    # over every judging stage
+            hours += totals.get((model, "judge"), 0.0) / max(1, len(by_model[model]))
+            hours += totals.get(("", "judge"), 0.0) / len(judged)
+        out[stage] = hours
     return out
 
 
@@ -108,7 +113,8 @@ def stage_needs(graph: StageGraph, rows: list[dict], params) -> dict[str, float]
     for stage in graph.order:
         key = _stage_kind(stage, params)
         if key:
-            judge = needs.get(("", "judge"), 0.0) if key[1] in ("evaluate", "tamper") else 0.0
+            judge = (max(needs.get(("", "judge"), 0.0), needs.get((key[0], "judge"), 0.0))
+                     if key[1] in ("evaluate", "tamper") else 0.0)
             out[stage] = max(needs.get(key, 0.0), judge)
     return out
 
