@@ -269,7 +269,7 @@ def test_plan_covers_gsm8k_generation_and_the_tamper():
     assert "gsm8k" in tiny.data.utility and tiny.tamper.names
     plans = {p.stage: p for p in plan_profile(tiny)}
     gen = plans["utility generation tiny-llama"]
-    assert gen.batch_key == "utility.batch_size" and gen.flops > 0
+    assert gen.batch_key == "utility.batch_size_by_model.tiny-llama" and gen.flops > 0  # tiny.yaml sets its own
     for name in tiny.tamper.names:
         assert plans[f"{name} tiny-llama"].peak > 0
     assert plans["generate tiny-llama (tampered)"].flops > 0
