@@ -416,7 +416,8 @@ def _plant_readme(work: Path) -> None:
     sync_page(readme, work / "reports")
     text = readme.read_text()
     table = text[text.index(START):text.index(END)]
-    digit = next(i for i, ch in enumerate(table) if ch.isdigit())
+    stamp_end = table.index("\n", table.index("sha256:"))  # the figures start after the params stamp
+    digit = next(i for i, ch in enumerate(table) if ch.isdigit() and i > stamp_end)
     edited = table[:digit] + str((int(table[digit]) + 1) % 10) + table[digit + 1:]
     readme.write_text(text.replace(table, edited))
 
@@ -469,6 +470,28 @@ def test_verify_recomputes_an_edited_number_even_after_dvc_commit(tiny_repo, kin
             path.write_bytes(original)
         (work / "dvc.lock").write_bytes(lock)
     assert verify(work, env).returncode == 0
+
+
+def test_verify_leaves_a_readme_that_quotes_another_profiles_run(tiny_repo, tmp_path):
+    """After `mubench profile tiny && dvc repro` in a clone, the README still quotes the committed run (its
+    blocks carry that run's params.yaml stamp): verify says so and passes; stamped with this params.yaml, the same
+    README with one figure changed is an error (the planted "readme" case above)."""
+    from mubench.tools.readme import END, FINDINGS_END, FINDINGS_START, START, sync_page
+
+    work, env = tiny_repo
+    readme = work / "README.md"
+    other = tmp_path / "params.yaml"
+    other.write_text((work / "params.yaml").read_text() + "# another profile\n")
+    readme.write_text(f"# tiny\n\n{START}\n{END}\n\n{FINDINGS_START}\n{FINDINGS_END}\n")
+    sync_page(readme, work / "reports", params_file=other)
+    text = readme.read_text()
+    readme.write_text(text.replace("|", "| 99.9", 1))  # its numbers are another run's
+    try:
+        proc = verify(work, env)
+        assert proc.returncode == 0, proc.stderr
+        assert "README.md quotes the run of another params.yaml" in " ".join((proc.stdout + proc.stderr).split())
+    finally:
+        readme.unlink()
 
 
 def test_verify_names_a_swapped_folder_an_empty_sample_file_and_finds_dvc_off_path(tiny_repo):

@@ -6,10 +6,16 @@ A page holds generated blocks between two HTML comments (invisible on GitHub and
 - ``findings``: the findings as sentences (``reports/findings.md``, without its heading).
 README.md holds both; docs/results.md holds both. ``--check`` fails on a stale block and writes nothing (the
 docs tests run it).
+
+Each block starts with a stamp naming the params.yaml of the run it quotes (its sha256), because a page quotes
+one run: after `mubench profile tiny && dvc repro` the README still quotes the committed run, and `verify` must
+tell that apart from a hand-edited figure (it checks a page only when the stamp is the workspace's params.yaml).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +27,27 @@ FINDINGS_START = "<!-- findings: `mubench readme` copies these from reports/find
 FINDINGS_END = "<!-- /findings -->"
 # the pages that quote the committed run, relative to the project root
 PAGES = ("README.md", "docs/results.md")
+
+
+STAMP = "<!-- quotes the run of params.yaml sha256:{} -->"
+STAMP_RE = re.compile(r"<!-- quotes the run of params.yaml sha256:([0-9a-f]{12}) -->")
+
+
+def params_stamp(params_file: Path) -> str:
+    """The first 12 hex digits of the params file's sha256: which run a page quotes."""
+    return hashlib.sha256(params_file.read_bytes()).hexdigest()[:12]
+
+
+def quoted_params(page: Path) -> set[str]:
+    """The params stamps of the generated blocks ``page`` holds (empty: no block, or none stamped)."""
+    text = read_utf8(page, raw_newlines=True)
+    found = set()
+    for start, end, _, _ in BLOCKS.values():
+        block = current(text, page, start, end)
+        if block is not None:
+            match = STAMP_RE.search(block)
+            found.add(match.group(1) if match else "")
+    return found
 
 
 def main_table(summary_md: str) -> str:
@@ -56,16 +83,18 @@ def current(text: str, page: Path, start: str = START, end: str = END) -> str | 
     return text[i:text.index(end) + len(end)]
 
 
-def sync_page(page: Path, reports: Path, check_only: bool = False) -> list[str]:
-    """Rewrite every generated block of ``page`` from ``reports``; the names of the blocks that changed (with
-    ``check_only``: nothing is written, and a stale block is a ValueError)."""
+def sync_page(page: Path, reports: Path, check_only: bool = False, params_file: Path | None = None) -> list[str]:
+    """Rewrite every generated block of ``page`` from ``reports`` (stamped with ``params_file``, by default the
+    params.yaml beside the report folder); the names of the blocks that changed (with ``check_only``: nothing is
+    written, and a stale block is a ValueError)."""
+    stamp = STAMP.format(params_stamp(params_file or reports.parent / "params.yaml"))
     text = read_utf8(page, raw_newlines=True)
     changed, new_text = [], text
     for name, (start, end, source, body) in BLOCKS.items():
         old = current(text, page, start, end)
         if old is None:
             continue
-        new = f"{start}\n{body(read_utf8(reports / source))}\n{end}"
+        new = f"{start}\n{stamp}\n{body(read_utf8(reports / source))}\n{end}"
         if old != new:
             if check_only:
                 raise ValueError(f"{page}: the {name} block differs from {reports / source}; run `mubench readme`")

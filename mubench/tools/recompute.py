@@ -190,7 +190,7 @@ def check_derived(params: Params, ws: Workspace, summary: dict) -> str:
     from mubench.report.explorer import explorer_files
     from mubench.report.plots import attacks_heatmap_png, trilemma_png
     from mubench.report.tables import trilemma_csv
-    from mubench.tools.readme import PAGES, sync_page
+    from mubench.tools.readme import PAGES, params_stamp, quoted_params, sync_page
 
     reports = ws.reports
     expected: dict[Path, bytes] = {reports / "trilemma.csv": trilemma_csv(summary).encode("utf-8")}
@@ -206,14 +206,29 @@ def check_derived(params: Params, ws: Workspace, summary: dict) -> str:
         if not path.is_file() or path.read_bytes() != data:
             raise Mismatch(f"{path}: missing, or not what {reports / 'summary.json'} and the samples give; re-run "
                            "`mubench report` (or `dvc repro`)")
-    pages = [ws.root / rel for rel in PAGES if (ws.root / rel).is_file()]
-    for page in pages:
-        try:
-            sync_page(page, reports, check_only=True)
-        except ValueError as exc:
-            raise Mismatch(str(exc)) from None
+    # a page quotes one run, named by its params.yaml: one quoting another profile's run is not this run's prose
+    params_file = ws.root / "params.yaml"
+    ours = params_stamp(params_file)
+    pages, elsewhere = [], []
+    for rel in PAGES:
+        page = ws.root / rel
+        if page.is_file():
+            try:
+                stamps = quoted_params(page)
+            except ValueError as exc:
+                raise Mismatch(str(exc)) from None
+            if stamps and stamps != {ours}:
+                elsewhere.append(rel)
+                continue
+            pages.append(page)
+            try:
+                sync_page(page, reports, check_only=True, params_file=params_file)
+            except ValueError as exc:
+                raise Mismatch(str(exc)) from None
     return (f"{len(expected)} derived file(s) rebuilt byte for byte (CSV, figures, explorer)"
-            + (f"; {len(pages)} page(s) quote the report as it is" if pages else ""))
+            + (f"; {len(pages)} page(s) quote the report as it is" if pages else "")
+            + (f"; {' and '.join(elsewhere)} {'quotes' if len(elsewhere) == 1 else 'quote'} the run of another "
+               "params.yaml (not checked)" if elsewhere else ""))
 
 
 def check_report(params: Params, ws: Workspace) -> str:
