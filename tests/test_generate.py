@@ -166,3 +166,33 @@ def test_an_edited_config_json_is_not_served_the_old_responses(tiny_model, token
     again = generate(model, tok, PROMPTS, params, 4, meta["model_hash"], cache)
     assert again == generate(model, tok, PROMPTS, params, 4)  # what the edited model really says
     assert again != first
+
+
+def test_graph_decoding_equals_eager_with_a_bounded_number_of_graphs(tiny_model, tokenizer, capsys):
+    """`generation.decode: graphs` (issue 38): the decoding step compiled over fixed shapes (full batches, the last
+    padded; cache lengths rounded up to GRAPH_LENGTH_STEP) gives the eager path's greedy outputs, through the same
+    code as on CUDA (Inductor's C++ backend here), compiling exactly one graph per cache length it logs."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    from mubench.engine.generate import GRAPH_LENGTH_STEP, graph_cache_length
+
+    prompts = [f"Name colour number {i}. " * (1 + i % 7) for i in range(11)]  # 3 batches of 4, the last padded
+    eager = generate(tiny_model, tokenizer, prompts, DecodeParams(20), batch_size=4)
+    torch._dynamo.reset()
+    counters.clear()
+    graphs = generate(tiny_model, tokenizer, prompts, DecodeParams(20, graphs=True), batch_size=4)
+    assert graphs == eager
+    logged = " ".join(capsys.readouterr().err.split())
+    lengths = logged.split("cache length(s) ")[1].split(" (")[0].split(", ")
+    assert len(lengths) >= 2 and all(int(n) % GRAPH_LENGTH_STEP == 0 for n in lengths), logged
+    assert counters["stats"]["unique_graphs"] == len(lengths), dict(counters["stats"])
+    assert graph_cache_length(1) == graph_cache_length(GRAPH_LENGTH_STEP) == GRAPH_LENGTH_STEP
+    assert graph_cache_length(GRAPH_LENGTH_STEP + 1) == 2 * GRAPH_LENGTH_STEP
+
+
+def test_the_decoding_mode_is_part_of_the_cache_key():
+    """A response decoded by compiled graphs is not served to an eager run (or the reverse): on a GPU the two may
+    round differently."""
+    eager, graphs = DecodeParams(8), DecodeParams(8, graphs=True)
+    assert GenerationCache.key("ctx", "hi", eager) != GenerationCache.key("ctx", "hi", graphs)

@@ -470,3 +470,20 @@ def test_an_adapter_checkpoint_is_the_same_bytes_whatever_the_hash_seed(tmp_path
         assert done.returncode == 0, done.stderr[-1000:]
         texts.add((out / "adapter_config.json").read_text())
     assert len(texts) == 1
+
+
+def test_doctor_needs_a_c_compiler_only_when_decoding_is_compiled(monkeypatch):
+    """`generation.decode: graphs` compiles at run time (Inductor's C++ / Triton's launcher): without a C compiler
+    doctor names it as a blocker with the fix; eager decoding needs none."""
+    from mubench.core.config import load_params
+    from mubench.tools.doctor import check_compiler
+
+    eager = load_params(ROOT / "profiles" / "tiny.yaml")
+    graphs = eager.model_copy(update={"generation": eager.generation.model_copy(update={"decode": "graphs"})})
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    [row] = check_compiler(graphs)
+    assert row.status == "BLOCKER" and "install gcc" in row.detail and "generation.decode: eager" in row.detail
+    assert [r.status for r in check_compiler(eager)] == ["ok"]
+    monkeypatch.setenv("CC", "/usr/bin/gcc")
+    assert check_compiler(graphs)[0].status == "ok"

@@ -113,6 +113,16 @@ class GenerationConfig(Strict):
     batch_size_by_model: BatchByModel = Field(default_factory=dict, description="a model's own batch (default "
                                                                                  "batch_size)")
     system_prompt: str | None = None
+    decode: Literal["eager", "graphs"] = Field(
+        "eager", description="graphs: the decoding step compiled over a static KV cache (torch.compile; CUDA graphs "
+                             "on a GPU, Inductor's C++ backend on a CPU), batches padded to batch_size and cache "
+                             "lengths rounded up to 128 tokens, so the shapes, hence graphs, are few; needs a C "
+                             "compiler at run time")
+
+    @property
+    def graphs(self) -> bool:
+        """Whether decoding runs compiled over fixed shapes (``decode: graphs``)."""
+        return self.decode == "graphs"
 
 
 class JudgeConfig(Strict):

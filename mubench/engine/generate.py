@@ -1,6 +1,14 @@
 """Batched greedy generation (shared-prefix KV caches, per-set prefill, length-sorted decoding batches, stop at
 EOS) with a result cache.
 
+Decoding runs over a preallocated (static) KV cache. With ``generation.decode: graphs`` the decoding step is also
+compiled (transformers' auto-compile of the forward: CUDA graphs on a GPU, Inductor's C++ backend on a CPU), which
+removes the per-step Python and kernel-launch overhead that otherwise sets a GPU's decoding speed. A compiled graph
+holds one shape, so that path fixes the shapes: full batches of ``batch_size`` (the last one padded with copies
+of its last row, whose outputs are dropped) and cache lengths rounded up to ``GRAPH_LENGTH_STEP``; a stage then
+compiles one graph per cache length it reaches (logged), at most ``ceil((longest prompt + max_new_tokens) /
+GRAPH_LENGTH_STEP)``. Prefill stays eager (its shapes vary with every batch).
+
 The cache key is (generation context, chat-formatted prompt, decoding parameters), where the context is the
 whole cause of a response besides the prompt (``mubench.engine.identity``: weights, config, tokenizer, device,
 dtype, libraries, kernel paths, this engine's code, batch size), so a prompt answered once by a checkpoint is
@@ -15,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from transformers import StaticCache
+from transformers import CompileConfig, StaticCache
 
 from mubench.core.io import sha256_text, stable_json_hash
 from mubench.core.progress import log, track
@@ -29,6 +37,35 @@ class DecodeParams:
     max_new_tokens: int
     system_prompt: str | None = None
     do_sample: bool = False  # greedy: the only mode the benchmark uses (deterministic)
+    graphs: bool = False  # decode compiled over fixed shapes (``generation.decode: graphs``); in the cache key
+
+    @classmethod
+    def of(cls, generation) -> DecodeParams:
+        """The decoding of the model under test, from the profile's ``generation`` settings."""
+        return cls(generation.max_new_tokens, generation.system_prompt, graphs=generation.graphs)
+
+
+# graph decoding rounds a batch's cache length up to a multiple of this: few shapes, at most this much padding
+GRAPH_LENGTH_STEP = 128
+# torch.compile's recompile limit per function (8 by default, then it silently runs eagerly): above the number of
+# cache lengths a profile reaches (4096 tokens / GRAPH_LENGTH_STEP)
+GRAPH_RECOMPILE_LIMIT = 64
+
+
+def graph_cache_length(length: int) -> int:
+    """The static cache length graph decoding uses for a batch that needs ``length`` positions."""
+    return -(-length // GRAPH_LENGTH_STEP) * GRAPH_LENGTH_STEP
+
+
+def graph_compile_config() -> CompileConfig:
+    """How the decoding step is compiled: one static shape per graph; CUDA graphs on a GPU (``reduce-overhead``),
+    and on a CPU the same path through Inductor (transformers compiles on CUDA only unless told to)."""
+    import torch._dynamo.config
+
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, GRAPH_RECOMPILE_LIMIT)
+    config = CompileConfig(fullgraph=False, dynamic=False, mode="reduce-overhead")
+    config._compile_all_devices = True
+    return config
 
 
 class NoChatTemplateError(ValueError):
@@ -235,13 +272,23 @@ def prefill_rows(model, rows: list[PromptRow], pad: int) -> None:
 
 
 @torch.inference_mode()
-def _decode_rows(model, tokenizer, rows: list[PromptRow], params: DecodeParams, pad: int) -> list[str]:
+def _decode_rows(model, tokenizer, rows: list[PromptRow], params: DecodeParams, pad: int,
+                 pad_to: int = 0) -> list[str]:
     """Greedy-decode a batch of prefilled rows (they may come from different prompt sets).
 
     Each row's cached keys/values ([prefix][rest]) sit right-aligned in a preallocated cache (zeros under
     padding) and its last token starts decoding; the attention mask hides the padding and positions follow the
-    mask, so each row is decoded exactly as if it were alone."""
+    mask, so each row is decoded exactly as if it were alone. ``pad_to``: the batch is filled up to that many rows
+    with copies of its last row (graph decoding's fixed batch); their outputs are dropped."""
+    real = len(rows)
+    rows = rows + [rows[-1]] * max(0, pad_to - real)
     head = max(row.cached_len for row in rows)
+    length = head + 1 + params.max_new_tokens
+    if params.graphs:
+        length, compiling = graph_cache_length(length), {"compile_config": graph_compile_config()}
+    else:
+        # a StaticCache turns on torch.compile on CUDA unless told not to: every new batch shape would recompile
+        compiling = {"disable_compile": True}
     input_ids = torch.full((len(rows), head + 1), pad, dtype=torch.long)
     mask = torch.zeros_like(input_ids)
     for i, row in enumerate(rows):
@@ -258,12 +305,10 @@ def _decode_rows(model, tokenizer, rows: list[PromptRow], params: DecodeParams, 
         top_k=None,
         pad_token_id=pad,
         eos_token_id=end_tokens(model, tokenizer),
-        # a StaticCache turns on torch.compile on CUDA unless told not to: every new batch shape would recompile,
-        # and the image carries no compiler for Inductor
-        disable_compile=True,
-        **{CACHE_ARG: batch_cache(model, rows, head, head + 1 + params.max_new_tokens)},
+        **compiling,
+        **{CACHE_ARG: batch_cache(model, rows, head, length)},
     )
-    new_tokens = out[:, input_ids.shape[1]:]
+    new_tokens = out[:real, input_ids.shape[1]:]
     return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
 
 
@@ -302,8 +347,9 @@ def batch_cache(model, rows: list[PromptRow], head: int, length: int) -> StaticC
     return cache
 
 
-def _run_batch(model, tokenizer, rows: list[PromptRow], params: DecodeParams) -> list[str]:
-    """Prefill ``rows`` (per shared prefix, in as few calls as padding allows) and decode them together."""
+def _run_batch(model, tokenizer, rows: list[PromptRow], params: DecodeParams, pad_to: int = 0) -> list[str]:
+    """Prefill ``rows`` (per shared prefix, in as few calls as padding allows) and decode them together (padded
+    to ``pad_to`` rows, see ``_decode_rows``)."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     groups: dict[int, list[PromptRow]] = {}
     for row in rows:
@@ -314,7 +360,7 @@ def _run_batch(model, tokenizer, rows: list[PromptRow], params: DecodeParams) ->
         for part in length_batches([len(r.ids) for r in group], len(group)):
             prefill_rows(model, [group[i] for i in part], pad)
     try:
-        return _decode_rows(model, tokenizer, rows, params, pad)
+        return _decode_rows(model, tokenizer, rows, params, pad, pad_to)
     finally:
         for row in rows:
             row.suffix = None  # free the batch's keys/values
@@ -345,6 +391,7 @@ def generate_sets(
     The prefix a set's prompts share (an attack template's text before the request) is computed once; rows
     of all sets are then pooled into batches of similar total length (at most ``batch_size`` rows), so small
     sets do not each pay for a whole decoding loop. Within a batch each set's rows are prefilled in one call.
+    With ``params.graphs`` the batches are full (``batch_size`` rows, the last padded): one graph shape.
     """
     texts = {name: [chat_text(tokenizer, p, params.system_prompt) if chat else p for p in prompts]
              for name, prompts in sets.items()}
@@ -368,19 +415,28 @@ def generate_sets(
     # prefill (one call per set within a batch) never pads a row beyond its own set's longest. Balanced sizes,
     # because every batch pays one pass over all weights per decoding step whatever its size.
     queue.sort(key=lambda item: (len(item[2].ids), item[0], item[1]))
-    count = -(-len(queue) // batch_size) if queue else 0
-    batches = [queue[len(queue) * b // count:len(queue) * (b + 1) // count] for b in range(count)]
+    if params.graphs:
+        batches = [queue[start:start + batch_size] for start in range(0, len(queue), batch_size)]
+    else:
+        count = -(-len(queue) // batch_size) if queue else 0
+        batches = [queue[len(queue) * b // count:len(queue) * (b + 1) // count] for b in range(count)]
     total = sum(len(v) for v in texts.values())
-    fresh = {}
+    fresh, lengths = {}, set()
     for batch in track(batches, f"{description} ({len(queue)} new, {total - len(queue)} cached)",
                        total=len(batches)):
-        outputs = _run_batch(model, tokenizer, [row for _, _, row in batch], params)
+        rows = [row for _, _, row in batch]
+        if params.graphs:
+            lengths.add(graph_cache_length(max(len(row.ids) for row in rows) + params.max_new_tokens))
+        outputs = _run_batch(model, tokenizer, rows, params, batch_size if params.graphs else 0)
         for (name, i, _), response in zip(batch, outputs, strict=True):
             responses[name][i] = response
             if keys[name]:
                 fresh[keys[name][i]] = response
     if cache and fresh:
         cache.put_many(fresh)
+    if lengths:
+        log(f"[generate] {description}: graph decoding at batch {batch_size}, cache length(s) "
+            f"{', '.join(map(str, sorted(lengths)))} ({len(lengths)} shape(s))")
     return {name: [r if r is not None else "" for r in rows] for name, rows in responses.items()}
 
 

@@ -178,13 +178,13 @@ def task_config(name: str, data_file: Path, num_fewshot: int) -> dict:
 
 def evaluate_utility(model, tokenizer, splits: dict[str, Path], num_fewshot: int, batch_size: int,
                      seed: int, generation: dict | None = None, model_hash: str | None = None,
-                     cache=None) -> dict:
+                     cache=None, graphs: bool = False) -> dict:
     """Score ``model`` on each split; returns {task: {acc, acc_norm, n, correct: [0/1 per sample], ...}}.
 
     A split without answer choices is a generation task (GSM8K, ``mubench.scoring.utility_generation``), run with the
     ``generation`` settings ({num_fewshot, max_gen_toks}) and scored by exact match (``acc`` = ``exact_match``,
     no ``acc_norm``); its generations are served by mubench's batched generation and cache (``model_hash``,
-    ``cache``)."""
+    ``cache``), decoded as the model's other generations are (``graphs``: ``generation.decode``)."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
     import lm_eval
@@ -199,7 +199,8 @@ def evaluate_utility(model, tokenizer, splits: dict[str, Path], num_fewshot: int
                          "(utility.generation)")
     tokenizer.padding_side = "left"
     lm = _shared_context_lm(HFLM)(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-    lm.serve_generation = lambda requests: serve_generate_until(lm, requests, model_hash, cache, batch_size)
+    lm.serve_generation = lambda requests: serve_generate_until(lm, requests, model_hash, cache, batch_size,
+                                                                    graphs)
     out: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         configs = {}

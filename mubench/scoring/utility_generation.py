@@ -77,9 +77,10 @@ def cut_at_stop(text: str, until: list[str]) -> str:
     return text[:min(cuts)] if cuts else text
 
 
-def serve_generate_until(lm, requests, model_hash: str | None, cache, batch_size: int) -> list[str]:
-    """lm-eval ``generate_until`` requests answered by mubench's batched greedy generation on the raw contexts,
-    each cut at its stop sequences."""
+def serve_generate_until(lm, requests, model_hash: str | None, cache, batch_size: int,
+                         graphs: bool = False) -> list[str]:
+    """lm-eval ``generate_until`` requests answered by mubench's batched greedy generation on the raw contexts
+    (``graphs``: compiled decoding, ``DecodeParams.graphs``), each cut at its stop sequences."""
     from mubench.engine.generate import DecodeParams, generate_sets
 
     groups: dict[tuple[int, tuple[str, ...]], list[int]] = {}
@@ -93,8 +94,8 @@ def serve_generate_until(lm, requests, model_hash: str | None, cache, batch_size
     out: list[str] = [""] * len(requests)
     for (max_new, until), members in groups.items():
         texts = [requests[i].args[0] for i in members]
-        answers = generate_sets(lm.model, lm.tokenizer, {"utility": texts}, DecodeParams(max_new), batch_size,
-                                model_hash, cache, "utility generation", chat=False)["utility"]
+        answers = generate_sets(lm.model, lm.tokenizer, {"utility": texts}, DecodeParams(max_new, graphs=graphs),
+                                batch_size, model_hash, cache, "utility generation", chat=False)["utility"]
         for i, text in zip(members, answers, strict=True):
             out[i] = cut_at_stop(text, list(until))
     return out

@@ -58,7 +58,7 @@ def run_evaluate(params: Params, ws: Workspace, model_name: str, variant: str) -
     ensure_fits(device, evaluate_plans, params, ckpt_dir, f"{model_name}/{variant}", variant != BASE,
                 generation_tasks(utility_files))
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
-    decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
+    decode = DecodeParams.of(params.generation)
     judges = Judges.of(params, model_name)
     batches = params.batches(model_name)
 
@@ -82,7 +82,7 @@ def run_evaluate(params: Params, ws: Workspace, model_name: str, variant: str) -
 
     utility = evaluate_utility(model, tokenizer, utility_files, params.utility.num_fewshot,
                                batches["utility"], params.seed, params.utility.generation.model_dump(),
-                               meta["model_hash"], cache)
+                               meta["model_hash"], cache, params.generation.graphs)
     drift_pairs = read_rows(CorpusPair, ws.corpus(model_name) / "drift.jsonl")
     if variant == BASE:
         base = model

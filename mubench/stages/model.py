@@ -34,7 +34,7 @@ def run_model(params: Params, ws: Workspace, name: str) -> dict:
         meta = materialize(params.model_zoo[name], tmp, params.seed)
     log(f"[model] {name}: {meta['parameters']:,} parameters, hash {meta['model_hash']}")
     model, tokenizer = load_checkpoint(ckpt_dir, device, compute_dtype(device))
-    decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
+    decode = DecodeParams.of(params.generation)
     judge = judge_for(params, params.judge.safety, name)
     batches = params.batches(name)
     prompts = {split: read_jsonl(built_dir / f"{split}_prompts.jsonl") for split in ("forget", "retain", "drift")}

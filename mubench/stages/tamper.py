@@ -287,7 +287,8 @@ def attack_and_judge(run: TamperRun, name: str) -> tuple[dict[str, Any], dict[st
         run.judges.release()  # the utility tasks run without the judge
         out["utility"] = evaluate_utility(model, tokenizer, run.utility_files, params.utility.num_fewshot,
                                           batches["utility"], params.seed,
-                                          params.utility.generation.model_dump(), attacked_hash, run.cache)
+                                          params.utility.generation.model_dump(), attacked_hash, run.cache,
+                                          params.generation.graphs)
     record = {"version": attack.version, "params": attack.p.model_dump(mode="json"), "record": record,
               "fit": fit_entry["record"], "fit_sha256": fit_entry["tensors_sha256"], "attacked_hash": attacked_hash}
     del model
@@ -315,7 +316,7 @@ def run_tamper(params: Params, ws: Workspace, model_name: str, variant: str) -> 
     if cfg.prompts == "seed":
         harmful = [r for r in harmful if r["id"] in seeds]
     over = read_jsonl(ws.built / "oversafety.jsonl") if cfg.oversafety else []
-    decode = DecodeParams(params.generation.max_new_tokens, params.generation.system_prompt)
+    decode = DecodeParams.of(params.generation)
     judges = Judges.of(params, model_name)
     records: dict[str, dict] = {}
     attacked: dict[str, dict[str, Any]] = {}

@@ -9,6 +9,7 @@ not be checked says so.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,10 +255,29 @@ def check_disk(p: Params, ws: Workspace) -> list[Row]:
     return [Row("disk", status, f"needs about {total / 1e9:.1f} GB ({parts}); {free / 1e9:.1f} GB free at {ws.root}")]
 
 
-def check_compiler() -> list[Row]:
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    return [Row("compiler", "ok", "torch.compile is off in every stage (generation passes disable_compile); "
-                                  f"C compiler: {compiler or 'none, not needed'}")]
+def check_compiler(p: Params) -> list[Row]:
+    """``generation.decode: graphs`` compiles the decoding step at run time: Inductor writes and builds C++ on a
+    CPU, and on a GPU Triton builds its launcher with a C compiler (``CC`` or ``cc``/``gcc`` on PATH)."""
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not p.generation.graphs:
+        return [Row("compiler", "ok", "generation.decode: eager, nothing is compiled at run time; "
+                                      f"C compiler: {compiler or 'none, not needed'}")]
+    if not compiler:
+        return [Row("compiler", "BLOCKER", "generation.decode: graphs compiles the decoding step, but no C compiler "
+                                           "is on PATH; install gcc (the image has it), or set generation.decode: "
+                                           "eager")]
+    rows = [Row("compiler", "ok", f"generation.decode: graphs; C compiler: {compiler}")]
+    import torch
+
+    if torch.cuda.is_available() and p.device != "cpu":
+        try:
+            import triton
+        except ImportError:
+            rows.append(Row("triton", "BLOCKER", "generation.decode: graphs on a GPU needs triton (torch's CUDA "
+                                                 "wheels bring it); reinstall from requirements/cuda-runtime.lock"))
+        else:
+            rows.append(Row("triton", "ok", f"triton {triton.__version__} (compiles the decoding graphs)"))
+    return rows
 
 
 def doctor(path: Path, ws: Workspace) -> list[Row]:
@@ -265,7 +285,7 @@ def doctor(path: Path, ws: Workspace) -> list[Row]:
     if p is None:
         return rows
     for check in (lambda: check_gpu(p, ws), lambda: check_hub(p), lambda: check_tokenizers(p),
-                  lambda: check_disk(p, ws), check_compiler):
+                  lambda: check_disk(p, ws), lambda: check_compiler(p)):
         try:
             rows += check()
         except Exception as exc:  # a check that breaks is reported, not a traceback
