@@ -62,6 +62,7 @@ def test_the_twin_keeps_every_paper_setting_but_sizes(paper_twin):
         for key in ("lora", "gradient_checkpointing", "lr", "max_length", "grad_accum"):
             assert twin["method_params"][name].get(key) == knobs.get(key), (name, key)
     assert twin["utility"]["generation"]["num_fewshot"] == 8 and twin["device"] == "cpu"
+    assert twin["generation"]["decode"] == paper["generation"]["decode"] == "graphs"
 
 
 def test_the_twin_pipeline_ran_and_verifies(paper_twin):
@@ -75,6 +76,7 @@ def test_the_twin_pipeline_ran_and_verifies(paper_twin):
         assert metrics["run"]["judges"]["safety"].startswith("llamaguard/meta-llama/Llama-Guard-3-8B@")
         assert metrics["judge"]["unparsed"] == {"safety": 0, "oversafety": 0}
         assert metrics["utility"]["per_task"]["gsm8k"]["n"] == 3
+        assert metrics["run"]["decode"]["graphs"] is True  # compiled decoding (Inductor on the CPU)
     mistral = json.loads((work / "results" / "mistral-7b-instruct" / "base" / "metrics.json").read_text())
     assert mistral["run"]["system_role"] == "folded into user"
     for name in ("pku-saferlhf", "alpaca", "hellaswag"):

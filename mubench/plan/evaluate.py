@@ -25,11 +25,12 @@ from mubench.plan.trace import (
 )
 
 
-def generation_step(model, batch: int, prompt: int, new_tokens: int) -> None:
+def generation_step(model, batch: int, prompt: int, new_tokens: int, graphs: bool = False) -> None:
     """One generation batch as ``generate`` runs it (on ``model``'s device): prefill of ``batch`` prompts of
     ``prompt`` tokens, their keys/values copied into the preallocated cache of ``prompt + new_tokens``
-    positions, one decoding step. The plan traces it; tests and benchmarks measure it for real."""
-    from mubench.engine.generate import PromptRow, batch_cache, prefill_rows
+    positions (``graphs``: rounded up as graph decoding rounds it), one decoding step. The plan traces it; tests
+    and benchmarks measure it for real."""
+    from mubench.engine.generate import PromptRow, batch_cache, graph_cache_length, prefill_rows
     from mubench.engine.kv import CACHE_ARG
 
     device = next(model.parameters()).device
@@ -37,23 +38,27 @@ def generation_step(model, batch: int, prompt: int, new_tokens: int) -> None:
     with torch.inference_mode():
         prefill_rows(model, rows, 0)
         head = prompt - 1
-        cache = batch_cache(model, rows, head, head + 1 + new_tokens)
+        length = head + 1 + new_tokens
+        cache = batch_cache(model, rows, head, graph_cache_length(length) if graphs else length)
         model(input_ids=torch.ones((batch, 1), dtype=torch.long, device=device),
               attention_mask=torch.ones((batch, head + 1), dtype=torch.long, device=device),
               cache_position=torch.tensor([head], device=device), use_cache=True, **{CACHE_ARG: cache})
 
 
 def plan_generation(stage: str, config, batch: int, prompt: int, new_tokens: int, batch_key: str,
-                    dtype=torch.bfloat16) -> StagePlan:
-    """``generation_step``'s peak on ``config``'s architecture."""
+                    dtype=torch.bfloat16, graphs: bool = False) -> StagePlan:
+    """``generation_step``'s peak on ``config``'s architecture (``graphs``: decoded as ``generation.decode:
+    graphs`` decodes, which the plan's time then marks)."""
 
     def trace(cfg) -> dict[str, int]:
         with fake_tensors():
             model = build(cfg, dtype).eval()
-            return measure(lambda: generation_step(model, batch, prompt, new_tokens), model)
+            return measure(lambda: generation_step(model, batch, prompt, new_tokens, graphs), model)
 
     parts, how = extrapolate(config, trace, None)
-    return inference_plan(stage, parts, how, batch, batch_key, config, prompt + new_tokens)
+    plan = inference_plan(stage, parts, how, batch, batch_key, config, prompt + new_tokens)
+    plan.graphs = graphs
+    return plan
 
 
 def plan_scoring(stage: str, config, batch: int, context: int, batch_key: str, dtype=torch.bfloat16) -> StagePlan:
@@ -133,7 +138,8 @@ def utility_plans(params, config, name: str, generating: Sequence[str],
         plans.append(plan_scoring(f"utility {name}", config, batch, settings.utility_context_tokens, key))
     if generating:
         plans.append(plan_generation(f"utility generation {name}", config, batch, settings.utility_context_tokens,
-                                     params.utility.generation.max_gen_toks, key))
+                                     params.utility.generation.max_gen_toks, key,
+                                     graphs=params.generation.graphs))
     return plans
 
 
@@ -149,7 +155,8 @@ def evaluate_plans(params, checkpoint: Path, name: str, with_base: bool = True, 
     model = model_of(name)
     batches = params.batches(model)
     generation = plan_generation(f"generate {name}", config, batches["generation"], settings.prompt_tokens,
-                                 params.generation.max_new_tokens, batch_key(params, "generation", model))
+                                 params.generation.max_new_tokens, batch_key(params, "generation", model),
+                                 graphs=params.generation.graphs)
     # an LLM judge reads while this checkpoint is still loaded
     return [generation, *judge_plans(params, settings, resident=generation.parts.get("parameters", 0), model=model),
             *utility_plans(params, config, name, generating, settings),

@@ -114,7 +114,7 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), ws: Workspace 
         adapter = adapter_bytes(params, config)
         batches = params.batches(name)
         gen = plan_generation(f"generate {name}", config, batches["generation"], settings.prompt_tokens,
-                              new_tokens, batch_key(params, "generation", name))
+                              new_tokens, batch_key(params, "generation", name), graphs=params.generation.graphs)
         with_adapter(gen, adapter)
         time_generation(gen, config, counts["generated"] * variants, settings.mean_prompt_tokens, new_tokens)
         add(gen)
@@ -243,6 +243,8 @@ def row_counts(params, settings: PlanSettings) -> dict[str, int]:
 
 
 def table_rows(plans: list[StagePlan], limit: int | None, settings: PlanSettings) -> list[dict]:
+    """One row per stage; ``gpu_hours`` at the measured per-step overhead, ``gpu_hours_graphs_assumed`` with the
+    assumed overhead of compiled decoding where the stage decodes that way (the same figure elsewhere)."""
     rows = []
     for plan in plans:
         parts = plan.parts
@@ -261,18 +263,20 @@ def table_rows(plans: list[StagePlan], limit: int | None, settings: PlanSettings
                      "fits": None if limit is None else need <= limit,
                      "fix": None if limit is None or need <= limit else plan.fix_text(limit, settings),
                      "pflops": round(plan.flops / 1e15, 3), "gpu_hours": round(gpu_hours(plan, settings), 3),
+                     "gpu_hours_graphs_assumed": round(gpu_hours(plan, settings, assume_graphs=True), 3),
                      "how": plan.how})
     return rows
 
 
-def hours_by_kind(plans: list[StagePlan], settings: PlanSettings) -> dict[str, float]:
+def hours_by_kind(plans: list[StagePlan], settings: PlanSettings, assume_graphs: bool = False) -> dict[str, float]:
     """GPU-hours of a full run split into unlearning, generation, GCG, judging, utility (drift included) and
-    tamper attacks (relearning, ablation and the attacked copies' evaluation)."""
+    tamper attacks (relearning, ablation and the attacked copies' evaluation); ``assume_graphs``: compiled
+    decoding at its assumed per-step overhead (``gpu_hours``)."""
     kinds = {"unlearn": "unlearning", "generate": "generation", "gcg": "gcg", "judge": "judging",
              "utility": "utility", "drift": "utility"}
     total: dict[str, float] = {}
     for plan in plans:
         first = plan.stage.split()[0]
         kind = "tamper attacks" if "(tampered)" in plan.stage else kinds.get(first, "tamper attacks")
-        total[kind] = total.get(kind, 0.0) + gpu_hours(plan, settings)
+        total[kind] = total.get(kind, 0.0) + gpu_hours(plan, settings, assume_graphs)
     return {k: round(v, 2) for k, v in total.items()}

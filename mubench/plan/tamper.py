@@ -57,7 +57,7 @@ def plan_tamper(params, config, name: str, generating: Sequence[str] = (),
         model = model_of(name)
         generation = plan_generation(f"generate {name} (tampered)", config, params.batches(model)["generation"],
                                      settings.prompt_tokens, params.generation.max_new_tokens,
-                                     batch_key(params, "generation", model))
+                                     batch_key(params, "generation", model), graphs=params.generation.graphs)
         plans.append(generation)
         if cfg.utility:
             plans += utility_plans(params, config, f"{name} (tampered)", generating, settings)

@@ -51,6 +51,10 @@ class PlanSettings:
     # per decoding step and layer: launch and Python overhead, measured (H200: 1,600 new tokens/s at batch 64 on a
     # 30-layer 135M model, 40 ms per step, far from both bounds)
     step_overhead_s_per_layer: float = 1.3e-3
+    # the same with the decoding step compiled to CUDA graphs (``generation.decode: graphs``): ASSUMED, not measured
+    # (a quarter: HF reports up to 4x from a static cache with reduce-overhead); the plan shows it in its own
+    # column until benchmarks/gpu_full_size.py measures it
+    graph_step_overhead_s_per_layer: float = 0.325e-3
     margin: float = 0.10  # headroom over the planned peak: allocator fragmentation and the caching reserve
     cuda_context_gb: float = 1.0  # the CUDA context and cuBLAS workspace, outside the traced tensors
 
@@ -70,6 +74,7 @@ class StagePlan:
     batch_key: str = ""
     phases: list = field(default_factory=list)  # ``plan.roofline.Phase``: the stage's whole work, for its time
     layers: int = 32  # decoder layers (a decoding step's overhead is per layer)
+    graphs: bool = False  # decodes with ``generation.decode: graphs`` (timed apart, at an assumed overhead)
 
     def need(self, settings: PlanSettings, context: bool = True) -> float:
         """Bytes the stage needs on the device: the peak plus the margin (plus the CUDA context)."""
@@ -258,13 +263,16 @@ def inference_plan(stage, parts, how, batch, batch_key, config, tokens) -> Stage
                      per_row=per_row, batch=batch, batch_key=batch_key, layers=config.num_hidden_layers)
 
 
-def gpu_hours(plan: StagePlan, settings: PlanSettings) -> float:
+def gpu_hours(plan: StagePlan, settings: PlanSettings, assume_graphs: bool = False) -> float:
     """The stage's GPU-hours on ``settings.gpu`` from its phases (``plan.roofline``); a plan without phases
-    (compute only) at the stated utilisation."""
+    (compute only) at the stated utilisation. ``assume_graphs``: a stage that decodes compiled pays the assumed
+    per-step overhead of graphs instead of the measured eager one."""
     from mubench.plan.roofline import GPUS, Phase, phase_seconds
 
     gpu = GPUS[settings.gpu]
-    overhead = settings.step_overhead_s_per_layer * plan.layers
+    per_layer = settings.graph_step_overhead_s_per_layer if assume_graphs and plan.graphs else \
+        settings.step_overhead_s_per_layer
+    overhead = per_layer * plan.layers
     phases = plan.phases or [Phase(plan.stage, plan.flops, 0.0, 1.0)]
     return sum(phase_seconds(p, gpu, settings.mfu, settings.bandwidth_efficiency,
                              overhead if p.name == "decode" else 0.0) for p in phases) / 3600

@@ -164,6 +164,8 @@ def plan(path: Path, ws: Workspace, gpu_mem: float | None, as_json: bool, say, g
     plans = plan_profile(p, settings, ws=ws, progress=None if as_json else (lambda s: say(f"[plan] {s}")))
     rows = table_rows(plans, limit, settings)
     hours = hours_by_kind(plans, settings)
+    # compiled decoding's overhead is assumed until a GPU measures it: its own figures, never mixed into the above
+    graph_hours = hours_by_kind(plans, settings, assume_graphs=True) if p.generation.graphs else None
     # the same plans timed on every card the roofline knows (memory is the card's own business: --gpu-mem)
     by_card = {card: hours_by_kind(plans, replace(settings, gpu=card)) for card in GPUS}
     schedule = wall_clock(path, ws, rows, gpus) if gpus else None
@@ -171,11 +173,14 @@ def plan(path: Path, ws: Workspace, gpu_mem: float | None, as_json: bool, say, g
         print(json.dumps({"params": str(path), "gpu_mem_gb": gpu_mem, "settings": settings.__dict__,
                           "gpu": GPUS[gpu].__dict__, "stages": rows, "gpu_hours": hours,
                           "gpu_hours_total": round(sum(hours.values()), 1),
+                          **({"gpu_hours_graphs_assumed": graph_hours,
+                              "gpu_hours_graphs_assumed_total": round(sum(graph_hours.values()), 1)}
+                             if graph_hours else {}),
                           "gpu_hours_by_card": {card: {**h, "total": round(sum(h.values()), 1)}
                                                 for card, h in by_card.items()},
                           **({"schedule": schedule} if schedule else {})}, indent=1))
     else:
-        _table(path, rows, hours, settings, gpu_mem)
+        _table(path, rows, hours, settings, gpu_mem, graph_hours)
         say("GPU-hours on other cards: " + ", ".join(f"{GPUS[c].name} {sum(h.values()):.1f}"
                                                      for c, h in by_card.items() if c != gpu))
         if schedule:
@@ -188,7 +193,8 @@ def plan(path: Path, ws: Workspace, gpu_mem: float | None, as_json: bool, say, g
                         f"{gpu_mem:.1f} GB available ({len(misfits)} stage(s) do not fit); fix: {row['fix']}")
 
 
-def _table(params: Path, rows: list[dict], hours: dict, settings: PlanSettings, gpu_mem: float | None) -> None:
+def _table(params: Path, rows: list[dict], hours: dict, settings: PlanSettings, gpu_mem: float | None,
+           graph_hours: dict | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -204,16 +210,24 @@ def _table(params: Path, rows: list[dict], hours: dict, settings: PlanSettings, 
                           f"{settings.bandwidth_efficiency:g}, {settings.step_overhead_s_per_layer * 1e3:g} ms per "
                           f"decoding step and layer), mean prompt {settings.mean_prompt_tokens} tokens, every "
                           f"response at max_new_tokens; rows from the catalog (else {settings.rows_per_dataset}).")
-    for column in ("stage", "peak GB", "need GB", "weights GB", "grads GB", "optimizer GB", "transient GB",
-                   "other resident GB", "fits", "GPU-h", "how"):
+    columns = ["stage", "peak GB", "need GB", "weights GB", "grads GB", "optimizer GB", "transient GB",
+               "other resident GB", "fits", "GPU-h", *(["GPU-h graphs (assumed)"] if graph_hours else []), "how"]
+    for column in columns:
         table.add_column(column, justify="left" if column in ("stage", "how") else "right")
     for row in rows:
         fits = "" if row["fits"] is None else ("yes" if row["fits"] else "[red]NO[/red]")
         table.add_row(row["stage"], f"{row['peak_gb']:.1f}", f"{row['need_gb']:.1f}", f"{row['parameters_gb']:.1f}",
                       f"{row['gradients_gb']:.2f}", f"{row['optimizer_gb']:.2f}", f"{row['transient_gb']:.1f}",
-                      f"{row['other_resident_gb']:.1f}", fits, f"{row['gpu_hours']:.2f}", row["how"])
+                      f"{row['other_resident_gb']:.1f}", fits, f"{row['gpu_hours']:.2f}",
+                      *([f"{row['gpu_hours_graphs_assumed']:.2f}"] if graph_hours else []), row["how"])
     console = Console(width=200)
     console.print(table)
     total = sum(hours.values())
     console.print("GPU-hours of a full run: " + ", ".join(f"{k} {v:.1f}" for k, v in hours.items())
                   + f"; total {total:.1f}", markup=False)
+    if graph_hours:
+        console.print(f"With generation.decode: graphs at an ASSUMED {settings.graph_step_overhead_s_per_layer * 1e3:g}"
+                      f" ms per decoding step and layer (measured eager: {settings.step_overhead_s_per_layer * 1e3:g};"
+                      " benchmarks/gpu_full_size.py measures it): "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in graph_hours.items())
+                      + f"; total {sum(graph_hours.values()):.1f}", markup=False)
