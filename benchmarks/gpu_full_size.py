@@ -6,7 +6,9 @@
 Needs no download. The three paper architectures (``mubench/plan/arch/``: Llama-2-7B, Llama-3-8B, Mistral-7B)
 are randomly initialised, bf16, on the GPU. For each, at the paper profile's settings:
 - the generation batch (the model's generation batch x 1,024 prompt tokens, preallocated cache), and the decoding
-  speed over ``--decode-steps`` steps against the roofline's bandwidth bound;
+  speed over ``--decode-steps`` steps against the roofline's bandwidth bound, eager and compiled
+  (``generation.decode: graphs``, through ``model.generate`` as the engine calls it; the compiling call is timed
+  apart): the per-step overhead per layer the plan assumes for graphs (``PlanSettings``) is then a measurement;
 - one GSM8K batch (the model's utility batch of few-shot prompts + ``max_gen_toks``);
 - one unlearning step of GA (LoRA + gradient checkpointing) and one of RMU (three MLPs, fp32);
 - a drift batch with the base resident;
@@ -103,6 +105,50 @@ def decode_speed(model, config, batch: int, prompt: int, steps: int, device: str
             "matmul_params": matmul_params(config)}
 
 
+def generate_seconds(model, batch: int, prompt: int, steps: int, device: str, graphs: bool) -> tuple[float, float]:
+    """Seconds of ``steps`` greedy decoding steps through ``model.generate`` with the engine's static cache, eager
+    or compiled (``graphs``: the engine's compile config and rounded cache length): (first call, second call); the
+    first compiles when ``graphs``."""
+    from mubench.engine.generate import PromptRow, batch_cache, graph_cache_length, graph_compile_config, prefill_rows
+    from mubench.engine.kv import CACHE_ARG
+
+    rows = [PromptRow(list(range(1, prompt + 1))) for _ in range(batch)]
+    head = prompt - 1
+    length = graph_cache_length(head + 1 + steps) if graphs else head + 1 + steps
+    ids = torch.ones((batch, head + 1), dtype=torch.long, device=device)
+    compiling = {"compile_config": graph_compile_config()} if graphs else {"disable_compile": True}
+    times = []
+    with torch.inference_mode():
+        prefill_rows(model, rows, 0)
+        for _ in range(2):
+            cache = batch_cache(model, rows, head, length)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=steps,
+                           min_new_tokens=steps, do_sample=False, num_beams=1, temperature=None, top_p=None,
+                           top_k=None, pad_token_id=0, **compiling, **{CACHE_ARG: cache})
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+    return times[0], times[1]
+
+
+def graph_speed(model, config, batch: int, prompt: int, steps: int, device: str, bound_s: float) -> dict:
+    """Eager vs compiled decoding through ``generate`` at the same shapes: tokens/s, ms per step and per step and
+    layer (the plan's overhead unit), the share of the bandwidth bound, and the compile time."""
+    out = {}
+    for mode in ("eager", "graphs"):
+        first, seconds = generate_seconds(model, batch, prompt, steps, device, mode == "graphs")
+        out[mode] = {"new_tokens_per_s": round(batch * steps / seconds, 1),
+                     "ms_per_step": round(1e3 * seconds / steps, 2),
+                     "ms_per_step_and_layer": round(1e3 * seconds / steps / config.num_hidden_layers, 4),
+                     "share_of_bound": round(bound_s / seconds, 3),
+                     **({"compile_s": round(first - seconds, 1)} if mode == "graphs" else {})}
+    out["speedup"] = round(out["graphs"]["new_tokens_per_s"] / out["eager"]["new_tokens_per_s"], 2)
+    return out
+
+
 def check_model(name: str, params, config, device: str, args) -> list[dict]:
     out = []
     batches = params.batches(name)  # the model's own batches (batch_size_by_model), else the profile's
@@ -115,6 +161,8 @@ def check_model(name: str, params, config, device: str, args) -> list[dict]:
     planned = plan_generation(f"generate {name}", config, batch, prompt, new, "generation.batch_size")
     peak, seconds = peak_of(lambda: generation_step(model, batch, prompt, new), device, model)
     speed = decode_speed(model, config, batch, prompt, args.decode_steps, device, args.gpu)
+    bound_s = batch * args.decode_steps / speed["bandwidth_bound_tokens_per_s"]
+    speed["decoding"] = graph_speed(model, config, batch, prompt, args.decode_steps, device, bound_s)
     out.append(row(f"generate {name}", planned.peak, peak, seconds, batch=batch, **speed))
     util_batch = args.batch or batches["utility"]
     gen_toks = args.new or params.utility.generation.max_gen_toks
