@@ -325,3 +325,44 @@ def test_unlearning_compute_counts_every_seed():
     # and tampered (every checkpoint, the base included)
     for stage in ("generate tiny-llama (tampered)", "relearn_forget tiny-llama"):
         assert two[stage].flops == one[stage].flops * 3 / 2
+
+
+def test_graph_decoding_is_priced_apart_at_the_assumed_overhead():
+    """Issue 38: a stage that decodes with `generation.decode: graphs` keeps the measured eager overhead in its
+    GPU-hours and gets the assumed one only in the separate column; a stage that does not decode never moves."""
+    from mubench.plan.roofline import Phase
+    from mubench.plan.trace import StagePlan, gpu_hours
+
+    settings = PlanSettings()
+    steps = 1e5  # an overhead-bound decode: tiny steps, many of them
+    decode = StagePlan("generate m", 1, phases=[Phase("decode", 1e9, 1e6, steps)], layers=32, graphs=True)
+    eager = gpu_hours(decode, settings)
+    assert eager == pytest.approx(steps * settings.step_overhead_s_per_layer * 32 / 3600)
+    assert gpu_hours(decode, settings, assume_graphs=True) == pytest.approx(
+        steps * settings.graph_step_overhead_s_per_layer * 32 / 3600)
+    not_compiled = copy.copy(decode)
+    not_compiled.graphs = False
+    assert gpu_hours(not_compiled, settings, assume_graphs=True) == eager
+    scoring = StagePlan("utility m", 1, phases=[Phase("utility", 1e15, 0.0)], graphs=True)
+    assert gpu_hours(scoring, settings, assume_graphs=True) == gpu_hours(scoring, settings)
+
+
+def test_the_graph_decoding_plan_rounds_the_static_cache_like_the_engine():
+    """The traced generation batch under `decode: graphs` holds the cache length the engine allocates (rounded up
+    to GRAPH_LENGTH_STEP): a larger peak when rounding adds positions, the same peak when the length is already a
+    multiple of the step."""
+    from mubench.engine.generate import GRAPH_LENGTH_STEP
+
+    config = LlamaConfig(vocab_size=259, hidden_size=64, intermediate_size=128, num_hidden_layers=8,
+                         num_attention_heads=4)  # no grouped-query attention: the cache dominates
+
+    def peaks(prompt: int, new: int) -> tuple[int, int]:
+        eager = plan_generation("generate m", config, 4, prompt, new, "generation.batch_size")
+        graphs = plan_generation("generate m", config, 4, prompt, new, "generation.batch_size", graphs=True)
+        assert graphs.graphs and not eager.graphs
+        return eager.peak, graphs.peak
+
+    eager, graphs = peaks(40, 8)  # 48 positions -> 128
+    assert graphs > eager
+    eager, graphs = peaks(GRAPH_LENGTH_STEP - 8, 8)  # already 128
+    assert graphs == eager
