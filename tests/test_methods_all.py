@@ -88,6 +88,7 @@ def test_lora_on_a_method_that_chooses_its_own_weights_is_refused_at_check_time(
 
     class OwnWeights(Method):
         name = "own_weights"
+        chooses_weights = True
 
         def prepare(self, model, params, seed):
             pass
@@ -100,6 +101,52 @@ def test_lora_on_a_method_that_chooses_its_own_weights_is_refused_at_check_time(
     with pytest.raises(ConfigError, match=r"method_params\.ga\.lora: ga chooses its own trainable weights "
                                           r"\(prepare\); remove lora$"):
         load_params(tmp_path / "p.yaml")
+
+
+def test_a_hook_must_be_declared_and_the_plan_reads_the_declaration():
+    """Issue 39: what a method trains is declared on the method (``chooses_weights`` with ``prepare``,
+    ``edits_after_training`` with ``finalize``), checked when the class is defined; the plan costs a new method that
+    picks its own weights as a partial backward, as it does RMU (it used to test the name "rmu")."""
+    from transformers import LlamaConfig
+
+    from mubench.methods.base import Method, TrainParams
+    from mubench.plan.unlearn import plan_training
+
+    with pytest.raises(TypeError, match="overrides prepare without declaring chooses_weights = True"):
+        class Undeclared(Method):
+            def prepare(self, model, params, seed):
+                pass
+    with pytest.raises(TypeError, match="declares edits_after_training without a finalize"):
+        class Promised(Method):
+            edits_after_training = True
+
+    class LastLayerOnly(Method):
+        name = "last_layer_only"
+        chooses_weights = True
+
+        def prepare(self, model, params, seed):
+            for name, weight in model.named_parameters():
+                weight.requires_grad_(name.startswith("model.layers.1."))
+
+        def loss(self, model, ref, batches, params):
+            from mubench.training.losses import nll
+
+            value = nll(model, batches["forget"])
+            return value, {"nll": value.item()}
+
+    class Everything(LastLayerOnly):
+        name = "everything"
+        chooses_weights = False
+        prepare = Method.prepare
+
+    config = LlamaConfig(vocab_size=259, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4)
+    train = TrainParams(steps=1, batch_size=2, max_length=32)
+    partial = plan_training("unlearn m/last", LastLayerOnly(), train, config, "method_params.last_layer_only",
+                            torch.float32)
+    full = plan_training("unlearn m/all", Everything(), train, config, "method_params.everything", torch.float32)
+    assert partial.flops == pytest.approx(full.flops * 4 / 6)
+    assert not any("lora" in fix for fix in partial.fixes) and any("lora" in fix for fix in full.fixes)
 
 
 def test_targets_are_deterministic_and_harmless_refusals():

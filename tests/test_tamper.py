@@ -244,3 +244,42 @@ def test_the_stage_attacks_a_checkpoint_pairs_it_with_its_own_verdicts_and_score
     from mubench.tools.recompute import check_tamper
 
     assert "recomputed from samples/" in check_tamper(params, ws, "tiny-llama", "base", on_disk)
+
+
+def test_a_tamper_attack_declares_how_it_edits_and_the_plan_costs_it_by_that(monkeypatch):
+    """Issue 39: the plan used to cost only the two attack classes it imported and skip any other silently. Now an
+    attack declares ``edit_kind`` (checked when the class is defined) and a new training attack is planned
+    through its own ``training()``."""
+    from transformers import LlamaConfig
+
+    from mubench.core.config import load_params
+    from mubench.plan.tamper import plan_tamper
+    from mubench.tamper import TAMPER_ATTACKS
+    from mubench.tamper.base import TamperAttack
+    from mubench.tamper.relearn import FineTune, RelearnParams
+    from tests.conftest import ROOT
+
+    with pytest.raises(TypeError, match="declare edit_kind, one of training, projection"):
+        class Undeclared(TamperAttack):
+            name = "undeclared"
+            version = "1"
+
+    asked = []
+
+    class ShortRelearn(TamperAttack):
+        name = "relearn_benign"
+        version = "1"
+        Params = RelearnParams
+        edit_kind = "training"
+
+        def training(self):
+            asked.append(self.name)
+            return FineTune(), self.p.train_params(2)
+
+    monkeypatch.setitem(TAMPER_ATTACKS._entries, "relearn_benign", ShortRelearn)
+    params = load_params(ROOT / "profiles" / "tiny.yaml")
+    config = LlamaConfig(vocab_size=259, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4)
+    stages = {p.stage: p for p in plan_tamper(params, config, "m")}
+    assert asked == ["relearn_benign"] and stages["relearn_benign m"].flops > 0
+    assert all(f"{n} m" in stages for n in params.tamper.names)

@@ -15,9 +15,12 @@ response); a method that reads ``retain`` (benign prompt, the model's response),
 returns them from its own ``streams`` (it may decide from its hyperparameters). Reading a stream that
 ``streams`` did not declare is an error that names it. Streams whose names start with ``forget`` are drawn in
 the same order, so batch i of ``forget_refusal`` holds the same prompts as batch i of ``forget``. Optional
-hooks: ``prepare`` (choose the trainable parameters; a method that overrides it cannot take ``lora``, which
-chooses them instead: ``mubench check`` refuses the pair) and ``finalize`` (e.g. a task-vector edit after
-training).
+hooks, each declared by a class attribute that the plan and the training loop read (never the method's name):
+``prepare`` with ``chooses_weights = True`` (it picks the few tensors that train; such a method cannot take
+``lora``, which chooses them instead: ``mubench check`` refuses the pair, and the plan costs its backward as a
+partial one) and ``finalize`` with ``edits_after_training = True`` (e.g. a task-vector edit after training,
+which reads the reference's weights, so under LoRA merged the reference is a copy). A hook without its
+declaration, or the reverse, is a TypeError when the class is defined.
 Register with ``@METHODS.register("mine")`` and import it in __init__.py.
 """
 
@@ -66,6 +69,16 @@ class Method:
     name: ClassVar[str]
     Params: ClassVar[type[TrainParams]] = TrainParams
     needs_reference: ClassVar[bool] = False
+    chooses_weights: ClassVar[bool] = False  # ``prepare`` picks the trainable tensors (else all train, or LoRA's)
+    edits_after_training: ClassVar[bool] = False  # ``finalize`` edits the weights after the last step
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for flag, hook in (("chooses_weights", "prepare"), ("edits_after_training", "finalize")):
+            overrides = getattr(cls, hook) is not getattr(Method, hook)
+            if overrides != getattr(cls, flag):
+                raise TypeError(f"{cls.__name__}: " + (f"overrides {hook} without declaring {flag} = True"
+                                                       if overrides else f"declares {flag} without a {hook}"))
 
     def streams(self, forget: list[dict], retain: list[dict], seed: int,
                 params: TrainParams) -> dict[str, list[dict]]:
@@ -75,7 +88,7 @@ class Method:
     @classmethod
     def accepts_lora(cls) -> bool:
         """LoRA chooses the trainable weights, so a method that chooses them itself (``prepare``) cannot take it."""
-        return cls.prepare is Method.prepare
+        return not cls.chooses_weights
 
     def prepare(self, model, params: TrainParams, seed: int) -> None:
         """Called before the optimizer is built, for full fine-tuning only (all parameters train by default)."""

@@ -56,6 +56,8 @@ class RMU(Method):
     def streams(self, forget, retain, seed, params):
         return {"forget": forget, "retain": retain}
 
+    chooses_weights = True  # three MLPs below the steered layer
+
     def prepare(self, model, params: RMUParams, seed: int) -> None:
         self.layer = steered_layer(model.config.num_hidden_layers, params.layer_fraction)
         for p in model.parameters():

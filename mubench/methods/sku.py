@@ -55,6 +55,8 @@ class SKU(Method):
         loss = harm + random_harm - kl
         return loss, {"harm_nll": harm.item(), "mismatched_nll": random_harm.item(), "retain_kl": kl.item()}
 
+    edits_after_training = True  # the task-vector negation
+
     def finalize(self, model, ref, params: SKUParams) -> None:
         if params.lora is not None and params.lora.save == "adapter":
             negate_adapter(model, params.negation_scale)

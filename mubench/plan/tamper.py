@@ -39,18 +39,16 @@ def plan_tamper(params, config, name: str, generating: Sequence[str] = (),
     then the attacked copy's evaluation batches (``generating``: the utility tasks scored by generation).
     Compute is that of one checkpoint."""
     from mubench.tamper import get_tamper
-    from mubench.tamper.refusal_ablation import RefusalAblation
-    from mubench.tamper.relearn import FineTune, Relearn
 
     cfg = params.tamper
     plans = []
     for attack_name in cfg.names:
         attack = get_tamper(attack_name, cfg.options(attack_name))
-        if isinstance(attack, Relearn):
-            train = attack.p.train_params(attack.p.pairs)
-            plans.append(plan_training(f"{attack_name} {name}", FineTune(), train, config,
+        if attack.edit_kind == "training":  # every attack declares one of the two (``TamperAttack``)
+            method, train = attack.training()
+            plans.append(plan_training(f"{attack_name} {name}", method, train, config,
                                        f"tamper.params.{attack_name}", device_dtype))
-        elif isinstance(attack, RefusalAblation):
+        else:
             plans.append(plan_ablation(f"{attack_name} {name}", config, device_dtype))
     if cfg.names:
         # plain prompts only (no jailbreak template), so evaluate's prompt length is an upper bound

@@ -100,7 +100,6 @@ def plan_training(stage: str, method, params, config, key: str, device_dtype=tor
     safe_unlearning's Llama-2 peak by 6-7% (low), which ``tests/test_plan_depth.py`` showed."""
     from mubench.training.loop import setup_training, train_step, weights_dtype
 
-    method_name = method.name
     one = params.model_copy(update={"grad_accum": 1})
     dtype = weights_dtype(params, "cuda")
     names = _stream_names(method, params)
@@ -127,11 +126,12 @@ def plan_training(stage: str, method, params, config, key: str, device_dtype=tor
     parts = {"total": parts.get("total", 0), **resident_bytes(method, one, config, dtype, device_dtype)}
     n = matmul_params(config)
     lora = params.lora is not None
-    # the adapter-disabled reference runs through the trained model's own forward: its tokens are counted there
-    grad_factor = (4 if lora or method_name == "rmu" else 6) + (2 if params.gradient_checkpointing else 0)
+    # the adapter-disabled reference runs through the trained model's own forward: its tokens are counted there;
+    # without weight gradients for most tensors (LoRA, or a method that trains a few) the backward is partial
+    grad_factor = (4 if lora or method.chooses_weights else 6) + (2 if params.gradient_checkpointing else 0)
     per_step = (grad_factor * counted["grad"] + 2 * counted["ref"]) * n * params.grad_accum
     fixes = []
-    if not lora and method_name != "rmu":
+    if not lora and not method.chooses_weights:
         fixes.append(f"{key}.lora: {{r: 16}} (adapters only" + ("; the reference is the base with adapters off)"
                                                                  if method.needs_reference else ")"))
     if not params.gradient_checkpointing:

@@ -7,6 +7,9 @@ A tamper attack implements::
     class Mine(TamperAttack):
         name = "mine"
         version = "1"                       # bump when the same inputs give other weights
+        edit_kind = "projection"            # how it changes weights, hence how `mubench plan` costs it:
+                                            # "training" (a run of the training loop; ``training()`` gives
+                                            # its method and settings) or "projection" (an edit, no forward)
         class Params(TamperParams):    # its knobs, validated from params.yaml ``tamper.params.mine``
             ...
         def fit(self, ctx) -> dict          # optional: learn from the base model (e.g. a direction)
@@ -20,7 +23,7 @@ A tamper attack implements::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from mubench.core.settings import Settings
 
@@ -43,10 +46,26 @@ class TamperContext:
     fitted: dict[str, Any] = field(default_factory=dict)  # what ``fit`` learned on the base model
 
 
+EDIT_KINDS = ("training", "projection")
+
+
 class TamperAttack:
     name: ClassVar[str]
     version: ClassVar[str]
     Params: ClassVar[type[Settings]] = TamperParams  # relearning's extends the training loop's TrainParams
+    edit_kind: ClassVar[Literal["training", "projection"]]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        # every attack is planned by its kind: one that declares none (or another) would be skipped by the plan
+        if "name" in vars(cls) and getattr(cls, "edit_kind", None) not in EDIT_KINDS:
+            raise TypeError(f"{cls.__name__}: declare edit_kind, one of {', '.join(EDIT_KINDS)} (how `mubench "
+                            "plan` costs the attack)")
+
+    def training(self):
+        """For ``edit_kind = "training"``: (the Method the training loop runs, its TrainParams), as ``apply``
+        runs it; the plan traces one step of it."""
+        raise NotImplementedError(f"{self.name}: edit_kind {self.edit_kind!r} has no training run")
 
     def __init__(self, params: TamperParams | None = None) -> None:
         self.p = params if params is not None else self.Params()

@@ -113,6 +113,7 @@ class RefusalAblation(TamperAttack):
     name = "refusal_ablation"
     version = "1"
     Params = RefusalAblationParams
+    edit_kind = "projection"  # the direction projected out of every residual write
 
     def fit(self, base_model, ctx: TamperContext) -> dict[str, Any]:
         rng = random.Random(ctx.seed)

@@ -45,7 +45,12 @@ class FineTune(Method):
 
 class Relearn(TamperAttack):
     Params = RelearnParams
+    edit_kind = "training"
     source: ClassVar[str]  # the corpus the pairs come from: "retain" or "forget"
+
+    def training(self) -> tuple[Method, TrainParams]:
+        """Plain fine-tuning on ``pairs`` pairs with the attack's settings."""
+        return FineTune(), self.p.train_params(self.p.pairs)
 
     def chosen(self, ctx: TamperContext) -> list[dict]:
         """``pairs`` pairs of the source corpus, drawn with the run's seed (the same for every variant)."""

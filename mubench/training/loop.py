@@ -122,7 +122,7 @@ def reference_for(method: Method, params: TrainParams, model, dtype: torch.dtype
     (sku's task-vector negation into merged weights), which then gets a copy too."""
     if not method.needs_reference:
         return None
-    if params.lora is not None and (type(method).finalize is Method.finalize or params.lora.save == "adapter"):
+    if params.lora is not None and (not method.edits_after_training or params.lora.save == "adapter"):
         return AdapterDisabledReference(model)
     return frozen_copy(model, dtype)
 
@@ -159,7 +159,7 @@ def setup_training(method: Method, params: TrainParams, model, seed: int, device
         method.prepare(model, params, seed)
     else:
         # the copy (when one is needed) is taken before the adapters exist
-        ref = None if type(method).finalize is Method.finalize or params.lora.save == "adapter" else \
+        ref = None if not method.edits_after_training or params.lora.save == "adapter" else \
             reference_for(method, params, model, ref_dtype)
         model = add_lora(model, params.lora)
         ref = ref or reference_for(method, params, model, ref_dtype)
@@ -273,7 +273,7 @@ def unlearn(
     model = accelerator.unwrap_model(run.model, keep_fp32_wrapper=False)
     if params.gradient_checkpointing:
         run.network.activation_checkpointing_disable()
-    if params.lora is None and type(method).finalize is Method.finalize:
+    if params.lora is None and not method.edits_after_training:
         result.trained = {n for n, p in model.named_parameters() if p.requires_grad}
     if params.lora is not None and params.lora.save == "merged":
         model = model.merge_and_unload()
