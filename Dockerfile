@@ -10,8 +10,8 @@ FROM ${BASE_IMAGE}
 # Python 3.11 is what the lock files are resolved for (Debian bookworm has it; Ubuntu jammy in universe).
 # DEBIAN_FRONTEND is a build argument: it must not stay in the runtime environment.
 ARG DEBIAN_FRONTEND=noninteractive
-# g++ and the Python headers: `generation.decode: graphs` compiles the decoding step at run time (Triton builds its
-# launcher against Python.h on a GPU; Inductor builds C++ on a CPU); `mubench doctor` checks for them.
+# g++ and the Python headers: `generation.decode: graphs` compiles the decoding step at run time on a GPU (Inductor's
+# Triton kernels; Triton builds its launcher against Python.h); `mubench doctor` checks for them.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3.11 python3.11-venv python3.11-dev g++ git ca-certificates \

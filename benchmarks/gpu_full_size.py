@@ -116,7 +116,8 @@ def generate_seconds(model, batch: int, prompt: int, steps: int, device: str, gr
     head = prompt - 1
     length = graph_cache_length(head + 1 + steps) if graphs else head + 1 + steps
     ids = torch.ones((batch, head + 1), dtype=torch.long, device=device)
-    compiling = {"compile_config": graph_compile_config()} if graphs else {"disable_compile": True}
+    config = graph_compile_config(device) if graphs else None  # None on a CPU: the fixed shapes, nothing compiled
+    compiling = {"compile_config": config} if config else {"disable_compile": True}
     times = []
     with torch.inference_mode():
         prefill_rows(model, rows, 0)

@@ -168,27 +168,39 @@ def test_an_edited_config_json_is_not_served_the_old_responses(tiny_model, token
     assert again != first
 
 
-def test_graph_decoding_equals_eager_with_a_bounded_number_of_graphs(tiny_model, tokenizer, capsys):
-    """`generation.decode: graphs` (issue 38): the decoding step compiled over fixed shapes (full batches, the last
-    padded; cache lengths rounded up to GRAPH_LENGTH_STEP) gives the eager path's greedy outputs, through the same
-    code as on CUDA (Inductor's C++ backend here), compiling exactly one graph per cache length it logs."""
+def test_graph_decoding_equals_eager_with_a_bounded_number_of_graphs(tiny_model, tokenizer, capsys, monkeypatch):
+    """`generation.decode: graphs` (issue 38): fixed shapes (full batches, the last padded; cache lengths rounded up
+    to GRAPH_LENGTH_STEP) give the eager path's greedy outputs, as they run on a CPU (nothing compiled) and with the
+    decoding step compiled by Inductor (C++ here; on a GPU the engine adds CUDA graphs), which captures exactly one
+    graph per cache length the stage logs."""
     import torch._dynamo
     from torch._dynamo.utils import counters
+    from transformers import CompileConfig
 
-    from mubench.engine.generate import GRAPH_LENGTH_STEP, graph_cache_length
+    from mubench.engine import generate as engine
+    from mubench.engine.generate import GRAPH_LENGTH_STEP, graph_cache_length, graph_compile_config
 
+    assert graph_compile_config("cpu") is None and graph_compile_config("cuda").mode == "reduce-overhead"
     prompts = [f"Name colour number {i}. " * (1 + i % 7) for i in range(11)]  # 3 batches of 4, the last padded
     eager = generate(tiny_model, tokenizer, prompts, DecodeParams(20), batch_size=4)
-    torch._dynamo.reset()
-    counters.clear()
-    graphs = generate(tiny_model, tokenizer, prompts, DecodeParams(20, graphs=True), batch_size=4)
-    assert graphs == eager
+    capsys.readouterr()
+    assert generate(tiny_model, tokenizer, prompts, DecodeParams(20, graphs=True), batch_size=4) == eager
     logged = " ".join(capsys.readouterr().err.split())
     lengths = logged.split("cache length(s) ")[1].split(" (")[0].split(", ")
     assert len(lengths) >= 2 and all(int(n) % GRAPH_LENGTH_STEP == 0 for n in lengths), logged
-    assert counters["stats"]["unique_graphs"] == len(lengths), dict(counters["stats"])
     assert graph_cache_length(1) == graph_cache_length(GRAPH_LENGTH_STEP) == GRAPH_LENGTH_STEP
     assert graph_cache_length(GRAPH_LENGTH_STEP + 1) == 2 * GRAPH_LENGTH_STEP
+
+    def inductor(device: str) -> CompileConfig:  # the GPU's config less CUDA graphs, allowed on the CPU
+        config = CompileConfig(fullgraph=False, dynamic=False)
+        config._compile_all_devices = True
+        return config
+
+    monkeypatch.setattr(engine, "graph_compile_config", inductor)
+    torch._dynamo.reset()
+    counters.clear()
+    assert generate(tiny_model, tokenizer, prompts, DecodeParams(20, graphs=True), batch_size=4) == eager
+    assert counters["stats"]["unique_graphs"] == len(lengths), dict(counters["stats"])
 
 
 def test_the_decoding_mode_is_part_of_the_cache_key():

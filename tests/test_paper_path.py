@@ -472,18 +472,22 @@ def test_an_adapter_checkpoint_is_the_same_bytes_whatever_the_hash_seed(tmp_path
     assert len(texts) == 1
 
 
-def test_doctor_needs_a_c_compiler_only_when_decoding_is_compiled(monkeypatch):
-    """`generation.decode: graphs` compiles at run time (Inductor's C++ / Triton's launcher): without a C compiler
-    doctor names it as a blocker with the fix; eager decoding needs none."""
+def test_doctor_needs_a_c_compiler_only_when_decoding_is_compiled_on_a_gpu(monkeypatch):
+    """`generation.decode: graphs` builds Triton/Inductor code on a GPU: without a C compiler doctor names it as a
+    blocker with the fix; eager decoding, or graphs on the CPU (captured without generated code), needs none."""
     from mubench.core.config import load_params
     from mubench.tools.doctor import check_compiler
 
     eager = load_params(ROOT / "profiles" / "tiny.yaml")
-    graphs = eager.model_copy(update={"generation": eager.generation.model_copy(update={"decode": "graphs"})})
+    graphs = eager.model_copy(update={"generation": eager.generation.model_copy(update={"decode": "graphs"}),
+                                      "device": "auto"})
     monkeypatch.delenv("CC", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
-    [row] = check_compiler(graphs)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert [r.status for r in check_compiler(graphs)] == ["ok"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    row = check_compiler(graphs)[0]
     assert row.status == "BLOCKER" and "install gcc" in row.detail and "generation.decode: eager" in row.detail
-    assert [r.status for r in check_compiler(eager)] == ["ok"]
+    assert [r.status for r in check_compiler(eager.model_copy(update={"device": "auto"}))] == ["ok"]
     monkeypatch.setenv("CC", "/usr/bin/gcc")
     assert check_compiler(graphs)[0].status == "ok"

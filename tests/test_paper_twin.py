@@ -76,7 +76,7 @@ def test_the_twin_pipeline_ran_and_verifies(paper_twin):
         assert metrics["run"]["judges"]["safety"].startswith("llamaguard/meta-llama/Llama-Guard-3-8B@")
         assert metrics["judge"]["unparsed"] == {"safety": 0, "oversafety": 0}
         assert metrics["utility"]["per_task"]["gsm8k"]["n"] == 3
-        assert metrics["run"]["decode"]["graphs"] is True  # compiled decoding (Inductor on the CPU)
+        assert metrics["run"]["decode"]["graphs"] is True  # compiled decoding (captured, aot_eager on the CPU)
     mistral = json.loads((work / "results" / "mistral-7b-instruct" / "base" / "metrics.json").read_text())
     assert mistral["run"]["system_role"] == "folded into user"
     for name in ("pku-saferlhf", "alpaca", "hellaswag"):

@@ -114,10 +114,10 @@ class GenerationConfig(Strict):
                                                                                  "batch_size)")
     system_prompt: str | None = None
     decode: Literal["eager", "graphs"] = Field(
-        "eager", description="graphs: the decoding step compiled over a static KV cache (torch.compile; CUDA graphs "
-                             "on a GPU, Inductor's C++ backend on a CPU), batches padded to batch_size and cache "
-                             "lengths rounded up to 128 tokens, so the shapes, hence graphs, are few; needs a C "
-                             "compiler at run time")
+        "eager", description="graphs: fixed shapes (batches padded to batch_size, cache lengths rounded up to 128 "
+                             "tokens) and, on a GPU, the decoding step compiled over the static KV cache "
+                             "(torch.compile with CUDA graphs; needs a C compiler at run time); a CPU compiles "
+                             "nothing")
 
     @property
     def graphs(self) -> bool:

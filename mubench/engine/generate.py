@@ -2,8 +2,8 @@
 EOS) with a result cache.
 
 Decoding runs over a preallocated (static) KV cache. With ``generation.decode: graphs`` the decoding step is also
-compiled (transformers' auto-compile of the forward: CUDA graphs on a GPU, Inductor's C++ backend on a CPU), which
-removes the per-step Python and kernel-launch overhead that otherwise sets a GPU's decoding speed. A compiled graph
+compiled on a GPU (transformers' auto-compile of the forward; ``graph_compile_config``), which removes the
+per-step Python and kernel-launch overhead that otherwise sets a GPU's decoding speed. A compiled graph
 holds one shape, so that path fixes the shapes: full batches of ``batch_size`` (the last one padded with copies
 of its last row, whose outputs are dropped) and cache lengths rounded up to ``GRAPH_LENGTH_STEP``; a stage then
 compiles one graph per cache length it reaches (logged), at most ``ceil((longest prompt + max_new_tokens) /
@@ -57,15 +57,18 @@ def graph_cache_length(length: int) -> int:
     return -(-length // GRAPH_LENGTH_STEP) * GRAPH_LENGTH_STEP
 
 
-def graph_compile_config() -> CompileConfig:
-    """How the decoding step is compiled: one static shape per graph; CUDA graphs on a GPU (``reduce-overhead``),
-    and on a CPU the same path through Inductor (transformers compiles on CUDA only unless told to)."""
+def graph_compile_config(device: str) -> CompileConfig | None:
+    """How the decoding step is compiled on ``device``, one static shape per graph: on a GPU, Inductor with CUDA
+    graphs (``reduce-overhead``). None elsewhere: a CPU has no launch overhead to remove, and capturing the step
+    costs 5-6 s per shape in every stage, so a CPU keeps the fixed shapes (the same batches and cache lengths as
+    the GPU) and compiles nothing. The compiled step itself is tested on the CPU through Inductor's C++ backend
+    (``tests/test_generate.py``), which generates code from the same capture."""
+    if device != "cuda":
+        return None
     import torch._dynamo.config
 
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, GRAPH_RECOMPILE_LIMIT)
-    config = CompileConfig(fullgraph=False, dynamic=False, mode="reduce-overhead")
-    config._compile_all_devices = True
-    return config
+    return CompileConfig(fullgraph=False, dynamic=False, mode="reduce-overhead")
 
 
 class NoChatTemplateError(ValueError):
@@ -284,11 +287,12 @@ def _decode_rows(model, tokenizer, rows: list[PromptRow], params: DecodeParams, 
     rows = rows + [rows[-1]] * max(0, pad_to - real)
     head = max(row.cached_len for row in rows)
     length = head + 1 + params.max_new_tokens
+    compile_config = graph_compile_config(model.device.type) if params.graphs else None
     if params.graphs:
-        length, compiling = graph_cache_length(length), {"compile_config": graph_compile_config()}
-    else:
-        # a StaticCache turns on torch.compile on CUDA unless told not to: every new batch shape would recompile
-        compiling = {"disable_compile": True}
+        length = graph_cache_length(length)
+    # a StaticCache turns on torch.compile on CUDA unless told not to; eager decoding must not compile (every new
+    # batch shape would recompile)
+    compiling = {"compile_config": compile_config} if compile_config else {"disable_compile": True}
     input_ids = torch.full((len(rows), head + 1), pad, dtype=torch.long)
     mask = torch.zeros_like(input_ids)
     for i, row in enumerate(rows):

@@ -256,27 +256,29 @@ def check_disk(p: Params, ws: Workspace) -> list[Row]:
 
 
 def check_compiler(p: Params) -> list[Row]:
-    """``generation.decode: graphs`` compiles the decoding step at run time: Inductor writes and builds C++ on a
-    CPU, and on a GPU Triton builds its launcher with a C compiler (``CC`` or ``cc``/``gcc`` on PATH)."""
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not p.generation.graphs:
-        return [Row("compiler", "ok", "generation.decode: eager, nothing is compiled at run time; "
-                                      f"C compiler: {compiler or 'none, not needed'}")]
-    if not compiler:
-        return [Row("compiler", "BLOCKER", "generation.decode: graphs compiles the decoding step, but no C compiler "
-                                           "is on PATH; install gcc (the image has it), or set generation.decode: "
-                                           "eager")]
-    rows = [Row("compiler", "ok", f"generation.decode: graphs; C compiler: {compiler}")]
+    """``generation.decode: graphs`` on a GPU compiles the decoding step at run time: Inductor's Triton kernels and
+    Triton's launcher, built with a C compiler (``CC`` or ``cc``/``gcc`` on PATH) against the Python headers. On
+    a CPU the step is captured without generated code (``engine.generate.graph_compile_config``): nothing to
+    build."""
     import torch
 
-    if torch.cuda.is_available() and p.device != "cpu":
-        try:
-            import triton
-        except ImportError:
-            rows.append(Row("triton", "BLOCKER", "generation.decode: graphs on a GPU needs triton (torch's CUDA "
-                                                 "wheels bring it); reinstall from requirements/cuda-runtime.lock"))
-        else:
-            rows.append(Row("triton", "ok", f"triton {triton.__version__} (compiles the decoding graphs)"))
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    on_gpu = p.device != "cpu" and torch.cuda.is_available()
+    if not p.generation.graphs or not on_gpu:
+        why = "generation.decode: eager" if not p.generation.graphs else "generation.decode: graphs on the CPU"
+        return [Row("compiler", "ok", f"{why}, nothing is built at run time; C compiler: {compiler or 'none'}")]
+    if not compiler:
+        return [Row("compiler", "BLOCKER", "generation.decode: graphs compiles the decoding step on the GPU, but no "
+                                           "C compiler is on PATH; install gcc and the Python headers (the image "
+                                           "has them), or set generation.decode: eager")]
+    rows = [Row("compiler", "ok", f"generation.decode: graphs; C compiler: {compiler}")]
+    try:
+        import triton
+    except ImportError:
+        rows.append(Row("triton", "BLOCKER", "generation.decode: graphs on a GPU needs triton (torch's CUDA wheels "
+                                             "bring it); reinstall from requirements/cuda-runtime.lock"))
+    else:
+        rows.append(Row("triton", "ok", f"triton {triton.__version__} (compiles the decoding graphs)"))
     return rows
 
 
