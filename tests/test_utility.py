@@ -93,7 +93,7 @@ def test_gsm8k_scores_hand_made_outputs_to_their_exact_match(tiny_model, tokeniz
                3: "no number here", 4: "So 4 + 6 = 10.", 5: "It is 14.0"}  # correct: 0, 1, 4 -> 3 of 6
     seen = []
 
-    def fake(lm, requests, model_hash, cache, batch_size):
+    def fake(lm, requests, model_hash, cache, batch_size, graphs=False):
         seen.extend(r.args for r in requests)
         return [replies[next(i for i, row in enumerate(rows) if f"Q: {row['prompt']}\nA:" in r.args[0])]
                 for r in requests]
@@ -118,14 +118,22 @@ def test_batched_generation_through_lm_eval_equals_one_at_a_time(tiny_model, tok
     contexts = []
     real = utility_generation.serve_generate_until
 
-    def spy(lm, requests, model_hash, cache, batch_size):
+    decoded = []
+
+    def spy(lm, requests, model_hash, cache, batch_size, graphs=False):
         contexts.extend(r.args[0] for r in requests)
-        return real(lm, requests, model_hash, cache, batch_size)
+        decoded.append(graphs)
+        return real(lm, requests, model_hash, cache, batch_size, graphs)
 
     monkeypatch.setattr(utility_generation, "serve_generate_until", spy)
     result = evaluate_utility(tiny_model, tokenizer, {"gsm8k": path}, num_fewshot=0, batch_size=4, seed=0,
                               generation={"num_fewshot": 1, "max_gen_toks": 12})["gsm8k"]
-    assert len(contexts) == 6
+    assert len(contexts) == 6 and decoded == [False]
+    # `generation.decode: graphs` reaches GSM8K's generation too (fixed shapes: padded batches), same answers
+    again = evaluate_utility(tiny_model, tokenizer, {"gsm8k": path}, num_fewshot=0, batch_size=4, seed=0,
+                             generation={"num_fewshot": 1, "max_gen_toks": 12}, graphs=True)["gsm8k"]
+    assert decoded == [False, True] and again["responses"] == result["responses"]
+    contexts = contexts[:6]
     alone = {c: utility_generation.cut_at_stop(generate_batch(tiny_model, tokenizer, [c], DecodeParams(12))[0],
                                                ["Q:", tokenizer.eos_token])
              for c in contexts}
