@@ -130,4 +130,4 @@ def test_the_full_size_gpu_check_runs_on_the_cpu(tmp_path):
     [generation] = [r for r in report["results"] if r["stage"] == "generate llama3-8b-instruct"]
     decoding = generation["decoding"]  # eager vs compiled decoding, measured the same way (issue 38)
     assert decoding["eager"]["new_tokens_per_s"] > 0 and decoding["graphs"]["new_tokens_per_s"] > 0
-    assert decoding["graphs"]["compile_s"] >= 0 and decoding["speedup"] > 0
+    assert decoding["graphs"]["first_call_s"] > 0 and decoding["speedup"] > 0
