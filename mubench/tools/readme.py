@@ -30,7 +30,7 @@ PAGES = ("README.md", "docs/results.md")
 
 
 STAMP = "<!-- quotes the run of params.yaml sha256:{} -->"
-STAMP_RE = re.compile(r"<!-- quotes the run of params.yaml sha256:([0-9a-f]{12}) -->")
+STAMP_RE = re.compile(re.escape(STAMP).replace(re.escape("{}"), "([0-9a-f]{12})"))
 
 
 def params_stamp(params_file: Path) -> str:
