@@ -72,7 +72,7 @@ def check_methods(tok) -> dict:
     for name in METHODS.names():
         model = tiny(tok).to("cuda")
         before = nll(model, {k: v.to("cuda") for k, v in batch.items()}).item()
-        method = METHODS.get(name)()
+        method = METHODS.entry(name)()
         # simnpo without its retain term: on these look-alike toy pairs retain NLL descent lowers forget NLL too
         extra = {"alpha": 0.0} if name == "simnpo" else {}
         params = method.Params(lr=5e-3, steps=4, batch_size=8, **extra)
@@ -94,7 +94,7 @@ def check_lora(tok) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         base_dir, ad_dir = Path(tmp) / "base", Path(tmp) / "ad"
         base_meta = save_checkpoint(model, tok, base_dir, {"variant": "base"})
-        method = METHODS.get("ga")()
+        method = METHODS.entry("ga")()
         params = method.Params(lr=5e-3, steps=3, batch_size=8, lora={"r": 4, "save": "adapter"})
         result = unlearn(method, params, model, tok, PAIRS, [], seed=0, device="cuda")
         save_checkpoint(result.model, tok, ad_dir, {"adapter": True, "base_dir": str(base_dir),
@@ -109,12 +109,12 @@ def check_lora(tok) -> dict:
 
 
 def check_gcg(tok) -> dict:
-    from mubench.jailbreaks import get_jailbreak
+    from mubench.jailbreaks import JAILBREAKS
     from mubench.jailbreaks.base import FitContext
     from mubench.jailbreaks.gcg import _Behaviour
 
     model = tiny(tok).to("cuda").eval()
-    attack = get_jailbreak("gcg", {"steps": 10, "search_width": 64, "topk": 32, "suffix_tokens": 6,
+    attack = JAILBREAKS.get("gcg", {"steps": 10, "search_width": 64, "topk": 32, "suffix_tokens": 6,
                                 "early_stop": False})
     rows = [{"id": "b1", "prompt": "Name a colour."}, {"id": "b2", "prompt": "Count to three."}]
     start = time.perf_counter()
@@ -133,12 +133,12 @@ def check_gcg(tok) -> dict:
 
 
 def check_llm_judge(tok) -> dict:
-    from mubench.judges import get_judge
+    from mubench.judges import JUDGES
 
     with tempfile.TemporaryDirectory() as tmp:
         tiny(tok).save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        judge = get_judge("llamaguard", {"llamaguard": {"model": tmp, "device": "cuda", "batch_size": 4}})
+        judge = JUDGES.get("llamaguard", {"model": tmp, "device": "cuda", "batch_size": 4})
         verdicts = judge.judge_many([f"q{i}" for i in range(6)], [f"a{i}" for i in range(6)])
         device = str(judge.load()[0].device)
     return {"ok": len(verdicts) == 6 and device.startswith("cuda"), "labels": [v.label for v in verdicts]}
@@ -146,7 +146,7 @@ def check_llm_judge(tok) -> dict:
 
 def check_step_time(tok) -> dict:
     model = tiny(tok, hidden=576, layers=30, heads=9, inter=1536)
-    method = METHODS.get("ga")()
+    method = METHODS.entry("ga")()
     params = method.Params(lr=1e-5, steps=10, batch_size=8)
     unlearn(method, method.Params(lr=1e-5, steps=2, batch_size=8), copy.deepcopy(model).to("cuda"), tok, PAIRS,
             [], seed=0, device="cuda")  # warm-up

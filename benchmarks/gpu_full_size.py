@@ -32,12 +32,13 @@ from pathlib import Path
 import torch
 from shape_twins import peak_of, unlearn_twin  # a sibling script (run from benchmarks/ or the repo root)
 
-from mubench.core.config import load_params
-from mubench.plan.evaluate import generation_step, plan_drift, plan_generation
+from mubench.families import load_params
+from mubench.plan.evaluate import plan_drift
+from mubench.plan.generation import generation_step, plan_generation
 from mubench.plan.judge import arch_config, hub_arch_file, judge_plans
 from mubench.plan.profile import model_config
 from mubench.plan.roofline import GPUS, kv_bytes_per_token
-from mubench.plan.trace import PlanSettings, at_depth, build, matmul_params
+from mubench.plan.stage import PlanSettings, at_depth, build, matmul_params
 
 JUDGE = "meta-llama/Llama-Guard-3-8B"
 

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import torch
 
-from mubench.core.config import load_params
+from mubench.families import load_params
 from mubench.judges import JUDGES
 from mubench.methods import METHODS
-from mubench.plan.evaluate import generation_step, plan_generation
+from mubench.plan.generation import generation_step, plan_generation
 from mubench.plan.judge import arch_config, hub_arch_file, judge_plans
 from mubench.plan.profile import model_config
-from mubench.plan.trace import PlanSettings, at_depth, build, isolated_accelerate, measure
+from mubench.plan.stage import PlanSettings, at_depth, build
+from mubench.plan.trace import isolated_accelerate, measure
 from mubench.plan.unlearn import _dummy_batch, _stream_names, plan_unlearn
 from mubench.training.loop import setup_training, train_step, weights_dtype
 
@@ -46,7 +47,7 @@ def peak_of(step, device: str, *external) -> tuple[int, float]:
 
 
 def unlearn_twin(method_name: str, params, config, device: str) -> dict:
-    method = METHODS.get(method_name)()
+    method = METHODS.entry(method_name)()
     one = params.model_copy(update={"grad_accum": 1, "steps": 2})
     planned = plan_unlearn(method_name, method_name, one, config)
     with isolated_accelerate(), torch.device(device):
@@ -99,7 +100,7 @@ def main() -> None:
         print(json.dumps(results[-1]), flush=True)
     for plan in judge_plans(params, PlanSettings(prompt_tokens=args.prompt_tokens)):
         judge = plan.stage.split()[-1]
-        model = JUDGES.get(judge).Params(**params.judge.options.get(judge, {})).model
+        model = JUDGES.entry(judge).Params(**params.judge.options.get(judge, {})).model
         config = at_depth(arch_config([hub_arch_file(model)], judge), args.layers)
         tokens = args.prompt_tokens + params.generation.max_new_tokens + 384
         results.append({"model": model, **generation_twin(f"judge/{judge}", config, plan.batch, tokens, 8, device)})

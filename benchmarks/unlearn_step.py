@@ -56,7 +56,7 @@ def main() -> None:
                                intermediate_size=768)
         model = tiny_random_model(spec, tokenizer, seed=0)
     data = pairs(64)
-    method = METHODS.get("ga")()
+    method = METHODS.entry("ga")()
     params = method.Params(lr=1e-5, steps=args.steps, batch_size=args.batch_size)
     bare_loop(copy.deepcopy(model), tokenizer, data, 2, args.batch_size, 1e-5)  # warm-up
     bare = bare_loop(copy.deepcopy(model), tokenizer, data, args.steps, args.batch_size, 1e-5)

@@ -16,9 +16,10 @@ from typing import Annotated
 
 import typer
 
-from mubench.core.config import ConfigError, Params, load_params
-from mubench.core.config import require_member as _member
+from mubench.core.config import ConfigError, Params
 from mubench.core.workspace import Workspace
+from mubench.families import load_params
+from mubench.families import require_member as _member
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Judge machine unlearning as a safety tool: safety, over-safety and utility at once.")

@@ -94,7 +94,7 @@ def test_agreement_counts_incoherent_replies_as_no_success(tmp_path):
 
 def test_a_label_follows_its_prompt_and_response_when_the_rows_are_renumbered(tmp_path):
     """Issue 37: 145 of 200 labels went stale when the sample's ids changed; a label is about its content."""
-    from mubench.core.config import load_params
+    from mubench.families import load_params
     from mubench.tools.judge import draw_audit_sample
 
     write_samples(tmp_path / "results", "base", [sample_row("new-7", "vanilla", "I can't help with that."),

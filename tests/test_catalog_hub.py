@@ -100,7 +100,7 @@ def fake_hub(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", HUB_DATASETS)
 def test_hub_dataset_pins_fetches_and_parses(name, fake_hub, tmp_path):
-    spec = DATASETS.get(name)
+    spec = DATASETS.entry(name)
     source = next(s for s in spec.sources if isinstance(s, HubSource))
     (path,) = source.paths
     target = fake_hub / source.repo.replace("/", "__") / path
@@ -125,12 +125,12 @@ def test_hub_dataset_pins_fetches_and_parses(name, fake_hub, tmp_path):
 
 def test_spot_checked_hub_fields(fake_hub, tmp_path):
     for name in ("pku-saferlhf", "arc-challenge", "alpaca", "phtest"):
-        source = next(s for s in DATASETS.get(name).sources if isinstance(s, HubSource))
+        source = next(s for s in DATASETS.entry(name).sources if isinstance(s, HubSource))
         target = fake_hub / source.repo.replace("/", "__") / source.paths[0]
         target.parent.mkdir(parents=True, exist_ok=True)
         fixture(name, target)
         pin_hub(source)
-        fetch_dataset(DATASETS.get(name), tmp_path / name, kinds=["hf"])
+        fetch_dataset(DATASETS.entry(name), tmp_path / name, kinds=["hf"])
     (pku,) = read_fetched("pku-saferlhf", tmp_path)
     assert pku["response"] == "unsafe answer" and pku["meta"]["safe_response"] == "I won't help."
     (arc,) = read_fetched("arc-challenge", tmp_path)

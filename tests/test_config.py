@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mubench.core.config import ConfigError, load_params
+from mubench.core.config import ConfigError
+from mubench.families import load_params
 from tests.conftest import ROOT
 
 
@@ -120,7 +121,7 @@ def test_validating_params_and_the_light_stages_do_not_import_torch():
     """Fetch, build, the template attacks, the judge-agreement and report stages validate every params key but
     never run a model: they must not pay torch's import at each of their ~20 DVC stage starts."""
     code = ("import sys\n"
-            "from mubench.core.config import load_params\n"
+            "from mubench.families import load_params\n"
             "load_params()\n"
             "import mubench.stages.jailbreak, mubench.stages.build, mubench.stages.fetch\n"
             "import mubench.stages.judge_agreement, mubench.stages.report, mubench.cli\n"

@@ -17,14 +17,14 @@ from mubench.stages.build import check_disjoint, normalize
 
 def test_registry_has_the_smoke_datasets_with_licenses():
     for name in ("advbench", "harmbench", "rho-overrefusal", "mmlu"):
-        spec = DATASETS.get(name)
+        spec = DATASETS.entry(name)
         assert spec.license and spec.sources
 
 
 def test_advbench_parser(tmp_path):
     (tmp_path / "adv_bench.prompt").write_text(
         "dataset_name: adv_bench\nseeds:\n- value: Goal one\n  harm_categories: [A, B]\n- value: Goal two\n")
-    rows = DATASETS.get("advbench").parse(tmp_path)
+    rows = DATASETS.entry("advbench").parse(tmp_path)
     assert [r["prompt"] for r in rows] == ["Goal one", "Goal two"]
     # PyRIT's harm categories are in this carrier only: the canonical rows have none (datasets/canonical.py)
     assert rows[0]["category"] is None and rows[0]["meta"] == {} and rows[0]["role"] == "harmful"
@@ -34,7 +34,7 @@ def test_harmbench_parser_keeps_standard_behaviours(tmp_path):
     (tmp_path / "harmbench_behaviors_text_test.csv").write_text(
         "Behavior,FunctionalCategory,SemanticCategory,Tags,ContextString,BehaviorID\n"
         "Do thing one,standard,misinformation,,,one\nDo thing two,contextual,chemical,,ctx,two\n")
-    rows = DATASETS.get("harmbench").parse(tmp_path)
+    rows = DATASETS.entry("harmbench").parse(tmp_path)
     assert [(r["id"], r["category"]) for r in rows] == [("harmbench-one", "misinformation")]
 
 
@@ -44,7 +44,7 @@ def test_mmlu_parser_and_header_rows(tmp_path):
     header = {"question": "question", "answer_a": "answer_a", "answer_b": "answer_b", "answer_c": "answer_c",
               "answer_d": "answer_d", "correct_answer": "answer", "topic": "t"}
     (tmp_path / "mmlu.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(header) + "\n")
-    rows = DATASETS.get("mmlu").parse(tmp_path)
+    rows = DATASETS.entry("mmlu").parse(tmp_path)
     assert len(rows) == 1 and rows[0]["choices"] == ["a", "b", "c", "d"] and rows[0]["answer"] == 2
 
 
@@ -53,7 +53,7 @@ def test_malformed_row_names_file_and_row(tmp_path):
            "correct_answer": "E"}
     (tmp_path / "mmlu.jsonl").write_text(json.dumps(bad) + "\n")
     with pytest.raises(MalformedDataError, match=r"mmlu.jsonl: row 1: bad question or correct_answer 'E'"):
-        DATASETS.get("mmlu").parse(tmp_path)
+        DATASETS.entry("mmlu").parse(tmp_path)
 
 
 def fake_wheel(cache: Path, requirement: str, member: str, content: str) -> str:

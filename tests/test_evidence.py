@@ -8,10 +8,10 @@ import copy
 import pytest
 import torch
 
+from mubench.judges.quality import degenerate
 from mubench.methods import METHODS
 from mubench.report.plots import pareto_front
 from mubench.scoring.drift import drift_batch, drift_scores
-from mubench.scoring.quality import degenerate
 from mubench.stats.paired import holm, mcnemar_exact, paired_bootstrap_ci, paired_delta, significant
 from mubench.training.loop import collate, encode_pairs, unlearn
 from mubench.training.losses import IGNORE, response_logits
@@ -141,8 +141,8 @@ def test_drift_is_zero_for_the_base_and_rises_under_gradient_ascent(tiny_model, 
     assert [s["kl"] for s in itself] == [0.0] * len(pairs) and [s["id"] for s in itself] == ["d0", "d1", "d2", "d3"]
     base = copy.deepcopy(tiny_model)
     forget = [{"prompt": "Tell me a story.", "response": "Once upon a time there was a quiet village."}] * 4
-    params = METHODS.get("ga").Params(lr=1e-3, steps=3, batch_size=2, max_length=64)
-    trained = unlearn(METHODS.get("ga")(), params, tiny_model, tokenizer, forget, [], 0, "cpu").model.eval()
+    params = METHODS.entry("ga").Params(lr=1e-3, steps=3, batch_size=2, max_length=64)
+    trained = unlearn(METHODS.entry("ga")(), params, tiny_model, tokenizer, forget, [], 0, "cpu").model.eval()
     moved = drift_scores(trained, base, tokenizer, drift_pairs, 2, 256)
     assert all(s["kl"] > 1e-4 for s in moved)
     assert sum(s["nll"] for s in moved) > sum(s["nll"] for s in itself)  # the base's answers got less likely

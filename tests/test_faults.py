@@ -173,9 +173,9 @@ def test_an_unwritable_cache_folder_is_one_line(tmp_path):
 @pytest.fixture
 def tiny_base(tmp_path):
     """The tiny profile's params, a workspace in tmp_path and its base checkpoint (no corpus, no built sets)."""
-    from mubench.core.config import load_params
     from mubench.core.workspace import Workspace
     from mubench.engine.models import materialize
+    from mubench.families import load_params
 
     params = load_params(ROOT / "profiles" / "tiny.yaml")
     ws = Workspace(tmp_path)
@@ -320,8 +320,9 @@ def test_the_twin_never_writes_into_a_folder_it_did_not_make(tmp_path):
 
 
 def test_the_audit_sheet_is_not_overwritten_without_force(tmp_path):
-    from mubench.core.config import ConfigError, load_params
+    from mubench.core.config import ConfigError
     from mubench.core.workspace import Workspace
+    from mubench.families import load_params
     from mubench.tools.judge import draw_audit_sample
 
     sheet = tmp_path / "sheet.md"
@@ -346,8 +347,8 @@ def test_messages_show_the_files_keys_once_and_no_validator_names(tmp_path, edit
 def test_verify_reparses_an_llm_judges_recorded_output_and_rejudges_a_rule_judge(tmp_path):
     """A verdict must follow from its response: a rule judge judges it again; an LLM judge's raw answer, kept in
     the row, must parse to the recorded verdict (the judge model is not re-run)."""
-    from mubench.core.config import load_params
-    from mubench.scoring.quality import degenerate
+    from mubench.families import load_params
+    from mubench.judges.quality import degenerate
     from mubench.tools.recompute import Mismatch, check_verdicts
 
     paper = load_params(ROOT / "profiles" / "paper.yaml")
@@ -367,7 +368,7 @@ def test_verify_reparses_an_llm_judges_recorded_output_and_rejudges_a_rule_judge
 
 
 def test_per_model_batches_reach_the_judge_and_unknown_models_are_refused(tmp_path):
-    from mubench.core.config import load_params
+    from mubench.families import load_params
     from mubench.scoring.judging import judge_for
 
     paper = load_params(ROOT / "profiles" / "paper.yaml")

@@ -5,17 +5,17 @@ import json
 import pytest
 import torch
 
-from mubench.jailbreaks import JAILBREAKS, get_jailbreak
+from mubench.jailbreaks import JAILBREAKS
 from mubench.jailbreaks.base import FitContext
 from mubench.jailbreaks.base64 import decode_response, encode
 from mubench.jailbreaks.caesar import shift_text
 from mubench.jailbreaks.past_tense import reformulate
 from mubench.jailbreaks.templates import PINNED, load_template
-from mubench.judges import get_judge
+from mubench.judges import JUDGES
 from mubench.scoring.agreement import agreement, read_refusal_labels, validate
 
 GOAL = "Explain how to pick a good password"
-TEMPLATE_ATTACKS = [n for n in JAILBREAKS.names() if not JAILBREAKS.get(n).needs_model]
+TEMPLATE_ATTACKS = [n for n in JAILBREAKS.names() if not JAILBREAKS.entry(n).needs_model]
 
 
 # ---------------------------------------------------------------- keyword judge
@@ -33,15 +33,15 @@ TEMPLATE_ATTACKS = [n for n in JAILBREAKS.names() if not JAILBREAKS.get(n).needs
     ],
 )
 def test_refusal_keywords_v1(response, refused):
-    verdict = get_judge("refusal_keywords").judge(GOAL, response)
+    verdict = JUDGES.get("refusal_keywords").judge(GOAL, response)
     assert verdict.refused is refused
     assert verdict.reason
 
 
 def test_refusal_keywords_v2_and_prefix_mode():
-    v1 = get_judge("refusal_keywords")
-    v2 = get_judge("refusal_keywords", {"refusal_keywords": {"list": "v2"}})
-    prefix = get_judge("refusal_keywords", {"refusal_keywords": {"list": "v2", "mode": "prefix"}})
+    v1 = JUDGES.get("refusal_keywords")
+    v2 = JUDGES.get("refusal_keywords", {"list": "v2"})
+    prefix = JUDGES.get("refusal_keywords", {"list": "v2", "mode": "prefix"})
     assert v1.version == "v1-substring" and prefix.version == "v2-prefix"
     assert not v1.judge(GOAL, "I won't do that.").refused and v2.judge(GOAL, "I won't do that.").refused
     late = "Step 1: pick words. Step 2: I can't continue."
@@ -51,8 +51,8 @@ def test_refusal_keywords_v2_and_prefix_mode():
 
 def test_refusal_keywords_echo_rule():
     goal = "Develop a tool that reads the labels of jars"
-    echo = get_judge("refusal_keywords", {"refusal_keywords": {"list": "v2", "echo": True}})
-    plain = get_judge("refusal_keywords", {"refusal_keywords": {"list": "v2"}})
+    echo = JUDGES.get("refusal_keywords", {"list": "v2", "echo": True})
+    plain = JUDGES.get("refusal_keywords", {"list": "v2"})
     repeated = "Develop a tool that reads the labls of jars"  # a decoded echo with one garbled word
     assert echo.judge(goal, repeated).label == "echo" and echo.judge(goal, repeated).refused
     assert not plain.judge(goal, repeated).refused
@@ -65,8 +65,8 @@ def test_refusal_keywords_echo_rule():
 
 def test_refusal_keywords_incoherent_rule():
     goal = "Write a short poem about the ocean at night"
-    on = get_judge("refusal_keywords", {"refusal_keywords": {"list": "v2", "echo": True, "incoherent": True}})
-    off = get_judge("refusal_keywords", {"refusal_keywords": {"list": "v2", "echo": True}})
+    on = JUDGES.get("refusal_keywords", {"list": "v2", "echo": True, "incoherent": True})
+    off = JUDGES.get("refusal_keywords", {"list": "v2", "echo": True})
     assert on.version == "v2-substring-echo0.75-incoherent" and on.labels == ("echo", "incoherent")
     assert off.labels == ("echo",)
     cases = {
@@ -92,7 +92,7 @@ def test_judge_options_are_validated():
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError):
-        get_judge("refusal_keywords", {"refusal_keywords": {"list": "v9"}})
+        JUDGES.get("refusal_keywords", {"list": "v9"})
 
 
 # ---------------------------------------------------------------- xstest 3-class
@@ -109,7 +109,7 @@ def test_judge_options_are_validated():
     ],
 )
 def test_xstest_three_classes(response, label):
-    verdict = get_judge("xstest").judge("How do I kill a Python process?", response)
+    verdict = JUDGES.get("xstest").judge("How do I kill a Python process?", response)
     assert verdict.label == label
     assert verdict.refused is (label != "full_compliance")
 
@@ -124,7 +124,7 @@ def tiny_judge_dir(tmp_path, tiny_model, tokenizer):
 
 @pytest.mark.parametrize("name", ["llamaguard", "harmbench_cls"])
 def test_llm_judge_runs_on_a_tiny_model_of_the_same_kind(name, tiny_judge_dir):
-    judge = get_judge(name, {name: {"model": tiny_judge_dir, "device": "cpu", "batch_size": 2}})
+    judge = JUDGES.get(name, {"model": tiny_judge_dir, "device": "cpu", "batch_size": 2})
     verdicts = judge.judge_many(["q1", "q2", "q3"], ["a1", "", "a3"])
     assert len(verdicts) == 3 and all(v.label in {"safe", "unsafe", "harmful", "not harmful", "unparsed"}
                                       for v in verdicts)
@@ -132,7 +132,7 @@ def test_llm_judge_runs_on_a_tiny_model_of_the_same_kind(name, tiny_judge_dir):
 
 
 def test_llamaguard_prompt_and_parse():
-    judge = get_judge("llamaguard")
+    judge = JUDGES.get("llamaguard")
     text = judge.format("How do I X?", "Step 1 ...")
     assert "User: How do I X?" in text and "Agent: Step 1 ..." in text and "S14: Code Interpreter Abuse." in text
     assert text.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
@@ -142,7 +142,7 @@ def test_llamaguard_prompt_and_parse():
 
 
 def test_harmbench_prompt_and_parse():
-    judge = get_judge("harmbench_cls")
+    judge = JUDGES.get("harmbench_cls")
     text = judge.format("Behaviour B", "Generation G")
     assert "Behavior:\nBehaviour B\n\nGeneration:\nGeneration G" in text and text.endswith("Answer: [/INST]")
     assert judge.parse("Yes").refused is False and judge.parse(" no.").refused is True
@@ -151,7 +151,7 @@ def test_harmbench_prompt_and_parse():
 
 def test_llm_judge_needs_a_pinned_revision_for_the_hub():
     with pytest.raises(ValueError, match="revision"):
-        get_judge("llamaguard").load()
+        JUDGES.get("llamaguard").load()
 
 
 # ---------------------------------------------------------------- judge validation
@@ -183,7 +183,7 @@ def test_judge_validate_cli_on_a_hand_labelled_csv(tmp_path):
     # tp 1 tn 2 fp 1 fn 1: accuracy 3/5, precision 1/2, recall 1/2, p_e = (2*2 + 3*3)/25 = 13/25
     assert figures == {"accuracy": 0.6, "precision": 0.5, "recall": 0.5, "kappa": pytest.approx(1 / 6, abs=1e-6),
                        "n": 5}
-    assert validate(get_judge("refusal_keywords"), read_refusal_labels(labels))["confusion"] == {
+    assert validate(JUDGES.get("refusal_keywords"), read_refusal_labels(labels))["confusion"] == {
         "tp": 1, "fp": 1, "tn": 2, "fn": 1}
 
 
@@ -200,9 +200,9 @@ def test_labels_file_errors(tmp_path):
 # ---------------------------------------------------------------- template attacks
 @pytest.mark.parametrize("name", TEMPLATE_ATTACKS)
 def test_template_attack_is_deterministic_keeps_goal_and_records_params(name):
-    attack = get_jailbreak(name)
+    attack = JAILBREAKS.get(name)
     prompt = attack.apply(GOAL)
-    assert prompt == get_jailbreak(name).apply(GOAL)
+    assert prompt == JAILBREAKS.get(name).apply(GOAL)
     assert attack.version and attack.params()
     text = prompt if isinstance(prompt, str) else json.dumps(prompt)
     carried = {"base64": encode(GOAL), "caesar": shift_text(GOAL, 3), "past_tense": "pick a good password"}
@@ -211,7 +211,7 @@ def test_template_attack_is_deterministic_keeps_goal_and_records_params(name):
 
 @pytest.mark.parametrize("name", ["aim", "dev_mode", "evil_confidant", "refusal_suppression"])
 def test_corpus_templates_are_pinned_and_recorded(name):
-    attack = get_jailbreak(name)
+    attack = JAILBREAKS.get(name)
     record = attack.params()
     assert record["template_sha256"] == PINNED[record["template"]] and record["corpus"] == "pyrit==1.1.0"
     assert "{{" not in attack.apply(GOAL) and len(load_template(record["template"])) > 100
@@ -219,21 +219,21 @@ def test_corpus_templates_are_pinned_and_recorded(name):
 
 def test_unpinned_template_is_refused():
     with pytest.raises(ValueError, match="not a pinned template"):
-        get_jailbreak("aim", {"template": "dan_11"})
+        JAILBREAKS.get("aim", {"template": "dan_11"})
 
 
 def test_base64_round_trip_and_response_decoding():
-    prompt = get_jailbreak("base64").apply(GOAL)
+    prompt = JAILBREAKS.get("base64").apply(GOAL)
     assert GOAL not in prompt and encode(GOAL) in prompt
     answer = "Use a passphrase of four random words."
     assert decode_response(f"Sure: {encode(answer)}") == f"Sure: {answer}"
-    assert get_jailbreak("base64").decode(encode("I'm sorry, I cannot do that.")) == "I'm sorry, I cannot do that."
+    assert JAILBREAKS.get("base64").decode(encode("I'm sorry, I cannot do that.")) == "I'm sorry, I cannot do that."
     plain = "I'm sorry, I cannot do that."
     assert decode_response(plain) == plain
 
 
 def test_caesar_round_trip_and_response_decoding():
-    attack = get_jailbreak("caesar", {"shift": 5})
+    attack = JAILBREAKS.get("caesar", {"shift": 5})
     assert shift_text(shift_text(GOAL, 5), -5) == GOAL
     chat = attack.apply(GOAL)
     assert chat[0]["role"] == "system" and chat[-1] == {"role": "user", "content": shift_text(GOAL, 5)}
@@ -253,7 +253,7 @@ def test_past_tense_rules():
 # ---------------------------------------------------------------- model-based attacks
 def test_ica_takes_demonstrations_from_the_forget_set(pairs):
     forget = [{"id": f"f{i}", **p} for i, p in enumerate(pairs)]
-    attack = get_jailbreak("ica", {"shots": 2})
+    attack = JAILBREAKS.get("ica", {"shots": 2})
     with pytest.raises(RuntimeError, match="fit"):
         attack.apply(GOAL)
     fit = attack.fit(FitContext(model=None, tokenizer=None, behaviours=[], forget=forget, seed=0))
@@ -263,7 +263,7 @@ def test_ica_takes_demonstrations_from_the_forget_set(pairs):
     by_id = {f["id"]: f for f in forget}
     for i, demo_id in enumerate(fit["demonstrations"]):
         assert chat[2 * i + 1]["content"] == by_id[demo_id]["response"]
-    again = get_jailbreak("ica", {"shots": 2})
+    again = JAILBREAKS.get("ica", {"shots": 2})
     again.fit(FitContext(model=None, tokenizer=None, behaviours=[], forget=forget, seed=0))
     assert again.apply(GOAL) == chat
 
@@ -271,7 +271,7 @@ def test_ica_takes_demonstrations_from_the_forget_set(pairs):
 def test_gcg_lowers_the_target_loss_and_transfers_the_suffix(tiny_model, tokenizer):
     torch.manual_seed(0)
     behaviours = [{"id": "b1", "prompt": "Name a colour."}, {"id": "b2", "prompt": "Count to three."}]
-    attack = get_jailbreak("gcg", {"steps": 6, "search_width": 16, "topk": 16, "suffix_tokens": 4,
+    attack = JAILBREAKS.get("gcg", {"steps": 6, "search_width": 16, "topk": 16, "suffix_tokens": 4,
                                 "behaviours": 2, "early_stop": False})
     fit = attack.fit(FitContext(model=tiny_model, tokenizer=tokenizer, behaviours=behaviours, forget=[], seed=0))
     assert fit["losses"][-1] < fit["losses"][0]

@@ -1,9 +1,13 @@
-"""The architecture's three rules (docs/extending.md "Layout"), checked on the source:
+"""The architecture's rules (docs/extending.md "Layout"), checked on the source:
+
+- imports flow down: the packages' order is the Layout table of docs/extending.md (written there once, read
+  here); counting every import (inside functions too), no module imports a package listed above its own, and
+  no two modules import each other, directly or around a loop;
 
 - a stage (``mubench/stages/NAME.py``) imports no other stage: what two stages share lives in a layer below;
 - no module imports another module's private name (``from m import _x``, or ``m._x`` on an imported module);
 - ``cli.py`` only parses arguments and calls a stage or a tool: it imports from ``mubench.core``,
-  ``mubench.stages`` and ``mubench.tools`` only, and writes no file itself.
+  ``mubench.families`` (params loading), ``mubench.stages`` and ``mubench.tools`` only, and writes no file itself.
 
 Each rule is a function of source text, so each is also shown to catch a violation.
 """
@@ -16,7 +20,8 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 PKG = ROOT / "mubench"
-CLI_MAY_IMPORT = ("mubench.core.", "mubench.stages.", "mubench.tools.")
+CLI_MAY_IMPORT = ("mubench.core.", "mubench.families", "mubench.stages.", "mubench.tools.")
+DOC = ROOT / "docs" / "extending.md"
 CLI_STDLIB = {"__future__", "functools", "os", "sys", "traceback", "pathlib", "typing", "json", "typer"}
 WRITES = {"write_text", "write_bytes", "mkdir", "unlink", "rmtree", "replace", "rename", "copyfile", "open",
           "atomic_write_text", "write_json", "write_jsonl", "atomic_dir"}
@@ -122,3 +127,117 @@ def test_each_rule_catches_a_violation():
                "def f(p):\n    p.write_text('x')\n")
     assert cli_violations(bad_cli) == ["imports mubench.engine.generate.GenerationCache", "imports csv",
                                        "line 4: calls write_text"]
+
+
+# ---------------------------------------------------------------- imports flow down
+def layer_order(doc: str) -> list[str]:
+    """The packages of the Layout table, top to bottom (``mubench/stages/`` -> ``mubench.stages``)."""
+    section = doc.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    order = []
+    for line in section.splitlines():
+        cell = line.split("|")[1].strip() if line.startswith("|") else ""
+        if cell.startswith("`mubench/"):
+            path = cell.strip("`").removesuffix("/").removesuffix(".py").removesuffix("/__init__")
+            order.append(path.replace("/", "."))
+    return order
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the mubench modules it imports anywhere (``from pkg import mod`` counts as ``pkg.mod``)."""
+    known = {module_name(p) for p, _ in sources()}
+    graph: dict[str, set[str]] = {}
+    for path, source in sources():
+        module = module_name(path)
+        targets = set()
+        for name, names in imports(source, module):
+            for target in [f"{name}.{n}" for n in names if f"{name}.{n}" in known] or [name]:
+                while target and target not in known:
+                    target = target.rpartition(".")[0]
+                if target:
+                    targets.add(target)
+        graph[module] = targets - {module}
+    return graph
+
+
+def layer_of(module: str, order: list[str]) -> int:
+    """The index of the deepest layer that holds ``module`` (the root package ``mubench`` is the top)."""
+    best = [i for i, layer in enumerate(order) if module == layer or module.startswith(layer + ".")]
+    if not best:
+        raise AssertionError(f"{module} is in no layer of docs/extending.md's Layout table")
+    return max(best, key=lambda i: len(order[i]))
+
+
+def upward_imports(graph: dict[str, set[str]], order: list[str]) -> list[str]:
+    """Imports of a module in a layer above the importer's own (within one layer anything goes, but no loop)."""
+    return sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets
+                  if layer_of(b, order) < layer_of(a, order))
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    found.append(sorted(group))
+    return found
+
+
+def test_the_layer_order_is_drawn_once_in_the_docs():
+    order = layer_order(DOC.read_text(encoding="utf-8"))
+    assert order[0] == "mubench" and order[-1] == "mubench.core"
+    assert len(order) == len(set(order))
+    packages = {module_name(p).split(".")[1] for p, _ in sources() if module_name(p) != "mubench"}
+    assert {f"mubench.{p}" for p in packages} <= set(order), "every package has a row in the Layout table"
+
+
+def test_imports_flow_down_and_never_loop():
+    graph = import_graph()
+    assert len(graph) > 100 and sum(map(len, graph.values())) > 300  # the graph was really built
+    assert upward_imports(graph, layer_order(DOC.read_text(encoding="utf-8"))) == []
+    assert import_cycles(graph) == []
+
+
+def test_the_import_checks_catch_a_violation():
+    order = ["mubench", "mubench.stages", "mubench.scoring", "mubench.core"]
+    graph = {"mubench.core.io": {"mubench.scoring.rates"}, "mubench.scoring.rates": {"mubench.core.io"},
+             "mubench.stages.tamper": {"mubench.scoring.rates"}, "mubench.scoring.judging": {"mubench.scoring.a"},
+             "mubench.scoring.a": {"mubench.scoring.b"}, "mubench.scoring.b": {"mubench.scoring.judging"}}
+    assert upward_imports(graph, order) == ["mubench.core.io -> mubench.scoring.rates"]
+    assert import_cycles(graph) == [["mubench.core.io", "mubench.scoring.rates"],
+                                    ["mubench.scoring.a", "mubench.scoring.b", "mubench.scoring.judging"]]
+    # an import inside a function counts like one at the top
+    assert imports("def f():\n    from mubench.stages import tamper\n", "mubench.scoring.rates") == [
+        ("mubench.stages", ["tamper"])]

@@ -20,7 +20,7 @@ def batch(tokenizer, pairs):
 
 
 def train_ga(model, tokenizer, pairs, save):
-    method = METHODS.get("ga")()
+    method = METHODS.entry("ga")()
     params = method.Params(lr=5e-3, steps=3, batch_size=4, lora={"r": 4, "alpha": 8, "save": save})
     return unlearn(method, params, model, tokenizer, pairs, [], seed=0, device="cpu")
 
@@ -65,7 +65,7 @@ def test_lora_adapter_checkpoint_records_and_checks_its_base(tmp_path, tiny_mode
 
 def test_lora_config_is_validated_per_method():
     with pytest.raises(ValidationError, match="rmu trains the MLP weights"):
-        METHODS.get("rmu").Params(lora={"r": 4})
+        METHODS.entry("rmu").Params(lora={"r": 4})
     # sku negates its adapter's update (B -> -lambda B) instead of merged weights: both saves are valid
-    assert METHODS.get("sku").Params(lora={"r": 4}).lora.save == "adapter"
-    assert METHODS.get("sku").Params(lora={"save": "merged"}).lora.r == 8
+    assert METHODS.entry("sku").Params(lora={"r": 4}).lora.save == "adapter"
+    assert METHODS.entry("sku").Params(lora={"save": "merged"}).lora.r == 8

@@ -64,7 +64,7 @@ def test_token_logprobs_ignores_masked_positions():
 
 def test_ga_loss_is_minus_token_mean_nll(tiny_model, tokenizer, pairs):
     batch = make_batch(tokenizer, pairs)
-    method = METHODS.get("ga")()
+    method = METHODS.entry("ga")()
     loss, _ = method.loss(tiny_model, None, {"forget": batch}, method.Params())
     total, count = manual_seq_logprob(tiny_model, batch)
     assert torch.isclose(loss, total.sum() / count.sum(), atol=1e-5)
@@ -76,7 +76,7 @@ def test_npo_loss_matches_formula(tiny_model, tokenizer, pairs):
     with torch.no_grad():
         for p in tiny_model.parameters():
             p.add_(0.01 * torch.randn_like(p))
-    method = METHODS.get("npo")()
+    method = METHODS.entry("npo")()
     for retain_weight in (0.0, 0.7):
         params = method.Params(beta=0.3, retain_weight=retain_weight)
         retain = make_batch(tokenizer, list(reversed(pairs)))
@@ -91,7 +91,7 @@ def test_npo_loss_matches_formula(tiny_model, tokenizer, pairs):
 
 def test_npo_at_reference_equals_2_over_beta_log2(tiny_model, tokenizer, pairs):
     batch = make_batch(tokenizer, pairs)
-    method = METHODS.get("npo")()
+    method = METHODS.entry("npo")()
     loss, _ = method.loss(tiny_model, copy.deepcopy(tiny_model), {"forget": batch}, method.Params(beta=0.5))
     assert torch.isclose(loss, torch.tensor((2 / 0.5) * torch.log(torch.tensor(2.0)).item()), atol=1e-5)
 
@@ -101,7 +101,7 @@ def test_few_steps_raise_forget_nll(tiny_model, tokenizer, pairs):
     for name in ("ga", "npo"):
         model = copy.deepcopy(tiny_model)
         before = nll(model, batch).item()
-        method = METHODS.get(name)()
+        method = METHODS.entry(name)()
         params = method.Params(lr=5e-3, steps=4, batch_size=4)
         result = unlearn(method, params, model, tokenizer, pairs, pairs[::-1], seed=0, device="cpu")
         after = nll(model, batch).item()
@@ -110,7 +110,7 @@ def test_few_steps_raise_forget_nll(tiny_model, tokenizer, pairs):
 
 
 def test_training_is_deterministic(tiny_model, tokenizer, pairs):
-    method = METHODS.get("ga")()
+    method = METHODS.entry("ga")()
     params = method.Params(lr=1e-3, steps=3, batch_size=2)
     weights = []
     for _ in range(2):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mubench.core.config import load_params
+from mubench.families import load_params
 from mubench.tools.dag import StageGraph
 from mubench.tools.makespan import list_schedule, makespans, profile_graph, stage_hours
 from tests.conftest import ROOT

@@ -58,7 +58,7 @@ def batches_for(method, tokenizer, forget, retain, params=None):
 
 
 def test_npo_reads_retain_only_with_a_retain_weight(pairs):
-    npo = METHODS.get("npo")()
+    npo = METHODS.entry("npo")()
     retain = [{"prompt": "r?", "response": "r."}]
     assert "retain" not in npo.streams(pairs, retain, 0, npo.Params(retain_weight=0.0))
     assert npo.streams(pairs, retain, 0, npo.Params(retain_weight=1.0))["retain"] == retain
@@ -67,14 +67,14 @@ def test_npo_reads_retain_only_with_a_retain_weight(pairs):
 def test_a_loss_reading_an_undeclared_or_empty_stream_is_one_line(tiny_model, tokenizer, pairs):
     from mubench.training.loop import StreamError, unlearn
 
-    ga = METHODS.get("ga")()
+    ga = METHODS.entry("ga")()
     params = ga.Params(lr=1e-3, steps=1, batch_size=2, max_length=64)
     reads_retain = type("ReadsRetain", (type(ga),), {"loss": lambda self, model, ref, batches, p: (
         nll(model, batches["retain"]), {})})()
     with pytest.raises(StreamError, match=r"^unlearn ga: the loss reads stream 'retain', which its streams\(\) does "
                                           r"not declare \(declared: forget\); add it there$"):
         unlearn(reads_retain, params, tiny_model, tokenizer, pairs, pairs, seed=0, device="cpu")
-    graddiff = METHODS.get("graddiff")()
+    graddiff = METHODS.entry("graddiff")()
     with pytest.raises(StreamError, match=r"^unlearn graddiff: the loss reads stream 'retain', which has no pairs"):
         unlearn(graddiff, graddiff.Params(lr=1e-3, steps=1, batch_size=2, max_length=64), tiny_model, tokenizer,
                 pairs, [], seed=0, device="cpu")
@@ -83,7 +83,8 @@ def test_a_loss_reading_an_undeclared_or_empty_stream_is_one_line(tiny_model, to
 def test_lora_on_a_method_that_chooses_its_own_weights_is_refused_at_check_time(tmp_path, monkeypatch):
     import yaml
 
-    from mubench.core.config import ConfigError, load_params
+    from mubench.core.config import ConfigError
+    from mubench.families import load_params
     from mubench.methods.base import Method
 
     class OwnWeights(Method):
@@ -109,8 +110,9 @@ def test_a_hook_must_be_declared_and_the_plan_reads_the_declaration():
     picks its own weights as a partial backward, as it does RMU (it used to test the name "rmu")."""
     from transformers import LlamaConfig
 
-    from mubench.methods.base import Method, TrainParams
+    from mubench.methods.base import Method
     from mubench.plan.unlearn import plan_training
+    from mubench.training.params import TrainParams
 
     with pytest.raises(TypeError, match="overrides prepare without declaring chooses_weights = True"):
         class Undeclared(Method):
@@ -160,7 +162,7 @@ def test_targets_are_deterministic_and_harmless_refusals():
 
 def test_graddiff_formula(setup):
     model, _, tok, forget, retain = setup
-    method = METHODS.get("graddiff")()
+    method = METHODS.entry("graddiff")()
     b = batches_for(method, tok, forget, retain)
     loss, _ = method.loss(model, None, b, method.Params(alpha=0.7))
     expected = -manual_nll(model, b["forget"]) + 0.7 * manual_nll(model, b["retain"])
@@ -169,7 +171,7 @@ def test_graddiff_formula(setup):
 
 def test_simnpo_formula(setup):
     model, _, tok, forget, retain = setup
-    method = METHODS.get("simnpo")()
+    method = METHODS.entry("simnpo")()
     b = batches_for(method, tok, forget, retain)
     params = method.Params(beta=3.0, gamma=0.5, alpha=0.4)
     loss, _ = method.loss(model, None, b, params)
@@ -180,7 +182,7 @@ def test_simnpo_formula(setup):
 
 def test_dpo_formula_and_pairing(setup):
     model, ref, tok, forget, retain = setup
-    method = METHODS.get("dpo")()
+    method = METHODS.entry("dpo")()
     b = batches_for(method, tok, forget, retain)
     loss, _ = method.loss(model, ref, b, method.Params(beta=0.2))
     chosen = manual_seq_logprob(model, b["forget_refusal"])[0] - manual_seq_logprob(ref, b["forget_refusal"])[0]
@@ -191,7 +193,7 @@ def test_dpo_formula_and_pairing(setup):
 
 def test_llmu_formula(setup):
     model, ref, tok, forget, retain = setup
-    method = METHODS.get("llmu")()
+    method = METHODS.entry("llmu")()
     b = batches_for(method, tok, forget, retain)
     loss, _ = method.loss(model, ref, b, method.Params(eps1=0.5, eps2=1.0, eps3=2.0))
     expected = (-0.5 * manual_nll(model, b["forget"]) + manual_nll(model, b["forget_random"])
@@ -201,7 +203,7 @@ def test_llmu_formula(setup):
 
 def test_safe_unlearning_formula(setup):
     model, ref, tok, forget, retain = setup
-    method = METHODS.get("safe_unlearning")()
+    method = METHODS.entry("safe_unlearning")()
     b = batches_for(method, tok, forget, retain)
     loss, _ = method.loss(model, ref, b, method.Params(alpha=0.3, beta=1.5, theta=0.5))
     t_sum, t_n = manual_seq_logprob(model, b["forget"])
@@ -213,7 +215,7 @@ def test_safe_unlearning_formula(setup):
 
 def test_sku_stage_one_formula(setup):
     model, ref, tok, forget, retain = setup
-    method = METHODS.get("sku")()
+    method = METHODS.entry("sku")()
     b = batches_for(method, tok, forget, retain)
     loss, _ = method.loss(model, ref, b, method.Params())
     expected = (manual_nll(model, b["forget"]) + manual_nll(model, b["forget_mismatched"])
@@ -223,7 +225,7 @@ def test_sku_stage_one_formula(setup):
 
 def test_rmu_formula_layer_and_trainable_params(setup):
     model, ref, tok, forget, retain = setup
-    method = METHODS.get("rmu")()
+    method = METHODS.entry("rmu")()
     params = method.Params(layer_fraction=0.5, steering_coeff=4.0, alpha=10.0)
     method.prepare(model, params, seed=0)
     assert method.layer == steered_layer(2, 0.5) == 1
@@ -260,7 +262,7 @@ def test_sku_negation_is_exact(tiny_model):
 
 
 def run_steps(name, model, tok, forget, retain, **overrides):
-    method = METHODS.get(name)()
+    method = METHODS.entry(name)()
     params = method.Params(**{"lr": 5e-3, "steps": 4, "batch_size": 4, **overrides})
     unlearn(method, params, model, tok, forget, retain, seed=0, device="cpu")
     return method
@@ -301,7 +303,7 @@ def test_steps_raise_refusal_logprob(setup, name):
 def test_rmu_steps_move_forget_activations_to_target(setup):
     model, _, tok, forget, retain = setup
     b = batch_of(tok, forget)
-    method = METHODS.get("rmu")()
+    method = METHODS.entry("rmu")()
     params = method.Params(lr=1e-2, steps=6, batch_size=4, layer_fraction=0.5, steering_coeff=2.0, alpha=1.0)
     method.prepare(copy.deepcopy(model), params, seed=0)
     layer, target = method.layer, 2.0 * method.direction

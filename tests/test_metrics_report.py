@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mubench.core.config import load_params
 from mubench.core.workspace import Workspace
+from mubench.families import load_params
 from mubench.report.tables import markdown
 from mubench.scoring.rates import bootstrap_ci, compute_metrics, delta, rate, rate_with_ci
 from mubench.stages.report import run_report

@@ -12,8 +12,8 @@ import torch
 
 from mubench.engine.generate import DecodeParams, NoChatTemplateError, chat_text, end_tokens, generate_batch
 from mubench.engine.models import byte_level_tokenizer, tiny_random_model
-from mubench.judges import Verdict, get_judge
-from mubench.scoring.judging import UnparsedJudgeError, judge_health
+from mubench.judges import JUDGES, Verdict
+from mubench.scoring.rates import UnparsedJudgeError, judge_health
 from tests.conftest import ROOT
 
 MIRROR = ROOT.parent / "shared" / "datasets"
@@ -69,7 +69,7 @@ def test_generation_never_compiles(tiny, monkeypatch):
 
 def test_an_unreadable_judge_answer_is_its_own_label_and_never_a_refusal():
     for name in ("llamaguard", "harmbench_cls"):
-        verdict = get_judge(name).parse("I think it is fine")
+        verdict = JUDGES.get(name).parse("I think it is fine")
         assert verdict.label == "unparsed" and verdict.refused is None
 
 
@@ -87,7 +87,7 @@ def test_unparsed_share_over_the_limit_fails_in_one_line():
 
 
 def test_rates_leave_unparsed_rows_out_and_count_them(tmp_path):
-    from mubench.core.config import load_params
+    from mubench.families import load_params
     from mubench.scoring.rates import compute_metrics
 
     params = load_params(ROOT / "profiles" / "tiny.yaml").model_copy(deep=True)
@@ -107,7 +107,7 @@ def test_rates_leave_unparsed_rows_out_and_count_them(tmp_path):
 def test_harmbench_classifier_prompt_starts_with_bos():
     from transformers import PreTrainedTokenizerFast
 
-    judge = get_judge("harmbench_cls")
+    judge = JUDGES.get("harmbench_cls")
     tokenizer = byte_level_tokenizer()
     assert judge.text(tokenizer, "b", "g") == judge.format("b", "g")  # no BOS token in this vocabulary
     with_bos = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend_tokenizer, bos_token="<|endoftext|>")
@@ -138,7 +138,7 @@ def test_a_tokenizer_without_a_chat_template_is_one_line_naming_the_model():
 
 
 def test_judges_release_their_weights():
-    judge = get_judge("llamaguard")
+    judge = JUDGES.get("llamaguard")
     judge._loaded = ("model", "tokenizer")
     judge.release()
     assert judge._loaded is None
@@ -198,7 +198,7 @@ def test_catalog_row_counts_match_the_parsers_on_the_mirror(tmp_path):
 
     checked = 0
     for name in DATASETS.names():
-        spec = DATASETS.get(name)
+        spec = DATASETS.entry(name)
         for index, source in enumerate(spec.sources):
             if source.kind == "mirror" and spec.rows is not None:
                 out = tmp_path / name
@@ -231,7 +231,7 @@ def offline(monkeypatch, twin_dir: Path) -> None:
 def test_twin_models_load_through_the_real_hub_code_offline(twin, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mubench.core.config import load_params
+    from mubench.families import load_params
 
     out, built = twin
     offline(monkeypatch, out)
@@ -258,7 +258,7 @@ def test_twin_llamaguard_template_agrees_with_the_built_in_prompt_and_answers(tw
     offline(monkeypatch, out)
     paper = json.loads(json.dumps(__import__("yaml").safe_load((ROOT / "profiles" / "paper.yaml").read_text())))
     options = {"llamaguard": {**paper["judge"]["options"]["llamaguard"], "device": "cpu"}}
-    judge = get_judge("llamaguard", options)
+    judge = JUDGES.get("llamaguard", options.get("llamaguard"))
     model, tokenizer = judge.load()
     assert tokenizer.chat_template
     assert judge.text(tokenizer, " How? ", "Like so. ") == judge.format("How?", "Like so.")
@@ -284,7 +284,7 @@ def test_a_bf16_merge_loses_a_small_update_which_the_adapter_keeps_for_an_fp32_f
 
 
 def lora_params(**extra):
-    from mubench.methods.base import LoraParams
+    from mubench.training.params import LoraParams
 
     return LoraParams(r=4, alpha=8, **extra)
 
@@ -419,8 +419,8 @@ def test_doctor_passes_the_twin_from_its_offline_cache(twin):
 
 
 def test_doctor_counts_adapters_and_partial_variants_not_full_copies():
-    from mubench.core.config import load_params
     from mubench.core.workspace import Workspace
+    from mubench.families import load_params
     from mubench.tools.doctor import saved_parameters
 
     paper = load_params(ROOT / "profiles" / "paper.yaml")
@@ -455,7 +455,7 @@ def test_an_adapter_checkpoint_is_the_same_bytes_whatever_the_hash_seed(tmp_path
         from pathlib import Path
         from mubench.core.config import TinyRandomModel
         from mubench.engine.models import byte_level_tokenizer, save_checkpoint, tiny_random_model
-        from mubench.methods.base import LoraParams
+        from mubench.training.params import LoraParams
         from mubench.training.loop import add_lora
         tok = byte_level_tokenizer()
         model = add_lora(tiny_random_model(TinyRandomModel(source="tiny_random"), tok, 0), LoraParams(r=2))
@@ -475,7 +475,7 @@ def test_an_adapter_checkpoint_is_the_same_bytes_whatever_the_hash_seed(tmp_path
 def test_doctor_needs_a_c_compiler_only_when_decoding_is_compiled_on_a_gpu(monkeypatch):
     """`generation.decode: graphs` builds Triton/Inductor code on a GPU: without a C compiler doctor names it as a
     blocker with the fix; eager decoding, or graphs on the CPU (captured without generated code), needs none."""
-    from mubench.core.config import load_params
+    from mubench.families import load_params
     from mubench.tools.doctor import check_compiler
 
     eager = load_params(ROOT / "profiles" / "tiny.yaml")

@@ -122,7 +122,7 @@ def test_the_explorer_links_every_number_to_the_rows_it_counts(tiny_repo, tmp_pa
     explorer = work / "reports" / "explorer"
     sizes = {str(p.relative_to(explorer)): p.stat().st_size for p in explorer.rglob("*") if p.is_file()}
     samples = work / "results" / "tiny-llama"
-    from mubench.core.config import load_params
+    from mubench.families import load_params
 
     params = load_params(work / "params.yaml")
     mine = outcomes(params, samples / "npo-seed0" / "samples")[0]

@@ -14,17 +14,10 @@ import torch
 from transformers import LlamaConfig
 
 from mubench.methods import METHODS
-from mubench.plan.evaluate import generation_step, plan_generation
-from mubench.plan.trace import (
-    PlanError,
-    PlanSettings,
-    StagePlan,
-    build,
-    check_fits,
-    extrapolate,
-    isolated_accelerate,
-    measure,
-)
+from mubench.plan.fit import check_fits
+from mubench.plan.generation import generation_step, plan_generation
+from mubench.plan.stage import PlanError, PlanSettings, StagePlan, build
+from mubench.plan.trace import extrapolate, isolated_accelerate, measure
 from mubench.plan.unlearn import (
     _dummy_batch,
     _prime_optimizer,
@@ -61,12 +54,12 @@ def _own_accelerate_state():
 
 
 def hparams(method: str, **extra):
-    return METHODS.get(method).Params(lr=1e-3, steps=1, batch_size=2, max_length=32, **extra)
+    return METHODS.entry(method).Params(lr=1e-3, steps=1, batch_size=2, max_length=32, **extra)
 
 
 def real_run(method_name: str, params, dtype: torch.dtype, ref_dtype: torch.dtype, config=CONFIG):
     torch.manual_seed(0)
-    method = METHODS.get(method_name)()
+    method = METHODS.entry(method_name)()
     run = setup_training(method, params, build(config, dtype), seed=0, device="cpu", ref_dtype=ref_dtype,
                          mixed_precision="bf16")
     torch.manual_seed(1)
@@ -85,7 +78,7 @@ def unique_bytes(modules) -> int:
     ("sku", LORA, torch.bfloat16), ("ga", None, torch.bfloat16)])
 def test_resident_bytes_equal_a_real_run(method_name, lora, dtype):
     params = hparams(method_name, lora=lora)
-    planned = resident_bytes(METHODS.get(method_name)(), params, CONFIG, dtype, torch.bfloat16)
+    planned = resident_bytes(METHODS.entry(method_name)(), params, CONFIG, dtype, torch.bfloat16)
     method, run, batches = real_run(method_name, params, dtype, torch.bfloat16)
     assert planned["parameters"] == unique_bytes([run.network, run.ref])
     loss, _ = method.loss(run.model, run.ref, batches, params)
@@ -113,7 +106,7 @@ def test_depth_extrapolation_matches_a_full_depth_trace():
     params = hparams("npo")
     extrapolated = plan_unlearn("unlearn", "npo", params, deep, full_depth=False)
     assert extrapolated.how == "traced at 2 and 4 layers, extrapolated to 10"
-    method = METHODS.get("npo")()
+    method = METHODS.entry("npo")()
 
     def trace(config):
         _, run, batches = real_run("npo", params, torch.float32, torch.bfloat16, config)
@@ -154,7 +147,7 @@ def test_check_fits_names_stage_need_margin_and_fix():
 
 
 def test_a_gpu_stage_is_refused_in_a_child_process_before_anything_loads(monkeypatch, tmp_path):
-    import mubench.plan.trace as memory
+    import mubench.plan.fit as memory
 
     CONFIG.save_pretrained(tmp_path)  # a checkpoint's config.json (the plan needs no weights)
     memory.ensure_fits("cpu", plan_unlearn_stage, "unlearn m/ga", "ga", hparams("ga"), tmp_path)  # CPU: no plan
@@ -175,7 +168,7 @@ def test_frozen_copy_is_a_detached_copy_in_the_asked_dtype(tiny_model):
 
 
 def test_bf16_reference_gives_the_fp32_reference_losses_to_bf16_tolerance(tiny_model, tokenizer, pairs):
-    method = METHODS.get("npo")()
+    method = METHODS.entry("npo")()
     params = method.Params(lr=1e-3, steps=1, batch_size=4, max_length=64, retain_weight=1.0)
     batch = collate(encode_pairs(tokenizer, pairs, 64), tokenizer.pad_token_id)
     losses = {}
@@ -188,7 +181,7 @@ def test_bf16_reference_gives_the_fp32_reference_losses_to_bf16_tolerance(tiny_m
 
 def test_adapter_disabled_reference_is_the_untrained_base(tiny_model, tokenizer, pairs):
     base = copy.deepcopy(tiny_model)
-    method = METHODS.get("npo")()
+    method = METHODS.entry("npo")()
     params = method.Params(lr=5e-3, steps=3, batch_size=4, max_length=64, lora={**LORA, "save": "adapter"})
     trained = unlearn(method, params, tiny_model, tokenizer, pairs, pairs, seed=0, device="cpu").model
     batch = collate(encode_pairs(tokenizer, pairs, 64), tokenizer.pad_token_id)
@@ -201,7 +194,7 @@ def test_adapter_disabled_reference_is_the_untrained_base(tiny_model, tokenizer,
 
 @pytest.mark.parametrize("lora", [None, LORA])
 def test_gradient_checkpointing_gives_the_same_gradients(tiny_model, tokenizer, pairs, lora):
-    method = METHODS.get("graddiff")()
+    method = METHODS.entry("graddiff")()
     batch = collate(encode_pairs(tokenizer, pairs, 64), tokenizer.pad_token_id)
     grads = {}
     for checkpointing in (False, True):
@@ -249,8 +242,8 @@ def test_ablation_plan_is_within_ten_percent_of_a_real_edit(tied):
 
 
 def test_the_tamper_stage_is_refused_before_anything_loads(monkeypatch, tmp_path):
-    import mubench.plan.trace as memory
-    from mubench.core.config import load_params
+    import mubench.plan.fit as memory
+    from mubench.families import load_params
     from mubench.plan.tamper import tamper_plans
 
     tiny = load_params(ROOT / "profiles" / "tiny.yaml")
@@ -262,7 +255,7 @@ def test_the_tamper_stage_is_refused_before_anything_loads(monkeypatch, tmp_path
 
 
 def test_plan_covers_gsm8k_generation_and_the_tamper():
-    from mubench.core.config import load_params
+    from mubench.families import load_params
     from mubench.plan.profile import hours_by_kind, plan_profile
 
     tiny = load_params(ROOT / "profiles" / "tiny.yaml").model_copy(update={"methods": ["ga"]})
@@ -312,7 +305,7 @@ def test_plan_prints_every_stage_as_json_and_exits_2_when_one_does_not_fit():
 
 
 def test_unlearning_compute_counts_every_seed():
-    from mubench.core.config import load_params
+    from mubench.families import load_params
     from mubench.plan.profile import plan_profile
 
     tiny = load_params(ROOT / "profiles" / "tiny.yaml").model_copy(update={"methods": ["ga"]})
@@ -330,8 +323,9 @@ def test_unlearning_compute_counts_every_seed():
 def test_graph_decoding_is_priced_apart_at_the_assumed_overhead():
     """Issue 38: a stage that decodes with `generation.decode: graphs` keeps the measured eager overhead in its
     GPU-hours and gets the assumed one only in the separate column; a stage that does not decode never moves."""
+    from mubench.plan.fit import gpu_hours
     from mubench.plan.roofline import Phase
-    from mubench.plan.trace import StagePlan, gpu_hours
+    from mubench.plan.stage import StagePlan
 
     settings = PlanSettings()
     steps = 1e5  # an overhead-bound decode: tiny steps, many of them

@@ -30,7 +30,7 @@ GENERATION_GB = {"llama2-7b-chat": 91.8, "llama3-8b-instruct": 35.7, "mistral-7b
 
 
 def _params():
-    from mubench.core.config import load_params
+    from mubench.families import load_params
 
     return load_params(ROOT / "profiles" / "paper.yaml")
 
@@ -57,12 +57,12 @@ def _training_pair(job: tuple[str, str]) -> tuple[int, int]:
 
 def _relearn_pair(name: str) -> tuple[int, int]:
     from mubench.plan.unlearn import plan_training
-    from mubench.tamper import get_tamper
+    from mubench.tamper import TAMPER_ATTACKS
     from mubench.tamper.relearn import FineTune
 
     warnings.filterwarnings("ignore")
     params, config = _params(), _config(name)
-    attack = get_tamper("relearn_benign", params.tamper.options("relearn_benign"))
+    attack = TAMPER_ATTACKS.get("relearn_benign", params.tamper.options("relearn_benign"))
     train = attack.p.train_params(attack.p.pairs)
     fast, full = (plan_training("x", FineTune(), train, config, "k", full_depth=depth) for depth in (False, True))
     assert full.how == "traced at full depth", full.how
@@ -87,10 +87,12 @@ def test_training_is_traced_at_full_depth_and_the_fast_mode_stays_within_ten_per
 
 @pytest.mark.parametrize("name", MODELS)
 def test_inference_is_traced_at_full_depth_and_matches_an_independent_trace(name):
-    from mubench.plan.evaluate import plan_drift, plan_generation, utility_plans
+    from mubench.jailbreaks import JAILBREAKS
+    from mubench.plan.evaluate import plan_drift, utility_plans
+    from mubench.plan.generation import plan_generation
     from mubench.plan.judge import judge_plans
-    from mubench.plan.profile import plan_gcg
-    from mubench.plan.trace import PlanSettings
+    from mubench.plan.profile import plan_jailbreak_fit
+    from mubench.plan.stage import PlanSettings
 
     params, config = _params(), _config(name)
     gen = plan_generation("generate", config, 64, 1024, 256, "generation.batch_size")
@@ -100,7 +102,7 @@ def test_inference_is_traced_at_full_depth_and_matches_an_independent_trace(name
         return  # the other kinds run through the same full-depth trace: one architecture for them (CI time)
     kinds = [*utility_plans(params, config, name, ["gsm8k"]),
              plan_drift("drift", config, params.utility.batch_size, 1280, "utility.batch_size", True),
-             plan_gcg("gcg", config, 64, 100)]
+             plan_jailbreak_fit("gcg", "gcg", config, JAILBREAKS.get("gcg").fit_work())]
     assert all(plan.how.startswith("traced at full depth") for plan in kinds), [p.how for p in kinds]
     assert {p.stage.split()[0] for p in kinds} == {"utility", "drift", "gcg"}
     for judge in judge_plans(params, PlanSettings(), resident=int(14e9)):

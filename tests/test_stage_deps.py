@@ -3,10 +3,10 @@
 A stage's code is the CLI command its `cmd` calls: the modules that command imports (at the top of its body, as
 the CLI does lazily), then everything those import, at module level or inside functions, plus the package
 files (e.g. `datasets/hub_pins.json`) of every package reached. Two modules are not followed:
-- `cli.py` itself: it parses arguments and validates params and names (DVC tracks the paths itself);
-  whatever decides a number lives in a module the command calls.
-- the registry imports *inside* `config.py`'s validators: they only check names and knobs (an unknown name
-  stops the stage); a stage that uses an entry's defaults imports that family itself.
+- `cli.py` itself: it parses arguments and validates params and names through `mubench.families` (DVC tracks
+  the paths itself); whatever decides a number lives in a module the command calls. Validation only checks
+  names and knobs (an unknown name stops the stage); a stage that uses an entry imports its family itself.
+- `mubench.core.config`'s validators are handed the registries; only its module-level imports are followed.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from mubench.tamper import TAMPER_ATTACKS, get_tamper
+from mubench.tamper import TAMPER_ATTACKS
 from mubench.tamper.base import TamperContext
 from mubench.tamper.refusal_ablation import orthogonalize, residual_writers, separation
 from mubench.training.encoding import collate, encode_pairs
@@ -32,9 +32,9 @@ def test_the_registry_lists_the_three_attacks_and_validates_params():
 
     assert TAMPER_ATTACKS.names() == ["refusal_ablation", "relearn_benign", "relearn_forget"]
     with pytest.raises(ValidationError):
-        get_tamper("relearn_benign", {"steps": 0})
+        TAMPER_ATTACKS.get("relearn_benign", {"steps": 0})
     with pytest.raises(ValidationError):
-        get_tamper("refusal_ablation", {"layers": [0.5]})  # unknown key
+        TAMPER_ATTACKS.get("refusal_ablation", {"layers": [0.5]})  # unknown key
 
 
 def test_ablation_leaves_no_residual_write_along_the_direction(tiny_model, tokenizer):
@@ -89,7 +89,7 @@ def test_fit_reads_only_the_forget_and_retain_prompts_and_picks_a_candidate_laye
     monkeypatch.setattr(refusal_ablation, "last_token_states",
                         lambda m, t, prompts, s: seen.extend(prompts) or real(m, t, prompts, s))
     ctx = context(tokenizer, pairs)
-    attack = get_tamper("refusal_ablation", {"candidate_layers": [0.5, 1.0], "prompts": 4})
+    attack = TAMPER_ATTACKS.get("refusal_ablation", {"candidate_layers": [0.5, 1.0], "prompts": 4})
     record = attack.fit(tiny_model, ctx)
     assert set(seen) == {p["prompt"] for p in ctx.forget} | {p["prompt"] for p in ctx.retain}
     assert record["layer"] in (1, 2) and set(record["separation"]) == {1, 2}
@@ -101,7 +101,7 @@ def test_fit_reads_only_the_forget_and_retain_prompts_and_picks_a_candidate_laye
 
 def test_relearn_runs_exactly_k_steps_on_the_chosen_pairs_deterministically(tiny_model, tokenizer, pairs):
     ctx = context(tokenizer, pairs)
-    attack = get_tamper("relearn_forget", {"steps": 3, "pairs": 2, "lr": 1e-3, "batch_size": 2})
+    attack = TAMPER_ATTACKS.get("relearn_forget", {"steps": 3, "pairs": 2, "lr": 1e-3, "batch_size": 2})
     chosen = attack.chosen(ctx)
     assert len(chosen) == 2 and all(p in ctx.forget for p in chosen) and attack.chosen(ctx) == chosen
     twin = copy.deepcopy(tiny_model)
@@ -110,7 +110,7 @@ def test_relearn_runs_exactly_k_steps_on_the_chosen_pairs_deterministically(tiny
     assert record["pairs"] == [p["id"] for p in chosen]
     attack.apply(twin, ctx)
     assert all(torch.equal(a, b) for a, b in zip(tiny_model.parameters(), twin.parameters(), strict=True))
-    benign = get_tamper("relearn_benign", {"pairs": 3}).chosen(ctx)
+    benign = TAMPER_ATTACKS.get("relearn_benign", {"pairs": 3}).chosen(ctx)
     assert all(p in ctx.retain for p in benign) and len(benign) == 3
 
 
@@ -119,7 +119,7 @@ def test_relearn_forget_lowers_the_forget_nll(tiny_model, tokenizer, pairs):
     batch = collate(encode_pairs(tokenizer, ctx.forget, 128), tokenizer.pad_token_id)
     with torch.no_grad():
         before = float(nll(tiny_model, batch))
-    get_tamper("relearn_forget", {"steps": 10, "pairs": 4, "lr": 1e-3, "batch_size": 4}).apply(tiny_model, ctx)
+    TAMPER_ATTACKS.get("relearn_forget", {"steps": 10, "pairs": 4, "lr": 1e-3, "batch_size": 4}).apply(tiny_model, ctx)
     tiny_model.eval()
     with torch.no_grad():
         after = float(nll(tiny_model, batch))
@@ -153,7 +153,8 @@ def test_what_broke_names_the_plain_prompt_each_prompt_attack_and_each_tamper():
 def test_tamper_params_are_validated_in_one_line(tmp_path, tamper, message):
     import yaml
 
-    from mubench.core.config import ConfigError, load_params
+    from mubench.core.config import ConfigError
+    from mubench.families import load_params
     from tests.conftest import ROOT
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -167,7 +168,7 @@ def test_tamper_params_are_validated_in_one_line(tmp_path, tamper, message):
 
 def test_relearning_on_pairs_whose_prompts_fill_max_length_stops_with_one_line(tiny_model, tokenizer, pairs):
     ctx = context(tokenizer, pairs)
-    attack = get_tamper("relearn_forget", {"steps": 1, "pairs": 2, "max_length": 16})
+    attack = TAMPER_ATTACKS.get("relearn_forget", {"steps": 1, "pairs": 2, "max_length": 16})
     with pytest.raises(ValueError, match=r"^forget: each of the 2 pairs' prompt alone fills max_length = 16 tokens"):
         attack.apply(tiny_model, ctx)
 
@@ -187,9 +188,9 @@ def test_the_stage_attacks_a_checkpoint_pairs_it_with_its_own_verdicts_and_score
     with ``tamper.utility_per_task`` every copy is scored on the same sample of items. `verify` recomputes it."""
     import json
 
-    from mubench.core.config import load_params
     from mubench.core.workspace import Workspace
     from mubench.engine.models import save_checkpoint
+    from mubench.families import load_params
     from mubench.stages.tamper import run_tamper
     from tests.conftest import ROOT
 
@@ -252,7 +253,7 @@ def test_a_tamper_attack_declares_how_it_edits_and_the_plan_costs_it_by_that(mon
     through its own ``training()``."""
     from transformers import LlamaConfig
 
-    from mubench.core.config import load_params
+    from mubench.families import load_params
     from mubench.plan.tamper import plan_tamper
     from mubench.tamper import TAMPER_ATTACKS
     from mubench.tamper.base import TamperAttack
@@ -275,6 +276,9 @@ def test_a_tamper_attack_declares_how_it_edits_and_the_plan_costs_it_by_that(mon
         def training(self):
             asked.append(self.name)
             return FineTune(), self.p.train_params(2)
+
+        def apply(self, model, ctx):
+            raise AssertionError("planned, never run")
 
     monkeypatch.setitem(TAMPER_ATTACKS._entries, "relearn_benign", ShortRelearn)
     params = load_params(ROOT / "profiles" / "tiny.yaml")

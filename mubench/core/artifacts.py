@@ -68,7 +68,7 @@ class Utility(Open):
 
 
 class Quality(Open):
-    """Degenerate generations (``mubench.scoring.quality``) among the responses to plain harmful and benign prompts."""
+    """Degenerate generations (``mubench.judges.quality``) among the responses to plain harmful and benign prompts."""
 
     degenerate_rate: Rate
     per_reason: dict[str, Rate]

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mubench.core.io import NotUtf8Error, read_utf8
 from mubench.core.registry import Registry, check_slug
@@ -137,13 +146,12 @@ class JudgeConfig(Strict):
                                                                                  "model stays loaded beside it)")
 
     @model_validator(mode="after")
-    def _known(self) -> JudgeConfig:
-        from mubench.judges import JUDGES
-
+    def _known(self, info: ValidationInfo) -> JudgeConfig:
+        judges = _families(info).judges
         for name in (self.safety, self.oversafety):
-            if name not in JUDGES:
-                _raise(JUDGES, name, where="judge")
-        _check_settings(JUDGES, self.options, "judge.options")
+            if name not in judges:
+                _raise(judges, name, where="judge")
+        _check_settings(judges, self.options, "judge.options")
         return self
 
 
@@ -156,21 +164,20 @@ class JailbreaksConfig(Strict):
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _known(self) -> JailbreaksConfig:
-        from mubench.jailbreaks import JAILBREAKS
-
+    def _known(self, info: ValidationInfo) -> JailbreaksConfig:
+        jailbreaks = _families(info).jailbreaks
         for key, wants_model in (("template", False), ("fitted", True)):
             names = getattr(self, key)
             for name in names:
-                if name not in JAILBREAKS:
-                    _raise(JAILBREAKS, name, where=f"jailbreaks.{key}")
-                if JAILBREAKS.get(name).needs_model != wants_model:
+                if name not in jailbreaks:
+                    _raise(jailbreaks, name, where=f"jailbreaks.{key}")
+                if jailbreaks.entry(name).needs_model != wants_model:
                     other = "fitted" if wants_model is False else "template"
                     raise ValueError(f"jailbreaks.{key}: '{name}' belongs in jailbreaks.{other}")
         names = self.names()
         if len(set(names)) != len(names):
             raise ValueError(f"jailbreaks: a jailbreak is listed twice in {names}")
-        _check_settings(JAILBREAKS, self.params, "jailbreaks.params")
+        _check_settings(jailbreaks, self.params, "jailbreaks.params")
         return self
 
     def names(self) -> list[str]:
@@ -197,15 +204,14 @@ class TamperConfig(Strict):
                                              "checkpoint it is compared with); null = every item")
 
     @model_validator(mode="after")
-    def _known(self) -> TamperConfig:
-        from mubench.tamper import TAMPER_ATTACKS
-
+    def _known(self, info: ValidationInfo) -> TamperConfig:
+        attacks = _families(info).tamper
         for name in self.names:
-            if name not in TAMPER_ATTACKS:
-                _raise(TAMPER_ATTACKS, name, where="tamper.names")
+            if name not in attacks:
+                _raise(attacks, name, where="tamper.names")
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"tamper.names: an attack is listed twice in {self.names}")
-        _check_settings(TAMPER_ATTACKS, self.params, "tamper.params")
+        _check_settings(attacks, self.params, "tamper.params")
         return self
 
     def options(self, name: str) -> dict[str, Any]:
@@ -271,6 +277,7 @@ class Params(Strict):
     judge: JudgeConfig
     utility: UtilityConfig
     statistics: StatisticsConfig
+    _method_configs: dict[str, Settings] = PrivateAttr(default_factory=dict)
 
     @field_validator("seeds")
     @classmethod
@@ -286,14 +293,14 @@ class Params(Strict):
 
     @field_validator("datasets", "methods")
     @classmethod
-    def _known_names(cls, names: list[str], info) -> list[str]:
-        return _check_names(names, _registry(info.field_name))
+    def _known_names(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        families = _families(info)
+        return _check_names(names, families.datasets if info.field_name == "datasets" else families.methods)
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Params:
-        from mubench.datasets import DATASETS
-        from mubench.methods import METHODS
-
+    def _cross_checks(self, info: ValidationInfo) -> Params:
+        families = _families(info)
+        datasets, methods = families.datasets, families.methods
         for name in self.models:
             if name not in self.model_zoo:
                 raise ValueError(f"models: '{name}' has no entry in model_zoo; allowed: "
@@ -304,8 +311,8 @@ class Params(Strict):
                 if name not in self.datasets:
                     raise ValueError(f"data.{key}: '{name}' is not listed in datasets; allowed: "
                                      f"{', '.join(self.datasets)}")
-                if DATASETS.get(name).role != role:
-                    raise ValueError(f"data.{key}: '{name}' has role '{DATASETS.get(name).role}', "
+                if datasets.entry(name).role != role:
+                    raise ValueError(f"data.{key}: '{name}' has role '{datasets.entry(name).role}', "
                                      f"not '{role}'")
         for key, section in (("generation", self.generation), ("utility", self.utility), ("judge", self.judge)):
             unknown = sorted(set(section.batch_size_by_model) - set(self.model_zoo))
@@ -330,9 +337,12 @@ class Params(Strict):
             if name not in self.method_params:
                 raise ValueError(f"method_params: no entry for method '{name}' (add `{name}: {{}}` to use "
                                  "its defaults)")
-        _check_settings(METHODS, self.method_params, "method_params")
+        _check_settings(methods, self.method_params, "method_params")
+        # each method's settings, validated once here: stages and the plan read these instances
+        self._method_configs = {name: methods.entry(name).Params(**self.method_params.get(name, {}))
+                                for name in self.methods}
         for name in self.methods:
-            if self.method_config(name).lora is not None and not METHODS.get(name).accepts_lora():
+            if self.method_config(name).lora is not None and not methods.entry(name).accepts_lora():
                 raise ValueError(f"method_params.{name}.lora: {name} chooses its own trainable weights (prepare); "
                                  "remove lora")
         return self
@@ -344,11 +354,13 @@ class Params(Strict):
                 "utility": self.utility.batch_size_by_model.get(model, self.utility.batch_size),
                 "judge": self.judge.batch_size_by_model.get(model)}
 
-    def method_config(self, name: str) -> Any:
-        """The validated hyperparameters of method ``name`` (its defaults where params leave them out)."""
-        from mubench.methods import METHODS
-
-        return METHODS.get(name).Params(**self.method_params.get(name, {}))
+    def method_config(self, name: str) -> Settings:
+        """The validated hyperparameters of method ``name`` (its defaults where params leave them out): a
+        ``TrainParams`` subclass of the method's, validated once when the params were loaded."""
+        if name not in self._method_configs:
+            raise ConfigError(f"method_params: '{name}' is not in methods of this run; allowed: "
+                              f"{', '.join(self.methods)}")
+        return self._method_configs[name]
 
     def method_variants(self) -> dict[str, list[str]]:
         """{method: its variants, one per unlearning seed}."""
@@ -367,13 +379,30 @@ def _distinct(names: list, where: str) -> list:
     return names
 
 
-def _registry(field: str) -> Registry:
-    """The registry that validates a params list (imported lazily: methods pull in torch)."""
-    if field == "datasets":
-        from mubench.datasets import DATASETS as registry
-    else:
-        from mubench.methods import METHODS as registry
-    return registry
+@dataclass(frozen=True)
+class Families:
+    """The five registries params are validated against. Core sits below the families, so it is handed them:
+    ``mubench.families.load_params`` passes the loaded ones (``mubench.families.FAMILIES``)."""
+
+    datasets: Registry
+    methods: Registry
+    jailbreaks: Registry
+    tamper: Registry
+    judges: Registry
+
+    def of(self, family: str) -> Registry:
+        """The registry whose entries are called ``family`` in messages ("method", "tamper attack", ...)."""
+        for registry in (self.datasets, self.methods, self.jailbreaks, self.tamper, self.judges):
+            if registry.family == family:
+                return registry
+        raise KeyError(family)
+
+
+def _families(info: ValidationInfo) -> Families:
+    families = (info.context or {}).get("families")
+    if not isinstance(families, Families):
+        raise TypeError("params validated without the registries: use mubench.families.load_params")
+    return families
 
 
 def _raise(registry: Registry, name: str, where: str | None = None) -> None:
@@ -388,7 +417,7 @@ def _check_settings(registry: Registry, settings: dict[str, dict[str, Any]], whe
         if name not in registry:
             _raise(registry, name, where=where)
         try:
-            registry.get(name).Params(**raw)
+            registry.entry(name).Params(**raw)
         except ValidationError as exc:
             raise ValueError(_format_error(exc.errors()[0], prefix=f"{where}.{name}")) from None
 
@@ -468,8 +497,8 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}:{where} is not valid YAML ({problem})") from None
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Parse and validate a params file; raise ConfigError with one line on any problem."""
+def load_params(path: str | Path, families: Families) -> Params:
+    """Parse and validate a params file against ``families``; raise ConfigError with one line on any problem."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such params file (pass a path, e.g. `mubench check params.yaml`)")
@@ -477,7 +506,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
     try:
-        return Params(**raw)
+        return Params.model_validate(raw, context={"families": families})
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_format_error(exc.errors()[0])}") from None
 
@@ -490,20 +519,3 @@ def gpu_memory_gb(value: float | None) -> float | None:
     if value is not None and not (math.isfinite(value) and 0 < value <= 10_000):
         raise ValueError(f"{value} is not a GPU memory size; give the GB of one GPU, e.g. --gpu-mem 80")
     return value
-
-
-_FAMILIES = {"method": ("mubench.methods", "METHODS"), "jailbreak": ("mubench.jailbreaks", "JAILBREAKS"),
-             "tamper attack": ("mubench.tamper", "TAMPER_ATTACKS"), "dataset": ("mubench.datasets", "DATASETS")}
-
-
-def require_member(name: str | int, allowed: list, key: str, family: str | None = None) -> None:
-    """A name given on the command line: registered in ``family`` (else UnknownNameError listing the names, so a
-    typo reads as one), then listed under ``key`` of this run's params (else ConfigError listing them)."""
-    if family is not None and name not in allowed:
-        import importlib
-
-        module, attr = _FAMILIES[family]
-        getattr(importlib.import_module(module), attr).get(name)
-    if name not in allowed:
-        raise ConfigError(f"'{name}' is not in {key} of this run; allowed: "
-                          f"{', '.join(map(str, allowed)) or '(none)'}")

@@ -1,10 +1,24 @@
-"""A tiny name -> entry registry, one per family (methods, attacks, datasets, judges)."""
+"""A name -> entry registry, one per family (methods, jailbreaks, tamper attacks, judges, datasets).
+
+Every family has the same shape: an abstract base class that documents what goes in and comes out, one file per
+entry, and this registry defined in the family's base module (entries import it from there, so imports flow
+down). Use::
+
+    JUDGES.entry("llamaguard")                       # the class (its Params, declared capabilities)
+    JUDGES.entry("llamaguard", {"batch_size": 4})      # an instance; settings validated once, here
+    JUDGES.names()                                   # the registered names, sorted
+
+An entry class carries a ``Params`` model (a ``Settings`` subclass) and takes one validated instance of it at
+construction. A dataset is registered as a ``DatasetSpec`` instance: ``get`` returns it and takes no settings.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
 
 T = TypeVar("T")
 
@@ -57,12 +71,26 @@ class Registry(Generic[T]):
 
         return decorator
 
-    def get(self, name: str) -> T:
+    def entry(self, name: str) -> T:
+        """The registered entry (a class, or a dataset's spec); UnknownNameError listing the names otherwise."""
         if name not in self._entries:
             raise UnknownNameError(
                 f"'{name}' is not a known {self.family}; allowed: {', '.join(self.names())}"
             )
         return self._entries[name]
+
+    def get(self, name: str, settings: Mapping[str, Any] | BaseModel | None = None) -> Any:
+        """An instance of entry ``name`` with its settings validated against the entry's ``Params`` (defaults
+        where ``settings`` leaves them out; an instance of ``Params`` is taken as it is). A registered instance
+        (a dataset's spec) is returned as it is and takes no settings."""
+        entry = self.entry(name)
+        if not isinstance(entry, type):
+            if settings:
+                raise TypeError(f"{self.family} '{name}' takes no settings")
+            return entry
+        model = entry.Params
+        valid = settings if isinstance(settings, model) else model.model_validate(dict(settings or {}))
+        return entry(valid)
 
     def names(self) -> list[str]:
         return sorted(self._entries)

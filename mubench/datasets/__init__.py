@@ -1,25 +1,10 @@
-"""Dataset registry: one module per dataset, each registering a DatasetSpec under its name."""
+"""Datasets: one module per dataset, each registering a DatasetSpec under its name (see catalog.py).
+
+Importing this package registers every entry; the registry lives in ``catalog.py``, so entries import downwards."""
 
 from __future__ import annotations
 
-from mubench.core.registry import Registry
-from mubench.datasets.catalog import DatasetSpec
-
-DATASETS: Registry[DatasetSpec] = Registry("dataset", DatasetSpec)
-
-
-def register(spec: DatasetSpec) -> DatasetSpec:
-    DATASETS.register(spec.name)(spec)
-    return spec
-
-
-def is_generation_task(name: str) -> bool:
-    """A utility dataset scored by generating an answer (GSM8K), not by answer choices."""
-    return DATASETS.get(name).extra.get("task") == "generate"
-
-
-# Importing the entries fills the registry.
-from mubench.datasets import (  # noqa: E402,F401
+from mubench.datasets import (  # noqa: F401
     advbench,
     alpaca,
     arc_challenge,
@@ -40,3 +25,6 @@ from mubench.datasets import (  # noqa: E402,F401
     truthfulqa,
     xstest,
 )
+from mubench.datasets.catalog import DATASETS, DatasetSpec, is_generation_task, register
+
+__all__ = ["DATASETS", "DatasetSpec", "is_generation_task", "register"]

@@ -12,8 +12,15 @@ from pathlib import Path
 
 import yaml
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, MalformedDataError, MirrorSource, PypiSource, UrlSource, record
+from mubench.datasets.catalog import (
+    DatasetSpec,
+    MalformedDataError,
+    MirrorSource,
+    PypiSource,
+    UrlSource,
+    record,
+    register,
+)
 from mubench.datasets.readers import github_raw, read_csv, require
 
 FILE = "pyrit/datasets/seed_datasets/local/adv_bench.prompt"

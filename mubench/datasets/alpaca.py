@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, HubSource, record
+from mubench.datasets.catalog import DatasetSpec, HubSource, record, register
 from mubench.datasets.readers import check_columns, read_parquet, require
 
 FILE = "data/train-00000-of-00001-a09b74b3ef9c3b56.parquet"

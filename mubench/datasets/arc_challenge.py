@@ -9,8 +9,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, HubSource, MalformedDataError, MirrorSource, UrlSource, record
+from mubench.datasets.catalog import (
+    DatasetSpec,
+    HubSource,
+    MalformedDataError,
+    MirrorSource,
+    UrlSource,
+    record,
+    register,
+)
 from mubench.datasets.readers import check_columns, github_raw, read_json_list, read_parquet, require
 
 FILE = "ARC-Challenge/test.json"

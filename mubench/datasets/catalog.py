@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mubench.core.registry import Registry
+
 Role = Literal["forget", "retain", "harmful", "jailbreak-corpus", "over-safety", "utility"]
 
 
@@ -166,3 +168,17 @@ class MalformedDataError(ValueError):
 
     def __init__(self, path: Path, row: int | str, problem: str) -> None:
         super().__init__(f"{path}: row {row}: {problem}")
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset", DatasetSpec)
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    """Register ``spec`` under its name (each dataset module calls this at import)."""
+    DATASETS.register(spec.name)(spec)
+    return spec
+
+
+def is_generation_task(name: str) -> bool:
+    """A utility dataset scored by generating an answer (GSM8K), not by answer choices."""
+    return DATASETS.entry(name).extra.get("task") == "generate"

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, PypiSource, record
+from mubench.datasets.catalog import DatasetSpec, PypiSource, record, register
 from mubench.datasets.readers import read_jsonl, require
 
 AREAS = {

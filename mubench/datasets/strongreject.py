@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mubench.datasets import register
-from mubench.datasets.catalog import DatasetSpec, MirrorSource, PypiSource, UrlSource, record
+from mubench.datasets.catalog import DatasetSpec, MirrorSource, PypiSource, UrlSource, record, register
 from mubench.datasets.readers import github_raw, read_csv, require
 
 FILE = "strongreject_dataset.csv"

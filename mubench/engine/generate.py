@@ -378,6 +378,15 @@ def generate_batch(model, tokenizer, texts: list[str], params: DecodeParams) -> 
     return _run_batch(model, tokenizer, [PromptRow(r, prefix) for r in ids], params)
 
 
+def decode_batches(queue: list, batch_size: int, full: bool) -> list[list]:
+    """``queue`` (sorted by length) cut into batches of at most ``batch_size``: full ones (one graph shape; the
+    last may be short) or balanced sizes (every batch pays one pass over all weights per decoding step)."""
+    if full:
+        return [queue[start:start + batch_size] for start in range(0, len(queue), batch_size)]
+    count = -(-len(queue) // batch_size) if queue else 0
+    return [queue[len(queue) * b // count:len(queue) * (b + 1) // count] for b in range(count)]
+
+
 def generate_sets(
     model,
     tokenizer,
@@ -419,11 +428,7 @@ def generate_sets(
     # prefill (one call per set within a batch) never pads a row beyond its own set's longest. Balanced sizes,
     # because every batch pays one pass over all weights per decoding step whatever its size.
     queue.sort(key=lambda item: (len(item[2].ids), item[0], item[1]))
-    if params.graphs:
-        batches = [queue[start:start + batch_size] for start in range(0, len(queue), batch_size)]
-    else:
-        count = -(-len(queue) // batch_size) if queue else 0
-        batches = [queue[len(queue) * b // count:len(queue) * (b + 1) // count] for b in range(count)]
+    batches = decode_batches(queue, batch_size, params.graphs)
     total = sum(len(v) for v in texts.values())
     fresh, lengths = {}, set()
     for batch in track(batches, f"{description} ({len(queue)} new, {total - len(queue)} cached)",

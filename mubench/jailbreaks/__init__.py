@@ -1,15 +1,10 @@
-"""Jailbreak attack registry. An attack rewrites a harmful goal into an attack prompt (see base.py)."""
+"""Prompt-level jailbreak attacks. An attack rewrites a harmful goal into an attack prompt (see base.py).
+
+Importing this package registers every entry; the registry lives in ``base.py``, so entries import downwards."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from mubench.core.registry import Registry
-from mubench.jailbreaks.base import Jailbreak
-
-JAILBREAKS: Registry[type] = Registry("jailbreak", Jailbreak)
-
-from mubench.jailbreaks import (  # noqa: E402,F401
+from mubench.jailbreaks import (  # noqa: F401
     aim,
     base64,
     caesar,
@@ -22,9 +17,6 @@ from mubench.jailbreaks import (  # noqa: E402,F401
     prefix_injection,
     refusal_suppression,
 )
+from mubench.jailbreaks.base import JAILBREAKS, Jailbreak
 
-
-def get_jailbreak(name: str, params: dict[str, Any] | None = None):
-    """An attack instance with its validated parameters (defaults where ``params`` leaves them out)."""
-    cls = JAILBREAKS.get(name)
-    return cls(cls.Params(**(params or {})))
+__all__ = ["JAILBREAKS", "Jailbreak"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mubench.jailbreaks import JAILBREAKS
+from mubench.jailbreaks.base import JAILBREAKS
 from mubench.jailbreaks.templates import TemplateAttack, TemplateParams
 
 

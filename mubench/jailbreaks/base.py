@@ -18,9 +18,11 @@ suffix) and their prompts are then transferred unchanged to every unlearned vari
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from mubench.core.registry import Registry
 from mubench.core.settings import Settings
 
 Prompt = str | list[dict[str, str]]
@@ -42,7 +44,20 @@ class FitContext:
     system_prompt: str | None = None
 
 
-class Jailbreak:
+@dataclass(frozen=True)
+class FitWork:
+    """A fitted jailbreak's accelerator work on the base model, as ``mubench plan`` costs it (read from the attack,
+    never from its name): its largest forward (``batch`` sequences of ``tokens`` tokens, the batch set by
+    ``batch_key``) and the sequence forwards of the whole fit (a backward counted as two more)."""
+
+    batch: int
+    tokens: int
+    sequences: int
+    batch_key: str
+    what: str  # how the plan traced it, e.g. "a forward at GCG's candidate shapes"
+
+
+class Jailbreak(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     needs_model: ClassVar[bool] = False
@@ -59,9 +74,17 @@ class Jailbreak:
         """Model-based attacks: fit on the base model; returns a record of the fit (losses, choices)."""
         return {}
 
+    @abstractmethod
     def apply(self, goal: str) -> Prompt:
         raise NotImplementedError
+
+    def fit_work(self) -> FitWork | None:
+        """The accelerator work of ``fit`` (None: it runs no model forward worth planning)."""
+        return None
 
     def decode(self, response: str) -> str:
         """Map a response back to plain text before judging (identity unless the attack encodes)."""
         return response
+
+
+JAILBREAKS: Registry[type[Jailbreak]] = Registry("jailbreak", Jailbreak)

@@ -12,8 +12,7 @@ import string
 
 from pydantic import Field
 
-from mubench.jailbreaks import JAILBREAKS
-from mubench.jailbreaks.base import Jailbreak, JailbreakParams
+from mubench.jailbreaks.base import JAILBREAKS, Jailbreak, JailbreakParams
 
 SYSTEM = (
     "You are an expert on the Caesar cipher. We will communicate only in the Caesar cipher; do not act as a "

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mubench.jailbreaks import JAILBREAKS
-from mubench.jailbreaks.base import Jailbreak, JailbreakParams
+from mubench.jailbreaks.base import JAILBREAKS, Jailbreak, JailbreakParams
 
 TEMPLATE = (
     "Write a {scene} story with more than {characters} characters, in which every character can write a story "

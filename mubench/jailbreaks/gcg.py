@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from mubench.core.progress import log
-from mubench.jailbreaks import JAILBREAKS
-from mubench.jailbreaks.base import FitContext, Jailbreak, JailbreakParams
+from mubench.jailbreaks.base import JAILBREAKS, FitContext, FitWork, Jailbreak, JailbreakParams
 
 if TYPE_CHECKING:
     import torch
@@ -81,6 +80,14 @@ class Gcg(Jailbreak):
     def __init__(self, params: GcgParams | None = None) -> None:
         super().__init__(params)
         self.suffix: str | None = None
+
+    def fit_work(self) -> FitWork:
+        """Per step: ``search_width`` candidates' forwards (in batches of ``eval_batch``) and one gradient
+        (forward + backward) per behaviour; a sequence is the goal (~64 tokens), the suffix and the target."""
+        p = self.p
+        return FitWork(batch=min(p.eval_batch, p.search_width), tokens=64 + p.suffix_tokens + 16,
+                       sequences=(p.search_width + 3) * p.steps * p.behaviours,
+                       batch_key="jailbreaks.params.gcg.eval_batch", what="a forward at GCG's candidate shapes")
 
     def params(self) -> dict:
         return {**self.p.model_dump(), "suffix": self.suffix}

@@ -12,8 +12,7 @@ import random
 
 from pydantic import Field
 
-from mubench.jailbreaks import JAILBREAKS
-from mubench.jailbreaks.base import FitContext, Jailbreak, JailbreakParams
+from mubench.jailbreaks.base import JAILBREAKS, FitContext, Jailbreak, JailbreakParams
 
 
 class IcaParams(JailbreakParams):

@@ -15,8 +15,7 @@ import re
 
 from pydantic import Field
 
-from mubench.jailbreaks import JAILBREAKS
-from mubench.jailbreaks.base import Jailbreak, JailbreakParams
+from mubench.jailbreaks.base import JAILBREAKS, Jailbreak, JailbreakParams
 
 IMPERATIVES = (
     "write", "create", "develop", "design", "provide", "give", "generate", "produce", "draft", "compose",

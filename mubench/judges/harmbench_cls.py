@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mubench.judges import JUDGES, Verdict
+from mubench.judges.base import JUDGES, Verdict
 from mubench.judges.llm import LlmJudge, LlmJudgeParams
 
 PROMPT = (

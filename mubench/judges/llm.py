@@ -10,7 +10,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from mubench.core.settings import MAX_BATCH
-from mubench.judges import Judge, JudgeParams, Verdict
+from mubench.judges.base import Judge, JudgeParams, Verdict
 
 
 class LlmJudgeParams(JudgeParams):

@@ -1,10 +1,10 @@
-"""Unlearning methods registry. A method is a class with a ``Params`` model and a ``loss`` (see base.py)."""
+"""Unlearning methods. A method is a class with a ``Params`` model and a ``loss`` (see base.py).
+
+Importing this package registers every entry; the registry lives in ``base.py``, so entries import downwards."""
 
 from __future__ import annotations
 
-from mubench.core.registry import Registry
-from mubench.methods.base import Method
+from mubench.methods import dpo, ga, graddiff, llmu, npo, rmu, safe_unlearning, simnpo, sku  # noqa: F401
+from mubench.methods.base import METHODS, Method
 
-METHODS: Registry[type] = Registry("method", Method)
-
-from mubench.methods import dpo, ga, graddiff, llmu, npo, rmu, safe_unlearning, simnpo, sku  # noqa: E402,F401
+__all__ = ["METHODS", "Method"]

@@ -21,51 +21,21 @@ hooks, each declared by a class attribute that the plan and the training loop re
 partial one) and ``finalize`` with ``edits_after_training = True`` (e.g. a task-vector edit after training,
 which reads the reference's weights, so under LoRA merged the reference is a copy). A hook without its
 declaration, or the reverse, is a TypeError when the class is defined.
-Register with ``@METHODS.register("mine")`` and import it in __init__.py.
+Register with ``@METHODS.register("mine")`` (``METHODS`` is defined below) and import it in __init__.py.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from mubench.core.settings import MAX_BATCH, Settings
+from mubench.core.registry import Registry
+from mubench.training.params import TrainParams
 
 if TYPE_CHECKING:
     import torch
 
-LLAMA_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-class LoraParams(Settings):
-    """LoRA (PEFT) instead of full fine-tuning; saved as an adapter (default: the variant is its base plus the
-    adapter, loaded unmerged, so a small update is never rounded into a bf16 base) or merged into the weights."""
-
-    r: int = Field(8, ge=1)
-    alpha: float = Field(16.0, gt=0)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: list(LLAMA_LINEAR), min_length=1)
-    save: Literal["merged", "adapter"] = Field("adapter", description="adapter: only the LoRA weights, plus the "
-                                                                      "hash of the base they apply to")
-
-
-class TrainParams(Settings):
-    """What every method trains with (``method_params.NAME``); methods add their own knobs."""
-
-    lr: float = Field(1e-5, gt=0, le=1.0, description="above 1 no Adam step is meaningful")
-    steps: int = Field(20, ge=1)
-    batch_size: int = Field(8, ge=1, le=MAX_BATCH)
-    grad_accum: int = Field(1, ge=1)
-    max_length: int = Field(256, ge=16)
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
-    lora: LoraParams | None = Field(None, description="null = full fine-tuning")
-    gradient_checkpointing: bool = Field(False, description="recompute activations in backward: less memory, "
-                                                            "about one more forward of compute")
-
-
-class Method:
+class Method(ABC):
     name: ClassVar[str]
     Params: ClassVar[type[TrainParams]] = TrainParams
     needs_reference: ClassVar[bool] = False
@@ -80,6 +50,9 @@ class Method:
                 raise TypeError(f"{cls.__name__}: " + (f"overrides {hook} without declaring {flag} = True"
                                                        if overrides else f"declares {flag} without a {hook}"))
 
+    def __init__(self, params: TrainParams | None = None) -> None:
+        self.p = params if params is not None else self.Params()
+
     def streams(self, forget: list[dict], retain: list[dict], seed: int,
                 params: TrainParams) -> dict[str, list[dict]]:
         """The (prompt, response) lists the loss reads, by stream name: only ``forget`` by default."""
@@ -92,9 +65,15 @@ class Method:
 
     def prepare(self, model, params: TrainParams, seed: int) -> None:
         """Called before the optimizer is built, for full fine-tuning only (all parameters train by default)."""
+        return None
 
+    @abstractmethod
     def loss(self, model, ref, batches: dict[str, dict[str, torch.Tensor]], params: TrainParams):
         raise NotImplementedError
 
     def finalize(self, model, ref, params: TrainParams) -> None:
         """Called after the last step, on the unwrapped model."""
+        return None
+
+
+METHODS: Registry[type[Method]] = Registry("method", Method)

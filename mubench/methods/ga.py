@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mubench.methods import METHODS
-from mubench.methods.base import Method, TrainParams
+from mubench.methods.base import METHODS, Method
+from mubench.training.params import TrainParams
 
 
 class GAParams(TrainParams):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mubench.methods import METHODS
-from mubench.methods.base import Method, TrainParams
+from mubench.methods.base import METHODS, Method
+from mubench.training.params import TrainParams
 
 
 class NPOParams(TrainParams):

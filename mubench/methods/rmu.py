@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
-from mubench.methods import METHODS
-from mubench.methods.base import Method, TrainParams
+from mubench.methods.base import METHODS, Method
+from mubench.training.params import TrainParams
 
 if TYPE_CHECKING:
     import torch

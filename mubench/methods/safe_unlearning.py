@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mubench.methods import METHODS
-from mubench.methods.base import Method, TrainParams
+from mubench.methods.base import METHODS, Method
 from mubench.methods.targets import with_refusals
+from mubench.training.params import TrainParams
 
 
 class SafeUnlearningParams(TrainParams):

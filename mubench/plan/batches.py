@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from mubench.core.settings import MAX_BATCH
 from mubench.core.workspace import Workspace
-from mubench.plan.trace import PlanSettings, StagePlan
+from mubench.plan.stage import PlanSettings, StagePlan
 
 STEP = 8  # batches are proposed in multiples of 8 (tensor-core friendly, and readable)
 
@@ -22,7 +22,8 @@ STEP = 8  # batches are proposed in multiples of 8 (tensor-core friendly, and re
 def _plans(params, name: str, config, kind: str, batch: int, settings: PlanSettings, generating: list[str],
            adapter: int) -> list[StagePlan]:
     """The plans of ``kind`` for model ``name`` at ``batch``."""
-    from mubench.plan.evaluate import plan_drift, plan_generation, utility_plans
+    from mubench.plan.evaluate import plan_drift, utility_plans
+    from mubench.plan.generation import plan_generation
     from mubench.plan.judge import judge_plans
     from mubench.plan.profile import with_adapter as add_adapter
 
@@ -62,7 +63,7 @@ def propose_batches(params, settings: PlanSettings, limit: int, ws: Workspace = 
     from mubench.plan.profile import adapter_bytes, model_config
 
     generating = [t for t in params.data.utility if is_generation_task(t)]
-    llm_judge = any(issubclass(JUDGES.get(n), LlmJudge) for n in (params.judge.safety, params.judge.oversafety))
+    llm_judge = any(issubclass(JUDGES.entry(n), LlmJudge) for n in (params.judge.safety, params.judge.oversafety))
     out: dict[str, dict[str, int | None]] = {}
     for name in params.models:
         config = model_config(name, params.model_zoo[name], ws)

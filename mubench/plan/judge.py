@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mubench.plan.evaluate import plan_generation
+from mubench.plan.generation import plan_generation
 from mubench.plan.roofline import time_generation
-from mubench.plan.trace import PlanError, PlanSettings, StagePlan
+from mubench.plan.stage import PlanError, PlanSettings, StagePlan
 
 ARCH_DIR = Path(__file__).with_name("arch")
 
@@ -42,7 +42,7 @@ def judge_plans(params, settings: PlanSettings, resident: int = 0, judged: float
 
     plans = []
     for name in dict.fromkeys((params.judge.safety, params.judge.oversafety)):
-        cls = JUDGES.get(name)
+        cls = JUDGES.entry(name)
         if not issubclass(cls, LlmJudge):
             continue
         options = cls.Params(**params.judge.options.get(name, {}))

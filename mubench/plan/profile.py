@@ -10,33 +10,29 @@ LoRA/frozen layers), at a stated MFU; row counts come from the profile's sizes, 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 
 from mubench.core.workspace import Workspace
-from mubench.plan.evaluate import batch_key, plan_drift, plan_generation, utility_plans
+from mubench.jailbreaks import JAILBREAKS
+from mubench.jailbreaks.base import FitWork
+from mubench.plan.evaluate import batch_key, plan_drift, utility_plans
+from mubench.plan.fit import check_fits, gpu_hours
+from mubench.plan.generation import plan_generation
 from mubench.plan.judge import ARCH_DIR, arch_config, hub_arch_file, judge_plans
-from mubench.plan.roofline import time_forward, time_generation
+from mubench.plan.roofline import Phase, time_forward, time_generation
+from mubench.plan.stage import GB, PlanSettings, StagePlan, build, inference_plan, matmul_params
 from mubench.plan.tamper import plan_tamper
-from mubench.plan.trace import (
-    GB,
-    PlanSettings,
-    StagePlan,
-    build,
-    check_fits,
-    extrapolate,
-    fake_tensors,
-    gpu_hours,
-    inference_plan,
-    matmul_params,
-    measure,
-)
+from mubench.plan.trace import extrapolate, fake_tensors, measure
 from mubench.plan.unlearn import plan_unlearn
 
 
-def plan_gcg(stage: str, config, eval_batch: int, tokens: int, dtype=torch.bfloat16) -> StagePlan:
-    """GCG's candidate scoring at its shapes: ``eval_batch`` candidates of ``tokens`` tokens in one forward
-    (a model forward at gcg.py's shapes, not gcg.py itself; its one-sequence gradient step is smaller)."""
+def plan_jailbreak_fit(attack: str, stage: str, config, work: FitWork, dtype=torch.bfloat16) -> StagePlan:
+    """A fitted jailbreak's largest forward at the shapes it declares (``Jailbreak.fit_work``: e.g. GCG's
+    candidate scoring, not gcg.py itself, whose one-sequence gradient step is smaller), and the whole fit's
+    FLOPs."""
+    eval_batch, tokens = work.batch, work.tokens
 
     def trace(cfg) -> dict[str, int]:
         with fake_tensors():
@@ -49,8 +45,10 @@ def plan_gcg(stage: str, config, eval_batch: int, tokens: int, dtype=torch.bfloa
             return measure(step, model)
 
     parts, how = extrapolate(config, trace, None)
-    return inference_plan(stage, parts, how + "; a forward at GCG's candidate shapes", eval_batch,
-                           "jailbreaks.params.gcg.eval_batch", config, tokens)
+    plan = inference_plan(stage, parts, f"{how}; {work.what}", eval_batch, work.batch_key, config, tokens)
+    plan.flops = 2.0 * matmul_params(config) * tokens * work.sequences
+    plan.phases = [Phase(attack, plan.flops, 0.0)]
+    return plan
 
 
 def model_config(name: str, spec, ws: Workspace = Workspace()):
@@ -68,34 +66,60 @@ def model_config(name: str, spec, ws: Workspace = Workspace()):
     return arch_config(candidates, f"model '{name}'")
 
 
+@dataclass
+class PlanCollector:
+    """The stages planned so far: each is reported (``progress``) and, with ``limit`` (bytes), checked as it is
+    added, so the first stage that does not fit stops the plan."""
+
+    settings: PlanSettings
+    progress: Callable[[str], None] | None = None
+    limit: int | None = None
+    plans: list[StagePlan] = field(default_factory=list)
+
+    def add(self, plan: StagePlan) -> None:
+        if self.progress:
+            self.progress(plan.stage)
+        if self.limit is not None:
+            check_fits([plan], self.limit, settings=self.settings)
+        self.plans.append(plan)
+
+
 def plan_profile(params, settings: PlanSettings = PlanSettings(), ws: Workspace = Workspace(),
                  progress: Callable[[str], None] | None = None, limit: int | None = None) -> list[StagePlan]:
     """Every accelerator stage of ``params``: unlearn per model x method (its compute times the number of
-    unlearning seeds), then per model generation, utility (scoring; GSM8K's generation), drift, GCG and the model
-    attacks (on the base and every variant), then the LLM judges. With ``limit`` (bytes), the first stage whose
-    need (peak + margin + CUDA context) is over it raises PlanError (the remaining traces are cancelled)."""
+    unlearning seeds), then per model generation, utility (scoring; GSM8K's generation), drift, the fitted
+    jailbreaks and the model attacks (on the base and every variant), then the LLM judges. With ``limit``
+    (bytes), the first stage whose need (peak + margin + CUDA context) is over it raises PlanError (the remaining
+    traces are cancelled)."""
+    from mubench.datasets import is_generation_task
+
+    out = PlanCollector(settings, progress, limit)
+    counts = row_counts(params, settings)
+    generating = [t for t in params.data.utility if is_generation_task(t)]  # no data yet: the catalog says
+    configs = {name: model_config(name, params.model_zoo[name], ws) for name in params.models}
+    add_unlearning(out, params, configs)
+    for name, config in configs.items():
+        add_inference(out, params, name, config, counts, generating)
+        add_tamper(out, params, name, config, counts, generating)
+    # an LLM judge per evaluated model: that model's weights stay loaded beside it, at that model's judge batch;
+    # it reads each checkpoint's own generations and its attacked copies'
+    judged = (counts["generated"] + counts["tampered"]) * len(params.variants())
+    for name in params.models:
+        resident = max((p.parts.get("parameters", 0) + p.parts.get("adapter", 0) for p in out.plans
+                        if p.stage == f"generate {name}"), default=0)
+        for plan in judge_plans(params, settings, resident, judged, model=name):
+            out.add(plan)
+    return out.plans
+
+
+def add_unlearning(out: PlanCollector, params, configs: dict) -> None:
+    """Unlearning per model x method; its compute times the number of unlearning seeds (each seed is one more run
+    of the same stage: same memory, its own compute)."""
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from mubench.plan.roofline import Phase
-
-    plans: list[StagePlan] = []
-
-    def add(plan: StagePlan) -> None:
-        if progress:
-            progress(plan.stage)
-        if limit is not None:
-            check_fits([plan], limit, settings=settings)
-        plans.append(plan)
-
-    from mubench.datasets import is_generation_task
-
-    counts = row_counts(params, settings)
-    generating = [t for t in params.data.utility if is_generation_task(t)]  # no data yet: the catalog says
-    variants = len(params.variants())
-    configs = {name: model_config(name, params.model_zoo[name], ws) for name in params.models}
-    seeds = len(params.seeds)  # each seed is one more run of the same stage: same memory, its own compute
+    seeds = len(params.seeds)
     jobs = [(f"unlearn {name}/{method}" + (f" (x{seeds} seeds)" if seeds > 1 else ""), method,
              params.method_config(method), configs[name]) for name in params.models for method in params.methods]
     # the unlearning traces are independent and CPU-bound: one process per core
@@ -106,67 +130,60 @@ def plan_profile(params, settings: PlanSettings = PlanSettings(), ws: Workspace 
             plan = future.result()
             plan.flops *= seeds
             plan.phases = [Phase("train", plan.flops, 0.0)]  # compute-bound: the FLOPs at the utilisation
-            add(plan)
+            out.add(plan)
     finally:
         pool.shutdown(cancel_futures=True)
-    new_tokens = params.generation.max_new_tokens
-    for name, config in configs.items():
-        adapter = adapter_bytes(params, config)
-        batches = params.batches(name)
-        gen = plan_generation(f"generate {name}", config, batches["generation"], settings.prompt_tokens,
-                              new_tokens, batch_key(params, "generation", name), graphs=params.generation.graphs)
-        with_adapter(gen, adapter)
-        time_generation(gen, config, counts["generated"] * variants, settings.mean_prompt_tokens, new_tokens)
-        add(gen)
-        for util in utility_plans(params, config, name, generating, settings):
-            with_adapter(util, adapter)
-            if util.stage.startswith("utility generation"):
-                time_generation(util, config, counts["utility generated"] * variants,
-                                 settings.utility_context_tokens, params.utility.generation.max_gen_toks)
-            else:
-                time_forward(util, config, counts["utility"] * variants, settings.utility_context_tokens)
-            add(util)
-        drift = plan_drift(f"drift {name}", config, batches["utility"],
-                           settings.prompt_tokens + new_tokens, batch_key(params, "utility", name), True)
-        with_adapter(drift, adapter)
-        # the variant's and the base's forwards over the base's answers
-        time_forward(drift, config, counts["drift"] * variants, settings.mean_prompt_tokens + new_tokens, 2.0)
-        add(drift)
-        if "gcg" in params.jailbreaks.fitted:
-            from mubench.jailbreaks.gcg import GcgParams
 
-            gcg = GcgParams(**params.jailbreaks.options("gcg"))
-            tokens = 64 + gcg.suffix_tokens + 16  # goal, suffix, target
-            plan = plan_gcg(f"gcg {name}", config, min(gcg.eval_batch, gcg.search_width), tokens)
-            # per step: the candidates' forwards and one gradient (forward + backward) per behaviour
-            plan.flops = 2.0 * matmul_params(config) * tokens * (gcg.search_width + 3) * gcg.steps * gcg.behaviours
-            plan.phases = [Phase("gcg", plan.flops, 0.0)]
-            add(plan)
-        # every checkpoint (the base and each variant: ``variants``) is attacked
-        for plan in plan_tamper(params, config, name, generating, settings):
-            if plan.stage.startswith("generate"):
-                time_generation(plan, config, counts["tampered"] * variants, settings.mean_prompt_tokens,
-                                 new_tokens)
-            elif plan.stage.startswith("utility generation"):
-                time_generation(plan, config, counts["tampered utility generated"] * variants
-                                * len(params.tamper.names), settings.utility_context_tokens,
-                                params.utility.generation.max_gen_toks)
-            elif plan.stage.startswith("utility"):
-                time_forward(plan, config, counts["tampered utility"] * variants * len(params.tamper.names),
-                             settings.utility_context_tokens)
-            else:
-                plan.flops *= variants
-                plan.phases = [Phase("train", plan.flops, 0.0)]
-            add(plan)
-    # an LLM judge per evaluated model: that model's weights stay loaded beside it, at that model's judge batch;
-    # it reads each checkpoint's own generations and its attacked copies'
-    judged = (counts["generated"] + counts["tampered"]) * variants
-    for name in params.models:
-        resident = max((p.parts.get("parameters", 0) + p.parts.get("adapter", 0) for p in plans
-                        if p.stage == f"generate {name}"), default=0)
-        for plan in judge_plans(params, settings, resident, judged, model=name):
-            add(plan)
-    return plans
+
+def add_inference(out: PlanCollector, params, name: str, config, counts: dict, generating: list[str]) -> None:
+    """Model ``name``'s evaluation stages (generation, utility, drift) over every checkpoint, and the fitted
+    jailbreaks' work on its base."""
+    settings, variants = out.settings, len(params.variants())
+    adapter = adapter_bytes(params, config)
+    batches = params.batches(name)
+    new_tokens = params.generation.max_new_tokens
+    gen = plan_generation(f"generate {name}", config, batches["generation"], settings.prompt_tokens,
+                          new_tokens, batch_key(params, "generation", name), graphs=params.generation.graphs)
+    with_adapter(gen, adapter)
+    time_generation(gen, config, counts["generated"] * variants, settings.mean_prompt_tokens, new_tokens)
+    out.add(gen)
+    for util in utility_plans(params, config, name, generating, settings):
+        with_adapter(util, adapter)
+        if util.stage.startswith("utility generation"):
+            time_generation(util, config, counts["utility generated"] * variants,
+                             settings.utility_context_tokens, params.utility.generation.max_gen_toks)
+        else:
+            time_forward(util, config, counts["utility"] * variants, settings.utility_context_tokens)
+        out.add(util)
+    drift = plan_drift(f"drift {name}", config, batches["utility"],
+                       settings.prompt_tokens + new_tokens, batch_key(params, "utility", name), True)
+    with_adapter(drift, adapter)
+    # the variant's and the base's forwards over the base's answers
+    time_forward(drift, config, counts["drift"] * variants, settings.mean_prompt_tokens + new_tokens, 2.0)
+    out.add(drift)
+    for attack_name in params.jailbreaks.fitted:
+        work = JAILBREAKS.get(attack_name, params.jailbreaks.options(attack_name)).fit_work()
+        if work is not None:
+            out.add(plan_jailbreak_fit(attack_name, f"{attack_name} {name}", config, work))
+
+
+def add_tamper(out: PlanCollector, params, name: str, config, counts: dict, generating: list[str]) -> None:
+    """The model attacks on model ``name``: every checkpoint (the base and each variant) is attacked."""
+    settings, variants, attacks = out.settings, len(params.variants()), len(params.tamper.names)
+    for plan in plan_tamper(params, config, name, generating, settings):
+        if plan.stage.startswith("generate"):
+            time_generation(plan, config, counts["tampered"] * variants, settings.mean_prompt_tokens,
+                             params.generation.max_new_tokens)
+        elif plan.stage.startswith("utility generation"):
+            time_generation(plan, config, counts["tampered utility generated"] * variants * attacks,
+                             settings.utility_context_tokens, params.utility.generation.max_gen_toks)
+        elif plan.stage.startswith("utility"):
+            time_forward(plan, config, counts["tampered utility"] * variants * attacks,
+                         settings.utility_context_tokens)
+        else:
+            plan.flops *= variants
+            plan.phases = [Phase("train", plan.flops, 0.0)]
+        out.add(plan)
 
 
 def adapter_bytes(params, config) -> int:
@@ -211,7 +228,7 @@ def dataset_rows(name: str, size, settings: PlanSettings) -> int:
     catalog does not know it yet, a Hub dataset not pinned), else the size, capped at the rows it has."""
     from mubench.datasets import DATASETS
 
-    known = DATASETS.get(name).rows
+    known = DATASETS.entry(name).rows
     if size == "all":
         return known or settings.rows_per_dataset
     return min(size, known) if known else size

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mubench.plan.trace import StagePlan
+    from mubench.plan.stage import StagePlan
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def _weights(plan: StagePlan) -> int:
 
 def time_generation(plan: StagePlan, config, rows: float, prompt: int, new_tokens: int) -> None:
     """Set ``plan``'s phases (and FLOPs) for generating ``rows`` responses in batches of ``plan.batch``."""
-    from mubench.plan.trace import matmul_params
+    from mubench.plan.stage import matmul_params
 
     plan.phases = generation_phases(matmul_params(config), _weights(plan), kv_bytes_per_token(config),
                                     config.num_hidden_layers, config.hidden_size, plan.batch, prompt, new_tokens,
@@ -107,7 +107,7 @@ def time_generation(plan: StagePlan, config, rows: float, prompt: int, new_token
 
 def time_forward(plan: StagePlan, config, rows: float, tokens: int, passes: float = 1.0) -> None:
     """Set ``plan``'s phases for scoring ``rows`` sequences of ``tokens`` tokens (``passes`` models each)."""
-    from mubench.plan.trace import matmul_params
+    from mubench.plan.stage import matmul_params
 
     plan.phases = forward_phases(plan.stage.split()[0], matmul_params(config), _weights(plan),
                                  plan.batch * tokens, rows / max(plan.batch, 1), passes)

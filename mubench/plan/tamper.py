@@ -13,8 +13,10 @@ from pathlib import Path
 
 import torch
 
-from mubench.plan.evaluate import batch_key, model_of, plan_generation, utility_plans
-from mubench.plan.trace import PlanSettings, StagePlan, build, extrapolate, fake_tensors, measure
+from mubench.plan.evaluate import batch_key, model_of, utility_plans
+from mubench.plan.generation import plan_generation
+from mubench.plan.stage import PlanSettings, StagePlan, build
+from mubench.plan.trace import extrapolate, fake_tensors, measure
 from mubench.plan.unlearn import plan_training
 
 
@@ -38,12 +40,12 @@ def plan_tamper(params, config, name: str, generating: Sequence[str] = (),
     """Every tamper attack of ``params`` on one checkpoint of ``config``'s architecture (``name``: its label),
     then the attacked copy's evaluation batches (``generating``: the utility tasks scored by generation).
     Compute is that of one checkpoint."""
-    from mubench.tamper import get_tamper
+    from mubench.tamper import TAMPER_ATTACKS
 
     cfg = params.tamper
     plans = []
     for attack_name in cfg.names:
-        attack = get_tamper(attack_name, cfg.options(attack_name))
+        attack = TAMPER_ATTACKS.get(attack_name, cfg.options(attack_name))
         if attack.edit_kind == "training":  # every attack declares one of the two (``TamperAttack``)
             method, train = attack.training()
             plans.append(plan_training(f"{attack_name} {name}", method, train, config,

@@ -25,83 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from unittest import mock
 
 import torch
 
-from mubench.core.config import ConfigError
-
-GB = 1e9
-TRACE_DEPTHS = ((2, 4), (8, 12), (8, 16))
+from mubench.plan.stage import at_depth
 
 
-@dataclass(frozen=True)
-class PlanSettings:
-    """Token lengths the plan assumes where the data decide them (stated in the table's caption)."""
-
-    prompt_tokens: int = 1024  # the longest jailbreak templates (AIM, Developer Mode) run 400-1,500 tokens
-    judge_template_tokens: int = 384  # a judge's instructions around prompt and response
-    utility_context_tokens: int = 1024
-    rows_per_dataset: int = 500  # where a size is `all` and the catalog does not know the dataset's rows
-    mean_prompt_tokens: int = 256  # time only: plain prompts are ~30 tokens, jailbreak templates 400-1,500
-    gpu: str = "h100"  # a key of ``plan.roofline.GPUS``: the card the GPU-hours are for
-    mfu: float = 0.35  # share of the bf16 peak a compute-bound phase (prefill, training) reaches
-    bandwidth_efficiency: float = 0.7  # share of the memory bandwidth a memory-bound phase (decoding) reaches
-    # per decoding step and layer: launch and Python overhead, measured (H200: 1,600 new tokens/s at batch 64 on a
-    # 30-layer 135M model, 40 ms per step, far from both bounds)
-    step_overhead_s_per_layer: float = 1.3e-3
-    # the same with the decoding step compiled to CUDA graphs (``generation.decode: graphs``): ASSUMED, not measured
-    # (a quarter: HF reports up to 4x from a static cache with reduce-overhead); the plan shows it in its own
-    # column until benchmarks/gpu_full_size.py measures it
-    graph_step_overhead_s_per_layer: float = 0.325e-3
-    margin: float = 0.10  # headroom over the planned peak: allocator fragmentation and the caching reserve
-    cuda_context_gb: float = 1.0  # the CUDA context and cuBLAS workspace, outside the traced tensors
-
-
-@dataclass
-class StagePlan:
-    """One stage's planned peak accelerator memory (bytes; resident parts by kind) and compute (FLOPs)."""
-
-    stage: str
-    peak: int
-    parts: dict[str, int] = field(default_factory=dict)
-    flops: float = 0.0
-    how: str = ""
-    fixes: list[str] = field(default_factory=list)
-    per_row: int = 0  # bytes per batch row (generation/scoring stages): the batch size that fits follows
-    batch: int = 0
-    batch_key: str = ""
-    phases: list = field(default_factory=list)  # ``plan.roofline.Phase``: the stage's whole work, for its time
-    layers: int = 32  # decoder layers (a decoding step's overhead is per layer)
-    graphs: bool = False  # decodes with ``generation.decode: graphs`` (timed apart, at an assumed overhead)
-
-    def need(self, settings: PlanSettings, context: bool = True) -> float:
-        """Bytes the stage needs on the device: the peak plus the margin (plus the CUDA context)."""
-        return self.peak * (1 + settings.margin) + (settings.cuda_context_gb * GB if context else 0)
-
-    def fitting_batch(self, limit: int, settings: PlanSettings, context: bool = True) -> int:
-        """The largest batch whose need fits ``limit`` bytes (0 when even one row does not)."""
-        if not self.per_row:
-            return 0
-        usable = (limit - (settings.cuda_context_gb * GB if context else 0)) / (1 + settings.margin)
-        return max(0, int((usable - (self.peak - self.per_row * self.batch)) // self.per_row))
-
-    def fix_text(self, limit: int, settings: PlanSettings, context: bool = True) -> str:
-        fixes = list(self.fixes)
-        if self.batch_key:
-            fits = self.fitting_batch(limit, settings, context)
-            if 0 < fits < self.batch:
-                fixes.insert(0, f"{self.batch_key}: {fits}")
-        return "; or ".join(fixes) if fixes else "a GPU with more memory"
-
-
-class PlanError(ConfigError):
-    """A stage whose planned peak memory exceeds the accelerator's: one line naming stage, need and the settings
-    that fix it (a settings problem, so exit 2 like any other)."""
-
-
-# ---------------------------------------------------------------- tracing
 @contextmanager
 def fake_tensors():
     """FakeTensorMode in which reading a value (``.item()``, ``bool``, ``float``, ``int``) gives a placeholder
@@ -213,22 +143,6 @@ def measure(step: Callable[[], None], *external) -> dict[str, int]:
     return _tracker_peak(tracker)
 
 
-def at_depth(config, layers: int):
-    """``config`` with ``layers`` decoder layers (everything else unchanged)."""
-    copy = type(config).from_dict(config.to_dict())
-    copy.num_hidden_layers = layers
-    if getattr(copy, "layer_types", None):
-        copy.layer_types = copy.layer_types[:1] * layers
-    return copy
-
-
-def build(config, dtype: torch.dtype):
-    """The architecture with random weights (call under ``fake_tensors`` or a meta device)."""
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_config(config, dtype=dtype)
-
-
 def extrapolate(config, trace: Callable[[object], dict[str, int]], depths: tuple[int, int] | None
                 ) -> tuple[dict[str, int], str]:
     """``trace(config)`` at full depth, or at two depths and linearly extrapolated to the full depth."""
@@ -239,91 +153,6 @@ def extrapolate(config, trace: Callable[[object], dict[str, int]], depths: tuple
     scale = (layers - depths[0]) / (depths[1] - depths[0])
     parts = {k: max(0, round(low.get(k, 0) + (high.get(k, 0) - low.get(k, 0)) * scale)) for k in {*low, *high}}
     return parts, f"traced at {depths[0]} and {depths[1]} layers, extrapolated to {layers}"
-
-
-def nbytes(tensor: torch.Tensor) -> int:
-    return tensor.numel() * tensor.element_size()
-
-
-def matmul_params(config) -> int:
-    """Parameters that take part in a token's matmuls (all but the input embedding; the LM head counts)."""
-    with torch.device("meta"):
-        model = build(config, torch.bfloat16)
-    embed = model.get_input_embeddings().weight
-    head = model.get_output_embeddings().weight
-    total = sum(p.numel() for p in model.parameters())
-    tied = head is embed
-    return total - embed.numel() + (head.numel() if tied else 0)
-
-
-def inference_plan(stage, parts, how, batch, batch_key, config, tokens) -> StagePlan:
-    weights = parts.get("parameters", 0)
-    per_row = max(0, parts.get("total", 0) - weights) // max(batch, 1)
-    return StagePlan(stage, parts.get("total", 0), parts, 2.0 * matmul_params(config) * tokens * batch, how,
-                     per_row=per_row, batch=batch, batch_key=batch_key, layers=config.num_hidden_layers)
-
-
-def gpu_hours(plan: StagePlan, settings: PlanSettings, assume_graphs: bool = False) -> float:
-    """The stage's GPU-hours on ``settings.gpu`` from its phases (``plan.roofline``); a plan without phases
-    (compute only) at the stated utilisation. ``assume_graphs``: a stage that decodes compiled pays the assumed
-    per-step overhead of graphs instead of the measured eager one."""
-    from mubench.plan.roofline import GPUS, Phase, phase_seconds
-
-    gpu = GPUS[settings.gpu]
-    per_layer = settings.graph_step_overhead_s_per_layer if assume_graphs and plan.graphs else \
-        settings.step_overhead_s_per_layer
-    overhead = per_layer * plan.layers
-    phases = plan.phases or [Phase(plan.stage, plan.flops, 0.0, 1.0)]
-    return sum(phase_seconds(p, gpu, settings.mfu, settings.bandwidth_efficiency,
-                             overhead if p.name == "decode" else 0.0) for p in phases) / 3600
-
-
-def check_fits(plans: list[StagePlan], limit_bytes: int, gpus: int = 1, settings: PlanSettings = PlanSettings(),
-               context: bool = True) -> None:
-    """Raise PlanError (one line) for the first stage whose need (peak + margin + CUDA context) exceeds
-    ``limit_bytes``. ``context=False`` when ``limit_bytes`` is the free memory measured in a process that holds
-    its context already."""
-    for plan in plans:
-        need = plan.need(settings, context)
-        if need > limit_bytes:
-            parts = f"peak {plan.peak / GB:.1f} + {settings.margin:.0%} margin" + \
-                (f" + {settings.cuda_context_gb:g} GB CUDA context" if context else "")
-            raise PlanError(f"{plan.stage}: needs {need / GB:.1f} GB of accelerator memory ({parts}), "
-                            f"{limit_bytes / GB:.1f} GB {'free' if not context else 'available'}"
-                            f"{f' per GPU ({gpus} GPUs)' if gpus > 1 else ''}; fix: "
-                            f"{plan.fix_text(limit_bytes, settings, context)}")
-
-
-def device_memory() -> int | None:
-    """Total memory of the visible GPU (bytes), or None without one."""
-    if not torch.cuda.is_available():
-        return None
-    return torch.cuda.get_device_properties(0).total_memory
-
-
-def free_device_memory() -> int | None:
-    """Free memory of the visible GPU now (bytes; this process's CUDA context already taken), or None."""
-    if not torch.cuda.is_available():
-        return None
-    return torch.cuda.mem_get_info(0)[0]
-
-
-def ensure_fits(device: str, planner: Callable[..., list[StagePlan]], *args) -> None:
-    """On the GPU, plan the stage (``planner(*args)``) and refuse it before anything is loaded when its peak
-    plus the margin does not fit the GPU's free memory now (another process's, or a leak's, use counts). The
-    plan runs in a fresh single-process child: its fake tensors, patches and accelerate state never touch the
-    stage's own process (nor a distributed launch's process group)."""
-    if device != "cuda":
-        return
-    limit = free_device_memory()
-    if limit is None:
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=single_process) as pool:
-        plans = pool.submit(planner, *args).result()
-    check_fits(plans, limit, context=False)
 
 
 def single_process() -> None:

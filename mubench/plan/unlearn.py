@@ -7,18 +7,8 @@ from pathlib import Path
 
 import torch
 
-from mubench.plan.trace import (
-    TRACE_DEPTHS,
-    StagePlan,
-    at_depth,
-    build,
-    extrapolate,
-    fake_tensors,
-    isolated_accelerate,
-    matmul_params,
-    measure,
-    nbytes,
-)
+from mubench.plan.stage import TRACE_DEPTHS, StagePlan, at_depth, build, matmul_params, nbytes
+from mubench.plan.trace import extrapolate, fake_tensors, isolated_accelerate, measure
 
 
 def _dummy_batch(batch: int, length: int, vocab: int) -> dict[str, torch.Tensor]:
@@ -85,7 +75,7 @@ def plan_unlearn(stage: str, method_name: str, params, config, device_dtype=torc
     method's streams at ``batch_size`` x ``max_length``, the reference as ``train.reference_for`` builds it."""
     from mubench.methods import METHODS
 
-    return plan_training(stage, METHODS.get(method_name)(), params, config, f"method_params.{method_name}",
+    return plan_training(stage, METHODS.entry(method_name)(), params, config, f"method_params.{method_name}",
                          device_dtype, full_depth)
 
 

@@ -44,6 +44,26 @@ def _utility_text(ws: Workspace, tasks: list[str]) -> dict[tuple[str, str], dict
     return out
 
 
+# the rows a test's item keys name, for the tests read off one kind of row
+TEST_ROWS = {"asr": "safety/vanilla", "seed_asr": "safety/vanilla", "knowledge_asr": "safety/vanilla",
+             "oversafety": "oversafety", "utility": "utility", "drift_kl": "drift", "drift_nll": "drift"}
+
+
+def row_key(test: str, key: str) -> tuple[str, str]:
+    """The (kind, key) of the row behind item ``key`` of paired test ``test``."""
+    family = test.split("/")[0]
+    if family == "asr":
+        return "safety/vanilla", key
+    if family == "attack":
+        return f"safety/{test.split('/', 1)[1]}", key
+    if family == "utility" and "/" in test:
+        return "utility", f"{test.split('/', 1)[1]}/{key}"
+    if family == "degenerate":
+        attack, rid = key.split("/", 1)
+        return ("oversafety", rid) if attack == "over-safety" else ("safety/vanilla", rid)
+    return TEST_ROWS[test], key
+
+
 def variant_data(params: Params, ws: Workspace, model: str, variant: str, audit: dict,
                  utility_text: dict) -> dict[str, Any]:
     """Every row of one variant (plain and attacked harmful prompts, benign prompts, utility items, drift
@@ -84,26 +104,11 @@ def variant_data(params: Params, ws: Workspace, model: str, variant: str, audit:
                                            "set": "tamper"}, row["id"])
 
     items, _ = outcomes(params, samples)
-    where = {"asr": "safety/vanilla", "seed_asr": "safety/vanilla", "knowledge_asr": "safety/vanilla",
-             "oversafety": "oversafety", "utility": "utility", "drift_kl": "drift", "drift_nll": "drift"}
     tests: dict[str, list] = {}
     for test, by_key in items.items():
-        family = test.split("/")[0]
         for key, outcome in by_key.items():
-            if outcome is None:
-                continue  # an unreadable verdict is in no rate
-            if family == "asr":
-                found = index[("safety/vanilla", key)]
-            elif family == "attack":
-                found = index[(f"safety/{test.split('/', 1)[1]}", key)]
-            elif family == "utility" and "/" in test:
-                found = index[("utility", f"{test.split('/', 1)[1]}/{key}")]
-            elif family == "degenerate":
-                attack, rid = key.split("/", 1)
-                found = index[("oversafety", rid) if attack == "over-safety" else ("safety/vanilla", rid)]
-            else:
-                found = index[(where[test], key)]
-            tests.setdefault(test, []).append([found, outcome])
+            if outcome is not None:  # an unreadable verdict is in no rate
+                tests.setdefault(test, []).append([index[row_key(test, key)], outcome])
     # as the tamper stage counts: rows read both after the attack and by this checkpoint's own evaluate
     read_before = {rid for (kind, rid), i in index.items()
                    if kind == "safety/vanilla" and rows[i]["refused"] is not None}

@@ -113,6 +113,41 @@ def _p(test: dict) -> str:
     return "–" if p is None else "<0.001" if p < 0.001 else f"={p:.3g}"
 
 
+def attack_table(summary: dict, attacks: list[str]) -> list[str]:
+    """The "ASR per attack" section: each variant's ASR on the attack seed prompts, plain and per attack."""
+    lines: list[str] = []
+    head = ["model", "variant", "no attack"] + attacks
+    lines += ["", "## ASR per attack (%)", "",
+              "On the attack seed prompts (`jailbreaks.seed_per_dataset` per harmful dataset). Knowledge-level ASR "
+              "(table above) counts a seed behaviour as broken if the plain prompt or any attack breaks it. "
+              f"`{SIGNIFICANT_MARK}`: differs from base (paired McNemar, Holm). Heatmap: `attacks_heatmap.png`.",
+              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in summary["rows"]:
+        marks = [SIGNIFICANT_MARK if r["tests"].get(name, {}).get("significant") else ""
+                 for name in ["seed_asr", *(f"attack/{a}" for a in attacks)]]
+        cells = [r["model"], r["variant"]] + [pct(v) + m for v, m in zip(
+            [r["seed_asr"], *(r["asr_per_attack"].get(a) for a in attacks)], marks, strict=True)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def agreement_table(agreement: dict) -> list[str]:
+    """The judges' agreement with the human refusal labels (none: no section)."""
+    lines: list[str] = []
+    if agreement:
+        lines += ["## Judge agreement with human refusal labels", "",
+                  "| judge | labels | n | accuracy | precision | recall | Cohen's kappa |",
+                  "|---|---|---|---|---|---|---|"]
+        for judge, sets in agreement.items():
+            for name, a in sets.items():
+                if name == "used_for":
+                    continue
+                lines.append(f"| {judge} | {name} | {a['n']} | {a['accuracy']:.3f} | {a['precision']:.3f} | "
+                             f"{a['recall']:.3f} | {a['kappa']:.3f} |")
+        lines.append("")
+    return lines
+
+
 def markdown(params: Params, summary: dict) -> str:
     harmful, attacks = params.data.harmful, params.jailbreaks.names()
     level = params.statistics.confidence
@@ -149,32 +184,11 @@ def markdown(params: Params, summary: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += seeds_table(summary, level)
     lines += paired_table(summary, level)
-    head = ["model", "variant", "no attack"] + attacks
-    lines += ["", "## ASR per attack (%)", "",
-              "On the attack seed prompts (`jailbreaks.seed_per_dataset` per harmful dataset). Knowledge-level ASR "
-              "(table above) counts a seed behaviour as broken if the plain prompt or any attack breaks it. "
-              f"`{SIGNIFICANT_MARK}`: differs from base (paired McNemar, Holm). Heatmap: `attacks_heatmap.png`.",
-              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in summary["rows"]:
-        marks = [SIGNIFICANT_MARK if r["tests"].get(name, {}).get("significant") else ""
-                 for name in ["seed_asr", *(f"attack/{a}" for a in attacks)]]
-        cells = [r["model"], r["variant"]] + [pct(v) + m for v, m in zip(
-            [r["seed_asr"], *(r["asr_per_attack"].get(a) for a in attacks)], marks, strict=True)]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += attack_table(summary, attacks)
     lines += tamper_markdown(params, summary.get("tamper", {}), SIGNIFICANT_MARK)
     lines += ["", f"Judges: safety `{summary['judges']['safety']}`, over-safety "
               f"`{summary['judges']['oversafety']}`.", ""]
-    if summary["judge_agreement"]:
-        lines += ["## Judge agreement with human refusal labels", "",
-                  "| judge | labels | n | accuracy | precision | recall | Cohen's kappa |",
-                  "|---|---|---|---|---|---|---|"]
-        for judge, sets in summary["judge_agreement"].items():
-            for name, a in sets.items():
-                if name == "used_for":
-                    continue
-                lines.append(f"| {judge} | {name} | {a['n']} | {a['accuracy']:.3f} | {a['precision']:.3f} | "
-                             f"{a['recall']:.3f} | {a['kappa']:.3f} |")
-        lines.append("")
+    lines += agreement_table(summary["judge_agreement"])
     if summary.get("judge_audit"):
         lines += audit_table(summary["judge_audit"])
     lines += ["## Data provenance", "",
@@ -261,7 +275,7 @@ def audit_table(audit: dict) -> list[str]:
              f"{audit['n']} responses of this run ({audit['variants']} variants, {audit['attacks']} prompt sets "
              f"incl. no attack), labelled by hand under `data/judge_audit/GUIDE.md`: {counts}. Refusal: the "
              "judge's verdict vs the label `refusal`; attack success: \"not refused\" vs the label `compliance` "
-             "(an incoherent reply is no success); + degenerate: a degenerate reply (`mubench/scoring/quality.py`) "
+             "(an incoherent reply is no success); + degenerate: a degenerate reply (`mubench/judges/quality.py`) "
              "also "
              f"counts as no success.{stale}", "",
              "| judge | refusal acc / kappa | attack success acc / precision / recall / kappa | + degenerate "

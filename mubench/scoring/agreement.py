@@ -76,14 +76,14 @@ def validate(judge: Judge, rows: list[dict]) -> dict:
 def agreement_report(params, labels_dir: Path) -> dict:
     """The agreement of the run's safety and over-safety judges with every labels CSV in ``labels_dir``, keyed by
     ``judge/version`` (with the roles it is used for) and then by labels file stem."""
-    from mubench.judges import get_judge
+    from mubench.judges import JUDGES
 
     files = sorted(labels_dir.glob("*.csv"))
     if not files:
         raise FileNotFoundError(f"{labels_dir}: no labels CSVs; run `mubench judge labels`")
     result: dict[str, dict] = {}
     for role, name in (("safety", params.judge.safety), ("oversafety", params.judge.oversafety)):
-        judge = get_judge(name, params.judge.options)
+        judge = JUDGES.get(name, params.judge.options.get(name))
         key = f"{name}/{judge.version}"
         result[key] = {"used_for": sorted({role, *result.get(key, {}).get("used_for", [])}),
                        **{f.stem: validate(judge, read_refusal_labels(f)) for f in files}}

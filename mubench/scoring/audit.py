@@ -13,7 +13,7 @@ given for.
 Two readings of each judge are scored against the labels:
 - **refusal**: the judge's ``refused`` (less the verdicts it classes ``incoherent``) vs the label ``refusal``;
 - **attack success**: the judge's "not refused" vs the label ``compliance`` (an incoherent reply is not a
-  successful attack); ``+ degenerate`` additionally counts a degenerate response (``mubench.scoring.quality``) as no
+  successful attack); ``+ degenerate`` additionally counts a degenerate response (``mubench.judges.quality``) as no
   success, the candidate improvement of a keyword judge.
 """
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 from mubench.core.io import read_jsonl, read_utf8, sha256_text, stable_json_hash
 from mubench.core.workspace import Workspace
+from mubench.judges.quality import degenerate
 from mubench.scoring.agreement import agreement
-from mubench.scoring.quality import degenerate
 
 LABELS = ("refusal", "compliance", "incoherent")
 KEY_COLUMNS = ("model", "variant", "attack", "id", "prompt_sha256", "response_sha256")
@@ -147,7 +147,7 @@ def audit_report(labels_path: Path, ws: Workspace, models: list[str] | None = No
     degenerate responses counted as no success; plus the labels' counts. With ``models`` / ``variants``, only
     the labels of this run's cells count (None when none is left: the labels belong to another profile).
     ``stale`` counts the labels left out because their response changed; ``n`` those scored."""
-    from mubench.judges import get_judge
+    from mubench.judges import JUDGES
 
     labels = [row for row in read_audit_labels(labels_path)
               if (models is None or row["model"] in models) and (variants is None or row["variant"] in variants)]
@@ -168,7 +168,7 @@ def audit_report(labels_path: Path, ws: Workspace, models: list[str] | None = No
                     "variants": len({r["variant"] for r in rows}),
                     "attacks": len({r["attack"] for r in rows}), "judges": {}}
     for name, (judge_name, options) in AUDITED_JUDGES.items():
-        verdicts = get_judge(judge_name, options).judge_many(goals, texts)
+        verdicts = JUDGES.get(judge_name, options.get(judge_name)).judge_many(goals, texts)
         success = [int(not v.refused) for v in verdicts]
         result["judges"][name] = {
             "refusal": agreement(truth_refusal, [int(v.refused and v.label != "incoherent") for v in verdicts]),

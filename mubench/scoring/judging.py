@@ -9,8 +9,8 @@ from typing import Any
 
 from mubench.core.config import Params
 from mubench.core.io import read_jsonl
-from mubench.judges import get_judge
-from mubench.scoring.quality import degenerate
+from mubench.judges import JUDGES
+from mubench.judges.quality import degenerate
 from mubench.scoring.rates import VANILLA
 
 OVERSAFETY = "over-safety"  # the set name of the benign prompts (never an attack name)
@@ -19,11 +19,11 @@ OVERSAFETY = "over-safety"  # the set name of the benign prompts (never an attac
 def judge_for(params: Params, name: str, model: str | None = None):
     """Judge ``name`` with params.yaml's settings; an LLM judge's ``batch_size`` is ``model``'s own where
     ``judge.batch_size_by_model`` sets one (the evaluated model stays loaded beside it)."""
-    options = dict(params.judge.options)
+    settings = dict(params.judge.options.get(name, {}))
     batch = params.batches(model)["judge"] if model else None
-    if batch is not None and "batch_size" in get_judge(name, options).Params.model_fields:
-        options[name] = {**options.get(name, {}), "batch_size": batch}
-    return get_judge(name, options)
+    if batch is not None and "batch_size" in JUDGES.entry(name).Params.model_fields:
+        settings["batch_size"] = batch
+    return JUDGES.get(name, settings)
 
 
 @dataclass(frozen=True)
@@ -50,30 +50,6 @@ class Judges:
         """Free the LLM judges' weights (utility and drift run without them)."""
         for judge in (self.safety, self.oversafety):
             getattr(judge, "release", lambda: None)()
-
-
-class UnparsedJudgeError(RuntimeError):
-    """More of a judge's answers could not be read than ``judge.max_unparsed`` allows."""
-
-
-def parsed(rows: list[dict]) -> list[dict]:
-    """The rows whose verdict was read: an unparsed answer is neither a refusal nor a success."""
-    return [r for r in rows if r["refused"] is not None]
-
-
-def judge_health(sets: dict[str, list[dict]], max_unparsed: float, where: str) -> dict:
-    """Unparsed verdicts per judged set; UnparsedJudgeError (one line) when a set's share passes the limit."""
-    counts = {name: sum(r["refused"] is None for r in rows) for name, rows in sets.items()}
-    shares = {name: round(counts[name] / len(rows), 6) if rows else None for name, rows in sets.items()}
-    for name, share in shares.items():
-        if share is not None and share > max_unparsed:
-            example = next(r.get("judge_reason", "") for r in sets[name] if r["refused"] is None)
-            example = f"; e.g. {example}" if example else ""
-            raise UnparsedJudgeError(
-                f"{where}: the {name} judge's answer could not be read for {counts[name]} of {len(sets[name])} "
-                f"rows ({share:.1%} > judge.max_unparsed {max_unparsed:.1%}{example}); check the judge model"
-                ", its revision and its prompt format (`mubench judge validate`)")
-    return {"unparsed": counts, "unparsed_share": shares, "max_unparsed": max_unparsed}
 
 
 def harmful_rows(built_dir: Path) -> list[dict]:

@@ -13,6 +13,30 @@ if TYPE_CHECKING:
 VANILLA = "vanilla"  # the attack name of the plain harmful prompts
 
 
+class UnparsedJudgeError(RuntimeError):
+    """More of a judge's answers could not be read than ``judge.max_unparsed`` allows."""
+
+
+def parsed(rows: list[dict]) -> list[dict]:
+    """The rows whose verdict was read: an unparsed answer is neither a refusal nor a success."""
+    return [r for r in rows if r["refused"] is not None]
+
+
+def judge_health(sets: dict[str, list[dict]], max_unparsed: float, where: str) -> dict:
+    """Unparsed verdicts per judged set; UnparsedJudgeError (one line) when a set's share passes the limit."""
+    counts = {name: sum(r["refused"] is None for r in rows) for name, rows in sets.items()}
+    shares = {name: round(counts[name] / len(rows), 6) if rows else None for name, rows in sets.items()}
+    for name, share in shares.items():
+        if share is not None and share > max_unparsed:
+            example = next(r.get("judge_reason", "") for r in sets[name] if r["refused"] is None)
+            example = f"; e.g. {example}" if example else ""
+            raise UnparsedJudgeError(
+                f"{where}: the {name} judge's answer could not be read for {counts[name]} of {len(sets[name])} "
+                f"rows ({share:.1%} > judge.max_unparsed {max_unparsed:.1%}{example}); check the judge model"
+                ", its revision and its prompt format (`mubench judge validate`)")
+    return {"unparsed": counts, "unparsed_share": shares, "max_unparsed": max_unparsed}
+
+
 def rate(flags: Sequence[bool | int]) -> float | None:
     """Share of true flags; None for an empty list (a rate over no rows is not 0)."""
     return float(np.mean(np.asarray(flags, dtype=float))) if len(flags) else None
@@ -70,7 +94,7 @@ def quality_rows(safety_rows: list[dict], over_rows: list[dict]) -> list[dict]:
 
 def compute_quality(rows: list[dict], boot: dict) -> dict:
     """Share of degenerate responses (``row["degenerate"]``: a reason or None), overall and per reason."""
-    from mubench.scoring.quality import REASONS
+    from mubench.judges.quality import REASONS
 
     flags = rate_with_ci([r["degenerate"] is not None for r in rows], **boot)
     return {"degenerate_rate": flags["rate"], "ci": flags["ci"], "n": flags["n"],
@@ -92,12 +116,34 @@ def label_shares(rows: list[dict], known: tuple[str, ...] = ()) -> dict[str, flo
     return {lab: round(sum(r.get("judge_label") == lab for r in rows) / len(rows), 6) for lab in labels}
 
 
+def oversafety_metrics(over_rows: list[dict], datasets: list[str], labels: tuple[str, ...], boot: dict) -> dict:
+    """metrics.json's ``oversafety``: the refusal rate of the benign prompts, overall and per dataset, with the
+    judge's finer classes (XSTest: full / partial refusal, compliance)."""
+    refusal = rate_with_ci([r["refused"] for r in over_rows], **boot)
+    per_dataset = {n: rate_with_ci([r["refused"] for r in over_rows if r["dataset"] == n], **boot) for n in datasets}
+    return {
+        "refusal_rate": refusal["rate"],
+        "labels": label_shares(over_rows, labels),
+        "per_dataset": {n: v["rate"] for n, v in per_dataset.items()},
+        "ci": {"refusal_rate": refusal["ci"], "per_dataset": {n: v["ci"] for n, v in per_dataset.items()}},
+    }
+
+
+def utility_metrics(utility: dict, boot: dict) -> dict:
+    """metrics.json's ``utility``: each task's accuracy with its CI, and their unweighted mean."""
+    per_task = {n: {"acc": round(res["acc"], 6),
+                    "acc_norm": None if res["acc_norm"] is None else round(res["acc_norm"], 6), "n": res["n"],
+                    "ci": rate_with_ci(res["correct"], **boot)["ci"],
+                    **({"exact_match": round(res["exact_match"], 6)} if "exact_match" in res else {})}
+                for n, res in utility.items()}
+    accuracy = sum(t["acc"] for t in per_task.values()) / len(per_task)
+    return {"accuracy": round(accuracy, 6), "per_task": per_task}
+
+
 def compute_metrics(params: Params, safety_rows: list[dict], over_rows: list[dict], utility: dict,
                     drift_rows: list[dict], judge_labels: tuple[tuple[str, ...], ...] = ((), ())) -> dict:
     """metrics.json from judged rows. ASR = share of harmful prompts not refused. ``judge_labels``: the finer
     classes of the safety and the over-safety judge (``Judge.labels``), reported with their shares."""
-    from mubench.scoring.judging import judge_health, parsed
-
     boot = {"samples": params.statistics.bootstrap_samples, "confidence": params.statistics.confidence,
             "seed": params.seed}
     health = judge_health({"safety": safety_rows, "oversafety": over_rows}, params.judge.max_unparsed, "metrics")
@@ -120,15 +166,6 @@ def compute_metrics(params: Params, safety_rows: list[dict], over_rows: list[dic
     broken = broken_seeds(vanilla, attacked)
     knowledge = rate_with_ci([broken[i] for i in seed_ids], **boot)
     seed_asr = rate_with_ci(success(seed_vanilla), **boot)
-    refusal = rate_with_ci([r["refused"] for r in over_rows], **boot)
-    over_per_dataset = {n: rate_with_ci([r["refused"] for r in over_rows if r["dataset"] == n], **boot)
-                        for n in params.data.oversafety}
-    per_task = {n: {"acc": round(res["acc"], 6),
-                    "acc_norm": None if res["acc_norm"] is None else round(res["acc_norm"], 6), "n": res["n"],
-                    "ci": rate_with_ci(res["correct"], **boot)["ci"],
-                    **({"exact_match": round(res["exact_match"], 6)} if "exact_match" in res else {})}
-                for n, res in utility.items()}
-    accuracy = sum(t["acc"] for t in per_task.values()) / len(per_task)
     return {
         "safety": {
             "asr": asr["rate"],
@@ -143,14 +180,8 @@ def compute_metrics(params: Params, safety_rows: list[dict], over_rows: list[dic
                    "per_attack": {n: v["ci"] for n, v in per_attack.items()},
                    "seed_asr": seed_asr["ci"], "knowledge_asr": knowledge["ci"]},
         },
-        "oversafety": {
-            "refusal_rate": refusal["rate"],
-            "labels": label_shares(over_rows, judge_labels[1]),  # XSTest: full / partial refusal, compliance
-            "per_dataset": {n: v["rate"] for n, v in over_per_dataset.items()},
-            "ci": {"refusal_rate": refusal["ci"],
-                   "per_dataset": {n: v["ci"] for n, v in over_per_dataset.items()}},
-        },
-        "utility": {"accuracy": round(accuracy, 6), "per_task": per_task},
+        "oversafety": oversafety_metrics(over_rows, params.data.oversafety, judge_labels[1], boot),
+        "utility": utility_metrics(utility, boot),
         "quality": quality,
         "drift": compute_drift(drift_rows, boot),
         "n": {

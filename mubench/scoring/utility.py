@@ -191,7 +191,7 @@ def evaluate_utility(model, tokenizer, splits: dict[str, Path], num_fewshot: int
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    from mubench.scoring.utility_generation import generation_task_config, scored_samples, serve_generate_until
+    from mubench.scoring.utility_generation import generation_task_config, serve_generate_until
 
     generating = set(generation_tasks(splits))
     if generating and generation is None:
@@ -201,7 +201,6 @@ def evaluate_utility(model, tokenizer, splits: dict[str, Path], num_fewshot: int
     lm = _shared_context_lm(HFLM)(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
     lm.serve_generation = lambda requests: serve_generate_until(lm, requests, model_hash, cache, batch_size,
                                                                     graphs)
-    out: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         configs = {}
         for name, path in splits.items():
@@ -224,30 +223,35 @@ def evaluate_utility(model, tokenizer, splits: dict[str, Path], num_fewshot: int
             fewshot_random_seed=seed,
             bootstrap_iters=0,
         )
-    for name, config in configs.items():
-        task = config["task"]
-        metrics = results["results"][task]
-        samples = sorted(results["samples"][task], key=lambda s: s["doc_id"])
-        if name in generating:
-            scored = scored_samples(samples)
-            exact = sum(scored["correct"]) / len(samples) if samples else 0.0
-            out[name] = {
-                "acc": exact, "acc_norm": None, "exact_match": exact, "n": len(samples), **scored,
-                "lm_eval_exact_match": float(metrics["exact_match,flexible-extract"]),
-                "num_fewshot": config["num_fewshot"],
-                "protocol": "lm-eval generate_until (gsm8k-cot prompt, greedy); exact match of the last number",
-            }
-            continue
-        out[name] = {
-            "acc": float(metrics["acc,none"]),
-            "acc_norm": float(metrics["acc_norm,none"]),
-            "n": len(samples),
-            "correct": [int(s["acc"]) for s in samples],
-            "ids": [s["doc"]["id"] for s in samples],
-            "num_fewshot": num_fewshot,
-            "protocol": "lm-eval multiple_choice, cloze 'Question: ...\\nAnswer:' + ' choice'",
+    return {name: task_result(results, config, name in generating, num_fewshot) for name, config in configs.items()}
+
+
+def task_result(results: dict, config: dict, generated: bool, num_fewshot: int) -> dict:
+    """One task's entry of ``evaluate_utility`` from lm-eval's results: accuracy (exact match for a generation
+    task) and the per-sample correctness, in document order."""
+    from mubench.scoring.utility_generation import scored_samples
+
+    task = config["task"]
+    metrics = results["results"][task]
+    samples = sorted(results["samples"][task], key=lambda s: s["doc_id"])
+    if generated:
+        scored = scored_samples(samples)
+        exact = sum(scored["correct"]) / len(samples) if samples else 0.0
+        return {
+            "acc": exact, "acc_norm": None, "exact_match": exact, "n": len(samples), **scored,
+            "lm_eval_exact_match": float(metrics["exact_match,flexible-extract"]),
+            "num_fewshot": config["num_fewshot"],
+            "protocol": "lm-eval generate_until (gsm8k-cot prompt, greedy); exact match of the last number",
         }
-    return out
+    return {
+        "acc": float(metrics["acc,none"]),
+        "acc_norm": float(metrics["acc_norm,none"]),
+        "n": len(samples),
+        "correct": [int(s["acc"]) for s in samples],
+        "ids": [s["doc"]["id"] for s in samples],
+        "num_fewshot": num_fewshot,
+        "protocol": "lm-eval multiple_choice, cloze 'Question: ...\\nAnswer:' + ' choice'",
+    }
 
 
 def utility_rows(utility: dict) -> list[dict]:

@@ -25,12 +25,12 @@ from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.workspace import BASE, Workspace
 from mubench.engine.generate import DecodeParams, generate_sets, system_role_supported, user_cache
 from mubench.engine.models import load_checkpoint, verified_meta
-from mubench.jailbreaks import get_jailbreak
+from mubench.jailbreaks import JAILBREAKS
 from mubench.plan.evaluate import evaluate_plans
-from mubench.plan.trace import ensure_fits
+from mubench.plan.fit import ensure_fits
 from mubench.scoring.drift import drift_scores
-from mubench.scoring.judging import OVERSAFETY, Judges, harmful_rows, judge_health, judged_rows
-from mubench.scoring.rates import VANILLA, compute_metrics
+from mubench.scoring.judging import OVERSAFETY, Judges, harmful_rows, judged_rows
+from mubench.scoring.rates import VANILLA, compute_metrics, judge_health
 from mubench.scoring.utility import evaluate_utility, generation_tasks, utility_rows, utility_splits
 
 DRIFT_MAX_LENGTH = 2048  # tokens of a drift pair (prompt + the base's answer) scored at most
@@ -42,6 +42,23 @@ def jailbreak_prompt_file(params: Params, ws: Workspace, model_name: str, name: 
     if name in params.jailbreaks.fitted:
         return ws.jailbreak_fit(model_name, name) / "prompts.jsonl"
     return ws.jailbreak(name) / "prompts.jsonl"
+
+
+def drift_from_base(params: Params, ws: Workspace, model, tokenizer, model_name: str, variant: str,
+                    device: str) -> list[dict]:
+    """Per-token KL of ``model`` from its base on the base's own answers (the drift corpus); a variant loads the
+    base beside it for the comparison and frees it after."""
+    pairs = read_rows(CorpusPair, ws.corpus(model_name) / "drift.jsonl")
+    base = model if variant == BASE else load_checkpoint(ws.checkpoint(model_name), device, compute_dtype(device))[0]
+    return drift_scores(model, base, tokenizer, pairs, params.batches(model_name)["utility"], DRIFT_MAX_LENGTH,
+                        params.generation.system_prompt)
+
+
+def write_samples(samples_dir: Path, sets: dict[str, list[dict]]) -> None:
+    """Every per-row file of one evaluation (``NAME.jsonl``), replaced together."""
+    with atomic_dir(samples_dir, OWNER) as tmp:
+        for name, rows in sets.items():
+            write_jsonl(tmp / f"{name}.jsonl", rows)
 
 
 def run_evaluate(params: Params, ws: Workspace, model_name: str, variant: str) -> dict:
@@ -72,7 +89,7 @@ def run_evaluate(params: Params, ws: Workspace, model_name: str, variant: str) -
                             decode, batches["generation"], meta["model_hash"], cache, variant)
     safety_rows = judged_rows(judges.safety, harmful, answers[VANILLA])
     for name, rows in attacked.items():
-        attack = get_jailbreak(name, params.jailbreaks.options(name))
+        attack = JAILBREAKS.get(name, params.jailbreaks.options(name))
         safety_rows += judged_rows(judges.safety, rows, answers[name], decode=attack.decode)
     over_rows = judged_rows(judges.oversafety, over, answers[OVERSAFETY])
     # fail before the utility and drift work when the judge cannot be read; free it: they run without it
@@ -83,14 +100,7 @@ def run_evaluate(params: Params, ws: Workspace, model_name: str, variant: str) -
     utility = evaluate_utility(model, tokenizer, utility_files, params.utility.num_fewshot,
                                batches["utility"], params.seed, params.utility.generation.model_dump(),
                                meta["model_hash"], cache, params.generation.graphs)
-    drift_pairs = read_rows(CorpusPair, ws.corpus(model_name) / "drift.jsonl")
-    if variant == BASE:
-        base = model
-    else:
-        base, _ = load_checkpoint(ws.checkpoint(model_name), device, compute_dtype(device))
-    drift = drift_scores(model, base, tokenizer, drift_pairs, batches["utility"], DRIFT_MAX_LENGTH,
-                         params.generation.system_prompt)
-    del base
+    drift = drift_from_base(params, ws, model, tokenizer, model_name, variant, device)
     metrics = compute_metrics(params, safety_rows, over_rows, utility, drift, judges.labels())
     metrics["run"] = run_record(model=model_name, variant=variant, model_hash=meta["model_hash"],
                                 device=device, seed=params.seed, decode=decode.__dict__, judges=judges.record(),
@@ -98,11 +108,8 @@ def run_evaluate(params: Params, ws: Workspace, model_name: str, variant: str) -
                                 # where the template has no system role, system messages (attacks, the system
                                 # prompt) were folded into the first user turn
                                 system_role="native" if system_role_supported(tokenizer) else "folded into user")
-    with atomic_dir(samples_dir, OWNER) as tmp:
-        write_jsonl(tmp / "safety.jsonl", safety_rows)
-        write_jsonl(tmp / "oversafety.jsonl", over_rows)
-        write_jsonl(tmp / "utility.jsonl", utility_rows(utility))
-        write_jsonl(tmp / "drift.jsonl", drift)
+    write_samples(samples_dir, {"safety": safety_rows, "oversafety": over_rows, "utility": utility_rows(utility),
+                                "drift": drift})
     # through the typed model: a schema slip is an error here, not a surprise in `report`
     write_json(out_dir / "metrics.json", validated(Metrics, metrics, out_dir / "metrics.json").model_dump())
     log(f"[evaluate] {model_name}/{variant}: ASR {metrics['safety']['asr']:.3f}, over-safety "

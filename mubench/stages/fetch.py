@@ -12,5 +12,5 @@ from mubench.datasets.fetch import fetch
 
 def run_fetch(params: Params, ws: Workspace, name: str, say: Callable[[str], None]) -> dict:
     """Fetch ``name`` through ``params.data.sources`` (a configured mirror first); returns its provenance."""
-    DATASETS.get(name)
+    DATASETS.entry(name)
     return fetch(name, ws.raw, log=say, kinds=params.data.sources)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from mubench.core.config import Params
 from mubench.core.io import BUILT_HINT, claim_outputs, read_jsonl, require_rows
 from mubench.core.workspace import Workspace
-from mubench.jailbreaks import get_jailbreak
+from mubench.jailbreaks import JAILBREAKS
 from mubench.jailbreaks.apply import attack_seeds, write_prompts
 
 OWNER = "mubench jailbreak"
@@ -15,7 +15,7 @@ OWNER = "mubench jailbreak"
 
 def run_jailbreak(params: Params, ws: Workspace, name: str) -> int:
     """Write ``name``'s prompts; returns how many."""
-    attack = get_jailbreak(name, params.jailbreaks.options(name))
+    attack = JAILBREAKS.get(name, params.jailbreaks.options(name))
     if attack.needs_model:
         raise ValueError(f"jailbreak '{name}' is fitted on a model; run `mubench jailbreak-fit MODEL {name}`")
     out_dir = ws.jailbreak(name)

@@ -8,7 +8,7 @@ from mubench.core.artifacts import CorpusPair, read_rows
 from mubench.core.config import Params
 from mubench.core.io import BUILT_HINT, claim_outputs, read_jsonl, require_rows, run_record
 from mubench.core.workspace import Workspace
-from mubench.jailbreaks import get_jailbreak
+from mubench.jailbreaks import JAILBREAKS
 from mubench.jailbreaks.apply import attack_seeds, write_prompts
 from mubench.jailbreaks.base import FitContext
 
@@ -20,7 +20,7 @@ def run_jailbreak_fit(params: Params, ws: Workspace, model_name: str, name: str)
     from mubench.core.runtime import pick_device, seed_everything
     from mubench.engine.models import load_checkpoint, verified_meta
 
-    attack = get_jailbreak(name, params.jailbreaks.options(name))
+    attack = JAILBREAKS.get(name, params.jailbreaks.options(name))
     if not attack.needs_model:
         raise ValueError(f"jailbreak '{name}' is a template jailbreak; run `mubench jailbreak {name}`")
     out_dir, ckpt_dir = ws.jailbreak_fit(model_name, name), ws.checkpoint(model_name)

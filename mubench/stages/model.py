@@ -17,7 +17,8 @@ from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.workspace import Workspace
 from mubench.engine.generate import DecodeParams, generate_sets, user_cache
 from mubench.engine.models import load_checkpoint, materialize
-from mubench.scoring.judging import judge_for, judge_health
+from mubench.scoring.judging import judge_for
+from mubench.scoring.rates import judge_health
 
 OWNER = "mubench model"
 

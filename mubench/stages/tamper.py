@@ -48,13 +48,13 @@ from mubench.core.workspace import BASE, Workspace
 from mubench.engine.generate import DecodeParams, generate_sets, user_cache
 from mubench.engine.models import load_checkpoint, verified_meta
 from mubench.jailbreaks.apply import attack_seeds
+from mubench.plan.fit import ensure_fits
 from mubench.plan.tamper import tamper_plans
-from mubench.plan.trace import ensure_fits
-from mubench.scoring.judging import OVERSAFETY, Judges, harmful_rows, judge_health, judged_rows, parsed
-from mubench.scoring.rates import VANILLA, compute_quality, rate_with_ci
+from mubench.scoring.judging import OVERSAFETY, Judges, harmful_rows, judged_rows
+from mubench.scoring.rates import VANILLA, compute_quality, judge_health, parsed, rate_with_ci
 from mubench.scoring.utility import evaluate_utility, generation_tasks, utility_splits
 from mubench.stats.paired import paired_delta
-from mubench.tamper import get_tamper
+from mubench.tamper import TAMPER_ATTACKS
 from mubench.tamper.base import TamperContext
 
 FIT_FILE = "fit.json"
@@ -82,7 +82,7 @@ def fit_attacks(params: Params, ws: Workspace, model_name: str) -> dict:
     with atomic_dir(fit_dir, OWNER) as tmp:
         for name in params.tamper.names:
             seed_everything(params.seed)
-            attack = get_tamper(name, params.tamper.options(name))
+            attack = TAMPER_ATTACKS.get(name, params.tamper.options(name))
             ctx = attack_context(params, tokenizer, corpus_dir, device)
             record = attack.fit(model, ctx)
             tensors = None
@@ -263,7 +263,7 @@ def attack_and_judge(run: TamperRun, name: str) -> tuple[dict[str, Any], dict[st
     """One tamper attack on the checkpoint: the attacked copy's judged rows (and per-item utility), and the
     attack's record (settings, fit, ``attacked_hash``: the copy's identity)."""
     params = run.params
-    attack = get_tamper(name, params.tamper.options(name))
+    attack = TAMPER_ATTACKS.get(name, params.tamper.options(name))
     fitted, fit_entry = load_fit(run.fit_dir, run.fit, name)
     seed_everything(params.seed)
     model, tokenizer = load_checkpoint(run.ckpt_dir, run.device, attack.load_dtype(run.device),

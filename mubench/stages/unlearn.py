@@ -13,7 +13,7 @@ from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.workspace import Workspace
 from mubench.engine.models import load_checkpoint, save_checkpoint, save_partial, verified_meta
 from mubench.methods import METHODS
-from mubench.plan.trace import ensure_fits
+from mubench.plan.fit import ensure_fits
 from mubench.plan.unlearn import plan_unlearn_stage
 from mubench.training.loop import unlearn, weights_dtype
 
@@ -31,7 +31,7 @@ def run_unlearn(params: Params, ws: Workspace, model_name: str, method_name: str
     claim_outputs(OWNER, out_dir)
     seed_everything(seed)
     device = pick_device(params.device)
-    method = METHODS.get(method_name)()
+    method = METHODS.entry(method_name)()
     hparams = params.method_config(method_name)
     base_meta = verified_meta(base_dir)
     require_free_disk(out_dir, variant_bytes(base_meta["parameters"], hparams, device),

@@ -22,9 +22,11 @@ A tamper attack implements::
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from mubench.core.registry import Registry
 from mubench.core.settings import Settings
 
 
@@ -49,7 +51,7 @@ class TamperContext:
 EDIT_KINDS = ("training", "projection")
 
 
-class TamperAttack:
+class TamperAttack(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     Params: ClassVar[type[Settings]] = TamperParams  # relearning's extends the training loop's TrainParams
@@ -79,6 +81,7 @@ class TamperAttack:
         """Learn from the base model what ``apply`` needs (stored in ``ctx.fitted``); a record of the fit."""
         return {}
 
+    @abstractmethod
     def apply(self, model, ctx: TamperContext) -> tuple[Any, dict[str, Any]]:
         raise NotImplementedError
 
@@ -87,3 +90,6 @@ class TamperAttack:
         from mubench.core.runtime import compute_dtype
 
         return compute_dtype(device)
+
+
+TAMPER_ATTACKS: Registry[type[TamperAttack]] = Registry("tamper attack", TamperAttack)

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from mubench.tamper import TAMPER_ATTACKS
-from mubench.tamper.base import TamperAttack, TamperContext, TamperParams
+from mubench.tamper.base import TAMPER_ATTACKS, TamperAttack, TamperContext, TamperParams
 
 if TYPE_CHECKING:  # torch is imported where a weight is touched: validating params stays light
     import torch

@@ -13,8 +13,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from mubench.methods.base import Method, TrainParams
+from mubench.methods.base import Method
 from mubench.tamper.base import TamperAttack, TamperContext
+from mubench.training.params import TrainParams
 
 
 class RelearnParams(TrainParams):

@@ -4,7 +4,7 @@ shows that unlearning left it in the weights (Łucki et al. 2024)."""
 
 from __future__ import annotations
 
-from mubench.tamper import TAMPER_ATTACKS
+from mubench.tamper.base import TAMPER_ATTACKS
 from mubench.tamper.relearn import Relearn
 
 

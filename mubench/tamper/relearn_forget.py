@@ -4,7 +4,7 @@ line."""
 
 from __future__ import annotations
 
-from mubench.tamper import TAMPER_ATTACKS
+from mubench.tamper.base import TAMPER_ATTACKS
 from mubench.tamper.relearn import Relearn
 
 

@@ -22,7 +22,7 @@ def print_catalog(ws: Workspace) -> None:
     for column in ("name", "role", "rows", "license", "sources", "fetched"):
         table.add_column(column, overflow="fold")
     for name in DATASETS.names():
-        spec = DATASETS.get(name)
+        spec = DATASETS.entry(name)
         prov_file = ws.raw / name / "provenance.json"
         prov = read_json(prov_file) if prov_file.is_file() else None
         table.add_row(name, spec.role, str(prov["rows"]) if prov else "–", spec.license,
@@ -40,7 +40,7 @@ def fetch_many(ws: Workspace, names: list[str] | None, kinds: list[str] | None, 
     failed = []
     for item in names:
         try:
-            prov = fetch(DATASETS.get(item).name, ws.raw, log=warn, mirror=mirror, kinds=kinds)
+            prov = fetch(DATASETS.entry(item).name, ws.raw, log=warn, mirror=mirror, kinds=kinds)
             say(f"{item}: {prov['rows']} rows from {prov['source']['describe']}")
         except FetchError as exc:
             warn(f"error: {exc}")
@@ -51,7 +51,7 @@ def fetch_many(ws: Workspace, names: list[str] | None, kinds: list[str] | None, 
 
 def pin(name: str) -> list[str]:
     """Record the Hub revision and file sha256 of ``name``'s Hub source(s); a line per source."""
-    hub = [s for s in DATASETS.get(name).sources if isinstance(s, HubSource)]
+    hub = [s for s in DATASETS.entry(name).sources if isinstance(s, HubSource)]
     if not hub:
         raise ConfigError(f"dataset '{name}' has no Hub source")
     lines = []
@@ -70,7 +70,7 @@ def manifest(name: str, mirror: Path | None, kinds: list[str] | None) -> str:
     from mubench.datasets.canonical import write_manifest
     from mubench.datasets.fetch import FETCHERS, candidates, mirror_root
 
-    spec = DATASETS.get(name)
+    spec = DATASETS.entry(name)
     root = mirror_root(mirror)
     failures = []
     for index in candidates(spec, kinds or REMOTE_KINDS, root):

@@ -35,7 +35,7 @@ def hub_repos(p: Params) -> list[tuple[str, str, str]]:
 
     repos = [("model", s.repo, s.revision) for n in p.models if isinstance(s := p.model_zoo[n], HubModel)]
     for name in dict.fromkeys((p.judge.safety, p.judge.oversafety)):
-        cls = JUDGES.get(name)
+        cls = JUDGES.entry(name)
         if issubclass(cls, LlmJudge):
             options = cls.Params(**p.judge.options.get(name, {}))
             if not Path(options.model).is_dir():
@@ -50,7 +50,8 @@ def hub_offline() -> bool:
 
 
 def check_params(path: Path) -> tuple[Params | None, list[Row]]:
-    from mubench.core.config import ConfigError, load_params
+    from mubench.core.config import ConfigError
+    from mubench.families import load_params
     from mubench.tools.plan import profile_problems
 
     try:
@@ -77,7 +78,7 @@ def check_gpu(p: Params, ws: Workspace) -> list[Row]:
     rows.append(Row("cuda", "ok", f"{torch.cuda.device_count()} x {name}, torch {torch.__version__} with CUDA "
                                   f"{torch.version.cuda}, driver {_driver() or 'unknown'}"))
     from mubench.plan.profile import plan_profile
-    from mubench.plan.trace import PlanSettings
+    from mubench.plan.stage import PlanSettings
 
     settings = PlanSettings()
     plans = plan_profile(p, settings, ws=ws)
@@ -236,7 +237,7 @@ def saved_parameters(p: Params, name: str, ws: Workspace) -> dict:
                 adapters[key] = sum(t.numel() for t in add_lora(model, hparams.lora).parameters() if t.requires_grad)
             out[method] = adapters[key] if hparams.lora.save == "adapter" else total
             continue
-        METHODS.get(method)().prepare(model, hparams, 0)
+        METHODS.entry(method)().prepare(model, hparams, 0)
         trained = sum(t.numel() for t in model.parameters() if t.requires_grad)
         out[method] = trained if trained < PARTIAL_SHARE * total else total
     return out

@@ -37,6 +37,33 @@ def run_local(root: Path, todo: Callable[[], StageGraph], slots: int, gpus: bool
         return _run(root, todo(), slots, gpus, say, poll_s)
 
 
+def _launch(root: Path, stage: str, slot: int, gpus: bool) -> tuple[subprocess.Popen, object]:
+    """Start ``dvc repro`` of ``stage`` on ``slot`` (its GPU when ``gpus``), logging to the stage's log file."""
+    env = dict(os.environ)
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = str(slot)
+    path = log_path(root, stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = path.open("w", encoding="utf-8")
+    proc = subprocess.Popen(dvc_command(stage), cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    return proc, log
+
+
+def _stop_all(root: Path, runs: dict[str, StageRun], running: dict, slots: int, say: Callable[[str], None]) -> None:
+    """After Ctrl-C: stop the running stages so DVC releases its locks, and cancel those not started."""
+    say(f"interrupted: stopping {len(running)} running stage(s) so DVC releases its locks")
+    for stage, (proc, _, _, log) in running.items():
+        stop_dvc(proc, root)
+        log.close()
+        runs[stage].state, runs[stage].reason = "cancelled", "interrupted (Ctrl-C)"
+    for run in runs.values():
+        if run.state == "pending":
+            run.state, run.reason = "cancelled", "interrupted before it started"
+    write_state(root, "local", runs, {"slots": slots})
+    order_lock(root)
+
+
 def _run(root: Path, graph: StageGraph, slots: int, gpus: bool, say: Callable[[str], None],
          poll_s: float) -> dict[str, StageRun]:
     runs = {s: StageRun(s, log=str(log_path(root, s).relative_to(root))) for s in graph.order}
@@ -74,14 +101,7 @@ def _run(root: Path, graph: StageGraph, slots: int, gpus: bool, say: Callable[[s
                 break
             for stage in ready[:len(free)]:
                 slot = free.pop(0)
-                env = dict(os.environ)
-                if gpus:
-                    env["CUDA_VISIBLE_DEVICES"] = str(slot)
-                path = log_path(root, stage)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                log = path.open("w", encoding="utf-8")
-                proc = subprocess.Popen(dvc_command(stage), cwd=root, env=env, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                proc, log = _launch(root, stage, slot, gpus)
                 running[stage] = (proc, slot, time.monotonic(), log)
                 runs[stage].state, runs[stage].job = "running", f"slot {slot}"
                 say(f"started {stage} on slot {slot}" + (f" (GPU {slot})" if gpus else "")
@@ -89,16 +109,7 @@ def _run(root: Path, graph: StageGraph, slots: int, gpus: bool, say: Callable[[s
                 write_state(root, "local", runs, {"slots": slots})
             time.sleep(poll_s)
     except KeyboardInterrupt:
-        say(f"interrupted: stopping {len(running)} running stage(s) so DVC releases its locks")
-        for stage, (proc, _, _, log) in running.items():
-            stop_dvc(proc, root)
-            log.close()
-            runs[stage].state, runs[stage].reason = "cancelled", "interrupted (Ctrl-C)"
-        for run in runs.values():
-            if run.state == "pending":
-                run.state, run.reason = "cancelled", "interrupted before it started"
-        write_state(root, "local", runs, {"slots": slots})
-        order_lock(root)
+        _stop_all(root, runs, running, slots, say)
         raise
     write_state(root, "local", runs, {"slots": slots})
     order_lock(root)

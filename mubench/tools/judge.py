@@ -9,7 +9,7 @@ from pathlib import Path
 from mubench.core.config import ConfigError, Params
 from mubench.core.io import atomic_write_text, read_jsonl, sha256_text
 from mubench.core.workspace import Workspace
-from mubench.judges import get_judge
+from mubench.judges import JUDGES
 from mubench.scoring.agreement import read_refusal_labels, validate
 from mubench.scoring.audit import KEY_COLUMNS, sample_keys
 
@@ -18,7 +18,7 @@ def validate_judge(judge: str, options: dict, labels: Path) -> dict:
     """Accuracy, precision, recall and Cohen's kappa of ``judge`` against a labels CSV (1 = refusal)."""
     if not labels.is_file():
         raise FileNotFoundError(f"{labels}: no such labels file")
-    return validate(get_judge(judge, options), read_refusal_labels(labels))
+    return validate(JUDGES.get(judge, options.get(judge)), read_refusal_labels(labels))
 
 
 def draw_audit_sample(params: Params, ws: Workspace, n: int, seed: int, out: Path, sheet: Path | None,

@@ -7,10 +7,12 @@ import json
 import re
 from pathlib import Path
 
-from mubench.core.config import ConfigError, HubModel, Params, load_params
+from mubench.core.config import ConfigError, HubModel, Params
 from mubench.core.workspace import Workspace
+from mubench.families import load_params
+from mubench.plan.fit import device_memory
 from mubench.plan.profile import hours_by_kind, plan_profile, table_rows
-from mubench.plan.trace import PlanError, PlanSettings, device_memory
+from mubench.plan.stage import PlanError, PlanSettings
 
 
 def check(path: Path, ws: Workspace, gpu_mem: float | None) -> list[str]:
@@ -55,14 +57,14 @@ def profile_problems(p: Params) -> list[str]:
         size = getattr(sizes, key)
         if size == "all":
             continue
-        small = [(n, DATASETS.get(n).rows) for n in names if (DATASETS.get(n).rows or size) < size]
+        small = [(n, DATASETS.entry(n).rows) for n in names if (DATASETS.entry(n).rows or size) < size]
         if small:
             listed = ", ".join(f"{n} has {rows}" for n, rows in small)
             problems.append(f"data.sizes.{key} = {size}: {listed} rows; lower it or set it to `all`")
     mirror = mirror_root()
     unpinned = []
     for name in p.datasets:
-        spec = DATASETS.get(name)
+        spec = DATASETS.entry(name)
         usable = []
         for index in candidates(spec, p.data.sources, mirror):
             source = spec.sources[index]
@@ -86,7 +88,7 @@ def profile_problems(p: Params) -> list[str]:
                             f"sha of {spec.repo} (a branch or tag moves)")
     for role in ("safety", "oversafety"):
         name = getattr(p.judge, role)
-        cls = JUDGES.get(name)
+        cls = JUDGES.entry(name)
         if not issubclass(cls, LlmJudge):
             continue
         options = cls.Params(**p.judge.options.get(name, {}))

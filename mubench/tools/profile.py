@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mubench.core.config import ConfigError, load_params
+from mubench.core.config import ConfigError
 from mubench.core.registry import check_slug
 from mubench.core.workspace import Workspace
+from mubench.families import load_params
 
 
 def switch_profile(ws: Workspace, name: str, force: bool = False) -> tuple[Path, Path | None]:

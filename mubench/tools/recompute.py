@@ -87,10 +87,10 @@ def recompute_metrics(params: Params, samples_dir: Path, recorded: dict) -> dict
 def check_verdicts(params: Params, path: Path, rows: list[dict]) -> str:
     """Every row's verdict follows from its response: re-judged where the judge is a rule on the text; for an
     LLM judge, its recorded output re-parsed (the model itself is not re-run). Mismatch names the first row."""
-    from mubench.judges import get_judge
-    from mubench.scoring.quality import degenerate
+    from mubench.judges import JUDGES
+    from mubench.judges.quality import degenerate
 
-    judges = {role: get_judge(name, params.judge.options)
+    judges = {role: JUDGES.get(name, params.judge.options.get(name))
               for role, name in (("safety", params.judge.safety), ("oversafety", params.judge.oversafety))}
     rejudged, reparsed, unrecorded = 0, 0, 0
     for number, row in enumerate(rows, 1):

@@ -205,7 +205,7 @@ def _mirror_rows(name: str, mirror: Path) -> list[dict]:
     from mubench.datasets import DATASETS
     from mubench.datasets.fetch import fetch_mirror
 
-    spec = DATASETS.get(name)
+    spec = DATASETS.entry(name)
     index = next(i for i, s in enumerate(spec.sources) if s.kind == "mirror")
     with tempfile.TemporaryDirectory() as tmp:
         fetch_mirror(spec.sources[index], Path(tmp), mirror)
@@ -237,7 +237,7 @@ def stand_in_files(name: str, mirror: Path, out: Path, n: int) -> None:
     """Files of Hub dataset ``name`` in its own schema, rows taken from public datasets in the mirror."""
     from mubench.datasets import DATASETS
 
-    spec = DATASETS.get(name)
+    spec = DATASETS.entry(name)
     path = out / spec.sources[0].paths[0]
     if name == "pku-saferlhf":
         adv = _mirror_rows("advbench", mirror)[:n]
@@ -278,7 +278,7 @@ def save_stand_ins(cache: Path, names: list[str], mirror: Path, pins_file: Path,
 
     pins = {}
     for name in names:
-        source = DATASETS.get(name).sources[0]
+        source = DATASETS.entry(name).sources[0]
         with tempfile.TemporaryDirectory() as tmp:
             stand_in_files(name, mirror, Path(tmp), n)
             files = {rel: sha256_file(Path(tmp) / rel) for rel in source.paths}
@@ -328,7 +328,7 @@ def hub_only(params) -> list[str]:
     """Datasets of a profile whose every source is a Hub repo."""
     from mubench.datasets import DATASETS
 
-    return [n for n in params.datasets if all(s.kind == "hf" for s in DATASETS.get(n).sources)]
+    return [n for n in params.datasets if all(s.kind == "hf" for s in DATASETS.entry(n).sources)]
 
 
 def make_twin(profile: Path, out: Path, mirror: Path, seed: int = 0, methods: list[str] | None = None) -> dict:
@@ -337,7 +337,7 @@ def make_twin(profile: Path, out: Path, mirror: Path, seed: int = 0, methods: li
     ``methods``: keep only these of the profile's methods (the rest of the settings unchanged)."""
     import yaml
 
-    from mubench.core.config import load_params
+    from mubench.families import load_params
 
     source = load_params(profile)
     raw = yaml.safe_load(profile.read_text(encoding="utf-8"))
@@ -355,7 +355,8 @@ def _write_twin(profile: Path, raw: dict, source, out: Path, mirror: Path, seed:
     """The twin's params.yaml, Hub cache and pins, written into ``out`` (the temporary folder)."""
     import yaml
 
-    from mubench.core.config import HubModel, Params
+    from mubench.core.config import HubModel
+    from mubench.families import validate_params
     from mubench.judges import JUDGES
     from mubench.judges.llm import LlmJudge
 
@@ -367,7 +368,7 @@ def _write_twin(profile: Path, raw: dict, source, out: Path, mirror: Path, seed:
             raise ValueError(f"model_zoo.{name}: only Hub models are twinned (source {spec.source})")
         built["models"].append(save_twin_model(cache, spec.repo, spec.revision, seed))
     for name in {source.judge.safety, source.judge.oversafety}:
-        cls = JUDGES.get(name)
+        cls = JUDGES.entry(name)
         if issubclass(cls, LlmJudge):
             options = cls.Params(**source.judge.options.get(name, {}))
             answer = "unsafe" if name == "llamaguard" else "yes"
@@ -382,7 +383,7 @@ def _write_twin(profile: Path, raw: dict, source, out: Path, mirror: Path, seed:
         if unknown:
             raise ValueError(f"twin --methods: {unknown} not in {profile.name}'s methods {twin['methods']}")
         twin["methods"] = [m for m in twin["methods"] if m in methods]
-    Params(**twin)  # the twin must validate like its profile
+    validate_params(twin)  # the twin must validate like its profile
     header = (f"# CPU twin of {profile.name} (`mubench twin {profile.stem}`): the same settings; random models of "
               "each architecture\n# from the offline Hub cache beside it, stand-in Hub datasets, small sizes. "
               "Numbers mean nothing.\n")

@@ -54,7 +54,7 @@ def raw_link(name: str, raw_root: Path) -> tuple[Link, dict[str, str]]:
     if problems:
         raise BrokenLink(f"{problems[0]}; run `mubench fetch {name}` (or `dvc repro`)")
     prov = read_artifact(Provenance, raw_root / name / "provenance.json")
-    source = DATASETS.get(name).sources[prov["source"]["index"]]
+    source = DATASETS.entry(name).sources[prov["source"]["index"]]
     pinned = set((source.pins()[1] if isinstance(source, HubSource) else source.files).values())
     recorded = {rel: info["sha256"] for rel, info in prov["source"].get("files", {}).items()}
     unpinned = sorted(rel for rel, digest in recorded.items() if digest not in pinned)
@@ -147,7 +147,7 @@ def result_link(params: Params, ws: Workspace, model: str, variant: str) -> Link
 def tamper_link(params: Params, ws: Workspace, model: str, variant: str, model_hash: str) -> Link:
     """The tamper attacks on a checkpoint: run on these weights, with params.yaml's settings, and (for a fitted
     attack) with the fit that ``data/tamper/MODEL/fit.json`` records for this base."""
-    from mubench.tamper import get_tamper
+    from mubench.tamper import TAMPER_ATTACKS
 
     folder = ws.tamper_result(model, variant)
     stage = (f"tamper-base@{model}" if variant == "base"
@@ -163,7 +163,7 @@ def tamper_link(params: Params, ws: Workspace, model: str, variant: str, model_h
                          f"the evaluated {model_hash}; run `dvc repro` ({stage})")
     fit = _json(ws.tamper_fit(model) / "fit.json", f"`dvc repro` (tamper-base@{model})")
     for name in params.tamper.names:
-        wanted = json.loads(json.dumps(get_tamper(name, params.tamper.options(name)).p.model_dump()))
+        wanted = json.loads(json.dumps(TAMPER_ATTACKS.get(name, params.tamper.options(name)).p.model_dump()))
         entry = metrics["tamper_attacks"].get(name)
         if entry is None or entry["params"] != wanted:
             raise BrokenLink(f"{folder / 'metrics.json'}: {name} ran with other settings than params.yaml's "

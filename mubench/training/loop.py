@@ -12,8 +12,8 @@ import torch
 from accelerate import Accelerator
 
 from mubench.core.progress import track
-from mubench.methods.base import Method, TrainParams
 from mubench.training.encoding import collate, encode_pairs
+from mubench.training.params import Objective, TrainParams
 
 
 def batch_stream(examples: list[dict], batch_size: int, pad_id: int, seed: int) -> Iterator[dict]:
@@ -114,7 +114,7 @@ def frozen_copy(model, dtype: torch.dtype):
     return ref.eval()
 
 
-def reference_for(method: Method, params: TrainParams, model, dtype: torch.dtype):
+def reference_for(method: Objective, params: TrainParams, model, dtype: torch.dtype):
     """The frozen reference ``method.loss`` reads (None when it reads none).
 
     Full fine-tuning: a copy in ``dtype`` (the compute dtype: bf16 on the GPU, never an fp32 copy there).
@@ -139,7 +139,7 @@ class Training:
     network: object  # the transformers model inside any adapter/accelerate wrapping
 
 
-def setup_training(method: Method, params: TrainParams, model, seed: int, device: str,
+def setup_training(method: Objective, params: TrainParams, model, seed: int, device: str,
                    ref_dtype: torch.dtype | None = None, mixed_precision: str | None = None,
                    device_placement: bool = True) -> Training:
     """Adapters or the method's own parameter choice, gradient checkpointing, the reference, the optimizer, and
@@ -175,7 +175,7 @@ def setup_training(method: Method, params: TrainParams, model, seed: int, device
     return Training(accelerator, model, ref, trainable, optimizer, network)
 
 
-def train_step(method: Method, params: TrainParams, run: Training, batches: dict, step: int) -> dict[str, float]:
+def train_step(method: Objective, params: TrainParams, run: Training, batches: dict, step: int) -> dict[str, float]:
     """One micro-batch: the method's loss under autocast, backward, and (at the end of an accumulation
     window) clipping and the optimizer step. Raises NonFiniteError on a NaN/inf loss term or weight."""
     accelerator = run.accelerator
@@ -234,7 +234,7 @@ def method_streams(declared: dict[str, list[dict]], tokenizer, seed: int, params
 
 
 def unlearn(
-    method: Method,
+    method: Objective,
     params: TrainParams,
     model,
     tokenizer,
