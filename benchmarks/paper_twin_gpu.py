@@ -121,6 +121,7 @@ def check_bf16_lora(device: str) -> dict:
 
 
 def main() -> None:
+    from mubench.judges import JUDGES
     from mubench.tools.twin import save_twin_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -134,7 +135,7 @@ def main() -> None:
         cache = Path(tmp)
         for repo, revision in [*REPOS.values()]:
             save_twin_model(cache, repo, revision, seed=0)
-        save_twin_model(cache, *GUARD, seed=0, judge_answer="unsafe")
+        save_twin_model(cache, *GUARD, seed=0, judge=JUDGES.get("llamaguard"))
         models = {}
         for name, (repo, revision) in REPOS.items():
             model, tokenizer = load(cache, repo, revision, args.device)

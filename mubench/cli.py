@@ -8,7 +8,6 @@ This module only parses arguments, validates the params file and the names it is
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Annotated
 import typer
 
 from mubench.core.config import ConfigError, Params
+from mubench.core.environment import debug, mirror_root
+from mubench.core.errors import FailedStep, UserError
 from mubench.core.workspace import Workspace
 from mubench.families import load_params
 from mubench.families import require_member as _member
@@ -58,23 +59,22 @@ def _gpu_mem(value: float | None) -> float | None:
 
 
 def stage(func):
-    """Turn known failures into one readable line and a non-zero exit (2 for config and name problems).
-    ``MUBENCH_DEBUG=1`` prints the traceback above that line."""
+    """Turn an expected problem (``UserError``, or a file the system refuses: ``OSError``) into one readable line
+    and a non-zero exit (2 for config and name problems); anything else is a bug and keeps its traceback.
+    ``MUBENCH_DEBUG=1`` prints the traceback above that line too."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from mubench.core.registry import UnknownNameError
-
         try:
             return func(*args, **kwargs)
-        except (ConfigError, UnknownNameError, OSError, RuntimeError, ValueError, KeyError) as exc:
-            if os.environ.get("MUBENCH_DEBUG") == "1":
+        except (UserError, OSError) as exc:
+            if debug():
                 traceback.print_exc()
-            if isinstance(exc, ConfigError | UnknownNameError):
-                _fail(str(exc), 2)
-            _fail(_os_error(exc) if isinstance(exc, OSError) else str(exc), 1)
+            if isinstance(exc, UserError):
+                _fail(str(exc), exc.exit_code)
+            _fail(_os_error(exc), 1)
         finally:
-            from mubench.core.io import release_claims
+            from mubench.core.outputs import release_claims
 
             release_claims()  # the outputs' claims end with the stage (several run in one process in tests)
 
@@ -289,7 +289,7 @@ def verify(result: Annotated[str | None, typer.Argument(metavar="[MODEL/VARIANT]
     try:
         links = verify_results(p, WS, targets)
     except BrokenLink as exc:
-        raise RuntimeError(f"verify: {exc}") from None
+        raise FailedStep(f"verify: {exc}") from None
     print_tree(links, len(targets))
 
 
@@ -331,7 +331,7 @@ def compare(other: Annotated[Path, typer.Argument(help="the other run: a checkou
     typer.echo(as_json(report, tol) if json_out else render(report, tol))
     if not report.ok:
         bad = [f"{r.model}/{r.variant} {r.metric}" for r in report.rows if not r.ok]
-        raise RuntimeError(f"compare: {len(bad) + len(report.problems)} difference(s) out of tolerance: "
+        raise FailedStep(f"compare: {len(bad) + len(report.problems)} difference(s) out of tolerance: "
                            + "; ".join((report.problems + bad)[:3]))
 
 
@@ -349,7 +349,7 @@ def doctor(params: Annotated[Path, typer.Argument(help="params file")] = Path("p
     typer.echo(to_json(rows) if as_json else render(rows))
     blockers = [r for r in rows if r.status == "BLOCKER"]
     if blockers:
-        raise RuntimeError(f"doctor: {len(blockers)} blocker(s): {'; '.join(r.check for r in blockers)}")
+        raise FailedStep(f"doctor: {len(blockers)} blocker(s): {'; '.join(r.check for r in blockers)}")
 
 
 @app.command()
@@ -365,7 +365,7 @@ def twin(name: Annotated[str, typer.Argument(help="a GPU profile, profiles/NAME.
     cache, the profile's settings at small sizes. `source OUT/env`, copy OUT/params.yaml, then `dvc repro`."""
     from mubench.tools.twin import make_twin
 
-    root = mirror or (Path(os.environ["MUBENCH_MIRROR"]) if os.environ.get("MUBENCH_MIRROR") else None)
+    root = mirror_root(mirror)
     if root is None or not root.is_dir():
         raise ConfigError("twin: the stand-in Hub datasets are built from public datasets in a mirror; pass "
                           "--mirror DIR or set MUBENCH_MIRROR (e.g. ../shared/datasets)")

@@ -19,7 +19,7 @@ def _release_output_claims():
     """A stage's claims on its outputs last for its process (the CLI drops them when the stage returns); a test
     is that process here."""
     yield
-    from mubench.core.io import release_claims
+    from mubench.core.outputs import release_claims
 
     release_claims()
 

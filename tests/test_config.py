@@ -97,7 +97,8 @@ def test_paper_profile_names_the_18_datasets_and_pins_every_model():
     from mubench.datasets import DATASETS
 
     paper = load_params(ROOT / "profiles" / "paper.yaml")
-    assert len(paper.datasets) == 18 and set(paper.datasets) == set(DATASETS.names()) - {"rho-overrefusal"}
+    # the paper's 18; a dataset added to the registry need not join the paper profile
+    assert len(paper.datasets) == 18 and set(paper.datasets) <= set(DATASETS.names())
     assert all(isinstance(m, HubModel) and len(m.revision) == 40 for m in paper.model_zoo.values())
     assert paper.judge.options["llamaguard"]["revision"]
 

@@ -1,6 +1,7 @@
 """Extending is short and tested: one new entry per family (tests/fixtures/extension/mubench_toys.py, a module
 outside ``mubench/`` that registers through the registries' public API) goes through params validation, `mubench
-check`, the memory and time plan and a real run of each entry on the tiny model.
+check`, the memory and time plan, a real run of each entry on the tiny model, and the twin path (a new Hub
+dataset's own offline stand-in, pinned and fetched through the real Hub code).
 
 It runs in a child process: registering is global, and the other tests count the shipped entries.
 """
@@ -12,11 +13,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "extension"
+MIRROR = ROOT.parent / "shared" / "datasets"
 
 DRIVER = r'''
 import json, sys
@@ -35,6 +38,8 @@ from mubench.tools.plan import check
 from mubench.training.loop import unlearn
 
 params_file, bad_file, root = map(Path, sys.argv[1:4])
+from mubench.datasets.stand_in import mirror_rows
+mirror_rows_first = mirror_rows("advbench", Path(sys.argv[4]))[0]["prompt"]
 out = {"check": check(params_file, Workspace(root), None)}
 try:
     load_params(bad_file)
@@ -60,6 +65,18 @@ out["shrunk"] = bool(torch.allclose(model.get_output_embeddings().weight, before
 judge = FAMILIES.judges.get("toy_judge", params.judge.options.get("toy_judge"))
 out["verdicts"] = [judge.judge("q", r).refused for r in ("I can't help with that.", "Sure.")]
 out["prompt"] = FAMILIES.jailbreaks.get("toy_fitted").apply("Name a colour.")
+
+# the twin path: the Hub dataset's own stand-in, pinned in an offline Hub cache, fetched by the real Hub code
+from mubench.datasets.fetch import fetch_dataset
+from mubench.tools.twin import save_stand_ins
+
+mirror = Path(sys.argv[4])
+pins = save_stand_ins(root / "hub", ["toy-hub"], mirror, root / "hub_pins.json", n=5)
+spec = FAMILIES.datasets.entry("toy-hub")
+provenance = fetch_dataset(spec, root / "raw" / "toy-hub", log=lambda message: None, kinds=["hf"])
+rows = spec.parse(root / "raw" / "toy-hub")
+out["hub"] = {"pinned": sorted(pins), "kind": provenance["source"]["kind"], "rows": len(rows),
+              "first": rows[0]["prompt"] == mirror_rows_first}
 print("RESULT " + json.dumps(out))
 '''
 
@@ -86,8 +103,14 @@ def _profile(tmp_path, **changes) -> tuple:
 def test_a_new_entry_in_every_family_is_validated_checked_planned_and_runs(tmp_path):
     good = _profile(tmp_path)
     typo = _profile(tmp_path, methods=["toy_ascnt"])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURE), str(ROOT)])}
-    proc = subprocess.run([sys.executable, "-c", DRIVER, str(good), str(typo), str(tmp_path)], cwd=tmp_path,
+    if not MIRROR.is_dir():
+        pytest.skip("no dataset mirror beside the repository (../shared/datasets)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURE), str(ROOT)]),
+           # the twin's offline Hub: a cache in the test's folder, its pins file, no network
+           "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1",
+           "MUBENCH_HUB_PINS": str(tmp_path / "hub_pins.json")}
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(good), str(typo), str(tmp_path), str(MIRROR)],
+                          cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
@@ -105,3 +128,4 @@ def test_a_new_entry_in_every_family_is_validated_checked_planned_and_runs(tmp_p
     assert out["shrunk"] is True
     assert out["verdicts"] == [True, False]
     assert out["prompt"] == "Please answer politely: Name a colour."
+    assert out["hub"] == {"pinned": ["toy-org/toy-behaviours"], "kind": "hf", "rows": 5, "first": True}

@@ -124,7 +124,7 @@ def test_a_second_instance_refuses_while_the_first_writes_and_never_sweeps_its_w
     out = tmp_path / "models" / "m" / "ga-seed0"
     first = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from mubench.core.io import claim_outputs
+        from mubench.core.outputs import claim_outputs
         claim_outputs("mubench unlearn", {str(out)!r})
         print("claimed", flush=True)
         sys.stdin.readline()
@@ -132,7 +132,7 @@ def test_a_second_instance_refuses_while_the_first_writes_and_never_sweeps_its_w
     try:
         assert first.stdout.readline().strip() == "claimed"
         second = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
-            from mubench.core.io import claim_outputs
+            from mubench.core.outputs import claim_outputs
             claim_outputs("mubench unlearn", {str(out)!r})
         """)], capture_output=True, text=True)
         assert second.returncode == 1
@@ -140,7 +140,7 @@ def test_a_second_instance_refuses_while_the_first_writes_and_never_sweeps_its_w
         assert [p.name for p in out.parent.iterdir()][0].startswith(".ga-seed0.")  # the first one's claim stands
     finally:
         first.communicate("\n", timeout=30)
-    from mubench.core.io import claim_outputs, release_claims
+    from mubench.core.outputs import claim_outputs, release_claims
 
     claim_outputs("mubench unlearn", out)  # the first has ended: its claim is gone
     release_claims()
@@ -385,3 +385,31 @@ def test_a_models_batch_that_does_not_fit_is_named_by_its_own_key(tmp_path):
         raw["generation"]["batch_size_by_model"] = {"tiny-llama": 4096}
     line = one_line(check(tmp_path, edit, None, "--gpu-mem", "1.5"))
     assert "generation.batch_size_by_model.tiny-llama" in line, line
+
+
+def test_a_user_error_is_one_line_and_a_bug_keeps_its_traceback(capsys, monkeypatch):
+    """Expected problems are their own type (``UserError``): one `error:` line and its exit code. Anything else
+    (a KeyError of a dict lookup, a ValueError deep in a library) is a bug and is not dressed up as the user's."""
+    import typer
+
+    from mubench.cli import stage
+    from mubench.core.config import ConfigError
+    from mubench.core.errors import FailedStep
+
+    monkeypatch.delenv("MUBENCH_DEBUG", raising=False)
+
+    def failing(exc):
+        @stage
+        def command():
+            raise exc
+        return command
+
+    for exc, code in ((FailedStep("results/x: missing; run `dvc repro`"), 1), (ConfigError("params.yaml: bad"), 2)):
+        with pytest.raises(typer.Exit) as caught:
+            failing(exc)()
+        assert caught.value.exit_code == code
+        assert capsys.readouterr().err == f"error: {exc}\n"
+    for bug in (KeyError("asr"), ValueError("operands could not be broadcast"), RuntimeError("CUDA error")):
+        with pytest.raises(type(bug)):
+            failing(bug)()
+        assert "error:" not in capsys.readouterr().err

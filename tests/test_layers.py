@@ -241,3 +241,32 @@ def test_the_import_checks_catch_a_violation():
     # an import inside a function counts like one at the top
     assert imports("def f():\n    from mubench.stages import tamper\n", "mubench.scoring.rates") == [
         ("mubench.stages", ["tamper"])]
+
+
+# ---------------------------------------------------------------- short functions
+MAX_FUNCTION_LINES = 60
+
+
+def long_functions(source: str, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """Functions (and methods) longer than ``limit`` lines from ``def`` to the end, docstring included; a signature
+    of four or more lines counts as one (a CLI command declares each option with its help there)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            body_start = node.body[0].lineno
+            lines = node.end_lineno - body_start + 1 + (body_start - node.lineno if body_start - node.lineno < 4
+                                                        else 1)
+            if lines > limit:
+                found.append(f"{node.name} ({lines} lines)")
+    return found
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    problems = {p.relative_to(ROOT).as_posix(): v for p, s in sources() if (v := long_functions(s))}
+    assert not problems, problems
+
+
+def test_the_length_check_catches_a_long_function():
+    body = "".join(f"    x{i} = {i}\n" for i in range(70))
+    assert long_functions(f"def f():\n{body}") == ["f (71 lines)"]
+    assert long_functions(f"def f():\n{body}", limit=80) == []

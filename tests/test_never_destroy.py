@@ -180,7 +180,8 @@ def test_a_stage_replaces_its_own_previous_output_and_sweeps_leftovers(repo):
 
 
 def test_atomic_dir_refuses_the_working_directory_and_files(tmp_path, monkeypatch):
-    from mubench.core.io import UnsafeOutputError, atomic_dir
+    from mubench.core.io import atomic_dir
+    from mubench.core.outputs import UnsafeOutputError
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "keep.txt").write_text("x")

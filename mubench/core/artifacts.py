@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mubench.core.errors import InvalidValue
 from mubench.core.io import read_json, read_numbered_jsonl
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)] | None
@@ -226,7 +227,7 @@ class CorpusPair(Open):
     refused: bool | None = None
 
 
-class ArtifactError(ValueError):
+class ArtifactError(InvalidValue):
     """An artifact that does not match its model; the message names the file and the key."""
 
 

@@ -18,13 +18,16 @@ from pydantic import (
     model_validator,
 )
 
+from mubench.core.errors import InvalidValue
 from mubench.core.io import NotUtf8Error, read_utf8
 from mubench.core.registry import Registry, check_slug
 from mubench.core.settings import MAX_BATCH, Settings
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidValue):
     """A params file problem, already phrased as one line."""
+
+    exit_code = 2
 
 
 class Strict(Settings):
@@ -174,9 +177,7 @@ class JailbreaksConfig(Strict):
                 if jailbreaks.entry(name).needs_model != wants_model:
                     other = "fitted" if wants_model is False else "template"
                     raise ValueError(f"jailbreaks.{key}: '{name}' belongs in jailbreaks.{other}")
-        names = self.names()
-        if len(set(names)) != len(names):
-            raise ValueError(f"jailbreaks: a jailbreak is listed twice in {names}")
+        _distinct(self.names(), "jailbreaks")
         _check_settings(jailbreaks, self.params, "jailbreaks.params")
         return self
 
@@ -209,8 +210,7 @@ class TamperConfig(Strict):
         for name in self.names:
             if name not in attacks:
                 _raise(attacks, name, where="tamper.names")
-        if len(set(self.names)) != len(self.names):
-            raise ValueError(f"tamper.names: an attack is listed twice in {self.names}")
+        _distinct(self.names, "tamper.names")
         _check_settings(attacks, self.params, "tamper.params")
         return self
 
@@ -282,9 +282,7 @@ class Params(Strict):
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"{seeds}: a seed is listed twice; list each once")
-        return seeds
+        return _distinct(seeds, "seeds")
 
     @field_validator("models")
     @classmethod
@@ -295,7 +293,8 @@ class Params(Strict):
     @classmethod
     def _known_names(cls, names: list[str], info: ValidationInfo) -> list[str]:
         families = _families(info)
-        return _check_names(names, families.datasets if info.field_name == "datasets" else families.methods)
+        _check_names(names, families.datasets if info.field_name == "datasets" else families.methods)
+        return _distinct(names, info.field_name)
 
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> Params:
@@ -342,9 +341,9 @@ class Params(Strict):
         self._method_configs = {name: methods.entry(name).Params(**self.method_params.get(name, {}))
                                 for name in self.methods}
         for name in self.methods:
-            if self.method_config(name).lora is not None and not methods.entry(name).accepts_lora():
-                raise ValueError(f"method_params.{name}.lora: {name} chooses its own trainable weights (prepare); "
-                                 "remove lora")
+            problem = methods.entry(name).settings_problem(self.method_config(name))
+            if problem:
+                raise ValueError(problem)
         return self
 
     def batches(self, model: str) -> dict[str, int | None]:
@@ -426,8 +425,6 @@ def _check_names(names: list[str], registry: Registry) -> list[str]:
     for name in names:
         if name not in registry:
             _raise(registry, name)
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate names in {names}")
     return names
 
 

@@ -1,4 +1,5 @@
-"""Atomic file output, hashing, JSONL helpers and run records (versions, seeds, device)."""
+"""Atomic file output (through the locked temporary siblings of ``core.outputs``), hashing, JSONL helpers and
+run records (versions, seeds, device)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,23 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from mubench.core.errors import InvalidValue
+from mubench.core.outputs import (
+    CLAIMS,
+    LOCK_FILE,
+    OWNER_FILE,
+    UnsafeOutputError,
+    check_replaceable,
+    sweep_leftovers,
+    temporary_sibling,
+    umask,
+)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -28,160 +40,6 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-OWNER_FILE = ".mubench-output"
-# temporary siblings: ".NAME." + 8 characters of mkdtemp/mkstemp + ".tmp"
-_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp$")
-
-
-class UnsafeOutputError(RuntimeError):
-    """A stage was asked to replace something it does not own (a user's directory, the repository)."""
-
-
-class OutputBusyError(RuntimeError):
-    """Another live process is writing the same output (its temporary sibling is locked)."""
-
-
-LOCK_FILE = ".mubench-lock"  # inside a temporary sibling folder: flocked while its writer lives
-_LOCKS: dict[str, int] = {}  # temporary path -> the open file descriptor holding its lock
-
-
-def _lock(tmp: Path, fd: int | None = None) -> None:
-    """Take the writer's lock on a temporary sibling (a folder: a lock file inside it; a file: the file itself)."""
-    import fcntl
-
-    fd = os.open(tmp / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644) if fd is None else os.dup(fd)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    _LOCKS[str(tmp)] = fd
-
-
-def _unlock(tmp: Path) -> None:
-    fd = _LOCKS.pop(str(tmp), None)
-    if fd is not None:
-        os.close(fd)
-
-
-def _live(entry: Path) -> bool:
-    """Whether a temporary sibling is being written by a live process (its lock is held)."""
-    import fcntl
-
-    lock = entry / LOCK_FILE if entry.is_dir() else entry
-    if not lock.exists():
-        return False
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-
-
-def normal_modes(folder: Path) -> None:
-    """Give every file under ``folder`` the mode of a normal new file (0644 under umask 022): libraries that
-    write through a temporary file (transformers' weights shards) leave mkstemp's 0600."""
-    mode = 0o666 & ~_umask()
-    for path in Path(folder).rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            path.chmod(mode)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _tmp_sibling(path: Path) -> Path:
-    """A temporary folder beside ``path``, with the mode of a normal new folder (mkdtemp's is 0700, which
-    other users of a shared workspace or a bind mount could not read once it is renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    tmp.chmod(0o777 & ~_umask())
-    _lock(tmp)
-    return tmp
-
-
-def sweep_leftovers(target: str | Path) -> list[Path]:
-    """Remove the temporary siblings of ``target`` that a killed write left behind; returns what went."""
-    target = Path(target)
-    if not target.parent.is_dir():
-        return []
-    swept = []
-    for entry in target.parent.iterdir():
-        match = _TMP_NAME.match(entry.name)
-        if match and match["name"] == target.name and not entry.is_symlink():
-            if str(entry) not in _LOCKS and _live(entry):
-                raise OutputBusyError(f"{target}: another mubench process is writing it now ({entry.name}); wait "
-                                      "for it to finish (or stop it), then run this again")
-            if str(entry) in _LOCKS:
-                continue
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-            swept.append(entry)
-    return swept
-
-
-def _inside(child: Path, parent: Path) -> bool:
-    return child != parent and parent in child.parents
-
-
-def check_replaceable(target: Path, owner: str) -> None:
-    """Raise UnsafeOutputError unless ``target`` may be (re)written by the stage ``owner``: not the working
-    directory or one above it, and either absent, empty, or marked as a previous output of the same stage
-    (its ``OWNER_FILE`` names ``owner``)."""
-    resolved, cwd = target.resolve(), Path.cwd().resolve()
-    if resolved == cwd or _inside(cwd, resolved):
-        raise UnsafeOutputError(f"{target}: is the working directory or holds it; refusing to replace it")
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise UnsafeOutputError(f"{target}: exists and is not a directory `{owner}` wrote; move or delete it "
-                                "yourself")
-    if not target.exists() or not any(target.iterdir()):
-        return
-    marker = target / OWNER_FILE
-    found = marker.read_text(encoding="utf-8", errors="replace").strip() if marker.is_file() else None
-    if found != owner:
-        what = f"an output of `{found}`" if found else f"no {OWNER_FILE} marker"
-        raise UnsafeOutputError(f"{target}: not a previous output of `{owner}` ({what}); refusing to replace it "
-                                "(move or delete it yourself)")
-
-
-_CLAIMS: list[Path] = []
-_CREATED: list[Path] = []
-
-
-def release_claims() -> None:
-    """Drop this process's output claims (a stage that finished; the CLI calls it, and so does exit)."""
-    for claim in _CLAIMS:
-        shutil.rmtree(claim, ignore_errors=True)
-        _unlock(claim)
-    for folder in _CREATED:  # the folders a claim made, deepest first, where nothing else was written
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-    _CLAIMS.clear()
-    _CREATED.clear()
-
-
-def claim_outputs(owner: str, *paths: str | Path) -> None:
-    """At a stage's start: refuse before any work if an output directory is not the stage's to replace, or if
-    another live process is writing it (OutputBusyError); sweep what a killed earlier run left beside it; then
-    hold a locked claim beside each output until this process ends, so a second instance refuses in turn instead
-    of sweeping this one's work."""
-    import atexit
-
-    for path in paths:
-        check_replaceable(Path(path), owner)
-        sweep_leftovers(path)
-    if not _CLAIMS:
-        atexit.register(release_claims)
-    for path in map(Path, paths):
-        missing = [p for p in path.parents if not p.exists()]  # deepest first
-        _CLAIMS.append(_tmp_sibling(path))
-        _CREATED.extend(missing)
-
-
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, owner: str) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces ``path`` in one rename.
@@ -192,14 +50,14 @@ def atomic_dir(path: str | Path, owner: str) -> Iterator[Path]:
     target = Path(path)
     check_replaceable(target, owner)
     sweep_leftovers(target)
-    tmp = _tmp_sibling(target)
+    tmp = temporary_sibling(target)
     old = None
     try:
         yield tmp
         (tmp / OWNER_FILE).write_text(owner + "\n", encoding="utf-8")
         if target.exists():
             check_replaceable(target, owner)  # it may have appeared while the stage ran
-            old = _tmp_sibling(target)
+            old = temporary_sibling(target)
             os.replace(target, old / "previous")
         os.replace(tmp, target)
         (target / LOCK_FILE).unlink()  # held through the rename: the output itself keeps no lock file
@@ -208,7 +66,7 @@ def atomic_dir(path: str | Path, owner: str) -> Iterator[Path]:
             if leftover is not None and leftover.exists():
                 shutil.rmtree(leftover, ignore_errors=True)
             if leftover is not None:
-                _unlock(leftover)
+                CLAIMS.unlock(leftover)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -220,15 +78,15 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     sweep_leftovers(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        _lock(Path(tmp), fd)
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from other users
+        CLAIMS.lock(Path(tmp), fd)
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp's 0600 would hide the file from other users
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        _unlock(Path(tmp))
+        CLAIMS.unlock(Path(tmp))
 
 
 def dumps_json(obj: Any) -> str:
@@ -239,7 +97,7 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, dumps_json(obj))
 
 
-class NotUtf8Error(ValueError):
+class NotUtf8Error(InvalidValue):
     """A file that is not UTF-8 text; ``byte`` is the offset of the first bad byte."""
 
     def __init__(self, path: Path, byte: int) -> None:
@@ -268,7 +126,7 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(_text(path))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        raise InvalidValue(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -276,7 +134,7 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
-class LineError(ValueError):
+class LineError(InvalidValue):
     """A JSONL line that is not a JSON object; ``line`` and ``problem`` let readers phrase it their way."""
 
     def __init__(self, path: Path, line: int, problem: str) -> None:
@@ -308,7 +166,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 BUILT_HINT = "re-run `mubench build` (`dvc repro build`) and check data.sizes"
 
 
-class EmptyInputError(ValueError):
+class EmptyInputError(InvalidValue):
     """An input file a stage needs rows from holds none (the one-line error, before any model is loaded)."""
 
 

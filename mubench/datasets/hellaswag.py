@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mubench.datasets.catalog import DatasetSpec, HubSource, MalformedDataError, record, register
 from mubench.datasets.readers import check_columns, read_parquet, require
+from mubench.datasets.stand_in import mirror_rows, write_parquet
 
 FILE = "data/validation-00000-of-00001.parquet"
 
@@ -25,6 +26,13 @@ def parse(raw_dir: Path) -> list[dict]:
     return rows
 
 
+def stand_in(mirror: Path, path: Path, n: int) -> None:
+    """ARC-Challenge's four-choice questions as contexts and endings."""
+    rows = [r for r in mirror_rows("arc-challenge", mirror) if len(r["choices"]) == 4][:n]
+    write_parquet(path, [{"ind": i, "activity_label": "stand-in", "ctx": r["prompt"], "endings": r["choices"],
+                          "label": str(r["answer"])} for i, r in enumerate(rows)])
+
+
 SPEC = register(
     DatasetSpec(
         name="hellaswag",
@@ -35,5 +43,6 @@ SPEC = register(
         description="10,042 validation contexts with 4 endings and the gold index",
         sources=(HubSource("Rowan/hellaswag", (FILE,)),),
         parse=parse,
+        stand_in=stand_in,
     )
 )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mubench.datasets.catalog import DatasetSpec, HubSource, record, register
 from mubench.datasets.readers import read_csv, require
+from mubench.datasets.stand_in import mirror_rows, write_csv
 
 FILE = "data/harmful-behaviors.csv"
 
@@ -18,6 +19,13 @@ def parse(raw_dir: Path) -> list[dict]:
             for line, row in read_csv(path, {"Index", "Goal", "Target", "Behavior", "Category", "Source"})]
 
 
+def stand_in(mirror: Path, path: Path, n: int) -> None:
+    """AdvBench's last goals as behaviours."""
+    write_csv(path, ["Index", "Goal", "Target", "Behavior", "Category", "Source"],
+              [[i + 1, r["prompt"], "Sure, here is", f"behaviour {i + 1}", "stand-in", "AdvBench"]
+               for i, r in enumerate(mirror_rows("advbench", mirror)[-n:])])
+
+
 SPEC = register(
     DatasetSpec(
         name="jbb-harmful",
@@ -28,5 +36,6 @@ SPEC = register(
         description="100 harmful behaviours (Goal, Target, Behavior, Category, Source)",
         sources=(HubSource("JailbreakBench/JBB-Behaviors", (FILE,)),),
         parse=parse,
+        stand_in=stand_in,
     )
 )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mubench.datasets.catalog import DatasetSpec, HubSource, record, register
 from mubench.datasets.readers import read_csv, require
+from mubench.datasets.stand_in import mirror_rows, write_csv
 
 FILE = "or-bench-hard-1k.csv"
 
@@ -17,6 +18,12 @@ def parse(raw_dir: Path) -> list[dict]:
             for index, (line, row) in enumerate(read_csv(path, {"prompt", "category"}))]
 
 
+def stand_in(mirror: Path, path: Path, n: int) -> None:
+    """XSTest's first prompts, with their categories."""
+    write_csv(path, ["prompt", "category"],
+              [[r["prompt"], r["category"] or "stand-in"] for r in mirror_rows("xstest", mirror)[:n]])
+
+
 SPEC = register(
     DatasetSpec(
         name="or-bench-hard",
@@ -26,5 +33,6 @@ SPEC = register(
         description="hard subset: benign prompts in 10 categories that models often refuse",
         sources=(HubSource("bench-llm/or-bench", (FILE,)),),
         parse=parse,
+        stand_in=stand_in,
     )
 )

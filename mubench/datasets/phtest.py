@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mubench.datasets.catalog import DatasetSpec, HubSource, MalformedDataError, record, register
 from mubench.datasets.readers import read_csv, require
+from mubench.datasets.stand_in import mirror_rows, write_csv
 
 FILE = "PHTest.csv"
 
@@ -25,6 +26,11 @@ def parse(raw_dir: Path) -> list[dict]:
     return rows
 
 
+def stand_in(mirror: Path, path: Path, n: int) -> None:
+    """OKTest's first prompts, marked harmless."""
+    write_csv(path, ["Request", "Harmfulness"], [[r["prompt"], "harmless"] for r in mirror_rows("oktest", mirror)[:n]])
+
+
 SPEC = register(
     DatasetSpec(
         name="phtest",
@@ -34,5 +40,6 @@ SPEC = register(
         description="3,269 pseudo-harmful prompts (harmless / controversial)",
         sources=(HubSource("furonghuang-lab/PHTest", (FILE,)),),
         parse=parse,
+        stand_in=stand_in,
     )
 )

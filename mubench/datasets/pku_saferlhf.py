@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mubench.datasets.catalog import DatasetSpec, HubSource, MalformedDataError, record, register
 from mubench.datasets.readers import read_jsonl, require
+from mubench.datasets.stand_in import REFUSAL, mirror_rows, write_json_lines
 
 FILE = "data/Alpaca-7B/test.jsonl"
 COLUMNS = {"prompt", "response_0", "response_1", "is_response_0_safe", "is_response_1_safe"}
@@ -32,6 +33,13 @@ def parse(raw_dir: Path) -> list[dict]:
     return rows
 
 
+def stand_in(mirror: Path, path: Path, n: int) -> None:
+    """AdvBench's first goals, each with the goal echoed as the unsafe response and a refusal as the safe one."""
+    write_json_lines(path, [{"prompt": r["prompt"], "response_0": r["prompt"], "response_1": REFUSAL,
+                             "is_response_0_safe": False, "is_response_1_safe": True}
+                            for r in mirror_rows("advbench", mirror)[:n]])
+
+
 SPEC = register(
     DatasetSpec(
         name="pku-saferlhf",
@@ -41,5 +49,6 @@ SPEC = register(
         description="harmful prompts with an unsafe response (and a safe one where labelled), Alpaca-7B test split",
         sources=(HubSource("PKU-Alignment/PKU-SafeRLHF", (FILE,)),),
         parse=parse,
+        stand_in=stand_in,
     )
 )

@@ -17,6 +17,7 @@ never generated again, in this stage or a later one, and never served to a run t
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from dataclasses import asdict, dataclass
@@ -25,6 +26,8 @@ from pathlib import Path
 import torch
 from transformers import CompileConfig, StaticCache
 
+from mubench.core.environment import cache_dir, generation_cache_on
+from mubench.core.errors import InvalidValue
 from mubench.core.io import sha256_text, stable_json_hash
 from mubench.core.progress import log, track
 from mubench.engine.batching import length_batches
@@ -71,22 +74,38 @@ def graph_compile_config(device: str) -> CompileConfig | None:
     return CompileConfig(fullgraph=False, dynamic=False, mode="reduce-overhead")
 
 
-class NoChatTemplateError(ValueError):
+class NoChatTemplateError(InvalidValue):
     """A chat model whose tokenizer carries no chat template: there is no defined way to prompt it."""
 
 
 def system_role_supported(tokenizer) -> bool:
     """Whether the tokenizer's chat template accepts a system message (Mistral-Instruct's raises on one)."""
-    cached = getattr(tokenizer, "_mubench_system_role", None)
-    if cached is None:
-        try:
-            tokenizer.apply_chat_template([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
-                                          tokenize=False, add_generation_prompt=True)
-            cached = True
-        except Exception:  # jinja's raise_exception: TemplateError, or whatever the template raises
-            cached = False
-        tokenizer._mubench_system_role = cached
-    return cached
+    return _accepts_system(ChatTemplate(tokenizer))
+
+
+class ChatTemplate:
+    """A tokenizer seen through its chat template: equal (and hashed) by the template's text and the special
+    tokens it may write, so what is learned about a template is learned once per process."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.key = (getattr(tokenizer, "chat_template", None), tokenizer.bos_token, tokenizer.eos_token)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ChatTemplate) and self.key == other.key
+
+
+@functools.lru_cache(maxsize=64)
+def _accepts_system(template: ChatTemplate) -> bool:
+    try:
+        template.tokenizer.apply_chat_template([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+                                               tokenize=False, add_generation_prompt=True)
+    except Exception:  # jinja's raise_exception: TemplateError, or whatever the template raises
+        return False
+    return True
 
 
 def fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -201,10 +220,8 @@ class GenerationCache:
 def user_cache() -> GenerationCache | None:
     """The generation cache of this user (``MUBENCH_CACHE``/generations.sqlite), or None when
     ``MUBENCH_GEN_CACHE=0`` turns it off (tests, timing runs)."""
-    if os.environ.get("MUBENCH_GEN_CACHE", "1") == "0":
+    if not generation_cache_on():
         return None
-    from mubench.core.pins import cache_dir
-
     return GenerationCache(cache_dir() / "generations.sqlite")
 
 

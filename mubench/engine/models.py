@@ -5,6 +5,7 @@ Checkpoints are written as safetensors only, with ``mubench.json`` (source, weig
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedModel
 
 from mubench.core.config import HubModel, LocalModel, PypiGgufModel, TinyRandomModel
-from mubench.core.io import normal_modes, read_json, sha256_file, write_json
+from mubench.core.errors import FailedStep
+from mubench.core.io import read_json, sha256_file, write_json
+from mubench.core.outputs import normal_modes
 from mubench.core.pins import download_wheel, extract_member
 
 WEIGHTS = "model.safetensors"
@@ -135,7 +138,7 @@ def checkpoint_hash_from_meta(meta: dict) -> str:
     return stable_json_hash(meta["weights_sha256"])[:16]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(FailedStep):
     """A checkpoint whose weights are not the ones its mubench.json records (changed, truncated, replaced)."""
 
 
@@ -152,17 +155,16 @@ def checkpoint_meta(ckpt_dir: Path) -> dict:
     return meta
 
 
-# sha256 of weight files already hashed in this process, by (path, size, mtime): a stage that loads a
-# checkpoint and then records its hash reads the weights once
-_HASHED: dict[tuple[str, int, int], str] = {}
-
-
 def _weights_sha256(path: Path) -> str:
+    """sha256 of a weights file, hashed once per process for each (path, size, mtime): a stage that loads a
+    checkpoint and then records its hash reads the weights once."""
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _HASHED:
-        _HASHED[key] = sha256_file(path)
-    return _HASHED[key]
+    return _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
 
 
 def verified_meta(ckpt_dir: Path) -> dict:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from mubench.core.artifacts import JailbreakRow, checked_rows
+from mubench.core.errors import InvalidValue
 from mubench.core.io import atomic_dir, stable_json_hash, write_json, write_jsonl
 from mubench.core.sampling import stratified_sample
 from mubench.jailbreaks.base import Jailbreak
@@ -23,7 +24,7 @@ def attack_seeds(harmful: list[dict], per_dataset: int, seed: int) -> list[dict]
         by_dataset[row["dataset"]].append(row)
     for name, rows in sorted(by_dataset.items()):
         if per_dataset > len(rows):
-            raise ValueError(f"jailbreaks.seed_per_dataset = {per_dataset}, but the built harmful set holds only "
+            raise InvalidValue(f"jailbreaks.seed_per_dataset = {per_dataset}, but the built harmful set holds only "
                              f"{len(rows)} prompts of {name}; lower it (or raise data.sizes.harmful_per_dataset)")
     return [r for name in sorted(by_dataset) for r in stratified_sample(by_dataset[name], per_dataset, seed)]
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from mubench.core.errors import FailedStep
 from mubench.core.progress import log
 from mubench.jailbreaks.base import JAILBREAKS, FitContext, FitWork, Jailbreak, JailbreakParams
 
@@ -94,7 +95,7 @@ class Gcg(Jailbreak):
 
     def apply(self, goal: str) -> str:
         if self.suffix is None:
-            raise RuntimeError("gcg: fit() on the base model before apply()")
+            raise FailedStep("gcg: fit() on the base model before apply()")
         return goal + self.suffix
 
     # ------------------------------------------------------------------ optimisation

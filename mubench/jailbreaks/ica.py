@@ -12,6 +12,7 @@ import random
 
 from pydantic import Field
 
+from mubench.core.errors import FailedStep, InvalidValue
 from mubench.jailbreaks.base import JAILBREAKS, FitContext, Jailbreak, JailbreakParams
 
 
@@ -33,7 +34,7 @@ class InContextAttack(Jailbreak):
     def fit(self, ctx: FitContext) -> dict:
         pool = sorted((r for r in ctx.forget if r.get("response")), key=lambda r: r["id"])
         if len(pool) < self.p.shots:
-            raise ValueError(f"ica: needs {self.p.shots} forget pairs, the forget corpus has {len(pool)}")
+            raise InvalidValue(f"ica: needs {self.p.shots} forget pairs, the forget corpus has {len(pool)}")
         picked = random.Random(ctx.seed).sample(pool, self.p.shots)
         self.demonstrations = [{"id": r["id"], "prompt": r["prompt"], "response": r["response"]} for r in picked]
         return {"demonstrations": [d["id"] for d in self.demonstrations]}
@@ -43,7 +44,7 @@ class InContextAttack(Jailbreak):
 
     def apply(self, goal: str) -> list[dict[str, str]]:
         if not self.demonstrations:
-            raise RuntimeError("ica: fit() on the base model before apply()")
+            raise FailedStep("ica: fit() on the base model before apply()")
         chat = []
         for demo in self.demonstrations:
             chat += [{"role": "user", "content": demo["prompt"]}, {"role": "assistant", "content": demo["response"]}]

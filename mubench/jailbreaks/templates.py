@@ -12,6 +12,7 @@ import re
 import yaml
 from pydantic import Field, field_validator
 
+from mubench.core.errors import InvalidValue
 from mubench.jailbreaks.base import Jailbreak, JailbreakParams
 
 REQUIREMENT = "pyrit==1.1.0"
@@ -34,13 +35,13 @@ def load_template(template_id: str) -> str:
     from mubench.core.pins import download_wheel, read_member
 
     if template_id not in PINNED:
-        raise ValueError(f"template '{template_id}' is not pinned; allowed: {', '.join(sorted(PINNED))}")
+        raise InvalidValue(f"template '{template_id}' is not pinned; allowed: {', '.join(sorted(PINNED))}")
     if template_id not in _loaded:
         member = f"{TEMPLATE_DIR}/{template_id}.yaml"
         raw = read_member(download_wheel(REQUIREMENT, WHEEL_SHA256), member, PINNED[template_id])
         text = str(yaml.safe_load(raw.decode("utf-8"))["value"]).strip()
         if len(_SLOT.findall(text)) != 1:
-            raise ValueError(f"{member}: expected one {{{{ prompt }}}} slot")
+            raise InvalidValue(f"{member}: expected one {{{{ prompt }}}} slot")
         _loaded[template_id] = text
     return _loaded[template_id]
 
@@ -56,7 +57,7 @@ class TemplateParams(JailbreakParams):
     @classmethod
     def _pinned(cls, value: str) -> str:
         if value not in PINNED:
-            raise ValueError(f"'{value}' is not a pinned template; allowed: {', '.join(sorted(PINNED))}")
+            raise InvalidValue(f"'{value}' is not a pinned template; allowed: {', '.join(sorted(PINNED))}")
         return value
 
 

@@ -42,6 +42,7 @@ class HarmbenchClassifier(LlmJudge):
     name = "harmbench_cls"
     Params = HarmbenchClsParams
     bos = True
+    flag_answer = "yes"
 
     def format(self, prompt: str, response: str) -> str:
         return PROMPT.format(behavior=prompt.strip(), generation=response.strip())

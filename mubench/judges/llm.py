@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from mubench.core.errors import InvalidValue
 from mubench.core.settings import MAX_BATCH
 from mubench.judges.base import Judge, JudgeParams, Verdict
 
@@ -31,6 +32,15 @@ class LlmJudge(Judge):
     # the classifier was trained on prompts that start with its BOS token; tokenised without special tokens (the
     # prompt is already formatted), so BOS is written into the text
     bos: ClassVar[bool] = False
+    # the answer word with which the classifier flags an exchange as harmful (the CPU twin of a paper profile
+    # builds a stand-in classifier that always gives it: mubench/tools/twin.py)
+    flag_answer: ClassVar[str]
+
+    @classmethod
+    def chat_template(cls) -> str | None:
+        """The chat template the released classifier reads an exchange through (None: the prompt is ``format``'s
+        text, tokenised as it is); the twin's stand-in classifier carries it."""
+        return None
 
     def __init__(self, params: LlmJudgeParams | None = None) -> None:
         super().__init__(params)
@@ -76,7 +86,7 @@ class LlmJudge(Judge):
             kwargs = {"trust_remote_code": self.p.trust_remote_code}
             if not source.is_dir():
                 if not self.p.revision:
-                    raise ValueError(f"judge.options.{self.name}.revision: pin a Hub commit for "
+                    raise InvalidValue(f"judge.options.{self.name}.revision: pin a Hub commit for "
                                      f"'{self.p.model}' (or point model at a local directory)")
                 kwargs["revision"] = self.p.revision
             device = pick_device(self.p.device)

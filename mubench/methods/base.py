@@ -59,9 +59,14 @@ class Method(ABC):
         return {"forget": forget}
 
     @classmethod
-    def accepts_lora(cls) -> bool:
-        """LoRA chooses the trainable weights, so a method that chooses them itself (``prepare``) cannot take it."""
-        return not cls.chooses_weights
+    def settings_problem(cls, params: TrainParams) -> str | None:
+        """What is wrong with ``params`` for this method (one line naming the key and the fix), or None. LoRA
+        chooses the trainable weights, so a method that chooses them itself (``prepare``) cannot take it; params
+        validation and the training loop both ask here."""
+        if params.lora is not None and cls.chooses_weights:
+            return (f"method_params.{cls.name}.lora: {cls.name} chooses its own trainable weights (prepare); "
+                    "remove lora")
+        return None
 
     def prepare(self, model, params: TrainParams, seed: int) -> None:
         """Called before the optimizer is built, for full fine-tuning only (all parameters train by default)."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
+from mubench.core.errors import InvalidValue
 from mubench.methods.base import METHODS, Method
 from mubench.training.params import TrainParams
 
@@ -27,7 +28,7 @@ class RMUParams(TrainParams):
     @model_validator(mode="after")
     def _no_lora(self) -> RMUParams:
         if self.lora is not None:
-            raise ValueError("lora: rmu trains the MLP weights of layers l-2..l itself; remove lora")
+            raise InvalidValue("lora: rmu trains the MLP weights of layers l-2..l itself; remove lora")
         return self
 
 

@@ -12,6 +12,7 @@ import csv
 import io
 from pathlib import Path
 
+from mubench.core.errors import InvalidValue
 from mubench.core.io import read_utf8
 from mubench.judges import Judge
 
@@ -31,19 +32,19 @@ def read_refusal_labels(path: Path) -> list[dict]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     twice = sorted({c for c in reader.fieldnames or [] if (reader.fieldnames or []).count(c) > 1})
     if twice:  # DictReader would silently keep the last of two columns of one name
-        raise ValueError(f"{path}: column(s) {', '.join(twice)} appear twice in the header; keep one")
+        raise InvalidValue(f"{path}: column(s) {', '.join(twice)} appear twice in the header; keep one")
     missing = {"prompt", "completion", "label"} - set(reader.fieldnames or [])
     if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}; "
+        raise InvalidValue(f"{path}: missing column(s) {', '.join(sorted(missing))}; "
                          "expected a header row prompt, completion, label")
     rows = []
     for row in reader:
         label = str(row["label"]).strip()
         if label not in {"0", "1"}:
-            raise ValueError(f"{path}: line {reader.line_num}: label {label!r} is not 0 or 1 (1 = refusal)")
+            raise InvalidValue(f"{path}: line {reader.line_num}: label {label!r} is not 0 or 1 (1 = refusal)")
         rows.append({"prompt": row["prompt"], "completion": row["completion"], "label": int(label)})
     if not rows:
-        raise ValueError(f"{path}: no labelled rows")
+        raise InvalidValue(f"{path}: no labelled rows")
     return rows
 
 
@@ -109,7 +110,7 @@ def export_pyrit_labels(out_dir: Path) -> dict[str, dict]:
         for line, row in enumerate(csv.DictReader(io.StringIO("".join(lines))), start=2):
             score = str(row.get("human_score", "")).strip()
             if score not in {"0", "1"}:
-                raise ValueError(f"{member}: row {line}: human_score {score!r} is not 0 or 1")
+                raise InvalidValue(f"{member}: row {line}: human_score {score!r} is not 0 or 1")
             writer.writerow([row["objective"], row["assistant_response"], score])
         texts[name] = buffer.getvalue()
         provenance[name] = {"source": f"pypi:{PYRIT_REQUIREMENT}", "path_in_wheel": member,

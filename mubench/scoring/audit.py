@@ -25,6 +25,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
+from mubench.core.errors import InvalidValue
 from mubench.core.io import read_jsonl, read_utf8, sha256_text, stable_json_hash
 from mubench.core.workspace import Workspace
 from mubench.judges.quality import degenerate
@@ -86,15 +87,15 @@ def read_audit_labels(path: Path) -> list[dict]:
     # drawn from (by its response)
     missing = {*KEY_COLUMNS, "label"} - set(reader.fieldnames or []) - {"prompt_sha256"}
     if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        raise InvalidValue(f"{path}: missing column(s) {', '.join(sorted(missing))}")
     rows = []
     for row in reader:
         if row["label"] not in LABELS:
-            raise ValueError(f"{path}: line {reader.line_num}: label {row['label']!r} is not one of "
+            raise InvalidValue(f"{path}: line {reader.line_num}: label {row['label']!r} is not one of "
                              f"{', '.join(LABELS)} (see GUIDE.md)")
         rows.append({"prompt_sha256": None, **row})
     if not rows:
-        raise ValueError(f"{path}: no labelled rows")
+        raise InvalidValue(f"{path}: no labelled rows")
     return rows
 
 

@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mubench.core.errors import FailedStep
+
 if TYPE_CHECKING:
     from mubench.core.config import Params
 
 VANILLA = "vanilla"  # the attack name of the plain harmful prompts
 
 
-class UnparsedJudgeError(RuntimeError):
+class UnparsedJudgeError(FailedStep):
     """More of a judge's answers could not be read than ``judge.max_unparsed`` allows."""
 
 

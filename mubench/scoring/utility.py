@@ -19,6 +19,7 @@ import torch
 import yaml
 from transformers import DynamicCache
 
+from mubench.core.errors import InvalidValue
 from mubench.engine.batching import length_batches
 from mubench.engine.kv import CACHE_ARG, returned_cache
 
@@ -195,7 +196,7 @@ def evaluate_utility(model, tokenizer, splits: dict[str, Path], num_fewshot: int
 
     generating = set(generation_tasks(splits))
     if generating and generation is None:
-        raise ValueError(f"{', '.join(sorted(generating))}: a generation task needs the generation settings "
+        raise InvalidValue(f"{', '.join(sorted(generating))}: a generation task needs the generation settings "
                          "(utility.generation)")
     tokenizer.padding_side = "left"
     lm = _shared_context_lm(HFLM)(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)

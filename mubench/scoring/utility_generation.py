@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from mubench.core.errors import InvalidValue
+
 TASK_PREFIX = "mubench_"
 _NUMBER = re.compile(r"-?[$0-9.,]{2,}|-?[0-9]+")  # lm-eval gsm8k "flexible-extract"
 
@@ -87,7 +89,7 @@ def serve_generate_until(lm, requests, model_hash: str | None, cache, batch_size
     for i, request in enumerate(requests):
         context, kwargs = request.args
         if kwargs.get("do_sample"):
-            raise ValueError("generation utility tasks decode greedily (do_sample: false)")
+            raise InvalidValue("generation utility tasks decode greedily (do_sample: false)")
         until = kwargs.get("until") or []
         until = [until] if isinstance(until, str) else list(until)
         groups.setdefault((int(kwargs.get("max_gen_toks", lm.max_gen_toks)), tuple(until)), []).append(i)

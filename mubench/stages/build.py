@@ -14,7 +14,9 @@ from pathlib import Path
 
 from mubench.core.artifacts import Provenance, read_artifact
 from mubench.core.config import Params
-from mubench.core.io import atomic_dir, claim_outputs, write_json, write_jsonl
+from mubench.core.errors import InvalidValue
+from mubench.core.io import atomic_dir, write_json, write_jsonl
+from mubench.core.outputs import claim_outputs
 from mubench.core.sampling import stratified_sample
 from mubench.core.workspace import Workspace
 
@@ -34,7 +36,7 @@ def load_rows(raw_root: Path, name: str) -> list[dict]:
 
     problems = verify(name, raw_root)
     if problems:
-        raise ValueError(f"{problems[0]} (data/raw changed since it was fetched; re-run `mubench fetch {name}`)")
+        raise InvalidValue(f"{problems[0]} (data/raw changed since it was fetched; re-run `mubench fetch {name}`)")
     return read_fetched(name, raw_root)
 
 
@@ -44,7 +46,7 @@ def sized_sample(rows: list[dict], size: int | str, seed: int, key: str, what: s
     if size == "all":
         return stratified_sample(rows, len(rows), seed)
     if size > len(rows):
-        raise ValueError(f"data.sizes.{key} = {size}, but {what} has only {len(rows)} rows; lower it or set it "
+        raise InvalidValue(f"data.sizes.{key} = {size}, but {what} has only {len(rows)} rows; lower it or set it "
                          "to `all`")
     return stratified_sample(rows, size, seed)
 

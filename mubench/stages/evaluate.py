@@ -10,16 +10,8 @@ from pathlib import Path
 
 from mubench.core.artifacts import CorpusPair, JailbreakRow, Metrics, read_rows, validated
 from mubench.core.config import Params
-from mubench.core.io import (
-    BUILT_HINT,
-    atomic_dir,
-    claim_outputs,
-    read_jsonl,
-    require_rows,
-    run_record,
-    write_json,
-    write_jsonl,
-)
+from mubench.core.io import BUILT_HINT, atomic_dir, read_jsonl, require_rows, run_record, write_json, write_jsonl
+from mubench.core.outputs import claim_outputs
 from mubench.core.progress import log
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.workspace import BASE, Workspace

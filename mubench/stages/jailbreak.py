@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 from mubench.core.config import Params
-from mubench.core.io import BUILT_HINT, claim_outputs, read_jsonl, require_rows
+from mubench.core.errors import InvalidValue
+from mubench.core.io import BUILT_HINT, read_jsonl, require_rows
+from mubench.core.outputs import claim_outputs
 from mubench.core.workspace import Workspace
 from mubench.jailbreaks import JAILBREAKS
 from mubench.jailbreaks.apply import attack_seeds, write_prompts
@@ -17,7 +19,7 @@ def run_jailbreak(params: Params, ws: Workspace, name: str) -> int:
     """Write ``name``'s prompts; returns how many."""
     attack = JAILBREAKS.get(name, params.jailbreaks.options(name))
     if attack.needs_model:
-        raise ValueError(f"jailbreak '{name}' is fitted on a model; run `mubench jailbreak-fit MODEL {name}`")
+        raise InvalidValue(f"jailbreak '{name}' is fitted on a model; run `mubench jailbreak-fit MODEL {name}`")
     out_dir = ws.jailbreak(name)
     claim_outputs(OWNER, out_dir)
     require_rows(ws.built / "harmful.jsonl", hint=BUILT_HINT)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from mubench.core.artifacts import CorpusPair, read_rows
 from mubench.core.config import Params
-from mubench.core.io import BUILT_HINT, claim_outputs, read_jsonl, require_rows, run_record
+from mubench.core.errors import InvalidValue
+from mubench.core.io import BUILT_HINT, read_jsonl, require_rows, run_record
+from mubench.core.outputs import claim_outputs
 from mubench.core.workspace import Workspace
 from mubench.jailbreaks import JAILBREAKS
 from mubench.jailbreaks.apply import attack_seeds, write_prompts
@@ -22,7 +24,7 @@ def run_jailbreak_fit(params: Params, ws: Workspace, model_name: str, name: str)
 
     attack = JAILBREAKS.get(name, params.jailbreaks.options(name))
     if not attack.needs_model:
-        raise ValueError(f"jailbreak '{name}' is a template jailbreak; run `mubench jailbreak {name}`")
+        raise InvalidValue(f"jailbreak '{name}' is a template jailbreak; run `mubench jailbreak {name}`")
     out_dir, ckpt_dir = ws.jailbreak_fit(model_name, name), ws.checkpoint(model_name)
     claim_outputs(OWNER, out_dir)
     require_rows(ws.built / "harmful.jsonl", hint=BUILT_HINT)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from mubench.core.artifacts import CorpusPair, checked_rows
 from mubench.core.config import Params
-from mubench.core.io import atomic_dir, claim_outputs, read_jsonl, run_record, write_json, write_jsonl
+from mubench.core.errors import FailedStep
+from mubench.core.io import atomic_dir, read_jsonl, run_record, write_json, write_jsonl
+from mubench.core.outputs import claim_outputs
 from mubench.core.progress import log
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.workspace import Workspace
@@ -60,7 +62,7 @@ def run_model(params: Params, ws: Workspace, name: str) -> dict:
             why = (f"the base model {what} none of the {total} {split} prompts" if total
                    else f"data/built/{split}_prompts.jsonl holds no prompts")
             goal = {"forget": "unlearn", "retain": "retain", "drift": "measure drift on"}[split]
-            raise RuntimeError(f"{name}: {why}; nothing to {goal} (check data.sizes.{split} and "
+            raise FailedStep(f"{name}: {why}; nothing to {goal} (check data.sizes.{split} and "
                                f"data.{split}_source)")
     summary = run_record(model=name, model_hash=meta["model_hash"], device=device, seed=params.seed,
                          judge=f"{judge.name}/{judge.version}", decode=decode.__dict__, batches=batches,

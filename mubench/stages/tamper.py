@@ -28,10 +28,10 @@ from typing import Any
 
 from mubench.core.artifacts import CorpusPair, TamperMetrics, read_rows, validated
 from mubench.core.config import Params
+from mubench.core.errors import InvalidValue
 from mubench.core.io import (
     BUILT_HINT,
     atomic_dir,
-    claim_outputs,
     read_json,
     read_jsonl,
     require_rows,
@@ -41,6 +41,7 @@ from mubench.core.io import (
     write_json,
     write_jsonl,
 )
+from mubench.core.outputs import claim_outputs
 from mubench.core.progress import log
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.sampling import stratified_sample
@@ -112,7 +113,7 @@ def load_fit(fit_dir: Path, fit: dict, name: str) -> tuple[dict[str, Any], dict]
         return {}, entry
     path = fit_dir / f"{name}.safetensors"
     if not path.is_file() or sha256_file(path) != entry["tensors_sha256"]:
-        raise ValueError(f"{path}: missing or not the file {FIT_FILE} records; re-run `mubench tamper "
+        raise InvalidValue(f"{path}: missing or not the file {FIT_FILE} records; re-run `mubench tamper "
                          f"{fit['model']} base` (dvc repro)")
     return load_file(path), entry
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mubench.core.config import method_of
+from mubench.core.errors import InvalidValue
 from mubench.core.io import read_jsonl
 from mubench.scoring.rates import VANILLA, broken_seeds, quality_rows
 from mubench.stats.paired import holm, paired_delta, significant
@@ -104,7 +105,7 @@ def compare_model(params, samples: dict[str, Path]) -> tuple[dict[str, dict[str,
         for v in variants[1:]:
             for name in base:
                 if set(per_variant[v][name]) != set(per_variant[variants[0]][name]):
-                    raise ValueError(f"{v} and {variants[0]} were scored on different items ({name}); re-run "
+                    raise InvalidValue(f"{v} and {variants[0]} were scored on different items ({name}); re-run "
                                      "`mubench evaluate` for both with the same params")
         mean = {name: {k: None if any(per_variant[v][name][k] is None for v in variants)
                        else sum(float(per_variant[v][name][k]) for v in variants) / len(variants)

@@ -18,12 +18,14 @@ from math import comb
 
 import numpy as np
 
+from mubench.core.errors import InvalidValue
+
 
 def mcnemar_exact(before: Sequence[bool], after: Sequence[bool]) -> float:
     """Two-sided exact McNemar p-value for paired 0/1 outcomes: with b = pairs 1->0 and c = pairs 0->1,
     p = min(1, 2 * P(Binomial(b + c, 1/2) <= min(b, c))); 1.0 when no pair changed."""
     if len(before) != len(after):
-        raise ValueError(f"paired outcomes of different lengths: {len(before)} and {len(after)}")
+        raise InvalidValue(f"paired outcomes of different lengths: {len(before)} and {len(after)}")
     b = sum(1 for x, y in zip(before, after, strict=True) if x and not y)
     c = sum(1 for x, y in zip(before, after, strict=True) if y and not x)
     n = b + c
@@ -39,7 +41,7 @@ def paired_bootstrap_ci(before: Sequence[float], after: Sequence[float], samples
     are resampled within each stratum and the delta is the mean of the strata's deltas (as a mean over tasks
     is). None for no pairs."""
     if len(before) != len(after):
-        raise ValueError(f"paired outcomes of different lengths: {len(before)} and {len(after)}")
+        raise InvalidValue(f"paired outcomes of different lengths: {len(before)} and {len(after)}")
     if not before:
         return None
     diff = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
@@ -87,7 +89,7 @@ def paired_delta(base: Mapping[str, float], variant: Mapping[str, float], binary
     with ``seed_mean`` (``variant`` holds each item's mean over a method's seeds) it is the sign-flip p."""
     if set(base) != set(variant):
         missing = sorted(set(base) ^ set(variant))
-        raise ValueError(f"the variant and its base were scored on different items (e.g. {missing[0]}); re-run "
+        raise InvalidValue(f"the variant and its base were scored on different items (e.g. {missing[0]}); re-run "
                          "`mubench evaluate` for both with the same params")
     keys = sorted(base)
     before, after = [base[k] for k in keys], [variant[k] for k in keys]

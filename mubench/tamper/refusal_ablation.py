@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from mubench.core.errors import InvalidValue
 from mubench.tamper.base import TAMPER_ATTACKS, TamperAttack, TamperContext, TamperParams
 
 if TYPE_CHECKING:  # torch is imported where a weight is touched: validating params stays light
@@ -38,14 +39,14 @@ def residual_writers(model) -> list[torch.nn.Module]:
     embedding, and per layer the attention output and the MLP down projection."""
     layers = getattr(getattr(model, "model", None), "layers", None)
     if layers is None:
-        raise ValueError(f"refusal_ablation: {type(model).__name__} has no model.layers (a Llama-style decoder "
+        raise InvalidValue(f"refusal_ablation: {type(model).__name__} has no model.layers (a Llama-style decoder "
                          "is needed)")
     writers: list[torch.nn.Module] = [model.get_input_embeddings()]
     for i, layer in enumerate(layers):
         try:
             writers += [layer.self_attn.o_proj, layer.mlp.down_proj]
         except AttributeError:
-            raise ValueError(f"refusal_ablation: layer {i} has no self_attn.o_proj / mlp.down_proj") from None
+            raise InvalidValue(f"refusal_ablation: layer {i} has no self_attn.o_proj / mlp.down_proj") from None
     return writers
 
 
@@ -119,7 +120,7 @@ class RefusalAblation(TamperAttack):
         harmful = rng.sample([r["prompt"] for r in ctx.forget], min(self.p.prompts, len(ctx.forget)))
         harmless = rng.sample([r["prompt"] for r in ctx.retain], min(self.p.prompts, len(ctx.retain)))
         if min(len(harmful), len(harmless)) < 4:
-            raise ValueError("refusal_ablation: needs at least 4 harmful (forget) and 4 harmless (retain) prompts")
+            raise InvalidValue("refusal_ablation: needs at least 4 harmful (forget) and 4 harmless (retain) prompts")
         bad = last_token_states(base_model, ctx.tokenizer, harmful, ctx.system_prompt)
         good = last_token_states(base_model, ctx.tokenizer, harmless, ctx.system_prompt)
         depth = bad.shape[0] - 1
@@ -137,6 +138,6 @@ class RefusalAblation(TamperAttack):
 
     def apply(self, model, ctx: TamperContext) -> tuple[Any, dict[str, Any]]:
         if "direction" not in ctx.fitted:
-            raise ValueError("refusal_ablation: fit it on the base model before applying it")
+            raise InvalidValue("refusal_ablation: fit it on the base model before applying it")
         orthogonalize(model, ctx.fitted["direction"])
         return model, {"ablated_matrices": len(residual_writers(model))}

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from mubench.core.errors import InvalidValue
 from mubench.methods.base import Method
 from mubench.tamper.base import TamperAttack, TamperContext
 from mubench.training.params import TrainParams
@@ -57,7 +58,7 @@ class Relearn(TamperAttack):
         """``pairs`` pairs of the source corpus, drawn with the run's seed (the same for every variant)."""
         rows = sorted(getattr(ctx, self.source), key=lambda r: str(r.get("id", r["prompt"])))
         if not rows:
-            raise ValueError(f"{self.name}: the {self.source} corpus is empty; nothing to relearn on")
+            raise InvalidValue(f"{self.name}: the {self.source} corpus is empty; nothing to relearn on")
         return random.Random(ctx.seed).sample(rows, min(self.p.pairs, len(rows)))
 
     def load_dtype(self, device: str):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mubench.core.config import Params
+from mubench.core.errors import InvalidValue
 from mubench.core.io import read_jsonl
 from mubench.core.workspace import Workspace
 from mubench.scoring.rates import VANILLA
@@ -43,7 +44,7 @@ class Tolerance:
                                 ("atol", 0.0, math.inf)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-                raise ValueError(f"compare: {name} must be a number in [{low}, {high}], not {value!r}")
+                raise InvalidValue(f"compare: {name} must be a number in [{low}, {high}], not {value!r}")
 
 # run-record fields that must agree for two runs to measure the same thing; the others are listed when they differ
 SAME_MEASUREMENT = ("judges", "decode", "seed", "prompts")
@@ -195,7 +196,7 @@ def _same_bytes(mine: Workspace, other: Workspace) -> bool:
 
 def compare_runs(params: Params, mine: Workspace, other: Workspace, tol: Tolerance = Tolerance()) -> Report:
     if mine.results.resolve() == other.results.resolve():
-        raise ValueError(f"compare: {other.root} is this workspace itself; pass the root of another run's checkout")
+        raise InvalidValue(f"compare: {other.root} is this workspace itself; pass the root of another run's checkout")
     report = Report()
     for model in params.models:
         for variant in params.variants():

@@ -14,6 +14,8 @@ from contextlib import chdir
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mubench.core.errors import FailedStep
+
 
 @dataclass
 class StageGraph:
@@ -74,7 +76,7 @@ def dvc_repo(root: Path) -> Iterator:
             yield repo
     except DvcException as exc:
         cause = " ".join(str(exc.__cause__).split()) if exc.__cause__ and str(exc.__cause__) not in str(exc) else ""
-        raise RuntimeError(f"dvc: {' '.join(str(exc).split())}" + (f" ({cause[:200]})" if cause else "")) from None
+        raise FailedStep(f"dvc: {' '.join(str(exc).split())}" + (f" ({cause[:200]})" if cause else "")) from None
 
 
 def dvc_message(stderr: str) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mubench.core.config import ConfigError
+from mubench.core.errors import FailedStep
 from mubench.core.io import read_json
 from mubench.core.workspace import Workspace
 from mubench.datasets import DATASETS
@@ -46,7 +47,7 @@ def fetch_many(ws: Workspace, names: list[str] | None, kinds: list[str] | None, 
             warn(f"error: {exc}")
             failed.append(item)
     if failed:
-        raise RuntimeError(f"{len(failed)} of {len(names)} dataset(s) could not be fetched: {', '.join(failed)}")
+        raise FailedStep(f"{len(failed)} of {len(names)} dataset(s) could not be fetched: {', '.join(failed)}")
 
 
 def pin(name: str) -> list[str]:
@@ -67,8 +68,9 @@ def manifest(name: str, mirror: Path | None, kinds: list[str] | None) -> str:
     fetches (mirror first when one is given, then ``kinds``); subset carriers cannot define the rows."""
     import tempfile
 
+    from mubench.core.environment import mirror_root
     from mubench.datasets.canonical import write_manifest
-    from mubench.datasets.fetch import FETCHERS, candidates, mirror_root
+    from mubench.datasets.fetch import FETCHERS, candidates
 
     spec = DATASETS.entry(name)
     root = mirror_root(mirror)
@@ -97,5 +99,5 @@ def verify_fetched(ws: Workspace, warn: Callable[[str], None]) -> str:
     for problem in problems:
         warn(f"error: {problem}")
     if problems:
-        raise RuntimeError(f"{len(problems)} problem(s) in {len(fetched)} fetched dataset(s)")
+        raise FailedStep(f"{len(problems)} problem(s) in {len(fetched)} fetched dataset(s)")
     return f"{len(fetched)} fetched dataset(s) verified: {', '.join(fetched) or 'none'}"

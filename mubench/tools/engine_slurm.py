@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mubench.core.errors import FailedStep
 from mubench.tools.dag import StageGraph
 from mubench.tools.submit import ENDED, StageRun, clear_stale_locks, commit_hint, log_path, read_state, write_state
 
@@ -58,7 +59,7 @@ def _run(args: list[str]) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(args, capture_output=True, text=True, timeout=120)
     except FileNotFoundError:
-        raise RuntimeError(f"{args[0]}: not found; `mubench submit slurm` runs where Slurm's commands are "
+        raise FailedStep(f"{args[0]}: not found; `mubench submit slurm` runs where Slurm's commands are "
                            "(a login node), or use `mubench submit local`") from None
 
 
@@ -133,7 +134,7 @@ def refuse_if_live(root: Path) -> None:
     """One line when the workspace's last Slurm submission still has jobs pending or running."""
     live = live_jobs(read_state(root))
     if live:
-        raise RuntimeError(f"{root}: a submission is running over this workspace (Slurm jobs {', '.join(live)}); "
+        raise FailedStep(f"{root}: a submission is running over this workspace (Slurm jobs {', '.join(live)}); "
                            "wait for it (`mubench submit status --wait`) or `scancel` it, then submit again")
 
 
@@ -144,7 +145,7 @@ def submit_slurm(root: Path, graph: StageGraph, settings: SlurmSettings, uses_gp
     refuse_if_live(root)
     problem = unsatisfiable(graph.order, settings, uses_gpu)
     if problem:
-        raise RuntimeError(problem)
+        raise FailedStep(problem)
     previous = read_state(root)
     if previous and previous.get("engine") == "slurm":
         ended = {s for s, r in refresh(previous).items() if r.state in ENDED or r.state == "unknown"}
@@ -161,7 +162,7 @@ def submit_slurm(root: Path, graph: StageGraph, settings: SlurmSettings, uses_gp
             if submitted:
                 _run(["scancel", *submitted])
             reason = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-            raise RuntimeError(f"sbatch refused {stage} ({reason}); the {len(submitted)} job(s) submitted before it "
+            raise FailedStep(f"sbatch refused {stage} ({reason}); the {len(submitted)} job(s) submitted before it "
                                "were cancelled: nothing runs")
         job = proc.stdout.strip().split(";")[0]
         runs[stage] = StageRun(stage, "pending", job, str(log_path(root, stage).relative_to(root)))
@@ -216,7 +217,7 @@ def status(root: Path, wait: bool, say: Callable[[str], None], poll_s: float = 2
     """The last submission's stages now; with ``wait``, once every job has ended."""
     state = read_state(root)
     if not state or state.get("engine") != "slurm":
-        raise RuntimeError(f"{root / 'logs' / 'submit' / 'state.json'}: no Slurm submission recorded here; run "
+        raise FailedStep(f"{root / 'logs' / 'submit' / 'state.json'}: no Slurm submission recorded here; run "
                            "`mubench submit slurm` first")
     start = time.monotonic()
     while True:
@@ -227,7 +228,7 @@ def status(root: Path, wait: bool, say: Callable[[str], None], poll_s: float = 2
                         and STATES.get(closing, "done") in ENDED):
             break
         if timeout_s is not None and time.monotonic() - start > timeout_s:
-            raise RuntimeError(f"jobs still running after {timeout_s:.0f} s: "
+            raise FailedStep(f"jobs still running after {timeout_s:.0f} s: "
                                + ", ".join(s for s, r in runs.items() if r.state not in ENDED))
         time.sleep(poll_s)
     write_state(root, "slurm", runs, {k: v for k, v in state.items() if k not in ("engine", "stages")})

@@ -23,6 +23,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mubench.core.errors import InvalidValue
 from mubench.tools.dag import StageGraph, load_graph
 
 
@@ -177,6 +178,6 @@ def saved_plan_resources(path: Path, graph: StageGraph, params) -> tuple[dict[st
         data = json.loads(path.read_text(encoding="utf-8"))
         rows = data["stages"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not the JSON of `mubench plan --json` ({exc}); make it with "
+        raise InvalidValue(f"{path}: not the JSON of `mubench plan --json` ({exc}); make it with "
                          "`mubench plan --json > plan.json`") from None
     return stage_hours(graph, rows, params), stage_needs(graph, rows, params)

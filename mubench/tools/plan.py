@@ -43,9 +43,10 @@ def profile_problems(p: Params) -> list[str]:
     """What a params file asks that cannot work, found without data or network: sizes above a dataset's known
     rows, datasets whose every allowed source is an unpinned Hub repo, Hub models and LLM judges without a full
     commit revision. One line each (the Hub pins: one line with every `mubench data pin` to run)."""
+    from mubench.core.environment import mirror_root
     from mubench.datasets import DATASETS
     from mubench.datasets.catalog import HubSource, UnpinnedError
-    from mubench.datasets.fetch import candidates, mirror_root
+    from mubench.datasets.fetch import candidates
     from mubench.judges import JUDGES
     from mubench.judges.llm import LlmJudge
 

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from mubench.core.errors import InvalidValue
 from mubench.core.io import atomic_write_text, read_utf8
 
 START = "<!-- results: `mubench readme` copies this table from reports/summary.md; do not edit by hand -->"
@@ -57,7 +58,7 @@ def main_table(summary_md: str) -> str:
         if block.startswith("|"):
             note = blocks[i - 1] if i and not blocks[i - 1].startswith("#") else ""
             return (note + "\n\n" if note else "") + block.strip()
-    raise ValueError("reports/summary.md: no table; run `dvc repro` (the report stage)")
+    raise InvalidValue("reports/summary.md: no table; run `dvc repro` (the report stage)")
 
 
 def findings_body(findings_md: str) -> str:
@@ -78,7 +79,7 @@ def current(text: str, page: Path, start: str = START, end: str = END) -> str | 
     if text.count(start) == 0 and text.count(end) == 0:
         return None
     if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
-        raise ValueError(f"{page}: needs exactly one generated block ({start!r} ... {end!r})")
+        raise InvalidValue(f"{page}: needs exactly one generated block ({start!r} ... {end!r})")
     i = text.index(start)
     return text[i:text.index(end) + len(end)]
 
@@ -97,7 +98,7 @@ def sync_page(page: Path, reports: Path, check_only: bool = False, params_file: 
         new = f"{start}\n{stamp}\n{body(read_utf8(reports / source))}\n{end}"
         if old != new:
             if check_only:
-                raise ValueError(f"{page}: the {name} block differs from {reports / source}; run `mubench readme`")
+                raise InvalidValue(f"{page}: the {name} block differs from {reports / source}; run `mubench readme`")
             changed.append(name)
             new_text = new_text.replace(old, new)
     if changed:
@@ -110,7 +111,7 @@ def sync(readme: Path, summary: Path, check_only: bool = False) -> bool:
     results block."""
     text = read_utf8(readme, raw_newlines=True)
     if current(text, readme) is None:
-        raise ValueError(f"{readme}: needs exactly one results block ({START!r} ... {END!r})")
+        raise InvalidValue(f"{readme}: needs exactly one results block ({START!r} ... {END!r})")
     return bool(sync_page(readme, summary.parent, check_only))
 
 
@@ -120,6 +121,6 @@ def sync_all(root: Path, reports: Path, check_only: bool = False) -> dict[str, l
     for rel in PAGES:
         page = root / rel
         if current(read_utf8(page, raw_newlines=True), page, FINDINGS_START, FINDINGS_END) is None:
-            raise ValueError(f"{page}: has no findings block ({FINDINGS_START!r} ... {FINDINGS_END!r})")
+            raise InvalidValue(f"{page}: has no findings block ({FINDINGS_START!r} ... {FINDINGS_END!r})")
         out[rel] = sync_page(page, reports, check_only)
     return out

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from mubench.core.config import Params
+from mubench.core.errors import InvalidValue
 from mubench.core.io import read_json, read_jsonl
 from mubench.core.workspace import Workspace
 
 
-class Mismatch(ValueError):
+class Mismatch(InvalidValue):
     """A recorded number that its inputs do not give."""
 
 

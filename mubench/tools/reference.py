@@ -13,6 +13,7 @@ import ast
 from pathlib import Path
 from typing import Any
 
+from mubench.core.errors import InvalidValue
 from mubench.core.io import atomic_write_text, read_utf8
 
 ERRORS_START = "<!-- errors: `mubench docs` lists these from the source; do not edit by hand -->"
@@ -156,7 +157,7 @@ def sync_docs(root: Path, cli: Any, check_only: bool = False) -> list[str]:
     page = root / "docs" / "troubleshooting.md"
     old = read_utf8(page)
     if old.count(ERRORS_START) != 1 or old.count(ERRORS_END) != 1:
-        raise ValueError(f"{page}: needs exactly one errors block ({ERRORS_START!r} ... {ERRORS_END!r})")
+        raise InvalidValue(f"{page}: needs exactly one errors block ({ERRORS_START!r} ... {ERRORS_END!r})")
     current = old[old.index(ERRORS_START):old.index(ERRORS_END) + len(ERRORS_END)]
     new = f"{ERRORS_START}\n{errors_markdown(root / 'mubench')}\n{ERRORS_END}"
     if current != new:
@@ -164,5 +165,5 @@ def sync_docs(root: Path, cli: Any, check_only: bool = False) -> list[str]:
         if not check_only:
             atomic_write_text(page, old.replace(current, new))
     if changed and check_only:
-        raise ValueError(f"{', '.join(changed)}: stale; run `mubench docs`")
+        raise InvalidValue(f"{', '.join(changed)}: stale; run `mubench docs`")
     return changed

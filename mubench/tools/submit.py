@@ -28,6 +28,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from mubench.core.errors import FailedStep
 from mubench.core.io import atomic_write_text
 from mubench.tools.dag import StageGraph
 
@@ -205,7 +206,7 @@ def workspace_claim(root: Path, engine: str):
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise RuntimeError(f"{root}: a submission is running over this workspace ({holder}); wait for it, or "
+        raise FailedStep(f"{root}: a submission is running over this workspace ({holder}); wait for it, or "
                            "stop it, then submit again") from None
     handle.seek(0)
     handle.truncate()
@@ -258,7 +259,7 @@ def order_lock(root: Path) -> bool:
         for s in kept + added:
             stages[s] = entries[s]
     if load_yaml(str(path)) != old:  # dict equality ignores order: the content must not move
-        raise RuntimeError(f"{path}: reordering changed its content; restore it from git")
+        raise FailedStep(f"{path}: reordering changed its content; restore it from git")
     return True
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from mubench.core.config import ConfigError, variant_name
+from mubench.core.errors import FailedStep
 from mubench.core.io import atomic_write_text
 
 KNOBS = ("lr", "steps")
@@ -215,7 +216,7 @@ def queue(params, param: str, factors: list[float], methods: list[str], dry_run:
 
     commands = queue_commands(params, param, factors, methods)
     if not dry_run and shutil.which("dvc") is None:
-        raise RuntimeError("dvc: not found on PATH; activate the project's environment (`source .venv/bin/activate`)")
+        raise FailedStep("dvc: not found on PATH; activate the project's environment (`source .venv/bin/activate`)")
     for command in commands:
         say(shlex.join(command))
         if not dry_run:

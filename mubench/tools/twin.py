@@ -24,9 +24,11 @@ import copy
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from mubench.core.io import atomic_dir, atomic_write_text, check_replaceable
+from mubench.core.errors import InvalidValue
+from mubench.core.io import atomic_dir, atomic_write_text
+from mubench.core.outputs import check_replaceable
 
 OWNER = "mubench twin"
 
@@ -61,26 +63,23 @@ MISTRAL_TEMPLATE = (
 )
 
 
-def llamaguard_template() -> str:
-    """Llama Guard 3's chat template kind: the classifier prompt around the last user/assistant exchange."""
-    from mubench.judges.llamaguard import CATEGORIES, PROMPT
-
-    head, rest = PROMPT.split("{categories}")
-    middle, tail = rest.split("User: {prompt}\n\nAgent: {response}")
-
-    def lit(text: str) -> str:
-        return "{{ " + json.dumps(text) + " }}"
-
-    return (lit(head + "\n".join(CATEGORIES) + middle) + "{{ 'User: ' + messages[0]['content'] | trim }}"
-            + lit("\n\nAgent: ") + "{{ messages[1]['content'] | trim }}" + lit(tail))
-
-
 # family -> (special tokens, bos, tokenizer eos, extra end tokens of the generation config, chat template)
-FAMILIES: dict[str, tuple[list[str], str, str, list[str], str | None]] = {
-    "llama2": (["<s>", "</s>", "<unk>"], "<s>", "</s>", [], LLAMA2_TEMPLATE),
-    "llama3": (["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
-               "<|begin_of_text|>", "<|end_of_text|>", ["<|eot_id|>"], LLAMA3_TEMPLATE),
-    "mistral": (["<s>", "</s>", "<unk>"], "<s>", "</s>", [], MISTRAL_TEMPLATE),
+class TwinTokenizer(NamedTuple):
+    """What a model family's twin tokenizer carries: its special tokens, BOS and EOS, the extra tokens that end a
+    generation (its generation config's), and its chat template."""
+
+    specials: list[str]
+    bos: str
+    eos: str
+    extra_end: list[str]
+    template: str | None
+
+
+TWIN_TOKENIZERS: dict[str, TwinTokenizer] = {
+    "llama2": TwinTokenizer(["<s>", "</s>", "<unk>"], "<s>", "</s>", [], LLAMA2_TEMPLATE),
+    "llama3": TwinTokenizer(["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                             "<|eot_id|>"], "<|begin_of_text|>", "<|end_of_text|>", ["<|eot_id|>"], LLAMA3_TEMPLATE),
+    "mistral": TwinTokenizer(["<s>", "</s>", "<unk>"], "<s>", "</s>", [], MISTRAL_TEMPLATE),
 }
 # the classifier's answer words: whole tokens in the twin vocabulary, as in the real ones
 VERDICT_WORDS = ["unsafe", "safe", "yes", "no"]
@@ -108,7 +107,7 @@ def twin_tokenizer(family: str, template: str | None):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    specials, bos, eos, extra_end, _ = FAMILIES[family]
+    specials, bos, eos, extra_end, _ = TWIN_TOKENIZERS[family]
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     backend = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(alphabet)}, merges=[]))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -174,21 +173,21 @@ def write_snapshot(cache: Path, kind: str, repo: str, revision: str, files: Path
     return snapshot
 
 
-def save_twin_model(cache: Path, repo: str, revision: str, seed: int, judge_answer: str | None = None,
-                    chat_template: bool = True) -> dict:
-    """Build and save the twin of Hub model ``repo`` at ``revision``; returns what was built."""
+def save_twin_model(cache: Path, repo: str, revision: str, seed: int, judge=None) -> dict:
+    """Build and save the twin of Hub model ``repo`` at ``revision``; returns what was built. ``judge``: the
+    ``LlmJudge`` this model stands in for: it carries the judge's chat template and always answers its
+    ``flag_answer`` after the judge's prompt."""
     import tempfile
 
     arch = arch_config(repo)
     family = family_of(arch)
-    template = FAMILIES[family][4] if chat_template else None
-    if judge_answer is not None and chat_template:
-        template = llamaguard_template()
+    template = TWIN_TOKENIZERS[family].template if judge is None else judge.chat_template()
     tokenizer, extra_end = twin_tokenizer(family, template)
     model = twin_model(arch, tokenizer, extra_end, seed)
-    if judge_answer is not None:
+    if judge is not None:
         end = extra_end[0] if extra_end else tokenizer.eos_token
-        answer_only(model, tokenizer, "Ċ" if chat_template else "]", judge_answer, end)
+        last = judge.format("q", "a")[-1]  # the prompt's last character; byte-level BPE writes a newline as Ċ
+        answer_only(model, tokenizer, {"\n": "Ċ"}.get(last, last), judge.flag_answer, end)
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
@@ -198,74 +197,16 @@ def save_twin_model(cache: Path, repo: str, revision: str, seed: int, judge_answ
 
 
 # ---------------------------------------------------------------- stand-in Hub datasets
-def _mirror_rows(name: str, mirror: Path) -> list[dict]:
-    """A public dataset's rows through its own catalog parser, from the mirror."""
-    import tempfile
-
-    from mubench.datasets import DATASETS
-    from mubench.datasets.fetch import fetch_mirror
-
-    spec = DATASETS.entry(name)
-    index = next(i for i, s in enumerate(spec.sources) if s.kind == "mirror")
-    with tempfile.TemporaryDirectory() as tmp:
-        fetch_mirror(spec.sources[index], Path(tmp), mirror)
-        return spec.parser_for(index)(Path(tmp))
-
-
-def _csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    import csv
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
-def _parquet(path: Path, rows: list[dict]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows), path)
-
-
-REFUSAL = "I can't help with that."  # the stand-in safe response (a refusal, project-written and harmless)
-
-
 def stand_in_files(name: str, mirror: Path, out: Path, n: int) -> None:
-    """Files of Hub dataset ``name`` in its own schema, rows taken from public datasets in the mirror."""
+    """Files of Hub dataset ``name`` in its own schema, rows taken from public datasets in the mirror: what the
+    dataset's own ``stand_in`` writes (``mubench.datasets.stand_in``)."""
     from mubench.datasets import DATASETS
 
     spec = DATASETS.entry(name)
-    path = out / spec.sources[0].paths[0]
-    if name == "pku-saferlhf":
-        adv = _mirror_rows("advbench", mirror)[:n]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps({"prompt": r["prompt"], "response_0": r["prompt"],
-                                            "response_1": REFUSAL, "is_response_0_safe": False,
-                                            "is_response_1_safe": True}) + "\n" for r in adv), encoding="utf-8")
-    elif name == "jbb-harmful":
-        adv = _mirror_rows("advbench", mirror)[-n:]
-        _csv(path, ["Index", "Goal", "Target", "Behavior", "Category", "Source"],
-             [[i + 1, r["prompt"], "Sure, here is", f"behaviour {i + 1}", "stand-in", "AdvBench"]
-              for i, r in enumerate(adv)])
-    elif name == "or-bench-hard":
-        rows = _mirror_rows("xstest", mirror)[:n]
-        _csv(path, ["prompt", "category"], [[r["prompt"], r["category"] or "stand-in"] for r in rows])
-    elif name == "phtest":
-        rows = _mirror_rows("oktest", mirror)[:n]
-        _csv(path, ["Request", "Harmfulness"], [[r["prompt"], "harmless"] for r in rows])
-    elif name == "alpaca":
-        rows = _mirror_rows("gsm8k", mirror)[:n]
-        _parquet(path, [{"instruction": r["prompt"], "input": "", "output": str(r["meta"].get("solution") or
-                                                                                 r["answer"])} for r in rows])
-    elif name == "hellaswag":
-        rows = [r for r in _mirror_rows("arc-challenge", mirror) if len(r["choices"]) == 4][:n]
-        _parquet(path, [{"ind": i, "activity_label": "stand-in", "ctx": r["prompt"], "endings": r["choices"],
-                         "label": str(r["answer"])} for i, r in enumerate(rows)])
-    else:
-        raise ValueError(f"{name}: no stand-in writer for this Hub dataset; add one to mubench/tools/twin.py")
+    if spec.stand_in is None:
+        raise InvalidValue(f"{name}: a Hub dataset without a stand_in; give its DatasetSpec one "
+                           "(mubench/datasets/stand_in.py says how)")
+    spec.stand_in(mirror, out / spec.sources[0].paths[0], n)
 
 
 def save_stand_ins(cache: Path, names: list[str], mirror: Path, pins_file: Path, n: int = 40) -> dict:
@@ -365,15 +306,13 @@ def _write_twin(profile: Path, raw: dict, source, out: Path, mirror: Path, seed:
     for name in source.models:
         spec = source.model_zoo[name]
         if not isinstance(spec, HubModel):
-            raise ValueError(f"model_zoo.{name}: only Hub models are twinned (source {spec.source})")
+            raise InvalidValue(f"model_zoo.{name}: only Hub models are twinned (source {spec.source})")
         built["models"].append(save_twin_model(cache, spec.repo, spec.revision, seed))
     for name in {source.judge.safety, source.judge.oversafety}:
         cls = JUDGES.entry(name)
         if issubclass(cls, LlmJudge):
             options = cls.Params(**source.judge.options.get(name, {}))
-            answer = "unsafe" if name == "llamaguard" else "yes"
-            built["judges"].append(save_twin_model(cache, options.model, options.revision, seed, answer,
-                                                   chat_template=name == "llamaguard"))
+            built["judges"].append(save_twin_model(cache, options.model, options.revision, seed, judge=cls(options)))
     hub_names = hub_only(source)
     save_stand_ins(cache, hub_names, mirror, out / "hub_pins.json")
     built["datasets"] = hub_names
@@ -381,7 +320,7 @@ def _write_twin(profile: Path, raw: dict, source, out: Path, mirror: Path, seed:
     if methods:  # a subset (CI time); each must be one of the profile's
         unknown = [m for m in methods if m not in twin["methods"]]
         if unknown:
-            raise ValueError(f"twin --methods: {unknown} not in {profile.name}'s methods {twin['methods']}")
+            raise InvalidValue(f"twin --methods: {unknown} not in {profile.name}'s methods {twin['methods']}")
         twin["methods"] = [m for m in twin["methods"] if m in methods]
     validate_params(twin)  # the twin must validate like its profile
     header = (f"# CPU twin of {profile.name} (`mubench twin {profile.stem}`): the same settings; random models of "

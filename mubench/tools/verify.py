@@ -17,11 +17,12 @@ from pathlib import Path
 
 from mubench.core.artifacts import Provenance, TamperMetrics, read_artifact, read_metrics
 from mubench.core.config import Params, split_variant
+from mubench.core.errors import FailedStep
 from mubench.core.io import read_json
 from mubench.core.workspace import BASE, Workspace
 
 
-class BrokenLink(RuntimeError):
+class BrokenLink(FailedStep):
     """A link of the chain does not hold; the message names it and what to run."""
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from accelerate import Accelerator
 
+from mubench.core.errors import FailedStep, InvalidValue
 from mubench.core.progress import track
 from mubench.training.encoding import collate, encode_pairs
 from mubench.training.params import Objective, TrainParams
@@ -28,7 +29,7 @@ def batch_stream(examples: list[dict], batch_size: int, pad_id: int, seed: int) 
             yield collate([examples[i] for i in chunk], pad_id)
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(FailedStep):
     """Training produced a NaN/inf loss or weight: the stage stops and saves nothing."""
 
 
@@ -150,9 +151,9 @@ def setup_training(method: Objective, params: TrainParams, model, seed: int, dev
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision,
                               gradient_accumulation_steps=params.grad_accum, device_placement=device_placement)
     ref_dtype = ref_dtype or (torch.bfloat16 if mixed_precision == "bf16" else torch.float32)
-    if params.lora is not None and not method.accepts_lora():
-        raise ValueError(f"method_params.{method.name}.lora: {method.name} chooses its own trainable weights "
-                         "(prepare); remove lora")
+    problem = method.settings_problem(params)
+    if problem:
+        raise InvalidValue(problem)
     network = model
     if params.lora is None:
         ref = reference_for(method, params, model, ref_dtype)
@@ -226,7 +227,7 @@ def method_streams(declared: dict[str, list[dict]], tokenizer, seed: int, params
         stream_seed = seed if name.startswith("forget") else seed + 1
         encoded = encode_pairs(tokenizer, examples, params.max_length, system_prompt)
         if not encoded:  # an empty stream would never yield a batch
-            raise ValueError(f"{name}: each of the {len(examples)} pairs' prompt alone fills max_length = "
+            raise InvalidValue(f"{name}: each of the {len(examples)} pairs' prompt alone fills max_length = "
                              f"{params.max_length} tokens, so no response token is left to train on; raise "
                              "max_length")
         streams[name] = batch_stream(encoded, params.batch_size, pad_id, stream_seed)
