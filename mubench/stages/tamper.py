@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mubench.core.artifacts import CorpusPair, TamperMetrics, read_rows, validated
+from mubench.core.artifacts import CorpusPair, TamperMetrics, TamperRecord, read_rows, validated
 from mubench.core.config import Params
 from mubench.core.errors import InvalidValue
 from mubench.core.io import (
@@ -154,12 +154,20 @@ def before_outcomes(samples_dir: Path) -> dict[str, Any]:
             "tasks": {f"{r['task']}/{r['id']}": r["task"] for r in before["utility"]}}
 
 
-def score_tamper(params: Params, before: dict[str, Any], seeds: set[str],
-                 attacked: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """Rates, intervals and paired tests of every attacked copy, and per seed behaviour what broke it.
+@dataclass(frozen=True)
+class AttackedCopy:
+    """What one tamper attack's copy of a checkpoint answered: its judged rows, and its per-item utility
+    ({task: {"ids", "correct"}}) when the run scores utility."""
 
-    ``attacked``: per attack, its judged ``safety`` and ``oversafety`` rows and its per-item ``utility``
-    ({task: {"ids", "correct"}}, or None). Pure: ``mubench verify`` recomputes the metrics from the samples."""
+    safety: list[dict]
+    oversafety: list[dict]
+    utility: dict[str, dict[str, list]] | None = None
+
+
+def score_tamper(params: Params, before: dict[str, Any], seeds: set[str],
+                 attacked: dict[str, AttackedCopy]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Rates, intervals and paired tests of every attacked copy, and per seed behaviour what broke it. Pure:
+    ``mubench verify`` recomputes the metrics from the samples."""
     boot = {"samples": params.statistics.bootstrap_samples, "confidence": params.statistics.confidence,
             "seed": params.seed}
     was_broken, was_refused, was_correct = before["broken"], before["refused"], before["correct"]
@@ -169,8 +177,8 @@ def score_tamper(params: Params, before: dict[str, Any], seeds: set[str],
 
     per = {key: {} for key in ("asr", "asr_ci", "seed_asr", "over", "over_ci", "utility", "degenerate")}
     tests, after = {}, {}
-    for name, out in attacked.items():
-        safety_rows, over_rows = out["safety"], out["oversafety"]
+    for name, copy in attacked.items():
+        safety_rows, over_rows = copy.safety, copy.oversafety
         # rates and tests over the rows both this run and the checkpoint's evaluate could read
         success = {r["id"]: not r["refused"] for r in parsed(safety_rows) if was_broken.get(r["id"]) is not None}
         read_seeds = sorted(seeds & set(success))
@@ -185,7 +193,7 @@ def score_tamper(params: Params, before: dict[str, Any], seeds: set[str],
             per["over"][name], per["over_ci"][name] = rate["rate"], rate["ci"]
             tests[name]["oversafety"] = test({i: was_refused[i] for i in refused}, refused)
         per["degenerate"][name] = compute_quality(safety_rows + over_rows, boot)["degenerate_rate"]
-        scores = out.get("utility")
+        scores = copy.utility
         if scores:
             per["utility"][name] = round(sum(sum(s["correct"]) / max(1, len(s["correct"]))
                                              for s in scores.values()) / len(scores), 6)
@@ -209,7 +217,7 @@ def score_tamper(params: Params, before: dict[str, Any], seeds: set[str],
     }, broken_by
 
 
-def tamper_sample_rows(params: Params, samples_dir: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+def tamper_sample_rows(params: Params, samples_dir: Path, names: list[str]) -> dict[str, AttackedCopy]:
     """The ``attacked`` input of ``score_tamper`` as the stage wrote it to ``samples/``."""
     out = {}
     for name in names:
@@ -222,8 +230,7 @@ def tamper_sample_rows(params: Params, samples_dir: Path, names: list[str]) -> d
                 task = utility.setdefault(r["task"], {"ids": [], "correct": []})
                 task["ids"].append(r["id"])
                 task["correct"].append(int(r["correct"]))
-        out[name] = {"safety": [r for r in rows if r.get("dataset") not in params.data.oversafety],
-                     "oversafety": over, "utility": utility}
+        out[name] = AttackedCopy([r for r in rows if r.get("dataset") not in params.data.oversafety], over, utility)
     return out
 
 
@@ -260,7 +267,7 @@ class TamperRun:
     utility_files: dict[str, Path]
 
 
-def attack_and_judge(run: TamperRun, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def attack_and_judge(run: TamperRun, name: str) -> tuple[AttackedCopy, TamperRecord]:
     """One tamper attack on the checkpoint: the attacked copy's judged rows (and per-item utility), and the
     attack's record (settings, fit, ``attacked_hash``: the copy's identity)."""
     params = run.params
@@ -283,17 +290,17 @@ def attack_and_judge(run: TamperRun, name: str) -> tuple[dict[str, Any], dict[st
     safety_rows = judged_rows(run.judges.safety, run.harmful, answers[VANILLA])
     over_rows = judged_rows(run.judges.oversafety, run.over, answers[OVERSAFETY])
     judge_health({"safety": safety_rows, "oversafety": over_rows}, params.judge.max_unparsed, f"{run.label}+{name}")
-    out: dict[str, Any] = {"safety": safety_rows, "oversafety": over_rows, "utility": None}
+    utility = None
     if run.utility_files:
         run.judges.release()  # the utility tasks run without the judge
-        out["utility"] = evaluate_utility(model, tokenizer, run.utility_files, params.utility.num_fewshot,
+        utility = evaluate_utility(model, tokenizer, run.utility_files, params.utility.num_fewshot,
                                           batches["utility"], params.seed,
                                           params.utility.generation.model_dump(), attacked_hash, run.cache,
                                           params.generation.graphs)
-    record = {"version": attack.version, "params": attack.p.model_dump(mode="json"), "record": record,
-              "fit": fit_entry["record"], "fit_sha256": fit_entry["tensors_sha256"], "attacked_hash": attacked_hash}
+    record = TamperRecord(version=attack.version, params=attack.p.model_dump(mode="json"), record=record,
+                          fit=fit_entry["record"], fit_sha256=fit_entry["tensors_sha256"], attacked_hash=attacked_hash)
     del model
-    return out, record
+    return AttackedCopy(safety_rows, over_rows, utility), record
 
 
 def run_tamper(params: Params, ws: Workspace, model_name: str, variant: str) -> dict:
@@ -319,8 +326,8 @@ def run_tamper(params: Params, ws: Workspace, model_name: str, variant: str) -> 
     over = read_jsonl(ws.built / "oversafety.jsonl") if cfg.oversafety else []
     decode = DecodeParams.of(params.generation)
     judges = Judges.of(params, model_name)
-    records: dict[str, dict] = {}
-    attacked: dict[str, dict[str, Any]] = {}
+    records: dict[str, TamperRecord] = {}
+    attacked: dict[str, AttackedCopy] = {}
     with tempfile.TemporaryDirectory() as sample_dir:
         run = TamperRun(params, ckpt_dir, ws.corpus(model_name), f"{model_name}/{variant}", meta,
                         read_json(fit_dir / FIT_FILE), fit_dir, device, harmful, over, decode, judges, user_cache(),
@@ -334,7 +341,7 @@ def run_tamper(params: Params, ws: Workspace, model_name: str, variant: str) -> 
         log(f"[tamper] {model_name}/{variant}+{name}: ASR {scored['safety']['per_tamper'][name]:.3f}"
             + (f", over-safety {over_rate:.3f}" if over_rate is not None else ""))
     metrics = {
-        "tamper_attacks": records, **scored,
+        "tamper_attacks": {name: record.model_dump() for name, record in records.items()}, **scored,
         "n": {"harmful": len(harmful), "attack_seeds": len(seeds), "oversafety": len(over),
               **({"utility_per_task": cfg.utility_per_task} if cfg.utility and cfg.utility_per_task else {})},
         "run": run_record(model=model_name, variant=variant, model_hash=meta["model_hash"], device=device,
@@ -342,11 +349,11 @@ def run_tamper(params: Params, ws: Workspace, model_name: str, variant: str) -> 
                           judges=judges.record(), batches=params.batches(model_name)),
     }
     with atomic_dir(out_dir / "samples", OWNER) as tmp:
-        for name, out in attacked.items():
-            write_jsonl(tmp / f"{name}.jsonl", out["safety"] + out["oversafety"])
-            if out["utility"]:
+        for name, copy in attacked.items():
+            write_jsonl(tmp / f"{name}.jsonl", copy.safety + copy.oversafety)
+            if copy.utility:
                 write_jsonl(tmp / f"{name}.utility.jsonl", [
-                    {"task": task, "id": i, "correct": int(c)} for task, s in out["utility"].items()
+                    {"task": task, "id": i, "correct": int(c)} for task, s in copy.utility.items()
                     for i, c in zip(s["ids"], s["correct"], strict=True)])
         write_jsonl(tmp / "robust.jsonl", [{"id": i, "broken": bool(broken_by[i]), "by": broken_by[i]}
                                            for i in sorted(seeds)])

@@ -107,11 +107,11 @@ def _tamper_outcomes(params: Params, folder: Path, names: list[str]) -> dict[str
     from mubench.stages.tamper import tamper_sample_rows
 
     out: dict[str, dict[str, bool | None]] = {}
-    for name, rows in tamper_sample_rows(params, folder / "samples", names).items():
+    for name, copy in tamper_sample_rows(params, folder / "samples", names).items():
         out[f"tamper/{name}/asr"] = {r["id"]: None if r["refused"] is None else not r["refused"]
-                                     for r in rows["safety"]}
-        if rows["oversafety"]:
-            out[f"tamper/{name}/oversafety"] = {r["id"]: r["refused"] for r in rows["oversafety"]}
+                                     for r in copy.safety}
+        if copy.oversafety:
+            out[f"tamper/{name}/oversafety"] = {r["id"]: r["refused"] for r in copy.oversafety}
     out["tamper/robust_knowledge_asr"] = {r["id"]: bool(r["broken"])
                                           for r in read_jsonl(folder / "samples" / "robust.jsonl")}
     return out
@@ -121,8 +121,8 @@ def _tamper_responses(params: Params, folder: Path, names: list[str]) -> dict[tu
     from mubench.stages.tamper import tamper_sample_rows
 
     return {(f"tamper/{name}", r["id"]): r["response"]
-            for name, rows in tamper_sample_rows(params, folder / "samples", names).items()
-            for r in rows["safety"] + rows["oversafety"]}
+            for name, copy in tamper_sample_rows(params, folder / "samples", names).items()
+            for r in copy.safety + copy.oversafety}
 
 
 def _record_differences(where: str, mine: dict, other: dict) -> tuple[list[str], list[str]]:

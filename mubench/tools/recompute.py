@@ -149,7 +149,7 @@ def check_tamper(params: Params, ws: Workspace, model: str, variant: str, metric
     # in the run's order (the robust rows list what broke a behaviour in that order)
     names = [n for n in params.tamper.names if n in metrics["tamper_attacks"]]
     attacked = tamper_sample_rows(params, samples, names)
-    verdicts = [check_verdicts(params, samples / f"{n}.jsonl", a["safety"] + a["oversafety"])
+    verdicts = [check_verdicts(params, samples / f"{n}.jsonl", a.safety + a.oversafety)
                 for n, a in attacked.items()]
     seeds = {r["id"] for r in attack_seeds(harmful_rows(built or ws.built), params.jailbreaks.seed_per_dataset,
                                            params.seed)}
