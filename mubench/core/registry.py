@@ -5,7 +5,7 @@ entry, and this registry defined in the family's base module (entries import it 
 down). Use::
 
     JUDGES.entry("llamaguard")                       # the class (its Params, declared capabilities)
-    JUDGES.entry("llamaguard", {"batch_size": 4})      # an instance; settings validated once, here
+    JUDGES.get("llamaguard", {"batch_size": 4})        # an instance; settings validated once, here
     JUDGES.names()                                   # the registered names, sorted
 
 An entry class carries a ``Params`` model (a ``Settings`` subclass) and takes one validated instance of it at
