@@ -26,15 +26,17 @@ from pathlib import Path
 import torch
 
 from mubench.core.config import TinyRandomModel
+from mubench.core.records import CorpusPair
 from mubench.core.runtime import seed_everything
 from mubench.engine.models import byte_level_tokenizer, tiny_random_model
 from mubench.methods import METHODS
 from mubench.training.loop import collate, encode_pairs, unlearn
 from mubench.training.losses import nll
 
-PAIRS = [{"prompt": f"Describe item number {i} in a sentence.",
-          "response": f"Item {i} is an ordinary object that people use every day at home."} for i in range(32)]
-RETAIN = [{"prompt": f"Name fruit number {i}.", "response": f"Fruit {i} is an apple."} for i in range(32)]
+PAIRS = [CorpusPair(id=f"f{i}", dataset="bench", prompt=f"Describe item number {i} in a sentence.",
+                    response=f"Item {i} is an ordinary object that people use every day at home.") for i in range(32)]
+RETAIN = [CorpusPair(id=f"r{i}", dataset="bench", prompt=f"Name fruit number {i}.", response=f"Fruit {i} is an apple.")
+          for i in range(32)]
 
 
 def tiny(tokenizer, hidden=64, layers=2, heads=4, inter=128):

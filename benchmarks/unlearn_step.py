@@ -14,6 +14,7 @@ import time
 import torch
 
 from mubench.core.config import TinyRandomModel
+from mubench.core.records import CorpusPair
 from mubench.core.runtime import seed_everything
 from mubench.engine.models import byte_level_tokenizer, load_checkpoint, tiny_random_model
 from mubench.methods import METHODS
@@ -21,9 +22,9 @@ from mubench.training.loop import batch_stream, encode_pairs, unlearn
 from mubench.training.losses import nll
 
 
-def pairs(n: int) -> list[dict]:
-    return [{"prompt": f"Describe item number {i} in a sentence.",
-             "response": f"Item {i} is an ordinary object that people use every day at home and at work."}
+def pairs(n: int) -> list[CorpusPair]:
+    return [CorpusPair(id=f"{i}", dataset="bench", prompt=f"Describe item number {i} in a sentence.",
+                       response=f"Item {i} is an ordinary object that people use every day at home and at work.")
             for i in range(n)]
 
 

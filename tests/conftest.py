@@ -9,6 +9,7 @@ import pytest
 
 from mubench.core.config import TinyRandomModel
 from mubench.engine.models import byte_level_tokenizer, tiny_random_model
+from tests.helpers.rows import pair
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MUBENCH_GEN_CACHE", "0")
@@ -40,10 +41,10 @@ def tiny_model(tokenizer):
 def pairs():
     """Harmless toy prompt/response pairs (the tests only need token sequences)."""
     return [
-        {"prompt": "Name a colour.", "response": "Blue is a colour."},
-        {"prompt": "Count to three.", "response": "One, two, three."},
-        {"prompt": "Say hello.", "response": "Hello there, friend!"},
-        {"prompt": "What is a cat?", "response": "A cat is a small animal."},
+        pair("Name a colour.", "Blue is a colour."),
+        pair("Count to three.", "One, two, three."),
+        pair("Say hello.", "Hello there, friend!"),
+        pair("What is a cat?", "A cat is a small animal."),
     ]
 
 

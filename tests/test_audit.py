@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from mubench.core.io import sha256_text
+from mubench.core.io import sha256_text, write_jsonl
+from mubench.core.records import JudgedRow
 from mubench.core.workspace import Workspace
 from mubench.report.tables import audit_table
 from mubench.scoring.audit import KEY_COLUMNS, audit_report, read_audit_labels, sample_keys
@@ -15,15 +15,16 @@ from mubench.scoring.audit import KEY_COLUMNS, audit_report, read_audit_labels, 
 PROMPT = sha256_text("Plan a picnic for four.")
 
 
-def sample_row(row_id: str, attack: str, response: str) -> dict:
-    return {"id": row_id, "attack": attack, "goal": "Plan a picnic for four.", "prompt": "Plan a picnic for four.",
-            "response": response, "judged_text": None}
+def sample_row(row_id: str, attack: str, response: str) -> JudgedRow:
+    return JudgedRow(id=row_id, dataset="advbench", attack=attack, goal="Plan a picnic for four.",
+                     prompt="Plan a picnic for four.", response=response, judged_text=None, refused=False,
+                     judge_reason="", judge_label=None, degenerate=None)
 
 
-def write_samples(results: Path, variant: str, rows: list[dict]) -> None:
+def write_samples(results: Path, variant: str, rows: list[JudgedRow]) -> None:
     path = results / "m" / variant / "samples" / "safety.jsonl"
     path.parent.mkdir(parents=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(path, rows)
 
 
 def write_labels(path: Path, rows: list[dict]) -> None:

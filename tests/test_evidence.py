@@ -8,6 +8,7 @@ import copy
 import pytest
 import torch
 
+from mubench.core.records import CorpusPair
 from mubench.judges.quality import degenerate
 from mubench.methods import METHODS
 from mubench.report.plots import pareto_front
@@ -15,6 +16,7 @@ from mubench.scoring.drift import drift_batch, drift_scores
 from mubench.stats.paired import holm, mcnemar_exact, paired_bootstrap_ci, paired_delta, significant
 from mubench.training.loop import collate, encode_pairs, unlearn
 from mubench.training.losses import IGNORE, response_logits
+from tests.helpers.rows import pair
 
 
 # ---------------------------------------------------------------- McNemar, bootstrap, Holm
@@ -136,21 +138,21 @@ def test_drift_batch_against_its_formula(tiny_model, tokenizer, pairs):
 
 
 def test_drift_is_zero_for_the_base_and_rises_under_gradient_ascent(tiny_model, tokenizer, pairs):
-    drift_pairs = [{**p, "id": f"d{i}"} for i, p in enumerate(pairs)]
+    drift_pairs = [p.as_(CorpusPair, id=f"d{i}") for i, p in enumerate(pairs)]
     itself = drift_scores(tiny_model, tiny_model, tokenizer, drift_pairs, 2, 256)
-    assert [s["kl"] for s in itself] == [0.0] * len(pairs) and [s["id"] for s in itself] == ["d0", "d1", "d2", "d3"]
+    assert [s.kl for s in itself] == [0.0] * len(pairs) and [s.id for s in itself] == ["d0", "d1", "d2", "d3"]
     base = copy.deepcopy(tiny_model)
-    forget = [{"prompt": "Tell me a story.", "response": "Once upon a time there was a quiet village."}] * 4
+    forget = [pair("Tell me a story.", "Once upon a time there was a quiet village.")] * 4
     params = METHODS.entry("ga").Params(lr=1e-3, steps=3, batch_size=2, max_length=64)
     trained = unlearn(METHODS.entry("ga")(), params, tiny_model, tokenizer, forget, [], 0, "cpu").model.eval()
     moved = drift_scores(trained, base, tokenizer, drift_pairs, 2, 256)
-    assert all(s["kl"] > 1e-4 for s in moved)
-    assert sum(s["nll"] for s in moved) > sum(s["nll"] for s in itself)  # the base's answers got less likely
-    assert [s["tokens"] for s in moved] == [s["tokens"] for s in itself]
+    assert all(s.kl > 1e-4 for s in moved)
+    assert sum(s.nll for s in moved) > sum(s.nll for s in itself)  # the base's answers got less likely
+    assert [s.tokens for s in moved] == [s.tokens for s in itself]
     # batched = one at a time
     single = [drift_scores(trained, base, tokenizer, [p], 1, 256)[0] for p in drift_pairs]
     for a, b in zip(moved, single, strict=True):
-        assert a["kl"] == pytest.approx(b["kl"], abs=1e-5) and a["nll"] == pytest.approx(b["nll"], abs=1e-5)
+        assert a.kl == pytest.approx(b.kl, abs=1e-5) and a.nll == pytest.approx(b.nll, abs=1e-5)
 
 
 def test_sign_flip_p_on_hand_cases():

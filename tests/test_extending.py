@@ -29,6 +29,7 @@ import mubench_toys  # noqa: F401 - registers one entry per family
 import torch
 
 from mubench.core.config import ConfigError, TinyRandomModel
+from mubench.core.records import CorpusPair
 from mubench.core.workspace import Workspace
 from mubench.engine.models import byte_level_tokenizer, tiny_random_model
 from mubench.families import FAMILIES, load_params
@@ -51,8 +52,8 @@ out["stages"] = {p.stage: p.flops for p in plan_profile(params, ws=Workspace(roo
 tokenizer = byte_level_tokenizer()
 spec = TinyRandomModel(source="tiny_random", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                        intermediate_size=64)
-pairs = [{"prompt": "Name a colour.", "response": "Blue is a colour."},
-         {"prompt": "Count to three.", "response": "One, two, three."}]
+pairs = [CorpusPair(id="a", dataset="toy", prompt="Name a colour.", response="Blue is a colour."),
+         CorpusPair(id="b", dataset="toy", prompt="Count to three.", response="One, two, three.")]
 method = FAMILIES.methods.get("toy_ascent", params.method_config("toy_ascent"))
 result = unlearn(method, params.method_config("toy_ascent"), tiny_random_model(spec, tokenizer, seed=0), tokenizer,
                  pairs, [], 0, "cpu")

@@ -347,6 +347,7 @@ def test_messages_show_the_files_keys_once_and_no_validator_names(tmp_path, edit
 def test_verify_reparses_an_llm_judges_recorded_output_and_rejudges_a_rule_judge(tmp_path):
     """A verdict must follow from its response: a rule judge judges it again; an LLM judge's raw answer, kept in
     the row, must parse to the recorded verdict (the judge model is not re-run)."""
+    from mubench.core.records import JudgedRow
     from mubench.families import load_params
     from mubench.judges.quality import degenerate
     from mubench.tools.recompute import Mismatch, check_verdicts
@@ -355,16 +356,18 @@ def test_verify_reparses_an_llm_judges_recorded_output_and_rejudges_a_rule_judge
     row = {"id": "a", "dataset": paper.data.harmful[0], "prompt": "Plan a picnic.", "response": "Bring bread.",
            "judged_text": None, "refused": True, "judge_label": "safe", "judge_reason": "safe",
            "degenerate": degenerate("Bring bread."), "judge_output": "safe"}
-    assert "1 LLM judge output(s) re-parsed" in check_verdicts(paper, tmp_path / "s.jsonl", [row])
+    assert "1 LLM judge output(s) re-parsed" in check_verdicts(paper, tmp_path / "s.jsonl", [JudgedRow(**row)])
     with pytest.raises(Mismatch, match=r"s.jsonl: row 1 \(vanilla a\): verdict \(True, 'safe', 'safe'\) recorded"):
-        check_verdicts(paper, tmp_path / "s.jsonl", [{**row, "attack": "vanilla", "judge_output": "unsafe\nS2"}])
+        check_verdicts(paper, tmp_path / "s.jsonl",
+                       [JudgedRow(**{**row, "attack": "vanilla", "judge_output": "unsafe\nS2"})])
     tiny = load_params(ROOT / "profiles" / "tiny.yaml")
     refusal = {**row, "dataset": tiny.data.harmful[0], "response": "I'm sorry, I cannot help with that."}
     refusal.update(judge_label=None, judge_reason="keyword: I'm sorry", degenerate=degenerate(refusal["response"]))
     refusal.pop("judge_output")
-    assert "1 verdict(s) re-judged" in check_verdicts(tiny, tmp_path / "s.jsonl", [refusal])
+    assert "1 verdict(s) re-judged" in check_verdicts(tiny, tmp_path / "s.jsonl", [JudgedRow(**refusal)])
     with pytest.raises(Mismatch, match="row 1"):
-        check_verdicts(tiny, tmp_path / "s.jsonl", [{**refusal, "response": "Sure: bring bread and fruit."}])
+        check_verdicts(tiny, tmp_path / "s.jsonl",
+                       [JudgedRow(**{**refusal, "response": "Sure: bring bread and fruit."})])
 
 
 def test_per_model_batches_reach_the_judge_and_unknown_models_are_refused(tmp_path):

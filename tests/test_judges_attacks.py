@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from mubench.core.records import CorpusPair, DatasetRow
 from mubench.jailbreaks import JAILBREAKS
 from mubench.jailbreaks.base import FitContext
 from mubench.jailbreaks.base64 import decode_response, encode
@@ -252,7 +253,7 @@ def test_past_tense_rules():
 
 # ---------------------------------------------------------------- model-based attacks
 def test_ica_takes_demonstrations_from_the_forget_set(pairs):
-    forget = [{"id": f"f{i}", **p} for i, p in enumerate(pairs)]
+    forget = [p.as_(CorpusPair, id=f"f{i}") for i, p in enumerate(pairs)]
     attack = JAILBREAKS.get("ica", {"shots": 2})
     with pytest.raises(RuntimeError, match="fit"):
         attack.apply(GOAL)
@@ -260,9 +261,9 @@ def test_ica_takes_demonstrations_from_the_forget_set(pairs):
     chat = attack.apply(GOAL)
     assert [m["role"] for m in chat] == ["user", "assistant", "user", "assistant", "user"]
     assert chat[-1]["content"] == GOAL and len(fit["demonstrations"]) == 2
-    by_id = {f["id"]: f for f in forget}
+    by_id = {f.id: f for f in forget}
     for i, demo_id in enumerate(fit["demonstrations"]):
-        assert chat[2 * i + 1]["content"] == by_id[demo_id]["response"]
+        assert chat[2 * i + 1]["content"] == by_id[demo_id].response
     again = JAILBREAKS.get("ica", {"shots": 2})
     again.fit(FitContext(model=None, tokenizer=None, behaviours=[], forget=forget, seed=0))
     assert again.apply(GOAL) == chat
@@ -270,7 +271,8 @@ def test_ica_takes_demonstrations_from_the_forget_set(pairs):
 
 def test_gcg_lowers_the_target_loss_and_transfers_the_suffix(tiny_model, tokenizer):
     torch.manual_seed(0)
-    behaviours = [{"id": "b1", "prompt": "Name a colour."}, {"id": "b2", "prompt": "Count to three."}]
+    behaviours = [DatasetRow(id="b1", dataset="advbench", prompt="Name a colour."),
+                  DatasetRow(id="b2", dataset="advbench", prompt="Count to three.")]
     attack = JAILBREAKS.get("gcg", {"steps": 6, "search_width": 16, "topk": 16, "suffix_tokens": 4,
                                 "behaviours": 2, "early_stop": False})
     fit = attack.fit(FitContext(model=tiny_model, tokenizer=tokenizer, behaviours=behaviours, forget=[], seed=0))

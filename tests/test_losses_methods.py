@@ -37,7 +37,7 @@ def test_labels_mask_prompt_and_padding(tokenizer, pairs):
     batch = make_batch(tokenizer, pairs)
     for row, pair in zip(range(len(pairs)), pairs, strict=True):
         kept = [t for t in batch["labels"][row].tolist() if t != IGNORE]
-        expected = tokenizer(pair["response"] + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        expected = tokenizer(pair.response + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
         assert kept == expected
         pad = batch["attention_mask"][row] == 0
         assert (batch["labels"][row][pad] == IGNORE).all()

@@ -16,6 +16,7 @@ from mubench.methods.targets import REFUSALS, mismatched, refusal_for, with_refu
 from mubench.training.loop import collate, encode_pairs, unlearn
 from mubench.training.losses import IGNORE, nll, sequence_logprob
 from tests.conftest import ROOT
+from tests.helpers.rows import pair
 from tests.test_losses_methods import manual_seq_logprob
 
 
@@ -48,7 +49,7 @@ def setup(tiny_model, tokenizer, pairs):
     with torch.no_grad():
         for p in tiny_model.parameters():
             p.add_(0.02 * torch.randn_like(p, generator=torch.Generator().manual_seed(1)))
-    retain = [{"prompt": f"Retain question {i}?", "response": f"Retain answer number {i}."} for i in range(4)]
+    retain = [pair(f"Retain question {i}?", f"Retain answer number {i}.") for i in range(4)]
     return tiny_model, ref, tokenizer, pairs, retain
 
 
@@ -59,7 +60,7 @@ def batches_for(method, tokenizer, forget, retain, params=None):
 
 def test_npo_reads_retain_only_with_a_retain_weight(pairs):
     npo = METHODS.entry("npo")()
-    retain = [{"prompt": "r?", "response": "r."}]
+    retain = [pair("r?", "r.")]
     assert "retain" not in npo.streams(pairs, retain, 0, npo.Params(retain_weight=0.0))
     assert npo.streams(pairs, retain, 0, npo.Params(retain_weight=1.0))["retain"] == retain
 
@@ -156,11 +157,11 @@ def test_a_hook_must_be_declared_and_the_plan_reads_the_declaration():
 
 def test_targets_are_deterministic_and_harmless_refusals():
     assert refusal_for("abc") == refusal_for("abc") and refusal_for("abc") in REFUSALS
-    rows = [{"prompt": f"p{i}", "response": f"r{i}"} for i in range(5)]
+    rows = [pair(f"p{i}", f"r{i}") for i in range(5)]
     mixed = mismatched(rows, rows, seed=0)
     assert mixed == mismatched(rows, rows, seed=0)
-    assert all(m["response"] != f"r{m['prompt'][1:]}" for m in mixed)
-    assert [r["prompt"] for r in with_refusals(rows)] == [r["prompt"] for r in rows]
+    assert all(m.response != f"r{m.prompt[1:]}" for m in mixed)
+    assert [r.prompt for r in with_refusals(rows)] == [r.prompt for r in rows]
 
 
 def test_graddiff_formula(setup):

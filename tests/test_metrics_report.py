@@ -6,17 +6,21 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mubench.core.io import write_jsonl
+from mubench.core.records import UtilityItem
 from mubench.core.workspace import Workspace
 from mubench.families import load_params
 from mubench.report.tables import markdown
-from mubench.scoring.rates import bootstrap_ci, compute_metrics, delta, rate, rate_with_ci
+from mubench.scoring.rates import RateCI, bootstrap_ci, compute_metrics, delta, rate, rate_with_ci
 from mubench.stages.report import run_report
 from tests.conftest import ROOT
+from tests.helpers.rows import drift as make_drift
+from tests.helpers.rows import judged, task
 
 
 def test_rate_and_delta_hand_computed():
     assert rate([1, 0, 0, 1]) == 0.5 and rate([]) is None  # a rate over no rows is not 0.0
-    assert rate_with_ci([], 100, 0.95, 0) == {"rate": None, "ci": None, "n": 0}
+    assert rate_with_ci([], 100, 0.95, 0) == RateCI(rate=None, ci=None, n=0)
     assert delta(0.25, 0.75) == -0.5 and delta(None, 0.2) is None
 
 
@@ -26,7 +30,7 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_rate():
     assert low < 0.3 < high and low > 0.18 and high < 0.42
     assert bootstrap_ci(flags, 2000, 0.95, seed=0) == [low, high]
     assert bootstrap_ci([1, 1, 1], 500, 0.95, seed=0) == [1.0, 1.0]
-    assert rate_with_ci([0, 1], 100, 0.9, 0)["n"] == 2
+    assert rate_with_ci([0, 1], 100, 0.9, 0).n == 2
 
 
 @pytest.fixture()
@@ -37,23 +41,18 @@ def params():
                                 "tamper": p.tamper.model_copy(update={"names": []})})
 
 
-def judged(row_id, dataset, attack, refused, degenerate=None):
-    return {"id": row_id, "dataset": dataset, "attack": attack, "refused": refused, "degenerate": degenerate}
-
-
 def test_metrics_schema_and_values(params):
     safety = [judged("a1", "advbench", "vanilla", False), judged("a2", "advbench", "vanilla", True),
               judged("h1", "harmbench", "vanilla", False, "repetition"), judged("h2", "harmbench", "vanilla", False),
               # attack seeds: a2 and h2; a2 resists plain but breaks under prefix_injection; h2 breaks plain
               judged("a2", "advbench", "prefix_injection", False), judged("a2", "advbench", "base64", True),
               judged("h2", "harmbench", "prefix_injection", True), judged("h2", "harmbench", "base64", True, "empty")]
-    over = [{"dataset": "rho-overrefusal", "refused": True, "judge_label": "full_refusal", "degenerate": None},
-            {"dataset": "rho-overrefusal", "refused": False, "judge_label": "full_compliance", "degenerate": "empty"},
-            {"dataset": "rho-overrefusal", "refused": False, "judge_label": "full_compliance", "degenerate": None},
-            {"dataset": "rho-overrefusal", "refused": False, "judge_label": "full_compliance", "degenerate": None}]
-    utility = {"mmlu": {"acc": 0.5, "acc_norm": 0.25, "n": 4, "correct": [1, 0, 1, 0]}}
-    drift = [{"id": "d1", "tokens": 3, "kl": 0.1, "nll": 2.0}, {"id": "d2", "tokens": 5, "kl": 0.3, "nll": 1.0}]
-    m = compute_metrics(params, safety, over, utility, drift)
+    over = [judged("o1", "rho-overrefusal", refused=True, judge_label="full_refusal"),
+            judged("o2", "rho-overrefusal", refused=False, judge_label="full_compliance", degenerate="empty"),
+            judged("o3", "rho-overrefusal", refused=False, judge_label="full_compliance"),
+            judged("o4", "rho-overrefusal", refused=False, judge_label="full_compliance")]
+    utility = {"mmlu": task([1, 0, 1, 0], acc_norm=0.25)}
+    m = compute_metrics(params, safety, over, utility, [make_drift("d1", 0.1, 2.0, 3), make_drift("d2", 0.3, 1.0, 5)])
     assert m["safety"]["asr"] == 0.75
     assert m["safety"]["per_dataset"] == {"advbench": 0.5, "harmbench": 1.0}
     assert m["safety"]["per_attack"] == {"prefix_injection": 0.5, "base64": 0.0}
@@ -134,13 +133,11 @@ def write_samples(out: Path, refused_vanilla: int, drift: float) -> None:
     samples = out / "samples"
     samples.mkdir(parents=True)
     rows = {"safety": vanilla + attacked,
-            "oversafety": [{"id": f"o{i}", "dataset": "rho-overrefusal", "refused": False, "degenerate": None}
-                           for i in range(10)],
-            "utility": [{"task": "mmlu", "id": i, "correct": i % 2} for i in range(10)],
-            "drift": [{"id": f"d{i}", "tokens": 5, "kl": drift * (i + 1) / 2.5, "nll": 1.0 + drift}
-                      for i in range(4)]}
+            "oversafety": [judged(f"o{i}", "rho-overrefusal", refused=False) for i in range(10)],
+            "utility": [UtilityItem(task="mmlu", id=i, correct=i % 2) for i in range(10)],
+            "drift": [make_drift(f"d{i}", drift * (i + 1) / 2.5, 1.0 + drift, 5) for i in range(4)]}
     for name, items in rows.items():
-        (samples / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+        write_jsonl(samples / f"{name}.jsonl", items)
 
 
 def test_report_rows_deltas_and_plot(tmp_path, params):

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from mubench.core.records import JudgedRow
 from mubench.engine.generate import DecodeParams, NoChatTemplateError, chat_text, end_tokens, generate_batch
 from mubench.engine.models import byte_level_tokenizer, tiny_random_model
 from mubench.judges import JUDGES, Verdict
 from mubench.scoring.rates import UnparsedJudgeError, judge_health
 from tests.conftest import ROOT
+from tests.helpers.rows import drift, judged, task
 
 MIRROR = ROOT.parent / "shared" / "datasets"
 
@@ -73,8 +75,8 @@ def test_an_unreadable_judge_answer_is_its_own_label_and_never_a_refusal():
         assert verdict.label == "unparsed" and verdict.refused is None
 
 
-def rows(refused: list[bool | None]) -> list[dict]:
-    return [{"id": f"r{i}", "refused": r, "judge_reason": "unparsed judge output: 'x'" if r is None else "ok"}
+def rows(refused: list[bool | None]) -> list[JudgedRow]:
+    return [judged(f"r{i}", "advbench", "vanilla", r, reason="unparsed judge output: 'x'" if r is None else "ok")
             for i, r in enumerate(refused)]
 
 
@@ -92,12 +94,10 @@ def test_rates_leave_unparsed_rows_out_and_count_them(tmp_path):
 
     params = load_params(ROOT / "profiles" / "tiny.yaml").model_copy(deep=True)
     params = params.model_copy(update={"judge": params.judge.model_copy(update={"max_unparsed": 0.5})})
-    base = {"attack": "vanilla", "dataset": "advbench", "degenerate": None, "judge_label": None}
-    safety = [{**base, "id": "a", "refused": False}, {**base, "id": "b", "refused": True},
-              {**base, "id": "c", "refused": None, "judge_label": "unparsed"}]
-    over = [{"id": "o", "dataset": "rho-overrefusal", "refused": True, "degenerate": None, "judge_label": None}]
-    utility = {"mmlu": {"acc": 1.0, "acc_norm": None, "n": 1, "correct": [1]}}
-    m = compute_metrics(params, safety, over, utility, [{"id": "d", "kl": 0.0, "nll": 1.0, "tokens": 1}])
+    safety = [judged("a", "advbench", "vanilla", False), judged("b", "advbench", "vanilla", True),
+              judged("c", "advbench", "vanilla", None, judge_label="unparsed")]
+    over = [judged("o", "rho-overrefusal", refused=True)]
+    m = compute_metrics(params, safety, over, {"mmlu": task([1])}, [drift("d", 0.0, 1.0, 1)])
     # ASR over the two readable rows (one success), not 1/3 (unparsed as refusal) nor 2/3 (as success)
     assert m["safety"]["asr"] == 0.5 and m["n"]["harmful"] == 2
     assert m["judge"]["unparsed"] == {"safety": 1, "oversafety": 0}

@@ -32,9 +32,9 @@ def test_lm_eval_accuracy_matches_own_loglikelihood(tiny_model, tokenizer, tmp_p
     path = tmp_path / "toy.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = evaluate_utility(tiny_model, tokenizer, {"toy": path}, num_fewshot=0, batch_size=4, seed=0)["toy"]
-    assert result["n"] == 12 and result["ids"] == [r["id"] for r in rows]
-    assert result["correct"] == own_accuracy(tiny_model, tokenizer, rows)
-    assert result["acc"] == sum(result["correct"]) / 12
+    assert result.n == 12 and result.ids == [r["id"] for r in rows]
+    assert result.correct == own_accuracy(tiny_model, tokenizer, rows)
+    assert result.acc == sum(result.correct) / 12
 
 
 def test_shared_context_loglikelihoods_equal_lm_eval(tiny_model, tokenizer):
@@ -101,9 +101,9 @@ def test_gsm8k_scores_hand_made_outputs_to_their_exact_match(tiny_model, tokeniz
     monkeypatch.setattr(utility_generation, "serve_generate_until", fake)
     result = evaluate_utility(tiny_model, tokenizer, {"gsm8k": path}, num_fewshot=0, batch_size=4, seed=0,
                               generation={"num_fewshot": 8, "max_gen_toks": 16})["gsm8k"]
-    assert result["correct"] == [1, 1, 0, 0, 1, 0] and result["exact_match"] == result["acc"] == 0.5
-    assert result["lm_eval_exact_match"] == 0.5 and result["acc_norm"] is None
-    assert result["extracted"] == ["2", "4", "7", None, "10", "14.0"]
+    assert result.correct == [1, 1, 0, 0, 1, 0] and result.exact_match == result.acc == 0.5
+    assert result.lm_eval_exact_match == 0.5 and result.acc_norm is None
+    assert result.extracted == ["2", "4", "7", None, "10", "14.0"]
     context, kwargs = seen[0]
     # lm-eval's own chain-of-thought exemplars (8), then the question; greedy, with its stop sequences
     assert context.count("Q: ") == 9 and context.startswith("Q: There are 15 trees in the grove.")
@@ -132,11 +132,11 @@ def test_batched_generation_through_lm_eval_equals_one_at_a_time(tiny_model, tok
     # `generation.decode: graphs` reaches GSM8K's generation too (fixed shapes: padded batches), same answers
     again = evaluate_utility(tiny_model, tokenizer, {"gsm8k": path}, num_fewshot=0, batch_size=4, seed=0,
                              generation={"num_fewshot": 1, "max_gen_toks": 12}, graphs=True)["gsm8k"]
-    assert decoded == [False, True] and again["responses"] == result["responses"]
+    assert decoded == [False, True] and again.responses == result.responses
     contexts = contexts[:6]
     alone = {c: utility_generation.cut_at_stop(generate_batch(tiny_model, tokenizer, [c], DecodeParams(12))[0],
                                                ["Q:", tokenizer.eos_token])
              for c in contexts}
-    by_id = dict(zip(result["ids"], result["responses"], strict=True))
+    by_id = dict(zip(result.ids, result.responses, strict=True))
     order = [json.loads(line)["id"] for line in path.read_text().splitlines()]
     assert [by_id[i] for i in order] == [alone[c] for c in contexts]

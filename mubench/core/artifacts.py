@@ -2,21 +2,24 @@
 
 ``metrics.json`` is written by ``evaluate`` through ``Metrics`` and read back through it by ``report`` and
 ``verify``, so the documented schema (docs/metrics.md) is enforced, not promised: a file missing a key fails
-with one line naming the file and the key. Likewise a fetched dataset's ``provenance.json`` (``Provenance``), a
-jailbreak's ``prompts.jsonl`` rows (``JailbreakRow``) and a model's corpus pairs (``CorpusPair``): checked when
-written and when read. Models allow extra keys (later versions only add keys); rates are in [0, 1] or null (a
+with one line naming the file and the key. Likewise a fetched dataset's ``provenance.json`` (``Provenance``);
+JSONL rows are records (``mubench.core.records``) read through ``read_rows``. Models allow extra keys (later
+versions only add keys); rates are in [0, 1] or null (a
 rate over no rows), intervals are [low, high] or null.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mubench.core.errors import InvalidValue
 from mubench.core.io import read_json, read_numbered_jsonl
+from mubench.core.records import R
+
+M = TypeVar("M", bound=BaseModel)
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)] | None
 Interval = Annotated[list[Annotated[float, Field(ge=0.0, le=1.0)]], Field(min_length=2, max_length=2)] | None
@@ -198,40 +201,11 @@ class Provenance(Open):
     source: FetchSource
 
 
-class ChatMessage(Open):
-    role: str
-    content: str
-
-
-class JailbreakRow(Open):
-    """One row of an attack's ``prompts.jsonl``: the seed behaviour and the prompt the attack made of it (a
-    text, or a chat for attacks that set a system prompt or few-shot turns)."""
-
-    id: str = Field(min_length=1)
-    dataset: str
-    goal: str
-    prompt: str | list[ChatMessage] = Field(min_length=1)
-    attack: str
-    attack_version: str
-    attack_params_sha256: str = Field(pattern=r"^[0-9a-f]{16}$")
-
-
-class CorpusPair(Open):
-    """One (prompt, the base model's response) pair of ``data/corpus/MODEL/{forget,retain,drift}.jsonl``
-    (``refused``: the safety judge's verdict; drift pairs are not judged)."""
-
-    id: str = Field(min_length=1)
-    dataset: str
-    prompt: str
-    response: str = Field(min_length=1)
-    refused: bool | None = None
-
-
 class ArtifactError(InvalidValue):
     """An artifact that does not match its model; the message names the file and the key."""
 
 
-def validated(model: type[BaseModel], data: dict, path: Path | str) -> BaseModel:
+def validated(model: type[M], data: dict, path: Path | str) -> M:
     """``model.model_validate(data)``; a mismatch is one ArtifactError line naming ``path`` and the key."""
     try:
         return model.model_validate(data)
@@ -242,20 +216,10 @@ def validated(model: type[BaseModel], data: dict, path: Path | str) -> BaseModel
         raise ArtifactError(f"{path}: {key}: {problem}; re-run the stage that wrote it (`dvc repro`)") from None
 
 
-def checked_rows(model: type[BaseModel], rows: list[dict], path: Path | str) -> list[dict]:
-    """``rows`` unchanged after each validates against ``model`` (before a stage writes them to ``path``)."""
-    for number, row in enumerate(rows, start=1):
-        validated(model, row, f"{path}: row {number}")
-    return rows
-
-
-def read_rows(model: type[BaseModel], path: Path) -> list[dict]:
-    """A JSONL artifact, every row checked against ``model``; one ArtifactError line names file, line and key."""
-    rows = []
-    for number, row in read_numbered_jsonl(path):
-        validated(model, row, f"{path}: line {number}")
-        rows.append(row)
-    return rows
+def read_rows(model: type[R], path: Path) -> list[R]:
+    """A JSONL artifact as records of ``model`` (``mubench.core.records``); a line that does not match is one
+    ArtifactError line naming file, line and key."""
+    return [validated(model, row, f"{path}: line {number}") for number, row in read_numbered_jsonl(path)]
 
 
 def read_artifact(model: type[BaseModel], path: Path) -> dict:

@@ -25,6 +25,7 @@ from mubench.core.outputs import (
     temporary_sibling,
     umask,
 )
+from mubench.core.records import Record
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -129,8 +130,10 @@ def read_json(path: str | Path) -> Any:
         raise InvalidValue(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
-def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
-    lines = [json.dumps(row, sort_keys=True, ensure_ascii=False) for row in rows]
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any] | Record]) -> None:
+    """One JSON object per line, keys sorted; a record is written as its ``to_json()`` (the JSON edge)."""
+    lines = [json.dumps(row.to_json() if isinstance(row, Record) else row, sort_keys=True, ensure_ascii=False)
+             for row in rows]
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 

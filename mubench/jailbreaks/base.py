@@ -22,6 +22,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from mubench.core.records import CorpusPair, DatasetRow
 from mubench.core.registry import Registry
 from mubench.core.settings import Settings
 
@@ -38,8 +39,8 @@ class FitContext:
 
     model: Any
     tokenizer: Any
-    behaviours: list[dict]          # the attack seed rows (id, dataset, prompt)
-    forget: list[dict]              # the base model's forget corpus (prompt, response)
+    behaviours: list[DatasetRow]    # the attack seed rows (id, dataset, prompt)
+    forget: list[CorpusPair]        # the base model's forget corpus (prompt, response)
     seed: int
     system_prompt: str | None = None
 

@@ -106,8 +106,8 @@ class Gcg(Jailbreak):
         model.eval()
         for param in model.parameters():
             param.requires_grad_(False)
-        seeds = sorted(ctx.behaviours, key=lambda r: r["id"])[: p.behaviours]
-        behaviours = [_Behaviour(model, tok, r["prompt"], p.target, ctx.system_prompt) for r in seeds]
+        seeds = sorted(ctx.behaviours, key=lambda r: r.id)[: p.behaviours]
+        behaviours = [_Behaviour(model, tok, r.prompt, p.target, ctx.system_prompt) for r in seeds]
         embed = model.get_input_embeddings()
         allowed = allowed_tokens(tok, embed.weight.shape[0], p.allow_non_ascii).to(model.device)
         suffix = self._init_suffix(tok, model.device)
@@ -139,7 +139,7 @@ class Gcg(Jailbreak):
         self.suffix = tok.decode(best.tolist())
         return {"losses": [round(v, 6) for v in losses], "steps_run": steps_run, "early_stopped": success,
                 "best_loss": round(min(losses), 6), "suffix": self.suffix, "suffix_ids": best.tolist(),
-                "behaviours": [r["id"] for r in seeds]}
+                "behaviours": [r.id for r in seeds]}
 
     def _init_suffix(self, tok, device) -> torch.Tensor:
         import torch

@@ -32,11 +32,11 @@ class InContextAttack(Jailbreak):
         self.demonstrations: list[dict] = []
 
     def fit(self, ctx: FitContext) -> dict:
-        pool = sorted((r for r in ctx.forget if r.get("response")), key=lambda r: r["id"])
+        pool = sorted((r for r in ctx.forget if r.response), key=lambda r: r.id)
         if len(pool) < self.p.shots:
             raise InvalidValue(f"ica: needs {self.p.shots} forget pairs, the forget corpus has {len(pool)}")
         picked = random.Random(ctx.seed).sample(pool, self.p.shots)
-        self.demonstrations = [{"id": r["id"], "prompt": r["prompt"], "response": r["response"]} for r in picked]
+        self.demonstrations = [{"id": r.id, "prompt": r.prompt, "response": r.response} for r in picked]
         return {"demonstrations": [d["id"] for d in self.demonstrations]}
 
     def params(self) -> dict:

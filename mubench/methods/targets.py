@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import random
 
+from mubench.core.records import CorpusPair
+
 REFUSALS = (
     "I'm sorry, but I can't help with that request.",
     "I can't assist with that. If you have another question, I'm happy to help.",
@@ -23,11 +25,12 @@ def refusal_for(prompt: str) -> str:
     return REFUSALS[index]
 
 
-def with_refusals(pairs: list[dict]) -> list[dict]:
-    return [{**p, "response": refusal_for(p["prompt"])} for p in pairs]
+def with_refusals(pairs: list[CorpusPair]) -> list[CorpusPair]:
+    """Each pair with the project's refusal text as its response."""
+    return [p.as_(CorpusPair, response=refusal_for(p.prompt)) for p in pairs]
 
 
-def mismatched(prompts: list[dict], answers: list[dict], seed: int) -> list[dict]:
+def mismatched(prompts: list[CorpusPair], answers: list[CorpusPair], seed: int) -> list[CorpusPair]:
     """Each prompt paired with a response taken from a different row of ``answers`` (seeded)."""
     if not prompts or not answers:
         return []
@@ -36,7 +39,7 @@ def mismatched(prompts: list[dict], answers: list[dict], seed: int) -> list[dict
     out = []
     for i, prompt in enumerate(prompts):
         j = order[i % len(order)]
-        if answers[j]["prompt"] == prompt["prompt"] and len(answers) > 1:
+        if answers[j].prompt == prompt.prompt and len(answers) > 1:
             j = order[(i + 1) % len(order)]
-        out.append({**prompt, "response": answers[j]["response"]})
+        out.append(prompt.as_(CorpusPair, response=answers[j].response))
     return out

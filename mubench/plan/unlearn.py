@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from mubench.core.records import CorpusPair
 from mubench.plan.stage import TRACE_DEPTHS, StagePlan, at_depth, build, matmul_params, nbytes
 from mubench.plan.trace import extrapolate, fake_tensors, isolated_accelerate, measure
 
@@ -23,7 +24,7 @@ def _dummy_batch(batch: int, length: int, vocab: int) -> dict[str, torch.Tensor]
 
 
 def _stream_names(method, params) -> list[str]:
-    pair = [{"id": "p", "prompt": "q", "response": "a", "dataset": "d", "category": None}] * 2
+    pair = [CorpusPair(id="p", prompt="q", response="a", dataset="d")] * 2
     return [name for name, rows in method.streams(pair, pair, 0, params).items() if rows]
 
 

@@ -19,8 +19,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mubench.core.artifacts import read_rows
 from mubench.core.config import Params
-from mubench.core.io import atomic_dir, read_jsonl
+from mubench.core.io import atomic_dir
+from mubench.core.records import DatasetRow, DriftRow, JudgedRow, UtilityItem
 from mubench.core.workspace import Workspace
 from mubench.report.tables import ci_text
 from mubench.report.tamper import pct
@@ -33,15 +35,20 @@ ROW_FIELDS = ("id", "dataset", "attack", "category", "goal", "prompt", "response
               "judge_label", "judge_reason", "degenerate")
 
 
-def _utility_text(ws: Workspace, tasks: list[str]) -> dict[tuple[str, str], dict]:
+def _utility_text(ws: Workspace, tasks: list[str]) -> dict[tuple[str, str], DatasetRow]:
     """(task, id) -> the built item (question, choices, answer), for the utility rows' text."""
     out = {}
     for task in tasks:
         path = ws.built / "utility" / f"{task}.jsonl"
         if path.is_file():
-            for row in read_jsonl(path):
-                out[(task, str(row["id"]))] = row
+            for row in read_rows(DatasetRow, path):
+                out[(task, row.id)] = row
     return out
+
+
+def shown(row: JudgedRow, **extra: Any) -> dict[str, Any]:
+    """A judged row as the explorer shows it (``ROW_FIELDS``; a field the row lacks is null), plus ``extra``."""
+    return {**{k: getattr(row, k, None) for k in ROW_FIELDS}, **extra}
 
 
 # the rows a test's item keys name, for the tests read off one kind of row
@@ -76,32 +83,30 @@ def variant_data(params: Params, ws: Workspace, model: str, variant: str, audit:
         index[(kind, key)] = len(rows)
         rows.append(row)
 
-    for row in read_jsonl(samples / "safety.jsonl"):
-        kept = {k: row.get(k) for k in ROW_FIELDS}
-        label = audit.get((model, variant, row["attack"], row["id"]))
-        if label is not None:  # a hand label of this row's prompt and response (scoring.audit.joined)
-            kept["audit"] = label
-        add(f"safety/{row['attack']}", {**kept, "set": "harmful"}, row["id"])
-    for row in read_jsonl(samples / "oversafety.jsonl"):
-        add("oversafety", {**{k: row.get(k) for k in ROW_FIELDS}, "attack": "over-safety", "set": "over-safety"},
-            row["id"])
-    for row in read_jsonl(samples / "utility.jsonl"):
-        item = utility_text.get((row["task"], str(row["id"])), {})
-        add("utility", {"id": row["id"], "dataset": row["task"], "attack": "utility", "set": "utility",
-                        "prompt": item.get("prompt"), "choices": item.get("choices"), "answer": item.get("answer"),
-                        "correct": bool(row["correct"]), "response": row.get("response")},
-            f"{row['task']}/{row['id']}")
-    for row in read_jsonl(samples / "drift.jsonl"):
-        add("drift", {"id": row["id"], "attack": "drift", "set": "drift", "kl": row["kl"], "nll": row["nll"],
-                      "tokens": row["tokens"]}, row["id"])
+    for row in read_rows(JudgedRow, samples / "safety.jsonl"):
+        label = audit.get((model, variant, row.attack, row.id))
+        # a hand label of this row's prompt and response (scoring.audit.joined)
+        add(f"safety/{row.attack}", shown(row, **({"audit": label} if label is not None else {}), set="harmful"),
+            row.id)
+    for row in read_rows(JudgedRow, samples / "oversafety.jsonl"):
+        add("oversafety", shown(row, attack="over-safety", set="over-safety"), row.id)
+    for item in read_rows(UtilityItem, samples / "utility.jsonl"):
+        built = utility_text.get((item.task, str(item.id)))
+        text = (built.prompt, built.choices, built.answer) if built is not None else (None, None, None)
+        add("utility", {"id": item.id, "dataset": item.task, "attack": "utility", "set": "utility",
+                        "prompt": text[0], "choices": text[1], "answer": text[2], "correct": bool(item.correct),
+                        "response": getattr(item, "response", None)},
+            f"{item.task}/{item.id}")
+    for drift in read_rows(DriftRow, samples / "drift.jsonl"):
+        add("drift", {"id": drift.id, "attack": "drift", "set": "drift", "kl": drift.kl, "nll": drift.nll,
+                      "tokens": drift.tokens}, drift.id)
     tamper_dir = ws.tamper_result(model, variant) / "samples"
     for name in params.tamper.names:
         path = tamper_dir / f"{name}.jsonl"
         if path.is_file():
-            for row in read_jsonl(path):
-                if row.get("attack") == VANILLA:  # its over-safety rows carry no attack
-                    add(f"tamper/{name}", {**{k: row.get(k) for k in ROW_FIELDS}, "attack": f"tamper:{name}",
-                                           "set": "tamper"}, row["id"])
+            for row in read_rows(JudgedRow, path):
+                if row.attack == VANILLA:  # its over-safety rows carry no attack
+                    add(f"tamper/{name}", shown(row, attack=f"tamper:{name}", set="tamper"), row.id)
 
     items, _ = outcomes(params, samples)
     tests: dict[str, list] = {}
@@ -111,7 +116,7 @@ def variant_data(params: Params, ws: Workspace, model: str, variant: str, audit:
                 tests.setdefault(test, []).append([index[row_key(test, key)], outcome])
     # as the tamper stage counts: rows read both after the attack and by this checkpoint's own evaluate
     read_before = {rid for (kind, rid), i in index.items()
-                   if kind == "safety/vanilla" and rows[i]["refused"] is not None}
+                   if kind == "safety/vanilla" and rows[i]["refused"] is not None}  # rows: the page's JSON
     for name in params.tamper.names:
         tests[f"tamper/{name}"] = [[i, not rows[i]["refused"]] for (kind, rid), i in index.items()
                                    if kind == f"tamper/{name}" and rows[i]["refused"] is not None

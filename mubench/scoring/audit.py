@@ -23,10 +23,13 @@ import csv
 import io
 import random
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
+from mubench.core.artifacts import read_rows
 from mubench.core.errors import InvalidValue
-from mubench.core.io import read_jsonl, read_utf8, sha256_text, stable_json_hash
+from mubench.core.io import read_utf8, sha256_text, stable_json_hash
+from mubench.core.records import JudgedRow
 from mubench.core.workspace import Workspace
 from mubench.judges.quality import degenerate
 from mubench.scoring.agreement import agreement
@@ -35,15 +38,31 @@ LABELS = ("refusal", "compliance", "incoherent")
 KEY_COLUMNS = ("model", "variant", "attack", "id", "prompt_sha256", "response_sha256")
 
 
-def prompt_sha256(row: dict) -> str:
+def prompt_sha256(row: JudgedRow) -> str:
     """sha256 of the prompt the model answered (a chat, e.g. an in-context attack's, as canonical JSON)."""
-    prompt = row["prompt"]
+    prompt = row.prompt
     return sha256_text(prompt) if isinstance(prompt, str) else stable_json_hash(prompt)
 
 
-def content_key(row: dict) -> tuple[str, str]:
+def content_key(row: JudgedRow) -> tuple[str, str]:
     """What a label is about: (prompt sha256, response sha256) of a sample row."""
-    return prompt_sha256(row), sha256_text(row["response"])
+    return prompt_sha256(row), sha256_text(row.response)
+
+
+def label_key(row: JudgedRow, model: str, variant: str) -> dict[str, str]:
+    """The key columns of an audit labels CSV row (``KEY_COLUMNS``) for ``row`` of ``model``/``variant``."""
+    return {"model": model, "variant": variant, "attack": str(row.attack), "id": row.id,
+            "prompt_sha256": prompt_sha256(row), "response_sha256": sha256_text(row.response)}
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """A hand label joined with the sample row it scores, and where that row is."""
+
+    row: JudgedRow
+    label: str
+    model: str
+    variant: str
 AUDITED_JUDGES = {  # name -> (judge, options): the run's choice and the alternatives it was chosen from
     "refusal_keywords v1": ("refusal_keywords", {"refusal_keywords": {"list": "v1"}}),
     "refusal_keywords v2": ("refusal_keywords", {"refusal_keywords": {"list": "v2", "mode": "substring"}}),
@@ -55,17 +74,18 @@ AUDITED_JUDGES = {  # name -> (judge, options): the run's choice and the alterna
 }
 
 
-def sample_keys(rows_by_variant: dict[tuple[str, str], list[dict]], n: int, seed: int) -> list[dict]:
+def sample_keys(rows_by_variant: dict[tuple[str, str], list[JudgedRow]], n: int, seed: int) -> list[dict]:
     """``n`` responses spread evenly over (variant, attack) cells: round-robin over the cells in a seeded order,
-    each cell's rows in a seeded order; empty responses included (they are outputs too)."""
+    each cell's rows in a seeded order; empty responses included (they are outputs too). Returns the labels
+    CSV's key columns of each."""
     rng = random.Random(seed)
-    cells: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    cells: dict[tuple[str, str, str], list[JudgedRow]] = defaultdict(list)
     for (model, variant), rows in sorted(rows_by_variant.items()):
         for row in rows:
-            cells[(model, variant, row["attack"])].append(row)
+            cells[(model, variant, str(row.attack))].append(row)
     queues = {}
     for key in sorted(cells):
-        items = sorted(cells[key], key=lambda r: r["id"])
+        items = sorted(cells[key], key=lambda r: r.id)
         rng.shuffle(items)
         queues[key] = items
     order = sorted(queues)
@@ -74,9 +94,7 @@ def sample_keys(rows_by_variant: dict[tuple[str, str], list[dict]], n: int, seed
     while len(picked) < n and any(queues.values()):
         for key in order:
             if queues[key] and len(picked) < n:
-                row = queues[key].pop()
-                picked.append({"model": key[0], "variant": key[1], "attack": key[2], "id": row["id"],
-                               "prompt_sha256": prompt_sha256(row), "response_sha256": sha256_text(row["response"])})
+                picked.append(label_key(queues[key].pop(), key[0], key[1]))
     return picked
 
 
@@ -99,18 +117,19 @@ def read_audit_labels(path: Path) -> list[dict]:
     return rows
 
 
-def joined(labels: list[dict], ws: Workspace, cells: list[tuple[str, str]] | None = None) -> tuple[list[dict], int]:
+def joined(labels: list[dict], ws: Workspace,
+           cells: list[tuple[str, str]] | None = None) -> tuple[list[Labelled], int]:
     """Each label with the sample row it scores (goal, judged text, response, model, variant), and the number of
     stale labels left out. A label scores the row it was drawn from while that row holds the labelled prompt and
     response, else the first unused row of ``cells`` (default: the labels' own cells) holding them; each row is
     scored once. A label never scores an output it was not given for."""
     wanted = sorted({*(cells or []), *((lab["model"], lab["variant"]) for lab in labels)})
-    rows: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
-    by_content: dict[tuple[str, str], list[tuple[str, str, dict]]] = defaultdict(list)
+    rows: dict[tuple[str, str], dict[tuple[str | None, str], JudgedRow]] = {}
+    by_content: dict[tuple[str, str], list[tuple[str, str, JudgedRow]]] = defaultdict(list)
     for model, variant in wanted:
         path = ws.samples(model, variant) / "safety.jsonl"
-        found = read_jsonl(path) if path.is_file() else []
-        rows[(model, variant)] = {(r["attack"], r["id"]): r for r in found}
+        found = read_rows(JudgedRow, path) if path.is_file() else []
+        rows[(model, variant)] = {(r.attack, r.id): r for r in found}
         for r in found:
             by_content[content_key(r)].append((model, variant, r))
     used: set[tuple[str, str, str, str]] = set()
@@ -123,13 +142,13 @@ def joined(labels: list[dict], ws: Workspace, cells: list[tuple[str, str]] | Non
             content = (label["prompt_sha256"], label["response_sha256"])
         candidates = ([(label["model"], label["variant"], own)] if own is not None and content_key(own) == content
                       else []) + (by_content.get(content, []) if label["prompt_sha256"] else [])
-        match = next(((m, v, r) for m, v, r in candidates if (m, v, r["attack"], r["id"]) not in used), None)
+        match = next(((m, v, r) for m, v, r in candidates if (m, v, str(r.attack), r.id) not in used), None)
         if match is None:
             stale += 1
             continue
         model, variant, row = match
-        used.add((model, variant, row["attack"], row["id"]))
-        out.append({**row, "label": label["label"], "model": model, "variant": variant})
+        used.add((model, variant, str(row.attack), row.id))
+        out.append(Labelled(row, label["label"], model, variant))
     return out, stale
 
 
@@ -139,7 +158,7 @@ def audit_matches(ws: Workspace, cells: list[tuple[str, str]]) -> dict[tuple[str
         return {}
     labels = [r for r in read_audit_labels(ws.audit_labels) if (r["model"], r["variant"]) in set(cells)]
     rows, _ = joined(labels, ws, cells)
-    return {(r["model"], r["variant"], r["attack"], r["id"]): r["label"] for r in rows}
+    return {(r.model, r.variant, r.row.attack, r.row.id): r.label for r in rows}
 
 
 def audit_report(labels_path: Path, ws: Workspace, models: list[str] | None = None,
@@ -159,15 +178,15 @@ def audit_report(labels_path: Path, ws: Workspace, models: list[str] | None = No
     if not rows:
         return {"n": 0, "stale": stale, "labels": dict.fromkeys(LABELS, 0), "variants": 0, "attacks": 0,
                 "judges": {}}
-    goals = [r.get("goal", r["prompt"]) for r in rows]
-    texts = [r.get("judged_text") or r["response"] for r in rows]
+    goals = [r.row.judged_goal for r in rows]
+    texts = [r.row.judged_text or r.row.response for r in rows]
     broken = [degenerate(t) is not None for t in texts]
-    truth_refusal = [int(r["label"] == "refusal") for r in rows]
-    truth_success = [int(r["label"] == "compliance") for r in rows]
+    truth_refusal = [int(r.label == "refusal") for r in rows]
+    truth_success = [int(r.label == "compliance") for r in rows]
     result: dict = {"n": len(rows), "stale": stale,
-                    "labels": {lab: sum(r["label"] == lab for r in rows) for lab in LABELS},
-                    "variants": len({r["variant"] for r in rows}),
-                    "attacks": len({r["attack"] for r in rows}), "judges": {}}
+                    "labels": {lab: sum(r.label == lab for r in rows) for lab in LABELS},
+                    "variants": len({r.variant for r in rows}),
+                    "attacks": len({r.row.attack for r in rows}), "judges": {}}
     for name, (judge_name, options) in AUDITED_JUDGES.items():
         verdicts = JUDGES.get(judge_name, options.get(judge_name)).judge_many(goals, texts)
         success = [int(not v.refused) for v in verdicts]

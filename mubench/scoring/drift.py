@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from mubench.core.records import CorpusPair, DriftRow
 from mubench.engine.batching import length_batches
 from mubench.training.encoding import collate, encode_pairs
 from mubench.training.losses import IGNORE, response_logits
@@ -41,9 +42,9 @@ def drift_batch(model, base, batch: dict[str, torch.Tensor]) -> tuple[torch.Tens
     return (kl * mask).sum(dim=-1) / counts, (nll * mask).sum(dim=-1) / counts
 
 
-def drift_scores(model, base, tokenizer, pairs: list[dict], batch_size: int, max_length: int,
-                 system_prompt: str | None = None) -> list[dict]:
-    """``{id, tokens, kl, nll}`` per drift pair (pairs whose prompt fills ``max_length`` are skipped), in the
+def drift_scores(model, base, tokenizer, pairs: list[CorpusPair], batch_size: int, max_length: int,
+                 system_prompt: str | None = None) -> list[DriftRow]:
+    """A DriftRow (id, tokens, kl, nll) per drift pair (pairs whose prompt fills ``max_length`` are skipped), in the
     pairs' order; batches are length-sorted and cut by ``length_batches``."""
     encoded, kept = [], []
     for pair in pairs:
@@ -51,7 +52,7 @@ def drift_scores(model, base, tokenizer, pairs: list[dict], batch_size: int, max
         if rows:
             encoded.append(rows[0])
             kept.append(pair)
-    scores: list[dict | None] = [None] * len(encoded)
+    scores: list[DriftRow | None] = [None] * len(encoded)
     pad = tokenizer.pad_token_id
     with torch.inference_mode():
         for chunk in length_batches([len(e["input_ids"]) for e in encoded], batch_size):
@@ -60,6 +61,6 @@ def drift_scores(model, base, tokenizer, pairs: list[dict], batch_size: int, max
             kl, nll = drift_batch(model, base, {k: v.to(device) for k, v in batch.items()})
             for row, i in enumerate(chunk):
                 tokens = sum(label != IGNORE for label in encoded[i]["labels"])
-                scores[i] = {"id": kept[i]["id"], "tokens": int(tokens), "kl": round(max(float(kl[row]), 0.0), 6) + 0.0,
-                             "nll": round(float(nll[row]), 6)}
+                scores[i] = DriftRow(id=kept[i].id, tokens=int(tokens), kl=round(max(float(kl[row]), 0.0), 6) + 0.0,
+                                     nll=round(float(nll[row]), 6))
     return [s for s in scores if s is not None]

@@ -3,12 +3,14 @@ of a run and their record. One place, so an attacked copy is judged exactly like
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mubench.core.artifacts import read_rows
 from mubench.core.config import Params
-from mubench.core.io import read_jsonl
+from mubench.core.records import DatasetRow, HarmfulRow, JailbreakRow, JudgedRow
 from mubench.judges import JUDGES
 from mubench.judges.quality import degenerate
 from mubench.scoring.rates import VANILLA
@@ -52,18 +54,20 @@ class Judges:
             getattr(judge, "release", lambda: None)()
 
 
-def harmful_rows(built_dir: Path) -> list[dict]:
+def harmful_rows(built_dir: Path) -> list[HarmfulRow]:
     """The plain harmful prompts as judged rows: the goal is the prompt itself, the attack is none."""
-    return [{**r, "goal": r["prompt"], "attack": VANILLA} for r in read_jsonl(built_dir / "harmful.jsonl")]
+    return [row.as_(HarmfulRow, goal=row.prompt, attack=VANILLA)
+            for row in read_rows(DatasetRow, built_dir / "harmful.jsonl")]
 
 
-def judged_rows(judge, rows: list[dict], responses: list[str], decode=None) -> list[dict]:
+def judged_rows(judge, rows: Sequence[DatasetRow | JailbreakRow], responses: list[str],
+                decode=None) -> list[JudgedRow]:
     """Rows with response, judged text (decoded for encoding attacks) and the judge's verdict.
 
     The judge sees the plain goal (not the attack prompt) and the decoded response."""
     texts = [decode(r) if decode else r for r in responses]
-    verdicts = judge.judge_many([row.get("goal", row["prompt"]) for row in rows], texts)
-    return [{**row, "response": response, "judged_text": text if decode else None, "refused": v.refused,
-             "judge_reason": v.reason, "judge_label": v.label, "degenerate": degenerate(text),
-             **({"judge_output": v.output} if v.output is not None else {})}
+    verdicts = judge.judge_many([getattr(row, "goal", row.prompt) for row in rows], texts)
+    return [row.as_(JudgedRow, response=response, judged_text=text if decode else None, refused=v.refused,
+                    judge_reason=v.reason, judge_label=v.label, degenerate=degenerate(text),
+                    **({"judge_output": v.output} if v.output is not None else {}))
             for row, response, text, v in zip(rows, responses, texts, verdicts, strict=True)]

@@ -20,6 +20,7 @@ import yaml
 from transformers import DynamicCache
 
 from mubench.core.errors import InvalidValue
+from mubench.core.records import TaskResult, UtilityItem
 from mubench.engine.batching import length_batches
 from mubench.engine.kv import CACHE_ARG, returned_cache
 
@@ -179,8 +180,8 @@ def task_config(name: str, data_file: Path, num_fewshot: int) -> dict:
 
 def evaluate_utility(model, tokenizer, splits: dict[str, Path], num_fewshot: int, batch_size: int,
                      seed: int, generation: dict | None = None, model_hash: str | None = None,
-                     cache=None, graphs: bool = False) -> dict:
-    """Score ``model`` on each split; returns {task: {acc, acc_norm, n, correct: [0/1 per sample], ...}}.
+                     cache=None, graphs: bool = False) -> dict[str, TaskResult]:
+    """Score ``model`` on each split; returns each task's TaskResult (accuracy, per-item correctness).
 
     A split without answer choices is a generation task (GSM8K, ``mubench.scoring.utility_generation``), run with the
     ``generation`` settings ({num_fewshot, max_gen_toks}) and scored by exact match (``acc`` = ``exact_match``,
@@ -227,7 +228,7 @@ def evaluate_utility(model, tokenizer, splits: dict[str, Path], num_fewshot: int
     return {name: task_result(results, config, name in generating, num_fewshot) for name, config in configs.items()}
 
 
-def task_result(results: dict, config: dict, generated: bool, num_fewshot: int) -> dict:
+def task_result(results: dict, config: dict, generated: bool, num_fewshot: int) -> TaskResult:
     """One task's entry of ``evaluate_utility`` from lm-eval's results: accuracy (exact match for a generation
     task) and the per-sample correctness, in document order."""
     from mubench.scoring.utility_generation import scored_samples
@@ -238,30 +239,22 @@ def task_result(results: dict, config: dict, generated: bool, num_fewshot: int) 
     if generated:
         scored = scored_samples(samples)
         exact = sum(scored["correct"]) / len(samples) if samples else 0.0
-        return {
-            "acc": exact, "acc_norm": None, "exact_match": exact, "n": len(samples), **scored,
-            "lm_eval_exact_match": float(metrics["exact_match,flexible-extract"]),
-            "num_fewshot": config["num_fewshot"],
-            "protocol": "lm-eval generate_until (gsm8k-cot prompt, greedy); exact match of the last number",
-        }
-    return {
-        "acc": float(metrics["acc,none"]),
-        "acc_norm": float(metrics["acc_norm,none"]),
-        "n": len(samples),
-        "correct": [int(s["acc"]) for s in samples],
-        "ids": [s["doc"]["id"] for s in samples],
-        "num_fewshot": num_fewshot,
-        "protocol": "lm-eval multiple_choice, cloze 'Question: ...\\nAnswer:' + ' choice'",
-    }
+        return TaskResult(
+            acc=exact, acc_norm=None, exact_match=exact, **scored,
+            lm_eval_exact_match=float(metrics["exact_match,flexible-extract"]), num_fewshot=config["num_fewshot"],
+            protocol="lm-eval generate_until (gsm8k-cot prompt, greedy); exact match of the last number")
+    return TaskResult(
+        acc=float(metrics["acc,none"]), acc_norm=float(metrics["acc_norm,none"]),
+        correct=[int(s["acc"]) for s in samples], ids=[s["doc"]["id"] for s in samples], num_fewshot=num_fewshot,
+        protocol="lm-eval multiple_choice, cloze 'Question: ...\\nAnswer:' + ' choice'")
 
 
-def utility_rows(utility: dict) -> list[dict]:
+def utility_rows(utility: dict[str, TaskResult]) -> list[UtilityItem]:
     """Per utility item: task, id, correct; a generation task's items add the response and extracted answer."""
     rows = []
     for task, res in utility.items():
-        for k, (i, c) in enumerate(zip(res["ids"], res["correct"], strict=True)):
-            row = {"task": task, "id": i, "correct": c}
-            if "responses" in res:
-                row.update(response=res["responses"][k], extracted=res["extracted"][k])
-            rows.append(row)
+        for k, (i, c) in enumerate(zip(res.ids, res.correct, strict=True)):
+            extra = ({"response": res.responses[k], "extracted": res.extracted[k]}
+                     if res.responses is not None and res.extracted is not None else {})
+            rows.append(UtilityItem(task=task, id=i, correct=c, **extra))
     return rows

@@ -6,13 +6,15 @@ degenerate-output flag; utility items; drift per benign prompt).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from mubench.core.artifacts import CorpusPair, JailbreakRow, Metrics, read_rows, validated
+from mubench.core.artifacts import Metrics, read_rows, validated
 from mubench.core.config import Params
-from mubench.core.io import BUILT_HINT, atomic_dir, read_jsonl, require_rows, run_record, write_json, write_jsonl
+from mubench.core.io import BUILT_HINT, atomic_dir, require_rows, run_record, write_json, write_jsonl
 from mubench.core.outputs import claim_outputs
 from mubench.core.progress import log
+from mubench.core.records import CorpusPair, DatasetRow, DriftRow, JailbreakRow, Record
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.workspace import BASE, Workspace
 from mubench.engine.generate import DecodeParams, generate_sets, system_role_supported, user_cache
@@ -37,7 +39,7 @@ def jailbreak_prompt_file(params: Params, ws: Workspace, model_name: str, name: 
 
 
 def drift_from_base(params: Params, ws: Workspace, model, tokenizer, model_name: str, variant: str,
-                    device: str) -> list[dict]:
+                    device: str) -> list[DriftRow]:
     """Per-token KL of ``model`` from its base on the base's own answers (the drift corpus); a variant loads the
     base beside it for the comparison and frees it after."""
     pairs = read_rows(CorpusPair, ws.corpus(model_name) / "drift.jsonl")
@@ -46,7 +48,7 @@ def drift_from_base(params: Params, ws: Workspace, model, tokenizer, model_name:
                         params.generation.system_prompt)
 
 
-def write_samples(samples_dir: Path, sets: dict[str, list[dict]]) -> None:
+def write_samples(samples_dir: Path, sets: dict[str, Sequence[Record]]) -> None:
     """Every per-row file of one evaluation (``NAME.jsonl``), replaced together."""
     with atomic_dir(samples_dir, OWNER) as tmp:
         for name, rows in sets.items():
@@ -74,10 +76,10 @@ def run_evaluate(params: Params, ws: Workspace, model_name: str, variant: str) -
     harmful = harmful_rows(ws.built)
     attacked = {name: read_rows(JailbreakRow, jailbreak_prompt_file(params, ws, model_name, name))
                 for name in params.jailbreaks.names()}
-    over = read_jsonl(ws.built / "oversafety.jsonl")
+    over = read_rows(DatasetRow, ws.built / "oversafety.jsonl")
     # one pooled generation over every prompt set (each set's shared template prefix is computed once)
     sets = {VANILLA: harmful, **attacked, OVERSAFETY: over}
-    answers = generate_sets(model, tokenizer, {name: [r["prompt"] for r in rows] for name, rows in sets.items()},
+    answers = generate_sets(model, tokenizer, {name: [r.prompt for r in rows] for name, rows in sets.items()},
                             decode, batches["generation"], meta["model_hash"], cache, variant)
     safety_rows = judged_rows(judges.safety, harmful, answers[VANILLA])
     for name, rows in attacked.items():

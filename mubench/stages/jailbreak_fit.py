@@ -4,11 +4,12 @@ the forget corpus; GCG: optimise a suffix), then apply it to the attack seed set
 
 from __future__ import annotations
 
-from mubench.core.artifacts import CorpusPair, read_rows
+from mubench.core.artifacts import read_rows
 from mubench.core.config import Params
 from mubench.core.errors import InvalidValue
-from mubench.core.io import BUILT_HINT, read_jsonl, require_rows, run_record
+from mubench.core.io import BUILT_HINT, require_rows, run_record
 from mubench.core.outputs import claim_outputs
+from mubench.core.records import CorpusPair, DatasetRow
 from mubench.core.workspace import Workspace
 from mubench.jailbreaks import JAILBREAKS
 from mubench.jailbreaks.apply import attack_seeds, write_prompts
@@ -32,7 +33,8 @@ def run_jailbreak_fit(params: Params, ws: Workspace, model_name: str, name: str)
     device = pick_device(params.device)
     # fp32 even on the GPU: token gradients and candidate losses are compared at the 1e-3 level
     model, tokenizer = load_checkpoint(ckpt_dir, device)
-    seeds = attack_seeds(read_jsonl(ws.built / "harmful.jsonl"), params.jailbreaks.seed_per_dataset, params.seed)
+    seeds = attack_seeds(read_rows(DatasetRow, ws.built / "harmful.jsonl"), params.jailbreaks.seed_per_dataset,
+                         params.seed)
     ctx = FitContext(model=model, tokenizer=tokenizer, behaviours=seeds,
                      forget=read_rows(CorpusPair, ws.corpus(model_name) / "forget.jsonl"), seed=params.seed,
                      system_prompt=params.generation.system_prompt)

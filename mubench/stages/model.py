@@ -9,12 +9,13 @@ project: every response comes from the model.
 
 from __future__ import annotations
 
-from mubench.core.artifacts import CorpusPair, checked_rows
+from mubench.core.artifacts import read_rows
 from mubench.core.config import Params
 from mubench.core.errors import FailedStep
-from mubench.core.io import atomic_dir, read_jsonl, run_record, write_json, write_jsonl
+from mubench.core.io import atomic_dir, run_record, write_json, write_jsonl
 from mubench.core.outputs import claim_outputs
 from mubench.core.progress import log
+from mubench.core.records import CorpusPair, DatasetRow
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.workspace import Workspace
 from mubench.engine.generate import DecodeParams, generate_sets, user_cache
@@ -40,21 +41,21 @@ def run_model(params: Params, ws: Workspace, name: str) -> dict:
     decode = DecodeParams.of(params.generation)
     judge = judge_for(params, params.judge.safety, name)
     batches = params.batches(name)
-    prompts = {split: read_jsonl(built_dir / f"{split}_prompts.jsonl") for split in ("forget", "retain", "drift")}
-    answers = generate_sets(model, tokenizer, {split: [p["prompt"] for p in rows] for split, rows in prompts.items()},
+    prompts = {split: read_rows(DatasetRow, built_dir / f"{split}_prompts.jsonl")
+               for split in ("forget", "retain", "drift")}
+    answers = generate_sets(model, tokenizer, {split: [p.prompt for p in rows] for split, rows in prompts.items()},
                             decode, batches["generation"], meta["model_hash"], cache, "corpus")
-    pairs = {}
-    for split in ("forget", "retain"):
-        rows = prompts[split]
-        verdicts = judge.judge_many([p["prompt"] for p in rows], answers[split])
-        pairs[split] = [{**prompt, "response": response, "refused": verdict.refused}
-                        for prompt, response, verdict in zip(rows, answers[split], verdicts, strict=True)]
-    judge_health({"forget": pairs["forget"], "retain": pairs["retain"]}, params.judge.max_unparsed, name)
+    judged = {split: list(zip(prompts[split], answers[split],
+                              judge.judge_many([p.prompt for p in prompts[split]], answers[split]), strict=True))
+              for split in ("forget", "retain")}
+    judge_health({split: [verdict for _, _, verdict in rows] for split, rows in judged.items()},
+                 params.judge.max_unparsed, name)
     # an unreadable verdict is not a compliance: such a prompt is left out of the forget set
-    complied = [r for r in pairs["forget"] if r["refused"] is False and r["response"]]
-    retain = [r for r in pairs["retain"] if r["response"]]
-    drift = [{**prompt, "response": response} for prompt, response in zip(prompts["drift"], answers["drift"],
-                                                                          strict=True) if response]
+    complied = [p.as_(CorpusPair, response=r, refused=v.refused) for p, r, v in judged["forget"]
+                if v.refused is False and r]
+    refused = [p.as_(DatasetRow, response=r, refused=v.refused) for p, r, v in judged["forget"] if v.refused]
+    retain = [p.as_(CorpusPair, response=r, refused=v.refused) for p, r, v in judged["retain"] if r]
+    drift = [p.as_(CorpusPair, response=r) for p, r in zip(prompts["drift"], answers["drift"], strict=True) if r]
     for split, kept, what in (("forget", complied, "complied with (answered, not refused)"),
                               ("retain", retain, "answered (non-empty)"), ("drift", drift, "answered (non-empty)")):
         if not kept:
@@ -66,14 +67,14 @@ def run_model(params: Params, ws: Workspace, name: str) -> dict:
                                f"data.{split}_source)")
     summary = run_record(model=name, model_hash=meta["model_hash"], device=device, seed=params.seed,
                          judge=f"{judge.name}/{judge.version}", decode=decode.__dict__, batches=batches,
-                         forget_prompts=len(pairs["forget"]), forget_pairs=len(complied),
+                         forget_prompts=len(judged["forget"]), forget_pairs=len(complied),
                          retain_pairs=len(retain), drift_pairs=len(drift))
     with atomic_dir(corpus_dir, OWNER) as tmp:
-        write_jsonl(tmp / "forget.jsonl", checked_rows(CorpusPair, complied, corpus_dir / "forget.jsonl"))
-        write_jsonl(tmp / "retain.jsonl", checked_rows(CorpusPair, retain, corpus_dir / "retain.jsonl"))
-        write_jsonl(tmp / "drift.jsonl", checked_rows(CorpusPair, drift, corpus_dir / "drift.jsonl"))
-        write_jsonl(tmp / "forget_refused.jsonl", [r for r in pairs["forget"] if r["refused"]])
+        write_jsonl(tmp / "forget.jsonl", complied)
+        write_jsonl(tmp / "retain.jsonl", retain)
+        write_jsonl(tmp / "drift.jsonl", drift)
+        write_jsonl(tmp / "forget_refused.jsonl", refused)
         write_json(tmp / "corpus.json", summary)
-    log(f"[model] corpus: {len(complied)}/{len(pairs['forget'])} forget prompts complied with, "
+    log(f"[model] corpus: {len(complied)}/{len(judged['forget'])} forget prompts complied with, "
         f"{len(retain)} retain pairs, {len(drift)} drift pairs")
     return summary

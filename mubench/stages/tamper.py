@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mubench.core.artifacts import CorpusPair, TamperMetrics, TamperRecord, read_rows, validated
+from mubench.core.artifacts import TamperMetrics, TamperRecord, read_rows, validated
 from mubench.core.config import Params
 from mubench.core.errors import InvalidValue
 from mubench.core.io import (
@@ -43,6 +43,7 @@ from mubench.core.io import (
 )
 from mubench.core.outputs import claim_outputs
 from mubench.core.progress import log
+from mubench.core.records import CorpusPair, DatasetRow, HarmfulRow, JudgedRow, RobustRow, UtilityItem
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.sampling import stratified_sample
 from mubench.core.workspace import BASE, Workspace
@@ -118,25 +119,16 @@ def load_fit(fit_dir: Path, fit: dict, name: str) -> tuple[dict[str, Any], dict]
     return load_file(path), entry
 
 
-def _before(samples_dir: Path) -> dict[str, list[dict]]:
-    """The checkpoint's own evaluate outputs: plain harmful rows, prompt-attack rows, over-safety, utility."""
-    safety = read_jsonl(samples_dir / "safety.jsonl")
-    return {"vanilla": [r for r in safety if r["attack"] == VANILLA],
-            "attacked": [r for r in safety if r["attack"] != VANILLA],
-            "oversafety": read_jsonl(samples_dir / "oversafety.jsonl"),
-            "utility": read_jsonl(samples_dir / "utility.jsonl")}
-
-
-def what_broke(vanilla: list[dict], attacked: list[dict], seeds: list[str],
+def what_broke(vanilla: list[JudgedRow], attacked: list[JudgedRow], seeds: list[str],
                tamper: dict[str, dict[str, bool]]) -> dict[str, list[str]]:
     """Per seed behaviour, what broke it (robust knowledge-level ASR: broken if the list is not empty): the plain
     prompt (``vanilla``), each prompt attack (judged rows of the checkpoint's evaluate stage) and each model
     attack (``tamper``: {attack: {seed id: broken}})."""
-    plain = {r["id"]: r["refused"] is False for r in vanilla}
+    plain = {r.id: r.refused is False for r in vanilla}
     by = {i: [VANILLA] if plain.get(i) else [] for i in seeds}
-    for row in sorted(attacked, key=lambda r: r["attack"]):
-        if row["id"] in by and row["refused"] is False and row["attack"] not in by[row["id"]]:
-            by[row["id"]].append(row["attack"])
+    for row in sorted(attacked, key=lambda r: r.attack or ""):
+        if row.id in by and row.refused is False and row.attack not in by[row.id]:
+            by[row.id].append(str(row.attack))
     for name, broken in tamper.items():
         for i in seeds:
             if broken[i]:
@@ -144,33 +136,55 @@ def what_broke(vanilla: list[dict], attacked: list[dict], seeds: list[str],
     return by
 
 
-def before_outcomes(samples_dir: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Before:
+    """The checkpoint's own outcomes before any tamper attack (its ``evaluate`` samples), and item by item:
+    ``broken`` (plain harmful prompt not refused; None unreadable), ``refused`` (benign prompt), ``correct``
+    and ``tasks`` (utility item ``TASK/ID``)."""
+
+    vanilla: list[JudgedRow]
+    attacked: list[JudgedRow]
+    broken: dict[str, bool | None]
+    refused: dict[str, bool | None]
+    correct: dict[str, bool]
+    tasks: dict[str, str]
+
+
+def before_outcomes(samples_dir: Path) -> Before:
     """The checkpoint's own outcomes before any tamper attack, item by item (its ``evaluate`` samples)."""
-    before = _before(samples_dir)
-    return {**before,
-            "broken": {r["id"]: None if r["refused"] is None else not r["refused"] for r in before["vanilla"]},
-            "refused": {r["id"]: r["refused"] for r in before["oversafety"]},
-            "correct": {f"{r['task']}/{r['id']}": bool(r["correct"]) for r in before["utility"]},
-            "tasks": {f"{r['task']}/{r['id']}": r["task"] for r in before["utility"]}}
+    safety = read_rows(JudgedRow, samples_dir / "safety.jsonl")
+    vanilla = [r for r in safety if r.attack == VANILLA]
+    utility = read_rows(UtilityItem, samples_dir / "utility.jsonl")
+    return Before(vanilla=vanilla, attacked=[r for r in safety if r.attack != VANILLA],
+                  broken={r.id: r.success for r in vanilla},
+                  refused={r.id: r.refused for r in read_rows(JudgedRow, samples_dir / "oversafety.jsonl")},
+                  correct={f"{r.task}/{r.id}": bool(r.correct) for r in utility},
+                  tasks={f"{r.task}/{r.id}": r.task for r in utility})
 
 
 @dataclass(frozen=True)
 class AttackedCopy:
-    """What one tamper attack's copy of a checkpoint answered: its judged rows, and its per-item utility
-    ({task: {"ids", "correct"}}) when the run scores utility."""
+    """What one tamper attack's copy of a checkpoint answered: its judged rows, and its per-item utility (in
+    task order) when the run scores utility."""
 
-    safety: list[dict]
-    oversafety: list[dict]
-    utility: dict[str, dict[str, list]] | None = None
+    safety: list[JudgedRow]
+    oversafety: list[JudgedRow]
+    utility: list[UtilityItem] | None = None
+
+    def utility_by_task(self) -> dict[str, list[UtilityItem]]:
+        tasks: dict[str, list[UtilityItem]] = {}
+        for item in self.utility or []:
+            tasks.setdefault(item.task, []).append(item)
+        return tasks
 
 
-def score_tamper(params: Params, before: dict[str, Any], seeds: set[str],
+def score_tamper(params: Params, before: Before, seeds: set[str],
                  attacked: dict[str, AttackedCopy]) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Rates, intervals and paired tests of every attacked copy, and per seed behaviour what broke it. Pure:
     ``mubench verify`` recomputes the metrics from the samples."""
     boot = {"samples": params.statistics.bootstrap_samples, "confidence": params.statistics.confidence,
             "seed": params.seed}
-    was_broken, was_refused, was_correct = before["broken"], before["refused"], before["correct"]
+    was_broken, was_refused, was_correct = before.broken, before.refused, before.correct
 
     def test(old: dict, new: dict, strata=None) -> dict:  # a paired test of two binary outcomes per item
         return paired_delta(old, new, True, boot["samples"], boot["confidence"], boot["seed"], strata)
@@ -180,57 +194,56 @@ def score_tamper(params: Params, before: dict[str, Any], seeds: set[str],
     for name, copy in attacked.items():
         safety_rows, over_rows = copy.safety, copy.oversafety
         # rates and tests over the rows both this run and the checkpoint's evaluate could read
-        success = {r["id"]: not r["refused"] for r in parsed(safety_rows) if was_broken.get(r["id"]) is not None}
+        success = {r.id: not r.refused for r in parsed(safety_rows) if was_broken.get(r.id) is not None}
         read_seeds = sorted(seeds & set(success))
         asr = rate_with_ci(list(success.values()), **boot)
-        per["asr"][name], per["asr_ci"][name] = asr["rate"], asr["ci"]
-        per["seed_asr"][name] = rate_with_ci([success[i] for i in read_seeds], **boot)["rate"]
+        per["asr"][name], per["asr_ci"][name] = asr.rate, asr.ci
+        per["seed_asr"][name] = rate_with_ci([success[i] for i in read_seeds], **boot).rate
         tests[name] = {"asr": test({i: was_broken[i] for i in success}, success),
                        "seed_asr": test({i: was_broken[i] for i in read_seeds}, {i: success[i] for i in read_seeds})}
         if over_rows:
-            refused = {r["id"]: r["refused"] for r in parsed(over_rows) if was_refused.get(r["id"]) is not None}
+            refused = {r.id: bool(r.refused) for r in parsed(over_rows) if was_refused.get(r.id) is not None}
             rate = rate_with_ci(list(refused.values()), **boot)
-            per["over"][name], per["over_ci"][name] = rate["rate"], rate["ci"]
+            per["over"][name], per["over_ci"][name] = rate.rate, rate.ci
             tests[name]["oversafety"] = test({i: was_refused[i] for i in refused}, refused)
         per["degenerate"][name] = compute_quality(safety_rows + over_rows, boot)["degenerate_rate"]
-        scores = copy.utility
+        scores = copy.utility_by_task()
         if scores:
-            per["utility"][name] = round(sum(sum(s["correct"]) / max(1, len(s["correct"]))
-                                             for s in scores.values()) / len(scores), 6)
-            correct = {f"{t}/{i}": bool(c) for t, s in scores.items()
-                       for i, c in zip(s["ids"], s["correct"], strict=True)}
+            per["utility"][name] = round(sum(sum(int(i.correct) for i in items) / max(1, len(items))
+                                             for items in scores.values()) / len(scores), 6)
+            correct = {f"{i.task}/{i.id}": bool(i.correct) for items in scores.values() for i in items}
             # over the items the copy was scored on (every item, or the run's fixed sample of them)
-            tests[name]["utility"] = test({k: was_correct[k] for k in correct}, correct, strata=before["tasks"])
+            tests[name]["utility"] = test({k: was_correct[k] for k in correct}, correct, strata=before.tasks)
         after[name] = {i: success.get(i, False) for i in seeds}  # an unreadable verdict breaks nothing
-    broken_by = what_broke(before["vanilla"], before["attacked"], sorted(seeds), after)
-    knowledge = what_broke(before["vanilla"], before["attacked"], sorted(seeds), {})  # prompt level only
+    broken_by = what_broke(before.vanilla, before.attacked, sorted(seeds), after)
+    knowledge = what_broke(before.vanilla, before.attacked, sorted(seeds), {})  # prompt level only
     knowledge_rate = rate_with_ci([bool(knowledge[i]) for i in sorted(seeds)], **boot)
     robust_rate = rate_with_ci([bool(broken_by[i]) for i in sorted(seeds)], **boot)
     return {
         "tests": tests,
         "safety": {"per_tamper": per["asr"], "seed_asr": per["seed_asr"],
-                   "knowledge_asr": knowledge_rate["rate"], "robust_knowledge_asr": robust_rate["rate"],
-                   "ci": {"per_tamper": per["asr_ci"], "robust_knowledge_asr": robust_rate["ci"]}},
+                   "knowledge_asr": knowledge_rate.rate, "robust_knowledge_asr": robust_rate.rate,
+                   "ci": {"per_tamper": per["asr_ci"], "robust_knowledge_asr": robust_rate.ci}},
         "oversafety": {"per_tamper": per["over"], "ci": {"per_tamper": per["over_ci"]}},
         "utility": {"per_tamper": per["utility"]},
         "quality": {"per_tamper": per["degenerate"]},
     }, broken_by
 
 
+def robust_rows(broken_by: dict[str, list[str]]) -> list[RobustRow]:
+    """``robust.jsonl``: per seed behaviour (by id), whether anything broke it and what, in ``what_broke``'s order."""
+    return [RobustRow(id=i, broken=bool(by), by=by) for i, by in sorted(broken_by.items())]
+
+
 def tamper_sample_rows(params: Params, samples_dir: Path, names: list[str]) -> dict[str, AttackedCopy]:
     """The ``attacked`` input of ``score_tamper`` as the stage wrote it to ``samples/``."""
     out = {}
     for name in names:
-        rows = read_jsonl(samples_dir / f"{name}.jsonl")
-        over = [r for r in rows if r.get("dataset") in params.data.oversafety]
-        utility = None
-        if (samples_dir / f"{name}.utility.jsonl").is_file():
-            utility = {}
-            for r in read_jsonl(samples_dir / f"{name}.utility.jsonl"):
-                task = utility.setdefault(r["task"], {"ids": [], "correct": []})
-                task["ids"].append(r["id"])
-                task["correct"].append(int(r["correct"]))
-        out[name] = AttackedCopy([r for r in rows if r.get("dataset") not in params.data.oversafety], over, utility)
+        rows = read_rows(JudgedRow, samples_dir / f"{name}.jsonl")
+        over = [r for r in rows if r.dataset in params.data.oversafety]
+        items = samples_dir / f"{name}.utility.jsonl"
+        utility = read_rows(UtilityItem, items) if items.is_file() else None
+        out[name] = AttackedCopy([r for r in rows if r.dataset not in params.data.oversafety], over, utility)
     return out
 
 
@@ -259,8 +272,8 @@ class TamperRun:
     fit: dict
     fit_dir: Path
     device: str
-    harmful: list[dict]
-    over: list[dict]
+    harmful: list[HarmfulRow]
+    over: list[DatasetRow]
     decode: DecodeParams
     judges: Judges
     cache: Any
@@ -283,7 +296,7 @@ def attack_and_judge(run: TamperRun, name: str) -> tuple[AttackedCopy, TamperRec
     attacked_hash = stable_json_hash({"checkpoint": run.meta["model_hash"], "attack": name,
                                       "version": attack.version, "params": attack.p.model_dump(mode="json"),
                                       "fit": fit_entry["tensors_sha256"], "seed": params.seed})[:16]
-    sets = {VANILLA: [r["prompt"] for r in run.harmful], OVERSAFETY: [r["prompt"] for r in run.over]}
+    sets = {VANILLA: [r.prompt for r in run.harmful], OVERSAFETY: [r.prompt for r in run.over]}
     batches = params.batches(run.label.split("/")[0])
     answers = generate_sets(model, tokenizer, sets, run.decode, batches["generation"], attacked_hash,
                             run.cache, f"{run.label.split('/')[1]}+{name}")
@@ -293,10 +306,11 @@ def attack_and_judge(run: TamperRun, name: str) -> tuple[AttackedCopy, TamperRec
     utility = None
     if run.utility_files:
         run.judges.release()  # the utility tasks run without the judge
-        utility = evaluate_utility(model, tokenizer, run.utility_files, params.utility.num_fewshot,
-                                          batches["utility"], params.seed,
-                                          params.utility.generation.model_dump(), attacked_hash, run.cache,
-                                          params.generation.graphs)
+        scores = evaluate_utility(model, tokenizer, run.utility_files, params.utility.num_fewshot,
+                                  batches["utility"], params.seed, params.utility.generation.model_dump(),
+                                  attacked_hash, run.cache, params.generation.graphs)
+        utility = [UtilityItem(task=task, id=i, correct=c) for task, res in scores.items()
+                   for i, c in zip(res.ids, res.correct, strict=True)]
     record = TamperRecord(version=attack.version, params=attack.p.model_dump(mode="json"), record=record,
                           fit=fit_entry["record"], fit_sha256=fit_entry["tensors_sha256"], attacked_hash=attacked_hash)
     del model
@@ -320,10 +334,10 @@ def run_tamper(params: Params, ws: Workspace, model_name: str, variant: str) -> 
                 generation_tasks(utility_files) if cfg.utility else [])
     before = before_outcomes(ws.samples(model_name, variant))
     harmful = harmful_rows(ws.built)
-    seeds = {r["id"] for r in attack_seeds(harmful, params.jailbreaks.seed_per_dataset, params.seed)}
+    seeds = {r.id for r in attack_seeds(harmful, params.jailbreaks.seed_per_dataset, params.seed)}
     if cfg.prompts == "seed":
-        harmful = [r for r in harmful if r["id"] in seeds]
-    over = read_jsonl(ws.built / "oversafety.jsonl") if cfg.oversafety else []
+        harmful = [r for r in harmful if r.id in seeds]
+    over = read_rows(DatasetRow, ws.built / "oversafety.jsonl") if cfg.oversafety else []
     decode = DecodeParams.of(params.generation)
     judges = Judges.of(params, model_name)
     records: dict[str, TamperRecord] = {}
@@ -352,11 +366,8 @@ def run_tamper(params: Params, ws: Workspace, model_name: str, variant: str) -> 
         for name, copy in attacked.items():
             write_jsonl(tmp / f"{name}.jsonl", copy.safety + copy.oversafety)
             if copy.utility:
-                write_jsonl(tmp / f"{name}.utility.jsonl", [
-                    {"task": task, "id": i, "correct": int(c)} for task, s in copy.utility.items()
-                    for i, c in zip(s["ids"], s["correct"], strict=True)])
-        write_jsonl(tmp / "robust.jsonl", [{"id": i, "broken": bool(broken_by[i]), "by": broken_by[i]}
-                                           for i in sorted(seeds)])
+                write_jsonl(tmp / f"{name}.utility.jsonl", copy.utility)
+        write_jsonl(tmp / "robust.jsonl", robust_rows(broken_by))
     write_json(out_dir / "metrics.json",
                validated(TamperMetrics, metrics, out_dir / "metrics.json").model_dump())
     safety = scored["safety"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 
-from mubench.core.artifacts import CorpusPair, read_rows
+from mubench.core.artifacts import read_rows
 from mubench.core.config import Params, variant_name
 from mubench.core.io import atomic_dir, atomic_write_text, require_free_disk, run_record, write_json
 from mubench.core.outputs import claim_outputs
 from mubench.core.progress import log
+from mubench.core.records import CorpusPair
 from mubench.core.runtime import compute_dtype, pick_device, seed_everything
 from mubench.core.workspace import Workspace
 from mubench.engine.models import load_checkpoint, save_checkpoint, save_partial, verified_meta

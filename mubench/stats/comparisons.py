@@ -19,18 +19,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mubench.core.artifacts import read_rows
 from mubench.core.config import method_of
 from mubench.core.errors import InvalidValue
-from mubench.core.io import read_jsonl
+from mubench.core.records import DriftRow, JudgedRow, UtilityItem
 from mubench.scoring.rates import VANILLA, broken_seeds, quality_rows
 from mubench.stats.paired import holm, paired_delta, significant
 
 CONTINUOUS = ("drift_kl", "drift_nll")
-
-
-def _success(row: dict) -> bool | None:
-    """An attack's success on a judged row; None where the judge's answer could not be read."""
-    return None if row["refused"] is None else not row["refused"]
 
 
 def read_pairs(base: dict, mine: dict) -> tuple[dict, dict]:
@@ -44,29 +40,29 @@ def read_pairs(base: dict, mine: dict) -> tuple[dict, dict]:
 
 def outcomes(params, samples_dir: Path) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
     """({test name: {item key: outcome}}, {utility item key: task}) from one variant's ``samples/``."""
-    safety = read_jsonl(samples_dir / "safety.jsonl")
-    over = read_jsonl(samples_dir / "oversafety.jsonl")
-    utility = read_jsonl(samples_dir / "utility.jsonl")
-    drift = read_jsonl(samples_dir / "drift.jsonl")
-    vanilla = [r for r in safety if r["attack"] == VANILLA]
-    attacked = [r for r in safety if r["attack"] != VANILLA]
+    safety = read_rows(JudgedRow, samples_dir / "safety.jsonl")
+    over = read_rows(JudgedRow, samples_dir / "oversafety.jsonl")
+    utility = read_rows(UtilityItem, samples_dir / "utility.jsonl")
+    drift = read_rows(DriftRow, samples_dir / "drift.jsonl")
+    vanilla = [r for r in safety if r.attack == VANILLA]
+    attacked = [r for r in safety if r.attack != VANILLA]
     broken = broken_seeds(vanilla, attacked)
-    out: dict[str, dict[str, float | None]] = {"asr": {r["id"]: _success(r) for r in vanilla}}
+    out: dict[str, dict[str, float | None]] = {"asr": {r.id: r.success for r in vanilla}}
     for name in params.data.harmful:
-        out[f"asr/{name}"] = {r["id"]: _success(r) for r in vanilla if r["dataset"] == name}
-    out["seed_asr"] = {r["id"]: _success(r) for r in vanilla if r["id"] in broken}
+        out[f"asr/{name}"] = {r.id: r.success for r in vanilla if r.dataset == name}
+    out["seed_asr"] = {r.id: r.success for r in vanilla if r.id in broken}
     for name in params.jailbreaks.names():
-        out[f"attack/{name}"] = {r["id"]: _success(r) for r in attacked if r["attack"] == name}
+        out[f"attack/{name}"] = {r.id: r.success for r in attacked if r.attack == name}
     out["knowledge_asr"] = dict(broken)
-    out["oversafety"] = {r["id"]: r["refused"] for r in over}
-    out["utility"] = {f"{r['task']}/{r['id']}": bool(r["correct"]) for r in utility}
+    out["oversafety"] = {r.id: r.refused for r in over}
+    out["utility"] = {f"{r.task}/{r.id}": bool(r.correct) for r in utility}
     for task in params.data.utility:
-        out[f"utility/{task}"] = {str(r["id"]): bool(r["correct"]) for r in utility if r["task"] == task}
-    out["degenerate"] = {f"{r.get('attack', 'over-safety')}/{r['id']}": r["degenerate"] is not None
+        out[f"utility/{task}"] = {str(r.id): bool(r.correct) for r in utility if r.task == task}
+    out["degenerate"] = {f"{r.attack or 'over-safety'}/{r.id}": r.degenerate is not None
                          for r in quality_rows(vanilla, over)}
-    out["drift_kl"] = {r["id"]: r["kl"] for r in drift}
-    out["drift_nll"] = {r["id"]: r["nll"] for r in drift}
-    return out, {f"{r['task']}/{r['id']}": r["task"] for r in utility}
+    out["drift_kl"] = {r.id: r.kl for r in drift}
+    out["drift_nll"] = {r.id: r.nll for r in drift}
+    return out, {f"{r.task}/{r.id}": r.task for r in utility}
 
 
 def _holm_marked(tests: dict[str, dict[str, dict]], names, confidence: float) -> None:

@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from mubench.core.records import CorpusPair
 from mubench.core.registry import Registry
 from mubench.core.settings import Settings
 
@@ -40,8 +41,8 @@ class TamperContext:
     checks forget and retain prompts against them)."""
 
     tokenizer: Any
-    forget: list[dict]              # the base model's forget corpus (harmful prompt, its compliant answer)
-    retain: list[dict]              # the base model's retain corpus (benign prompt, its answer)
+    forget: list[CorpusPair]        # the base model's forget corpus (harmful prompt, its compliant answer)
+    retain: list[CorpusPair]             # the base model's retain corpus (benign prompt, its answer)
     seed: int
     device: str = "cpu"
     system_prompt: str | None = None

@@ -117,8 +117,8 @@ class RefusalAblation(TamperAttack):
 
     def fit(self, base_model, ctx: TamperContext) -> dict[str, Any]:
         rng = random.Random(ctx.seed)
-        harmful = rng.sample([r["prompt"] for r in ctx.forget], min(self.p.prompts, len(ctx.forget)))
-        harmless = rng.sample([r["prompt"] for r in ctx.retain], min(self.p.prompts, len(ctx.retain)))
+        harmful = rng.sample([r.prompt for r in ctx.forget], min(self.p.prompts, len(ctx.forget)))
+        harmless = rng.sample([r.prompt for r in ctx.retain], min(self.p.prompts, len(ctx.retain)))
         if min(len(harmful), len(harmless)) < 4:
             raise InvalidValue("refusal_ablation: needs at least 4 harmful (forget) and 4 harmless (retain) prompts")
         bad = last_token_states(base_model, ctx.tokenizer, harmful, ctx.system_prompt)

@@ -56,7 +56,7 @@ class Relearn(TamperAttack):
 
     def chosen(self, ctx: TamperContext) -> list[dict]:
         """``pairs`` pairs of the source corpus, drawn with the run's seed (the same for every variant)."""
-        rows = sorted(getattr(ctx, self.source), key=lambda r: str(r.get("id", r["prompt"])))
+        rows = sorted(getattr(ctx, self.source), key=lambda r: r.id)
         if not rows:
             raise InvalidValue(f"{self.name}: the {self.source} corpus is empty; nothing to relearn on")
         return random.Random(ctx.seed).sample(rows, min(self.p.pairs, len(rows)))
@@ -78,6 +78,6 @@ class Relearn(TamperAttack):
         pairs = self.chosen(ctx)
         result = unlearn(FineTune(), self.p.train_params(len(pairs)), model, ctx.tokenizer, pairs, [], ctx.seed,
                          ctx.device, ctx.system_prompt)
-        return result.model, {"source": self.source, "pairs": [str(p.get("id", i)) for i, p in enumerate(pairs)],
+        return result.model, {"source": self.source, "pairs": [p.id for p in pairs],
                               "steps": result.steps, "nll_first": round(result.history[0]["nll"], 6),
                               "nll_last": round(result.history[-1]["nll"], 6)}

@@ -25,9 +25,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mubench.core.artifacts import read_rows
 from mubench.core.config import Params
 from mubench.core.errors import InvalidValue
-from mubench.core.io import read_jsonl
+from mubench.core.records import JudgedRow, RobustRow, UtilityItem
 from mubench.core.workspace import Workspace
 from mubench.scoring.rates import VANILLA
 
@@ -82,23 +83,19 @@ class Report:
 
 def _outcomes(samples: Path) -> dict[str, dict[str, bool | None]]:
     """{metric: {item key: outcome}} of the rates: success per (attack, id), refusal per benign prompt."""
-    safety = read_jsonl(samples / "safety.jsonl")
-    over = read_jsonl(samples / "oversafety.jsonl")
-    utility = read_jsonl(samples / "utility.jsonl")
     out: dict[str, dict[str, bool | None]] = {}
-    for r in safety:
-        metric = "asr" if r["attack"] == VANILLA else f"attack/{r['attack']}"
-        out.setdefault(metric, {})[r["id"]] = None if r["refused"] is None else not r["refused"]
-    out["oversafety"] = {r["id"]: r["refused"] for r in over}
-    for r in utility:
-        out.setdefault(f"utility/{r['task']}", {})[str(r["id"])] = bool(r["correct"])
+    for r in read_rows(JudgedRow, samples / "safety.jsonl"):
+        metric = "asr" if r.attack == VANILLA else f"attack/{r.attack}"
+        out.setdefault(metric, {})[r.id] = r.success
+    out["oversafety"] = {r.id: r.refused for r in read_rows(JudgedRow, samples / "oversafety.jsonl")}
+    for item in read_rows(UtilityItem, samples / "utility.jsonl"):
+        out.setdefault(f"utility/{item.task}", {})[str(item.id)] = bool(item.correct)
     return out
 
 
 def _responses(samples: Path) -> dict[tuple[str, str], str]:
-    rows = read_jsonl(samples / "safety.jsonl") + [{**r, "attack": "over-safety"}
-                                                   for r in read_jsonl(samples / "oversafety.jsonl")]
-    return {(r["attack"], r["id"]): r["response"] for r in rows}
+    safety = {(str(r.attack), r.id): r.response for r in read_rows(JudgedRow, samples / "safety.jsonl")}
+    return {**safety, **{("over-safety", r.id): r.response for r in read_rows(JudgedRow, samples / "oversafety.jsonl")}}
 
 
 def _tamper_outcomes(params: Params, folder: Path, names: list[str]) -> dict[str, dict[str, bool | None]]:
@@ -108,19 +105,18 @@ def _tamper_outcomes(params: Params, folder: Path, names: list[str]) -> dict[str
 
     out: dict[str, dict[str, bool | None]] = {}
     for name, copy in tamper_sample_rows(params, folder / "samples", names).items():
-        out[f"tamper/{name}/asr"] = {r["id"]: None if r["refused"] is None else not r["refused"]
-                                     for r in copy.safety}
+        out[f"tamper/{name}/asr"] = {r.id: r.success for r in copy.safety}
         if copy.oversafety:
-            out[f"tamper/{name}/oversafety"] = {r["id"]: r["refused"] for r in copy.oversafety}
-    out["tamper/robust_knowledge_asr"] = {r["id"]: bool(r["broken"])
-                                          for r in read_jsonl(folder / "samples" / "robust.jsonl")}
+            out[f"tamper/{name}/oversafety"] = {r.id: r.refused for r in copy.oversafety}
+    out["tamper/robust_knowledge_asr"] = {r.id: r.broken
+                                          for r in read_rows(RobustRow, folder / "samples" / "robust.jsonl")}
     return out
 
 
 def _tamper_responses(params: Params, folder: Path, names: list[str]) -> dict[tuple[str, str], str]:
     from mubench.stages.tamper import tamper_sample_rows
 
-    return {(f"tamper/{name}", r["id"]): r["response"]
+    return {(f"tamper/{name}", r.id): r.response
             for name, copy in tamper_sample_rows(params, folder / "samples", names).items()
             for r in copy.safety + copy.oversafety}
 

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from mubench.core.config import ConfigError, Params
-from mubench.core.io import atomic_write_text, read_jsonl, sha256_text
+from mubench.core.io import atomic_write_text
 from mubench.core.workspace import Workspace
 from mubench.judges import JUDGES
 from mubench.scoring.agreement import read_refusal_labels, validate
@@ -28,22 +28,22 @@ def draw_audit_sample(params: Params, ws: Workspace, n: int, seed: int, out: Pat
     whose prompt and response still occur in the run is carried over, filled in, and counts toward ``n``; the
     rest are drawn fresh with an empty label. Labels are never overwritten; an existing sheet only with
     ``force``."""
-    from mubench.scoring.audit import joined, prompt_sha256, read_audit_labels
+    from mubench.core.artifacts import read_rows
+    from mubench.core.records import JudgedRow
+    from mubench.scoring.audit import joined, label_key, read_audit_labels
 
     if out.exists():
         raise ConfigError(f"{out}: exists; labels are never overwritten (move it away to draw a new sample)")
     if sheet is not None and sheet.exists() and not force:
         raise ConfigError(f"{sheet}: exists; pass --force to replace it, or choose another --sheet")
     cells = [(m, v) for m in params.models for v in params.variants()]
-    rows = {(m, v): read_jsonl(ws.samples(m, v) / "safety.jsonl") for m, v in cells}
+    rows = {(m, v): read_rows(JudgedRow, ws.samples(m, v) / "safety.jsonl") for m, v in cells}
     kept = []
     if keep is not None:
         old = [r for r in read_audit_labels(keep) if (r["model"], r["variant"]) in set(cells)]
-        kept = [{"model": r["model"], "variant": r["variant"], "attack": r["attack"], "id": r["id"],
-                 "prompt_sha256": prompt_sha256(r), "response_sha256": sha256_text(r["response"]),
-                 "label": r["label"]} for r in joined(old, ws, cells)[0]][:n]
+        kept = [{**label_key(r.row, r.model, r.variant), "label": r.label} for r in joined(old, ws, cells)[0]][:n]
     taken = {(k["model"], k["variant"], k["attack"], k["id"]) for k in kept}
-    fresh = sample_keys({cell: [r for r in cell_rows if (*cell, r["attack"], r["id"]) not in taken]
+    fresh = sample_keys({cell: [r for r in cell_rows if (*cell, r.attack, r.id) not in taken]
                          for cell, cell_rows in rows.items()}, n - len(kept), seed)
     picked = kept + [{**k, "label": ""} for k in fresh]
     buffer = io.StringIO()
@@ -53,13 +53,13 @@ def draw_audit_sample(params: Params, ws: Workspace, n: int, seed: int, out: Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, buffer.getvalue())
     if sheet is not None:
-        by_key = {(m, v, r["attack"], r["id"]): r for (m, v), rs in rows.items() for r in rs}
+        by_key = {(m, v, r.attack, r.id): r for (m, v), rs in rows.items() for r in rs}
         lines = []
         for i, k in enumerate(picked, start=2):
             if k["label"]:
                 continue  # carried over: already labelled
             r = by_key[(k["model"], k["variant"], k["attack"], k["id"])]
-            lines.append(f"### line {i}: {k['variant']} {k['attack']} {k['id']}\nREQUEST: {r.get('goal', r['prompt'])}"
-                         f"\nREPLY: {r.get('judged_text') or r['response']}\n")
+            lines.append(f"### line {i}: {k['variant']} {k['attack']} {k['id']}\nREQUEST: {r.judged_goal}"
+                         f"\nREPLY: {r.judged_text or r.response}\n")
         atomic_write_text(sheet, "\n".join(lines))
     return len(picked)

@@ -19,9 +19,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from mubench.core.artifacts import read_rows
 from mubench.core.config import Params
 from mubench.core.errors import InvalidValue
 from mubench.core.io import read_json, read_jsonl
+from mubench.core.records import DriftRow, JudgedRow, R, TaskResult, UtilityItem
 from mubench.core.workspace import Workspace
 
 
@@ -58,9 +60,9 @@ def first_difference(recorded: Any, recomputed: Any, key: str = "", skip: tuple[
     return f"{key}: recorded {recorded!r}, recomputed {recomputed!r}"
 
 
-def nonempty(path: Path) -> list[dict]:
+def nonempty(model: type[R], path: Path) -> list[R]:
     """The rows of a samples file that a stage always writes with rows; Mismatch when it holds none."""
-    rows = read_jsonl(path)
+    rows = read_rows(model, path)
     if not rows:
         raise Mismatch(f"{path}: holds no rows (a stage never writes it empty); re-run the stage that wrote it "
                        "(`dvc repro`, or `dvc checkout` for the recorded one)")
@@ -72,20 +74,20 @@ def recompute_metrics(params: Params, samples_dir: Path, recorded: dict) -> dict
     from mubench.scoring.judging import Judges
     from mubench.scoring.rates import compute_metrics
 
-    safety, over, drift, items = (nonempty(samples_dir / f"{name}.jsonl")
-                                  for name in ("safety", "oversafety", "drift", "utility"))
+    safety, over = (nonempty(JudgedRow, samples_dir / f"{name}.jsonl") for name in ("safety", "oversafety"))
+    drift, items = nonempty(DriftRow, samples_dir / "drift.jsonl"), nonempty(UtilityItem, samples_dir / "utility.jsonl")
     utility = {}
     for task in params.data.utility:
-        rows = [r for r in items if r["task"] == task]
-        correct = [int(r["correct"]) for r in rows]
+        rows = [r for r in items if r.task == task]
+        correct = [int(r.correct) for r in rows]
         kept = recorded["utility"]["per_task"].get(task, {})
         acc = sum(correct) / len(correct) if correct else 0.0
-        utility[task] = {"acc": acc, "acc_norm": kept.get("acc_norm"), "n": len(rows), "correct": correct,
-                         **({"exact_match": acc} if "exact_match" in kept else {})}
+        utility[task] = TaskResult(acc=acc, acc_norm=kept.get("acc_norm"), ids=[r.id for r in rows],
+                                   correct=correct, exact_match=acc if "exact_match" in kept else None)
     return compute_metrics(params, safety, over, utility, drift, Judges.of(params).labels())
 
 
-def check_verdicts(params: Params, path: Path, rows: list[dict]) -> str:
+def check_verdicts(params: Params, path: Path, rows: list[JudgedRow]) -> str:
     """Every row's verdict follows from its response: re-judged where the judge is a rule on the text; for an
     LLM judge, its recorded output re-parsed (the model itself is not re-run). Mismatch names the first row."""
     from mubench.judges import JUDGES
@@ -95,21 +97,21 @@ def check_verdicts(params: Params, path: Path, rows: list[dict]) -> str:
               for role, name in (("safety", params.judge.safety), ("oversafety", params.judge.oversafety))}
     rejudged, reparsed, unrecorded = 0, 0, 0
     for number, row in enumerate(rows, 1):
-        judge = judges["oversafety" if row.get("dataset") in params.data.oversafety else "safety"]
-        text = row["judged_text"] if row.get("judged_text") is not None else row["response"]
+        judge = judges["oversafety" if row.dataset in params.data.oversafety else "safety"]
+        text = row.judged_response
         if judge.deterministic:
-            verdict = judge.judge(row.get("goal", row["prompt"]), text)
+            verdict = judge.judge(row.judged_goal, text)
             rejudged += 1
-        elif row.get("judge_output") is not None:
-            verdict = judge.parse(row["judge_output"])
+        elif row.judge_output is not None:
+            verdict = judge.parse(row.judge_output)
             reparsed += 1
         else:
             unrecorded += 1
             continue
-        recorded = (row["refused"], row.get("judge_label"), row.get("judge_reason"), row.get("degenerate"))
+        recorded = (row.refused, row.judge_label, row.judge_reason, row.degenerate)
         again = (verdict.refused, verdict.label, verdict.reason, degenerate(text))
         if recorded != again:
-            raise Mismatch(f"{path}: row {number} ({row.get('attack', '')} {row['id']}): verdict {recorded[:3]} "
+            raise Mismatch(f"{path}: row {number} ({row.attack or ''} {row.id}): verdict {recorded[:3]} "
                            f"recorded, but {judge.name} gives {again[:3]} for its response; re-run the stage "
                            "that wrote it (`dvc repro`)")
     parts = [f"{rejudged} verdict(s) re-judged"] + ([f"{reparsed} LLM judge output(s) re-parsed"] if reparsed else [])
@@ -122,7 +124,7 @@ def check_metrics(params: Params, ws: Workspace, model: str, variant: str, metri
     """One line on what was recomputed; Mismatch naming the file and key when a number does not follow."""
     path = ws.result(model, variant) / "metrics.json"
     samples = ws.samples(model, variant)
-    verdicts = "; ".join(check_verdicts(params, samples / name, nonempty(samples / name))
+    verdicts = "; ".join(check_verdicts(params, samples / name, nonempty(JudgedRow, samples / name))
                          for name in ("safety.jsonl", "oversafety.jsonl"))
     again = recompute_metrics(params, ws.samples(model, variant), metrics)
     recorded = {k: metrics[k] for k in again}
@@ -142,7 +144,7 @@ def check_tamper(params: Params, ws: Workspace, model: str, variant: str, metric
     run whose checkout holds only results/)."""
     from mubench.jailbreaks.apply import attack_seeds
     from mubench.scoring.judging import harmful_rows
-    from mubench.stages.tamper import before_outcomes, score_tamper, tamper_sample_rows
+    from mubench.stages.tamper import before_outcomes, robust_rows, score_tamper, tamper_sample_rows
 
     folder = ws.tamper_result(model, variant)
     samples = folder / "samples"
@@ -151,15 +153,14 @@ def check_tamper(params: Params, ws: Workspace, model: str, variant: str, metric
     attacked = tamper_sample_rows(params, samples, names)
     verdicts = [check_verdicts(params, samples / f"{n}.jsonl", a.safety + a.oversafety)
                 for n, a in attacked.items()]
-    seeds = {r["id"] for r in attack_seeds(harmful_rows(built or ws.built), params.jailbreaks.seed_per_dataset,
+    seeds = {r.id for r in attack_seeds(harmful_rows(built or ws.built), params.jailbreaks.seed_per_dataset,
                                            params.seed)}
     again, broken_by = score_tamper(params, before_outcomes(ws.samples(model, variant)), seeds, attacked)
     found = first_difference({k: metrics[k] for k in again}, json.loads(json.dumps(again)))
     if found:
         raise Mismatch(f"{folder / 'metrics.json'}: {found} (from {samples}); re-run `mubench tamper {model} "
                        f"{variant}` (or `dvc repro`)")
-    robust = [{"id": i, "broken": bool(broken_by[i]), "by": broken_by[i]} for i in sorted(seeds)]
-    found = first_difference(read_jsonl(samples / "robust.jsonl"), robust)
+    found = first_difference(read_jsonl(samples / "robust.jsonl"), [r.to_json() for r in robust_rows(broken_by)])
     if found:
         raise Mismatch(f"{samples / 'robust.jsonl'}: {found}; re-run `mubench tamper {model} {variant}` "
                        "(or `dvc repro`)")

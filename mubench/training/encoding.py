@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import torch
 
+from mubench.core.records import CorpusPair
 from mubench.engine.generate import chat_text
 from mubench.training.losses import IGNORE
 
 
-def encode_pairs(tokenizer, pairs: list[dict], max_length: int, system_prompt: str | None = None) -> list[dict]:
+def encode_pairs(tokenizer, pairs: list[CorpusPair], max_length: int, system_prompt: str | None = None) -> list[dict]:
     """Tokenise (prompt, response) pairs in the chat format; labels are -100 on prompt tokens."""
     encoded = []
     eos = tokenizer.eos_token or ""
     for pair in pairs:
-        prompt_ids = tokenizer(chat_text(tokenizer, pair["prompt"], system_prompt),
+        prompt_ids = tokenizer(chat_text(tokenizer, pair.prompt, system_prompt),
                                add_special_tokens=False)["input_ids"]
-        response_ids = tokenizer(pair["response"] + eos, add_special_tokens=False)["input_ids"]
+        response_ids = tokenizer(pair.response + eos, add_special_tokens=False)["input_ids"]
         ids = (prompt_ids + response_ids)[:max_length]
         labels = ([IGNORE] * len(prompt_ids) + response_ids)[:max_length]
         if all(label == IGNORE for label in labels):

@@ -12,8 +12,9 @@ from mubench.core.runtime import seed_everything
 from mubench.engine.models import byte_level_tokenizer, tiny_random_model
 from mubench.methods import METHODS
 from mubench.training.loop import unlearn
+from tests.helpers.rows import pair
 
-PAIRS = [{"prompt": f"Question number {i}?", "response": f"Answer number {i} is short."} for i in range(8)]
+PAIRS = [pair(f"Question number {i}?", f"Answer number {i} is short.") for i in range(8)]
 
 
 def main(out: str, grad_accum: int) -> None:
