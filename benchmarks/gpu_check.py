@@ -74,11 +74,10 @@ def check_methods(tok) -> dict:
     for name in METHODS.names():
         model = tiny(tok).to("cuda")
         before = nll(model, {k: v.to("cuda") for k, v in batch.items()}).item()
-        method = METHODS.entry(name)()
         # simnpo without its retain term: on these look-alike toy pairs retain NLL descent lowers forget NLL too
         extra = {"alpha": 0.0} if name == "simnpo" else {}
-        params = method.Params(lr=5e-3, steps=4, batch_size=8, **extra)
-        result = unlearn(method, params, model, tok, PAIRS, RETAIN, seed=0, device="cuda")
+        method = METHODS.get(name, {"lr": 5e-3, "steps": 4, "batch_size": 8, **extra})
+        result = unlearn(method, model, tok, PAIRS, RETAIN, seed=0, device="cuda")
         after = nll(result.model, {k: v.to("cuda") for k, v in batch.items()}).item()
         finite = all(v == v for row in result.history for v in row.values())
         out[name] = {"forget_nll_before": round(before, 4), "forget_nll_after": round(after, 4),
@@ -96,9 +95,9 @@ def check_lora(tok) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         base_dir, ad_dir = Path(tmp) / "base", Path(tmp) / "ad"
         base_meta = save_checkpoint(model, tok, base_dir, {"variant": "base"})
-        method = METHODS.entry("ga")()
-        params = method.Params(lr=5e-3, steps=3, batch_size=8, lora={"r": 4, "save": "adapter"})
-        result = unlearn(method, params, model, tok, PAIRS, [], seed=0, device="cuda")
+        params = METHODS.entry("ga").Params(lr=5e-3, steps=3, batch_size=8, lora={"r": 4, "save": "adapter"})
+        method = METHODS.get("ga", params)
+        result = unlearn(method, model, tok, PAIRS, [], seed=0, device="cuda")
         save_checkpoint(result.model, tok, ad_dir, {"adapter": True, "base_dir": str(base_dir),
                                                     "base_model_hash": base_meta["model_hash"]})
         loaded, _ = load_checkpoint(ad_dir, "cuda")
@@ -148,11 +147,11 @@ def check_llm_judge(tok) -> dict:
 
 def check_step_time(tok) -> dict:
     model = tiny(tok, hidden=576, layers=30, heads=9, inter=1536)
-    method = METHODS.entry("ga")()
-    params = method.Params(lr=1e-5, steps=10, batch_size=8)
-    unlearn(method, method.Params(lr=1e-5, steps=2, batch_size=8), copy.deepcopy(model).to("cuda"), tok, PAIRS,
-            [], seed=0, device="cuda")  # warm-up
-    result = unlearn(method, params, copy.deepcopy(model).to("cuda"), tok, PAIRS, [], seed=0, device="cuda")
+    params = METHODS.entry("ga").Params(lr=1e-5, steps=10, batch_size=8)
+    method = METHODS.get("ga", params)
+    unlearn(METHODS.get("ga", {"lr": 1e-5, "steps": 2, "batch_size": 8}), copy.deepcopy(model).to("cuda"), tok,
+            PAIRS, [], seed=0, device="cuda")  # warm-up
+    result = unlearn(method, copy.deepcopy(model).to("cuda"), tok, PAIRS, [], seed=0, device="cuda")
     ours = result.wall_time_s / params.steps
     bare_model = copy.deepcopy(model).to("cuda").train()
     optimizer = torch.optim.AdamW(bare_model.parameters(), lr=1e-5, weight_decay=0.0)

@@ -47,18 +47,18 @@ def peak_of(step, device: str, *external) -> tuple[int, float]:
 
 
 def unlearn_twin(method_name: str, params, config, device: str) -> dict:
-    method = METHODS.entry(method_name)()
     one = params.model_copy(update={"grad_accum": 1, "steps": 2})
+    method = METHODS.get(method_name, one)
     planned = plan_unlearn(method_name, method_name, one, config)
     with isolated_accelerate(), torch.device(device):
         model = build(config, weights_dtype(one, "cuda"))
-        run = setup_training(method, one, model, seed=0, device=device, ref_dtype=torch.bfloat16,
+        run = setup_training(method, model, seed=0, device=device, ref_dtype=torch.bfloat16,
                              mixed_precision="bf16")
         batches = {n: {k: v.to(device) for k, v in _dummy_batch(one.batch_size, one.max_length,
                                                                   config.vocab_size).items()}
                    for n in _stream_names(method, one)}
-        train_step(method, one, run, batches, 1)  # the optimizer state exists from here on
-        peak, seconds = peak_of(lambda: train_step(method, one, run, batches, 2), device, run.network, run.ref,
+        train_step(method, run, batches, 1)  # the optimizer state exists from here on
+        peak, seconds = peak_of(lambda: train_step(method, run, batches, 2), device, run.network, run.ref,
                                 run.optimizer)
     tokens = one.batch_size * one.max_length * len(batches)
     return {"stage": f"unlearn/{method_name}", "measured_gb": peak / 1e9, "planned_gb": planned.peak / 1e9,

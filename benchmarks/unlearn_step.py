@@ -57,11 +57,11 @@ def main() -> None:
                                intermediate_size=768)
         model = tiny_random_model(spec, tokenizer, seed=0)
     data = pairs(64)
-    method = METHODS.entry("ga")()
-    params = method.Params(lr=1e-5, steps=args.steps, batch_size=args.batch_size)
+    params = METHODS.entry("ga").Params(lr=1e-5, steps=args.steps, batch_size=args.batch_size)
+    method = METHODS.get("ga", params)
     bare_loop(copy.deepcopy(model), tokenizer, data, 2, args.batch_size, 1e-5)  # warm-up
     bare = bare_loop(copy.deepcopy(model), tokenizer, data, args.steps, args.batch_size, 1e-5)
-    result = unlearn(method, params, copy.deepcopy(model), tokenizer, data, [], seed=0, device="cpu")
+    result = unlearn(method, copy.deepcopy(model), tokenizer, data, [], seed=0, device="cpu")
     ours = result.wall_time_s / args.steps
     print(f"per step: mubench loop {ours * 1000:.1f} ms, bare PyTorch {bare * 1000:.1f} ms, "
           f"ratio {ours / bare:.3f} (target <= 1.15)")

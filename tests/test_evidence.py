@@ -144,7 +144,7 @@ def test_drift_is_zero_for_the_base_and_rises_under_gradient_ascent(tiny_model, 
     base = copy.deepcopy(tiny_model)
     forget = [pair("Tell me a story.", "Once upon a time there was a quiet village.")] * 4
     params = METHODS.entry("ga").Params(lr=1e-3, steps=3, batch_size=2, max_length=64)
-    trained = unlearn(METHODS.entry("ga")(), params, tiny_model, tokenizer, forget, [], 0, "cpu").model.eval()
+    trained = unlearn(METHODS.get("ga", params), tiny_model, tokenizer, forget, [], 0, "cpu").model.eval()
     moved = drift_scores(trained, base, tokenizer, drift_pairs, 2, 256)
     assert all(s.kl > 1e-4 for s in moved)
     assert sum(s.nll for s in moved) > sum(s.nll for s in itself)  # the base's answers got less likely

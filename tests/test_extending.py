@@ -55,8 +55,7 @@ spec = TinyRandomModel(source="tiny_random", hidden_size=32, num_hidden_layers=2
 pairs = [CorpusPair(id="a", dataset="toy", prompt="Name a colour.", response="Blue is a colour."),
          CorpusPair(id="b", dataset="toy", prompt="Count to three.", response="One, two, three.")]
 method = FAMILIES.methods.get("toy_ascent", params.method_config("toy_ascent"))
-result = unlearn(method, params.method_config("toy_ascent"), tiny_random_model(spec, tokenizer, seed=0), tokenizer,
-                 pairs, [], 0, "cpu")
+result = unlearn(method, tiny_random_model(spec, tokenizer, seed=0), tokenizer, pairs, [], 0, "cpu")
 out["forget_nll"] = [step["forget_nll"] for step in result.history]
 model = tiny_random_model(spec, tokenizer, seed=0)
 before = model.get_output_embeddings().weight.detach().clone()

@@ -20,9 +20,9 @@ def batch(tokenizer, pairs):
 
 
 def train_ga(model, tokenizer, pairs, save):
-    method = METHODS.entry("ga")()
-    params = method.Params(lr=5e-3, steps=3, batch_size=4, lora={"r": 4, "alpha": 8, "save": save})
-    return unlearn(method, params, model, tokenizer, pairs, [], seed=0, device="cpu")
+    params = METHODS.entry("ga").Params(lr=5e-3, steps=3, batch_size=4, lora={"r": 4, "alpha": 8, "save": save})
+    method = METHODS.get("ga", params)
+    return unlearn(method, model, tokenizer, pairs, [], seed=0, device="cpu")
 
 
 def test_lora_merged_raises_forget_nll_and_changes_only_targeted_weights(tiny_model, tokenizer, pairs):

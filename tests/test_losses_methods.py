@@ -64,8 +64,7 @@ def test_token_logprobs_ignores_masked_positions():
 
 def test_ga_loss_is_minus_token_mean_nll(tiny_model, tokenizer, pairs):
     batch = make_batch(tokenizer, pairs)
-    method = METHODS.entry("ga")()
-    loss, _ = method.loss(tiny_model, None, {"forget": batch}, method.Params())
+    loss, _ = METHODS.get("ga").loss(tiny_model, None, {"forget": batch})
     total, count = manual_seq_logprob(tiny_model, batch)
     assert torch.isclose(loss, total.sum() / count.sum(), atol=1e-5)
 
@@ -76,11 +75,10 @@ def test_npo_loss_matches_formula(tiny_model, tokenizer, pairs):
     with torch.no_grad():
         for p in tiny_model.parameters():
             p.add_(0.01 * torch.randn_like(p))
-    method = METHODS.entry("npo")()
     for retain_weight in (0.0, 0.7):
-        params = method.Params(beta=0.3, retain_weight=retain_weight)
+        method = METHODS.get("npo", {"beta": 0.3, "retain_weight": retain_weight})
         retain = make_batch(tokenizer, list(reversed(pairs)))
-        loss, _ = method.loss(tiny_model, ref, {"forget": batch, "retain": retain}, params)
+        loss, _ = method.loss(tiny_model, ref, {"forget": batch, "retain": retain})
         theta, _ = manual_seq_logprob(tiny_model, batch)
         reference, _ = manual_seq_logprob(ref, batch)
         expected = -(2 / 0.3) * F.logsigmoid(-0.3 * (theta - reference)).mean()
@@ -91,8 +89,7 @@ def test_npo_loss_matches_formula(tiny_model, tokenizer, pairs):
 
 def test_npo_at_reference_equals_2_over_beta_log2(tiny_model, tokenizer, pairs):
     batch = make_batch(tokenizer, pairs)
-    method = METHODS.entry("npo")()
-    loss, _ = method.loss(tiny_model, copy.deepcopy(tiny_model), {"forget": batch}, method.Params(beta=0.5))
+    loss, _ = METHODS.get("npo", {"beta": 0.5}).loss(tiny_model, copy.deepcopy(tiny_model), {"forget": batch})
     assert torch.isclose(loss, torch.tensor((2 / 0.5) * torch.log(torch.tensor(2.0)).item()), atol=1e-5)
 
 
@@ -101,20 +98,20 @@ def test_few_steps_raise_forget_nll(tiny_model, tokenizer, pairs):
     for name in ("ga", "npo"):
         model = copy.deepcopy(tiny_model)
         before = nll(model, batch).item()
-        method = METHODS.entry(name)()
-        params = method.Params(lr=5e-3, steps=4, batch_size=4)
-        result = unlearn(method, params, model, tokenizer, pairs, pairs[::-1], seed=0, device="cpu")
+        params = METHODS.entry(name).Params(lr=5e-3, steps=4, batch_size=4)
+        method = METHODS.get(name, params)
+        result = unlearn(method, model, tokenizer, pairs, pairs[::-1], seed=0, device="cpu")
         after = nll(model, batch).item()
         assert after > before + 0.05, (name, before, after)
         assert len(result.history) == 4
 
 
 def test_training_is_deterministic(tiny_model, tokenizer, pairs):
-    method = METHODS.entry("ga")()
-    params = method.Params(lr=1e-3, steps=3, batch_size=2)
+    params = METHODS.entry("ga").Params(lr=1e-3, steps=3, batch_size=2)
+    method = METHODS.get("ga", params)
     weights = []
     for _ in range(2):
         model = copy.deepcopy(tiny_model)
-        unlearn(method, params, model, tokenizer, pairs, [], seed=3, device="cpu")
+        unlearn(method, model, tokenizer, pairs, [], seed=3, device="cpu")
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.equal(weights[0], weights[1])

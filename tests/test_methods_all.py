@@ -53,32 +53,30 @@ def setup(tiny_model, tokenizer, pairs):
     return tiny_model, ref, tokenizer, pairs, retain
 
 
-def batches_for(method, tokenizer, forget, retain, params=None):
-    streams = method.streams(forget, retain, 0, params or method.Params())
+def batches_for(method, tokenizer, forget, retain):
+    streams = method.streams(forget, retain, 0)
     return {name: batch_of(tokenizer, rows) for name, rows in streams.items() if rows}
 
 
 def test_npo_reads_retain_only_with_a_retain_weight(pairs):
-    npo = METHODS.entry("npo")()
     retain = [pair("r?", "r.")]
-    assert "retain" not in npo.streams(pairs, retain, 0, npo.Params(retain_weight=0.0))
-    assert npo.streams(pairs, retain, 0, npo.Params(retain_weight=1.0))["retain"] == retain
+    assert "retain" not in METHODS.get("npo", {"retain_weight": 0.0}).streams(pairs, retain, 0)
+    assert METHODS.get("npo", {"retain_weight": 1.0}).streams(pairs, retain, 0)["retain"] == retain
 
 
 def test_a_loss_reading_an_undeclared_or_empty_stream_is_one_line(tiny_model, tokenizer, pairs):
     from mubench.training.loop import StreamError, unlearn
 
-    ga = METHODS.entry("ga")()
-    params = ga.Params(lr=1e-3, steps=1, batch_size=2, max_length=64)
-    reads_retain = type("ReadsRetain", (type(ga),), {"loss": lambda self, model, ref, batches, p: (
-        nll(model, batches["retain"]), {})})()
+    params = METHODS.entry("ga").Params(lr=1e-3, steps=1, batch_size=2, max_length=64)
+    ga = METHODS.get("ga", params)
+    reads_retain = type("ReadsRetain", (type(ga),), {"loss": lambda self, model, ref, batches: (
+        nll(model, batches["retain"]), {})})(params)
     with pytest.raises(StreamError, match=r"^unlearn ga: the loss reads stream 'retain', which its streams\(\) does "
                                           r"not declare \(declared: forget\); add it there$"):
-        unlearn(reads_retain, params, tiny_model, tokenizer, pairs, pairs, seed=0, device="cpu")
-    graddiff = METHODS.entry("graddiff")()
+        unlearn(reads_retain, tiny_model, tokenizer, pairs, pairs, seed=0, device="cpu")
+    graddiff = METHODS.get("graddiff", {"lr": 1e-3, "steps": 1, "batch_size": 2, "max_length": 64})
     with pytest.raises(StreamError, match=r"^unlearn graddiff: the loss reads stream 'retain', which has no pairs"):
-        unlearn(graddiff, graddiff.Params(lr=1e-3, steps=1, batch_size=2, max_length=64), tiny_model, tokenizer,
-                pairs, [], seed=0, device="cpu")
+        unlearn(graddiff, tiny_model, tokenizer, pairs, [], seed=0, device="cpu")
 
 
 def test_lora_on_a_method_that_chooses_its_own_weights_is_refused_at_check_time(tmp_path, monkeypatch):
@@ -92,10 +90,10 @@ def test_lora_on_a_method_that_chooses_its_own_weights_is_refused_at_check_time(
         name = "ga"  # stands in for ga below, under its name as the registry requires
         chooses_weights = True
 
-        def prepare(self, model, params, seed):
+        def prepare(self, model, seed):
             pass
 
-        def loss(self, model, ref, batches, params):
+        def loss(self, model, ref, batches):
             raise AssertionError("validated, never trained")
 
     raw = yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text())
@@ -120,7 +118,7 @@ def test_a_hook_must_be_declared_and_the_plan_reads_the_declaration():
 
     with pytest.raises(TypeError, match="overrides prepare without declaring chooses_weights = True"):
         class Undeclared(Method):
-            def prepare(self, model, params, seed):
+            def prepare(self, model, seed):
                 pass
     with pytest.raises(TypeError, match="declares edits_after_training without a finalize"):
         class Promised(Method):
@@ -130,11 +128,11 @@ def test_a_hook_must_be_declared_and_the_plan_reads_the_declaration():
         name = "last_layer_only"
         chooses_weights = True
 
-        def prepare(self, model, params, seed):
+        def prepare(self, model, seed):
             for name, weight in model.named_parameters():
                 weight.requires_grad_(name.startswith("model.layers.1."))
 
-        def loss(self, model, ref, batches, params):
+        def loss(self, model, ref, batches):
             from mubench.training.losses import nll
 
             value = nll(model, batches["forget"])
@@ -166,19 +164,18 @@ def test_targets_are_deterministic_and_harmless_refusals():
 
 def test_graddiff_formula(setup):
     model, _, tok, forget, retain = setup
-    method = METHODS.entry("graddiff")()
+    method = METHODS.get("graddiff", {"alpha": 0.7})
     b = batches_for(method, tok, forget, retain)
-    loss, _ = method.loss(model, None, b, method.Params(alpha=0.7))
+    loss, _ = method.loss(model, None, b)
     expected = -manual_nll(model, b["forget"]) + 0.7 * manual_nll(model, b["retain"])
     assert torch.isclose(loss, expected, atol=1e-5)
 
 
 def test_simnpo_formula(setup):
     model, _, tok, forget, retain = setup
-    method = METHODS.entry("simnpo")()
+    method = METHODS.get("simnpo", {"beta": 3.0, "gamma": 0.5, "alpha": 0.4})
     b = batches_for(method, tok, forget, retain)
-    params = method.Params(beta=3.0, gamma=0.5, alpha=0.4)
-    loss, _ = method.loss(model, None, b, params)
+    loss, _ = method.loss(model, None, b)
     total, count = manual_seq_logprob(model, b["forget"])
     expected = -(2 / 3.0) * F.logsigmoid(-(3.0 / count) * total - 0.5).mean() + 0.4 * manual_nll(model, b["retain"])
     assert torch.isclose(loss, expected, atol=1e-5)
@@ -186,9 +183,9 @@ def test_simnpo_formula(setup):
 
 def test_dpo_formula_and_pairing(setup):
     model, ref, tok, forget, retain = setup
-    method = METHODS.entry("dpo")()
+    method = METHODS.get("dpo", {"beta": 0.2})
     b = batches_for(method, tok, forget, retain)
-    loss, _ = method.loss(model, ref, b, method.Params(beta=0.2))
+    loss, _ = method.loss(model, ref, b)
     chosen = manual_seq_logprob(model, b["forget_refusal"])[0] - manual_seq_logprob(ref, b["forget_refusal"])[0]
     rejected = manual_seq_logprob(model, b["forget"])[0] - manual_seq_logprob(ref, b["forget"])[0]
     expected = -(2 / 0.2) * F.logsigmoid(0.2 * (chosen - rejected)).mean()
@@ -197,9 +194,9 @@ def test_dpo_formula_and_pairing(setup):
 
 def test_llmu_formula(setup):
     model, ref, tok, forget, retain = setup
-    method = METHODS.entry("llmu")()
+    method = METHODS.get("llmu", {"eps1": 0.5, "eps2": 1.0, "eps3": 2.0})
     b = batches_for(method, tok, forget, retain)
-    loss, _ = method.loss(model, ref, b, method.Params(eps1=0.5, eps2=1.0, eps3=2.0))
+    loss, _ = method.loss(model, ref, b)
     expected = (-0.5 * manual_nll(model, b["forget"]) + manual_nll(model, b["forget_random"])
                 + 2.0 * manual_kl(model, ref, b["retain"]))
     assert torch.isclose(loss, expected, atol=1e-5)
@@ -207,9 +204,9 @@ def test_llmu_formula(setup):
 
 def test_safe_unlearning_formula(setup):
     model, ref, tok, forget, retain = setup
-    method = METHODS.entry("safe_unlearning")()
+    method = METHODS.get("safe_unlearning", {"alpha": 0.3, "beta": 1.5, "theta": 0.5})
     b = batches_for(method, tok, forget, retain)
-    loss, _ = method.loss(model, ref, b, method.Params(alpha=0.3, beta=1.5, theta=0.5))
+    loss, _ = method.loss(model, ref, b)
     t_sum, t_n = manual_seq_logprob(model, b["forget"])
     r_sum, r_n = manual_seq_logprob(ref, b["forget"])
     unlearn_term = -F.logsigmoid(-1.5 * (t_sum / t_n - r_sum / r_n)).mean()
@@ -219,9 +216,9 @@ def test_safe_unlearning_formula(setup):
 
 def test_sku_stage_one_formula(setup):
     model, ref, tok, forget, retain = setup
-    method = METHODS.entry("sku")()
+    method = METHODS.get("sku", {})
     b = batches_for(method, tok, forget, retain)
-    loss, _ = method.loss(model, ref, b, method.Params())
+    loss, _ = method.loss(model, ref, b)
     expected = (manual_nll(model, b["forget"]) + manual_nll(model, b["forget_mismatched"])
                 - manual_kl(model, ref, b["retain"]))
     assert torch.isclose(loss, expected, atol=1e-5)
@@ -229,14 +226,14 @@ def test_sku_stage_one_formula(setup):
 
 def test_rmu_formula_layer_and_trainable_params(setup):
     model, ref, tok, forget, retain = setup
-    method = METHODS.entry("rmu")()
-    params = method.Params(layer_fraction=0.5, steering_coeff=4.0, alpha=10.0)
-    method.prepare(model, params, seed=0)
+    params = METHODS.entry("rmu").Params(layer_fraction=0.5, steering_coeff=4.0, alpha=10.0)
+    method = METHODS.get("rmu", params)
+    method.prepare(model, seed=0)
     assert method.layer == steered_layer(2, 0.5) == 1
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(".mlp." in n for n in trainable)
     b = batches_for(method, tok, forget, retain)
-    loss, _ = method.loss(model, ref, b, params)
+    loss, _ = method.loss(model, ref, b)
     out = model(input_ids=b["forget"]["input_ids"], attention_mask=b["forget"]["attention_mask"],
                 output_hidden_states=True).hidden_states[method.layer + 1]
     forget_h = out[b["forget"]["labels"] != IGNORE]
@@ -266,9 +263,9 @@ def test_sku_negation_is_exact(tiny_model):
 
 
 def run_steps(name, model, tok, forget, retain, **overrides):
-    method = METHODS.entry(name)()
-    params = method.Params(**{"lr": 5e-3, "steps": 4, "batch_size": 4, **overrides})
-    unlearn(method, params, model, tok, forget, retain, seed=0, device="cpu")
+    params = METHODS.entry(name).Params(**{"lr": 5e-3, "steps": 4, "batch_size": 4, **overrides})
+    method = METHODS.get(name, params)
+    unlearn(method, model, tok, forget, retain, seed=0, device="cpu")
     return method
 
 
@@ -307,12 +304,12 @@ def test_steps_raise_refusal_logprob(setup, name):
 def test_rmu_steps_move_forget_activations_to_target(setup):
     model, _, tok, forget, retain = setup
     b = batch_of(tok, forget)
-    method = METHODS.entry("rmu")()
-    params = method.Params(lr=1e-2, steps=6, batch_size=4, layer_fraction=0.5, steering_coeff=2.0, alpha=1.0)
-    method.prepare(copy.deepcopy(model), params, seed=0)
+    method = METHODS.get("rmu", {"lr": 1e-2, "steps": 6, "batch_size": 4, "layer_fraction": 0.5, "steering_coeff": 2.0,
+                                 "alpha": 1.0})
+    method.prepare(copy.deepcopy(model), seed=0)
     layer, target = method.layer, 2.0 * method.direction
     before = ((layer_activations(model, b, layer) - target) ** 2).mean().item()
-    unlearn(method, params, model, tok, forget, retain, seed=0, device="cpu")
+    unlearn(method, model, tok, forget, retain, seed=0, device="cpu")
     after = ((layer_activations(model, b, layer) - target) ** 2).mean().item()
     assert after < before * 0.9
     assert all(p.requires_grad for p in model.parameters())

@@ -59,8 +59,8 @@ def hparams(method: str, **extra):
 
 def real_run(method_name: str, params, dtype: torch.dtype, ref_dtype: torch.dtype, config=CONFIG):
     torch.manual_seed(0)
-    method = METHODS.entry(method_name)()
-    run = setup_training(method, params, build(config, dtype), seed=0, device="cpu", ref_dtype=ref_dtype,
+    method = METHODS.get(method_name, params)
+    run = setup_training(method, build(config, dtype), seed=0, device="cpu", ref_dtype=ref_dtype,
                          mixed_precision="bf16")
     torch.manual_seed(1)
     batches = {n: _dummy_batch(params.batch_size, params.max_length, config.vocab_size)
@@ -78,10 +78,10 @@ def unique_bytes(modules) -> int:
     ("sku", LORA, torch.bfloat16), ("ga", None, torch.bfloat16)])
 def test_resident_bytes_equal_a_real_run(method_name, lora, dtype):
     params = hparams(method_name, lora=lora)
-    planned = resident_bytes(METHODS.entry(method_name)(), params, CONFIG, dtype, torch.bfloat16)
+    planned = resident_bytes(METHODS.get(method_name, params), params, CONFIG, dtype, torch.bfloat16)
     method, run, batches = real_run(method_name, params, dtype, torch.bfloat16)
     assert planned["parameters"] == unique_bytes([run.network, run.ref])
-    loss, _ = method.loss(run.model, run.ref, batches, params)
+    loss, _ = method.loss(run.model, run.ref, batches)
     loss.backward()
     assert planned["gradients"] == sum(p.grad.numel() * p.grad.element_size() for p in run.trainable)
     run.optimizer.step()
@@ -96,7 +96,7 @@ def test_traced_peak_is_within_ten_percent_of_a_real_cpu_step(method_name, lora)
     # as the unlearn stage loads the weights on the GPU: fp32, or the frozen base in bf16 under LoRA
     method, run, batches = real_run(method_name, params, weights_dtype(params, "cuda"), torch.bfloat16)
     _prime_optimizer(run)
-    real = measure(lambda: train_step(method, params, run, batches, 2), run.network, run.ref, run.optimizer)
+    real = measure(lambda: train_step(method, run, batches, 2), run.network, run.ref, run.optimizer)
     assert planned.how == "traced at full depth"
     assert abs(planned.peak - real["total"]) <= 0.10 * real["total"], (planned.peak, real)
 
@@ -106,12 +106,11 @@ def test_depth_extrapolation_matches_a_full_depth_trace():
     params = hparams("npo")
     extrapolated = plan_unlearn("unlearn", "npo", params, deep, full_depth=False)
     assert extrapolated.how == "traced at 2 and 4 layers, extrapolated to 10"
-    method = METHODS.entry("npo")()
 
     def trace(config):
-        _, run, batches = real_run("npo", params, torch.float32, torch.bfloat16, config)
+        method, run, batches = real_run("npo", params, torch.float32, torch.bfloat16, config)
         _prime_optimizer(run)
-        return measure(lambda: train_step(method, params, run, batches, 2), run.network, run.ref, run.optimizer)
+        return measure(lambda: train_step(method, run, batches, 2), run.network, run.ref, run.optimizer)
 
     full, how = extrapolate(deep, trace, None)
     assert how == "traced at full depth"
@@ -168,22 +167,21 @@ def test_frozen_copy_is_a_detached_copy_in_the_asked_dtype(tiny_model):
 
 
 def test_bf16_reference_gives_the_fp32_reference_losses_to_bf16_tolerance(tiny_model, tokenizer, pairs):
-    method = METHODS.entry("npo")()
-    params = method.Params(lr=1e-3, steps=1, batch_size=4, max_length=64, retain_weight=1.0)
+    method = METHODS.get("npo", {"lr": 1e-3, "steps": 1, "batch_size": 4, "max_length": 64, "retain_weight": 1.0})
     batch = collate(encode_pairs(tokenizer, pairs, 64), tokenizer.pad_token_id)
     losses = {}
     for dtype in (torch.float32, torch.bfloat16):
-        run = setup_training(method, params, copy.deepcopy(tiny_model), 0, "cpu", ref_dtype=dtype)
+        run = setup_training(method, copy.deepcopy(tiny_model), 0, "cpu", ref_dtype=dtype)
         with torch.no_grad():
-            losses[dtype] = method.loss(run.model, run.ref, {"forget": batch, "retain": batch}, params)[0].item()
+            losses[dtype] = method.loss(run.model, run.ref, {"forget": batch, "retain": batch})[0].item()
     assert losses[torch.bfloat16] == pytest.approx(losses[torch.float32], rel=2e-2, abs=2e-2)
 
 
 def test_adapter_disabled_reference_is_the_untrained_base(tiny_model, tokenizer, pairs):
     base = copy.deepcopy(tiny_model)
-    method = METHODS.entry("npo")()
-    params = method.Params(lr=5e-3, steps=3, batch_size=4, max_length=64, lora={**LORA, "save": "adapter"})
-    trained = unlearn(method, params, tiny_model, tokenizer, pairs, pairs, seed=0, device="cpu").model
+    method = METHODS.get("npo", {"lr": 5e-3, "steps": 3, "batch_size": 4, "max_length": 64,
+                                 "lora": {**LORA, "save": "adapter"}})
+    trained = unlearn(method, tiny_model, tokenizer, pairs, pairs, seed=0, device="cpu").model
     batch = collate(encode_pairs(tokenizer, pairs, 64), tokenizer.pad_token_id)
     ids = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     with torch.no_grad():
@@ -194,16 +192,15 @@ def test_adapter_disabled_reference_is_the_untrained_base(tiny_model, tokenizer,
 
 @pytest.mark.parametrize("lora", [None, LORA])
 def test_gradient_checkpointing_gives_the_same_gradients(tiny_model, tokenizer, pairs, lora):
-    method = METHODS.entry("graddiff")()
     batch = collate(encode_pairs(tokenizer, pairs, 64), tokenizer.pad_token_id)
     grads = {}
     for checkpointing in (False, True):
         torch.manual_seed(0)  # the same LoRA initialisation
-        params = method.Params(lr=1e-3, steps=1, batch_size=4, max_length=64, lora=lora,
-                               gradient_checkpointing=checkpointing)
-        run = setup_training(method, params, copy.deepcopy(tiny_model), 0, "cpu")
+        method = METHODS.get("graddiff", {"lr": 1e-3, "steps": 1, "batch_size": 4, "max_length": 64, "lora": lora,
+                                          "gradient_checkpointing": checkpointing})
+        run = setup_training(method, copy.deepcopy(tiny_model), 0, "cpu")
         assert run.network.is_activation_checkpointing == checkpointing
-        loss, _ = method.loss(run.model, run.ref, {"forget": batch, "retain": batch}, params)
+        loss, _ = method.loss(run.model, run.ref, {"forget": batch, "retain": batch})
         loss.backward()
         grads[checkpointing] = [p.grad.clone() for p in run.trainable]
     for plain, checkpointed in zip(grads[False], grads[True], strict=True):
@@ -215,13 +212,13 @@ def test_relearning_plan_is_within_ten_percent_of_a_real_step():
     from mubench.tamper.relearn import FineTune, RelearnParams
 
     train = RelearnParams(steps=1, pairs=4, lr=1e-3, batch_size=2, max_length=32).train_params(4)
-    planned = plan_training("relearn_forget m", FineTune(), train, CONFIG, "tamper.params.relearn_forget")
+    planned = plan_training("relearn_forget m", FineTune(train), train, CONFIG, "tamper.params.relearn_forget")
     torch.manual_seed(0)
-    run = setup_training(FineTune(), train, build(CONFIG, torch.float32), seed=0, device="cpu",
-                         mixed_precision="bf16")
+    tune = FineTune(train)
+    run = setup_training(tune, build(CONFIG, torch.float32), seed=0, device="cpu", mixed_precision="bf16")
     batches = {"forget": _dummy_batch(2, 32, CONFIG.vocab_size)}
     _prime_optimizer(run)
-    real = measure(lambda: train_step(FineTune(), train, run, batches, 2), run.network, run.ref, run.optimizer)
+    real = measure(lambda: train_step(tune, run, batches, 2), run.network, run.ref, run.optimizer)
     assert abs(planned.peak - real["total"]) <= 0.10 * real["total"], (planned.peak, real)
     assert planned.fixes[0].startswith("tamper.params.relearn_forget.lora: {r: 16} (adapters only)")
 

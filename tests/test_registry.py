@@ -104,10 +104,10 @@ def test_a_hook_must_be_declared_and_an_entry_must_implement_the_contract():
         class Sneaky(Method):
             name = "sneaky"
 
-            def loss(self, model, ref, batches, params):
+            def loss(self, model, ref, batches):
                 return 0.0, {}
 
-            def prepare(self, model, params, seed):
+            def prepare(self, model, seed):
                 return None
 
     class NoLoss(Method):

@@ -7,7 +7,11 @@ A method implements::
         Params = MyParams            # a TrainParams subclass: its own knobs, validated from params.yaml
         needs_reference = False      # True: the loop passes the frozen base model as ``ref`` (a copy in the
                                      # compute dtype; under LoRA the model with its adapters disabled)
-        def loss(self, model, ref, batches, params) -> (loss_tensor, {"name": float, ...})
+        def loss(self, model, ref, batches) -> (loss_tensor, {"name": float, ...})
+
+Settings are validated once, when the method is made (``METHODS.get(name, settings)`` or ``MyMethod(params)``),
+and read as ``self.p`` by every hook: ``streams``, ``prepare``, ``loss`` and ``finalize`` take no params, and
+the training loop reads its own settings (lr, steps, batch size, LoRA) from the same ``method.p``.
 
 ``batches`` holds one tokenised batch per stream (input_ids, attention_mask, labels with -100 on prompt and
 padding tokens). ``streams`` declares them: by default only ``forget`` (harmful prompt, the model's harmful
@@ -35,6 +39,8 @@ from mubench.training.params import TrainParams
 if TYPE_CHECKING:
     import torch
 
+    from mubench.core.records import CorpusPair
+
 class Method(ABC):
     name: ClassVar[str]
     Params: ClassVar[type[TrainParams]] = TrainParams
@@ -53,8 +59,7 @@ class Method(ABC):
     def __init__(self, params: TrainParams | None = None) -> None:
         self.p = params if params is not None else self.Params()
 
-    def streams(self, forget: list[dict], retain: list[dict], seed: int,
-                params: TrainParams) -> dict[str, list[dict]]:
+    def streams(self, forget: list[CorpusPair], retain: list[CorpusPair], seed: int) -> dict[str, list[CorpusPair]]:
         """The (prompt, response) lists the loss reads, by stream name: only ``forget`` by default."""
         return {"forget": forget}
 
@@ -68,15 +73,15 @@ class Method(ABC):
                     "remove lora")
         return None
 
-    def prepare(self, model, params: TrainParams, seed: int) -> None:
+    def prepare(self, model, seed: int) -> None:
         """Called before the optimizer is built, for full fine-tuning only (all parameters train by default)."""
         return None
 
     @abstractmethod
-    def loss(self, model, ref, batches: dict[str, dict[str, torch.Tensor]], params: TrainParams):
+    def loss(self, model, ref, batches: dict[str, dict[str, torch.Tensor]]):
         raise NotImplementedError
 
-    def finalize(self, model, ref, params: TrainParams) -> None:
+    def finalize(self, model, ref) -> None:
         """Called after the last step, on the unwrapped model."""
         return None
 

@@ -20,12 +20,13 @@ class DPOParams(TrainParams):
 class RefusalDPO(Method):
     name = "dpo"
     Params = DPOParams
+    p: DPOParams
     needs_reference = True
 
-    def streams(self, forget, retain, seed, params):
+    def streams(self, forget, retain, seed):
         return {"forget": forget, "forget_refusal": with_refusals(forget)}
 
-    def loss(self, model, ref, batches, params: DPOParams):
+    def loss(self, model, ref, batches):
         import torch
 
         from mubench.training.losses import preference_loss, sequence_logprob
@@ -37,5 +38,5 @@ class RefusalDPO(Method):
             ref_chosen, _ = sequence_logprob(ref, chosen)
             ref_rejected, _ = sequence_logprob(ref, rejected)
         margin = (theta_chosen - ref_chosen) - (theta_rejected - ref_rejected)
-        loss = preference_loss(margin, params.beta)
+        loss = preference_loss(margin, self.p.beta)
         return loss, {"dpo": loss.item(), "margin": margin.mean().item()}

@@ -14,8 +14,9 @@ class GAParams(TrainParams):
 class GradientAscent(Method):
     name = "ga"
     Params = GAParams
+    p: GAParams
 
-    def loss(self, model, ref, batches, params):
+    def loss(self, model, ref, batches):
         from mubench.training.losses import nll
 
         forget_nll = nll(model, batches["forget"])

@@ -16,13 +16,14 @@ class GradDiffParams(TrainParams):
 class GradDiff(Method):
     name = "graddiff"
     Params = GradDiffParams
+    p: GradDiffParams
 
-    def streams(self, forget, retain, seed, params):
+    def streams(self, forget, retain, seed):
         return {"forget": forget, "retain": retain}
 
-    def loss(self, model, ref, batches, params: GradDiffParams):
+    def loss(self, model, ref, batches):
         from mubench.training.losses import nll
 
         forget_nll, retain_nll = nll(model, batches["forget"]), nll(model, batches["retain"])
-        return -forget_nll + params.alpha * retain_nll, {"forget_nll": forget_nll.item(),
+        return -forget_nll + self.p.alpha * retain_nll, {"forget_nll": forget_nll.item(),
                                                          "retain_nll": retain_nll.item()}

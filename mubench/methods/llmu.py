@@ -23,16 +23,17 @@ class LLMUParams(TrainParams):
 class LLMU(Method):
     name = "llmu"
     Params = LLMUParams
+    p: LLMUParams
     needs_reference = True
 
-    def streams(self, forget, retain, seed, params):
+    def streams(self, forget, retain, seed):
         return {"forget": forget, "forget_random": mismatched(forget, retain, seed), "retain": retain}
 
-    def loss(self, model, ref, batches, params: LLMUParams):
+    def loss(self, model, ref, batches):
         from mubench.training.losses import kl_ref_theta, nll
 
         forget_nll = nll(model, batches["forget"])
         random_nll = nll(model, batches["forget_random"])
         kl = kl_ref_theta(model, ref, batches["retain"])
-        loss = -params.eps1 * forget_nll + params.eps2 * random_nll + params.eps3 * kl
+        loss = -self.p.eps1 * forget_nll + self.p.eps2 * random_nll + self.p.eps3 * kl
         return loss, {"forget_nll": forget_nll.item(), "random_nll": random_nll.item(), "retain_kl": kl.item()}

@@ -17,13 +17,14 @@ class NPOParams(TrainParams):
 class NPO(Method):
     name = "npo"
     Params = NPOParams
+    p: NPOParams
     needs_reference = True
 
-    def streams(self, forget, retain, seed, params: NPOParams):
+    def streams(self, forget, retain, seed):
         # NPO-RT (retain_weight > 0) also reads the retain stream
-        return {"forget": forget, "retain": retain} if params.retain_weight > 0 else {"forget": forget}
+        return {"forget": forget, "retain": retain} if self.p.retain_weight > 0 else {"forget": forget}
 
-    def loss(self, model, ref, batches, params: NPOParams):
+    def loss(self, model, ref, batches):
         import torch
 
         from mubench.training.losses import nll, npo_loss, sequence_logprob
@@ -32,10 +33,10 @@ class NPO(Method):
         logp_theta, _ = sequence_logprob(model, forget)
         with torch.no_grad():
             logp_ref, _ = sequence_logprob(ref, forget)
-        loss = npo_loss(logp_theta, logp_ref, params.beta)
+        loss = npo_loss(logp_theta, logp_ref, self.p.beta)
         logs = {"npo": loss.item(), "forget_logratio": (logp_theta - logp_ref).mean().item()}
-        if params.retain_weight > 0:
+        if self.p.retain_weight > 0:
             retain_nll = nll(model, batches["retain"])
-            loss = loss + params.retain_weight * retain_nll
+            loss = loss + self.p.retain_weight * retain_nll
             logs["retain_nll"] = retain_nll.item()
         return loss, logs

@@ -52,15 +52,16 @@ def layer_activations(model, batch: dict[str, torch.Tensor], layer: int) -> torc
 class RMU(Method):
     name = "rmu"
     Params = RMUParams
+    p: RMUParams
     needs_reference = True
 
-    def streams(self, forget, retain, seed, params):
+    def streams(self, forget, retain, seed):
         return {"forget": forget, "retain": retain}
 
     chooses_weights = True  # three MLPs below the steered layer
 
-    def prepare(self, model, params: RMUParams, seed: int) -> None:
-        self.layer = steered_layer(model.config.num_hidden_layers, params.layer_fraction)
+    def prepare(self, model, seed: int) -> None:
+        self.layer = steered_layer(model.config.num_hidden_layers, self.p.layer_fraction)
         for p in model.parameters():
             p.requires_grad_(False)
         for index in range(max(0, self.layer - 2), self.layer + 1):
@@ -72,15 +73,15 @@ class RMU(Method):
         direction = torch.rand(model.config.hidden_size, generator=generator)
         self.direction = direction / direction.norm()
 
-    def loss(self, model, ref, batches, params: RMUParams):
+    def loss(self, model, ref, batches):
         import torch
 
         forget_h = layer_activations(model, batches["forget"], self.layer)
-        target = params.steering_coeff * self.direction.to(forget_h.device)
+        target = self.p.steering_coeff * self.direction.to(forget_h.device)
         forget_loss = ((forget_h - target) ** 2).mean()
         retain_h = layer_activations(model, batches["retain"], self.layer)
         with torch.no_grad():
             retain_ref = layer_activations(ref, batches["retain"], self.layer)
         retain_loss = ((retain_h - retain_ref) ** 2).mean()
-        loss = forget_loss + params.alpha * retain_loss
+        loss = forget_loss + self.p.alpha * retain_loss
         return loss, {"forget_mse": forget_loss.item(), "retain_mse": retain_loss.item()}

@@ -23,12 +23,13 @@ class SafeUnlearningParams(TrainParams):
 class SafeUnlearning(Method):
     name = "safe_unlearning"
     Params = SafeUnlearningParams
+    p: SafeUnlearningParams
     needs_reference = True
 
-    def streams(self, forget, retain, seed, params):
+    def streams(self, forget, retain, seed):
         return {"forget": forget, "forget_refusal": with_refusals(forget), "retain": retain}
 
-    def loss(self, model, ref, batches, params: SafeUnlearningParams):
+    def loss(self, model, ref, batches):
         import torch
         import torch.nn.functional as F
 
@@ -39,6 +40,6 @@ class SafeUnlearning(Method):
         theta_lbar = mean_logprob(model, batches["forget"])
         with torch.no_grad():
             ref_lbar = mean_logprob(ref, batches["forget"])
-        unlearn = -F.logsigmoid(-params.beta * (theta_lbar - ref_lbar)).mean()
-        loss = helpful + params.theta * refusal + params.alpha * unlearn
+        unlearn = -F.logsigmoid(-self.p.beta * (theta_lbar - ref_lbar)).mean()
+        loss = helpful + self.p.theta * refusal + self.p.alpha * unlearn
         return loss, {"helpful_nll": helpful.item(), "refusal_nll": refusal.item(), "unlearn": unlearn.item()}

@@ -21,17 +21,18 @@ class SimNPOParams(TrainParams):
 class SimNPO(Method):
     name = "simnpo"
     Params = SimNPOParams
+    p: SimNPOParams
 
-    def streams(self, forget, retain, seed, params):
+    def streams(self, forget, retain, seed):
         return {"forget": forget, "retain": retain}
 
-    def loss(self, model, ref, batches, params: SimNPOParams):
+    def loss(self, model, ref, batches):
         import torch.nn.functional as F
 
         from mubench.training.losses import mean_logprob, nll
 
         normalised = mean_logprob(model, batches["forget"])
-        forget_term = -(2.0 / params.beta) * F.logsigmoid(-params.beta * normalised - params.gamma).mean()
+        forget_term = -(2.0 / self.p.beta) * F.logsigmoid(-self.p.beta * normalised - self.p.gamma).mean()
         retain_nll = nll(model, batches["retain"])
-        return forget_term + params.alpha * retain_nll, {"simnpo": forget_term.item(),
+        return forget_term + self.p.alpha * retain_nll, {"simnpo": forget_term.item(),
                                                           "retain_nll": retain_nll.item()}

@@ -41,12 +41,13 @@ def negate_task_vector(model, base, scale: float) -> None:
 class SKU(Method):
     name = "sku"
     Params = SKUParams
+    p: SKUParams
     needs_reference = True
 
-    def streams(self, forget, retain, seed, params):
+    def streams(self, forget, retain, seed):
         return {"forget": forget, "forget_mismatched": mismatched(forget, forget, seed), "retain": retain}
 
-    def loss(self, model, ref, batches, params: SKUParams):
+    def loss(self, model, ref, batches):
         from mubench.training.losses import kl_ref_theta, nll
 
         harm = nll(model, batches["forget"])
@@ -57,8 +58,8 @@ class SKU(Method):
 
     edits_after_training = True  # the task-vector negation
 
-    def finalize(self, model, ref, params: SKUParams) -> None:
-        if params.lora is not None and params.lora.save == "adapter":
-            negate_adapter(model, params.negation_scale)
+    def finalize(self, model, ref) -> None:
+        if self.p.lora is not None and self.p.lora.save == "adapter":
+            negate_adapter(model, self.p.negation_scale)
         else:
-            negate_task_vector(model, ref, params.negation_scale)
+            negate_task_vector(model, ref, self.p.negation_scale)

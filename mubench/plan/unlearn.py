@@ -25,7 +25,7 @@ def _dummy_batch(batch: int, length: int, vocab: int) -> dict[str, torch.Tensor]
 
 def _stream_names(method, params) -> list[str]:
     pair = [CorpusPair(id="p", prompt="q", response="a", dataset="d")] * 2
-    return [name for name, rows in method.streams(pair, pair, 0, params).items() if rows]
+    return [name for name, rows in type(method)(params).streams(pair, pair, 0).items() if rows]
 
 
 def _meta_training(method, params, config, dtype, ref_dtype):
@@ -36,7 +36,7 @@ def _meta_training(method, params, config, dtype, ref_dtype):
     with torch.device("meta"):
         model = build(config, dtype)
     with isolated_accelerate():
-        return setup_training(method, params, model, seed=0, device="cpu", ref_dtype=ref_dtype,
+        return setup_training(type(method)(params), model, seed=0, device="cpu", ref_dtype=ref_dtype,
                               mixed_precision="bf16", device_placement=False)
 
 
@@ -76,7 +76,7 @@ def plan_unlearn(stage: str, method_name: str, params, config, device_dtype=torc
     method's streams at ``batch_size`` x ``max_length``, the reference as ``train.reference_for`` builds it."""
     from mubench.methods import METHODS
 
-    return plan_training(stage, METHODS.entry(method_name)(), params, config, f"method_params.{method_name}",
+    return plan_training(stage, METHODS.get(method_name, params), params, config, f"method_params.{method_name}",
                          device_dtype, full_depth)
 
 
@@ -92,6 +92,7 @@ def plan_training(stage: str, method, params, config, key: str, device_dtype=tor
     from mubench.training.loop import setup_training, train_step, weights_dtype
 
     one = params.model_copy(update={"grad_accum": 1})
+    stepping = type(method)(one)  # one micro-batch: the step's peak does not depend on accumulation
     dtype = weights_dtype(params, "cuda")
     names = _stream_names(method, params)
     counted = {"grad": 0, "ref": 0}
@@ -99,7 +100,7 @@ def plan_training(stage: str, method, params, config, key: str, device_dtype=tor
     def trace(cfg) -> dict[str, int]:
         with fake_tensors(), isolated_accelerate():
             model = build(cfg, dtype)
-            run = setup_training(method, one, model, seed=0, device="cpu", ref_dtype=device_dtype,
+            run = setup_training(stepping, model, seed=0, device="cpu", ref_dtype=device_dtype,
                                  mixed_precision="bf16", device_placement=False)
             batches = {n: _dummy_batch(params.batch_size, params.max_length, cfg.vocab_size) for n in names}
             _prime_optimizer(run)
@@ -107,7 +108,7 @@ def plan_training(stage: str, method, params, config, key: str, device_dtype=tor
             hooks = [run.network.register_forward_pre_hook(_counter(counted, "grad"), with_kwargs=True)]
             if isinstance(run.ref, torch.nn.Module):
                 hooks.append(run.ref.register_forward_pre_hook(_counter(counted, "ref"), with_kwargs=True))
-            parts = measure(lambda: train_step(method, one, run, batches, 2), run.network, run.ref, run.optimizer)
+            parts = measure(lambda: train_step(stepping, run, batches, 2), run.network, run.ref, run.optimizer)
             for hook in hooks:
                 hook.remove()
             return parts

@@ -33,8 +33,8 @@ def run_unlearn(params: Params, ws: Workspace, model_name: str, method_name: str
     claim_outputs(OWNER, out_dir)
     seed_everything(seed)
     device = pick_device(params.device)
-    method = METHODS.entry(method_name)()
     hparams = params.method_config(method_name)
+    method = METHODS.get(method_name, hparams)
     base_meta = verified_meta(base_dir)
     require_free_disk(out_dir, variant_bytes(base_meta["parameters"], hparams, device),
                       f"unlearn {model_name}/{variant} (its checkpoint and DVC's cache copy)")
@@ -44,8 +44,7 @@ def run_unlearn(params: Params, ws: Workspace, model_name: str, method_name: str
     model, tokenizer = load_checkpoint(base_dir, device, weights_dtype(hparams, device))
     forget = read_rows(CorpusPair, corpus_dir / "forget.jsonl")
     retain = read_rows(CorpusPair, corpus_dir / "retain.jsonl")
-    result = unlearn(method, hparams, model, tokenizer, forget, retain, seed, device,
-                     params.generation.system_prompt)
+    result = unlearn(method, model, tokenizer, forget, retain, seed, device, params.generation.system_prompt)
     meta = run_record(variant=variant, model=model_name, method=method_name,
                       hyperparameters=hparams.model_dump(), base_model_hash=base_meta["model_hash"],
                       steps=result.steps, device=device,

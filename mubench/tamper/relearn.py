@@ -38,7 +38,7 @@ class FineTune(Method):
 
     name = "relearn"
 
-    def loss(self, model, ref, batches, params):
+    def loss(self, model, ref, batches):
         from mubench.training.losses import nll
 
         value = nll(model, batches["forget"])
@@ -47,12 +47,13 @@ class FineTune(Method):
 
 class Relearn(TamperAttack):
     Params = RelearnParams
+    p: RelearnParams
     edit_kind = "training"
     source: ClassVar[str]  # the corpus the pairs come from: "retain" or "forget"
 
     def training(self) -> tuple[Method, TrainParams]:
         """Plain fine-tuning on ``pairs`` pairs with the attack's settings."""
-        return FineTune(), self.p.train_params(self.p.pairs)
+        return FineTune(self.p.train_params(self.p.pairs)), self.p.train_params(self.p.pairs)
 
     def chosen(self, ctx: TamperContext) -> list[dict]:
         """``pairs`` pairs of the source corpus, drawn with the run's seed (the same for every variant)."""
@@ -76,7 +77,7 @@ class Relearn(TamperAttack):
         from mubench.training.loop import unlearn
 
         pairs = self.chosen(ctx)
-        result = unlearn(FineTune(), self.p.train_params(len(pairs)), model, ctx.tokenizer, pairs, [], ctx.seed,
+        result = unlearn(FineTune(self.p.train_params(len(pairs))), model, ctx.tokenizer, pairs, [], ctx.seed,
                          ctx.device, ctx.system_prompt)
         return result.model, {"source": self.source, "pairs": [p.id for p in pairs],
                               "steps": result.steps, "nll_first": round(result.history[0]["nll"], 6),

@@ -237,7 +237,7 @@ def saved_parameters(p: Params, name: str, ws: Workspace) -> dict:
                 adapters[key] = sum(t.numel() for t in add_lora(model, hparams.lora).parameters() if t.requires_grad)
             out[method] = adapters[key] if hparams.lora.save == "adapter" else total
             continue
-        METHODS.entry(method)().prepare(model, hparams, 0)
+        METHODS.get(method, hparams).prepare(model, 0)
         trained = sum(t.numel() for t in model.parameters() if t.requires_grad)
         out[method] = trained if trained < PARTIAL_SHARE * total else total
     return out

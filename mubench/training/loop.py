@@ -13,6 +13,7 @@ from accelerate import Accelerator
 
 from mubench.core.errors import FailedStep, InvalidValue
 from mubench.core.progress import track
+from mubench.core.records import CorpusPair
 from mubench.training.encoding import collate, encode_pairs
 from mubench.training.params import Objective, TrainParams
 
@@ -140,12 +141,13 @@ class Training:
     network: object  # the transformers model inside any adapter/accelerate wrapping
 
 
-def setup_training(method: Objective, params: TrainParams, model, seed: int, device: str,
-                   ref_dtype: torch.dtype | None = None, mixed_precision: str | None = None,
-                   device_placement: bool = True) -> Training:
+def setup_training(method: Objective, model, seed: int, device: str, ref_dtype: torch.dtype | None = None,
+                   mixed_precision: str | None = None, device_placement: bool = True) -> Training:
     """Adapters or the method's own parameter choice, gradient checkpointing, the reference, the optimizer, and
-    accelerate's wrapping. ``mixed_precision`` defaults to bf16 on the GPU, none on the CPU
-    (``device_placement=False``: the model stays where it is, e.g. fake tensors in ``mubench plan``)."""
+    accelerate's wrapping, with the method's settings (``method.p``). ``mixed_precision`` defaults to bf16 on
+    the GPU, none on the CPU (``device_placement=False``: the model stays where it is, e.g. fake tensors in
+    ``mubench plan``)."""
+    params = method.p
     if mixed_precision is None:
         mixed_precision = "bf16" if device == "cuda" else "no"
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision,
@@ -157,7 +159,7 @@ def setup_training(method: Objective, params: TrainParams, model, seed: int, dev
     network = model
     if params.lora is None:
         ref = reference_for(method, params, model, ref_dtype)
-        method.prepare(model, params, seed)
+        method.prepare(model, seed)
     else:
         # the copy (when one is needed) is taken before the adapters exist
         ref = None if not method.edits_after_training or params.lora.save == "adapter" else \
@@ -176,12 +178,13 @@ def setup_training(method: Objective, params: TrainParams, model, seed: int, dev
     return Training(accelerator, model, ref, trainable, optimizer, network)
 
 
-def train_step(method: Objective, params: TrainParams, run: Training, batches: dict, step: int) -> dict[str, float]:
+def train_step(method: Objective, run: Training, batches: dict, step: int) -> dict[str, float]:
     """One micro-batch: the method's loss under autocast, backward, and (at the end of an accumulation
     window) clipping and the optimizer step. Raises NonFiniteError on a NaN/inf loss term or weight."""
     accelerator = run.accelerator
+    params = method.p
     with accelerator.accumulate(run.model), accelerator.autocast():
-        loss, logs = method.loss(run.model, run.ref, batches, params)
+        loss, logs = method.loss(run.model, run.ref, batches)
         terms = {"loss": loss.item(), **logs}
         check_finite_terms(method.name, step, terms)
         accelerator.backward(loss)
@@ -202,7 +205,7 @@ class StreamError(ValueError):
 class Batches(dict):
     """One tokenised batch per stream; reading any other stream is one line naming it."""
 
-    def __init__(self, method: str, declared: dict[str, list[dict]], batches: dict) -> None:
+    def __init__(self, method: str, declared: dict[str, list[CorpusPair]], batches: dict) -> None:
         super().__init__(batches)
         self.method, self.declared = method, declared
 
@@ -214,7 +217,7 @@ class Batches(dict):
                           f"declare (declared: {', '.join(self.declared)}); add it there")
 
 
-def method_streams(declared: dict[str, list[dict]], tokenizer, seed: int, params: TrainParams,
+def method_streams(declared: dict[str, list[CorpusPair]], tokenizer, seed: int, params: TrainParams,
                    system_prompt: str | None = None) -> dict[str, Iterator[dict]]:
     """A method's declared streams as endless seeded batch iterators (empty streams are not drawn)."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -236,24 +239,25 @@ def method_streams(declared: dict[str, list[dict]], tokenizer, seed: int, params
 
 def unlearn(
     method: Objective,
-    params: TrainParams,
     model,
     tokenizer,
-    forget: list[dict],
-    retain: list[dict],
+    forget: list[CorpusPair],
+    retain: list[CorpusPair],
     seed: int,
     device: str,
     system_prompt: str | None = None,
 ) -> TrainResult:
-    """Train ``model`` with ``method``'s loss; returns the per-step loss history and the trained model
-    (``model`` itself for full fine-tuning, or with LoRA merged in, or a PeftModel for ``lora.save: adapter``).
+    """Train ``model`` with ``method``'s loss and settings (``method.p``); returns the per-step loss history and
+    the trained model (``model`` itself for full fine-tuning, or with LoRA merged in, or a PeftModel for
+    ``lora.save: adapter``).
 
     Runs as one process or under ``accelerate launch`` (DDP/FSDP): with N processes, each step consumes
     N * grad_accum micro-batches, split across processes.
     """
-    declared = method.streams(forget, retain, seed, params)
+    params = method.p
+    declared = method.streams(forget, retain, seed)
     streams = method_streams(declared, tokenizer, seed, params, system_prompt)
-    run = setup_training(method, params, model, seed, device)
+    run = setup_training(method, model, seed, device)
     accelerator = run.accelerator
     world, rank = accelerator.num_processes, accelerator.process_index
     result = TrainResult()
@@ -266,7 +270,7 @@ def unlearn(
             drawn = [{k: next(s) for k, s in streams.items()} for _ in range(world)][rank]
             batches = Batches(method.name, declared,
                               {k: {n: t.to(accelerator.device) for n, t in b.items()} for k, b in drawn.items()})
-            terms = train_step(method, params, run, batches, step + 1)
+            terms = train_step(method, run, batches, step + 1)
             for key, value in terms.items():
                 logs_acc[key] = logs_acc.get(key, 0.0) + value / params.grad_accum
         result.history.append({"step": step + 1, **logs_acc})
@@ -278,7 +282,7 @@ def unlearn(
         result.trained = {n for n, p in model.named_parameters() if p.requires_grad}
     if params.lora is not None and params.lora.save == "merged":
         model = model.merge_and_unload()
-    method.finalize(model, run.ref, params)
+    method.finalize(model, run.ref)
     if not all_finite(model.parameters()):
         raise NonFiniteError(f"unlearn {method.name}: the weights are non-finite after the method's final edit; "
                              "nothing was saved")

@@ -12,6 +12,8 @@ from mubench.core.settings import MAX_BATCH, Settings
 if TYPE_CHECKING:
     import torch
 
+    from mubench.core.records import CorpusPair
+
 LLAMA_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -47,17 +49,18 @@ class Objective(Protocol):
     (``chooses_weights`` with ``prepare``, ``edits_after_training`` with ``finalize``)."""
 
     name: ClassVar[str]
+    p: TrainParams  # the settings it was made with: its own knobs and the loop's (lr, steps, LoRA, ...)
     needs_reference: ClassVar[bool]
     chooses_weights: ClassVar[bool]
     edits_after_training: ClassVar[bool]
 
-    def streams(self, forget: list[dict], retain: list[dict], seed: int,
-                params: TrainParams) -> dict[str, list[dict]]: ...
+    def streams(self, forget: list[CorpusPair], retain: list[CorpusPair], seed: int
+                ) -> dict[str, list[CorpusPair]]: ...
 
     def settings_problem(self, params: TrainParams) -> str | None: ...
 
-    def prepare(self, model, params: TrainParams, seed: int) -> None: ...
+    def prepare(self, model, seed: int) -> None: ...
 
-    def loss(self, model, ref, batches: dict[str, dict[str, torch.Tensor]], params: TrainParams): ...
+    def loss(self, model, ref, batches: dict[str, dict[str, torch.Tensor]]): ...
 
-    def finalize(self, model, ref, params: TrainParams) -> None: ...
+    def finalize(self, model, ref) -> None: ...

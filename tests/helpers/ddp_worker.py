@@ -23,9 +23,9 @@ def main(out: str, grad_accum: int) -> None:
     spec = TinyRandomModel(source="tiny_random", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                            intermediate_size=64)
     model = tiny_random_model(spec, tokenizer, seed=0)
-    method = METHODS.entry("npo")()
-    params = method.Params(lr=1e-3, steps=3, batch_size=2, grad_accum=grad_accum, retain_weight=1.0)
-    unlearn(method, params, model, tokenizer, PAIRS, PAIRS[::-1], seed=0, device="cpu")
+    params = METHODS.entry("npo").Params(lr=1e-3, steps=3, batch_size=2, grad_accum=grad_accum, retain_weight=1.0)
+    method = METHODS.get("npo", params)
+    unlearn(method, model, tokenizer, PAIRS, PAIRS[::-1], seed=0, device="cpu")
     if PartialState().is_main_process:
         save_file({k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}, out)
 
