@@ -6,7 +6,7 @@ import json
 
 from mubench.families import load_params
 from mubench.tools.dag import StageGraph
-from mubench.tools.makespan import list_schedule, makespans, profile_graph, stage_hours
+from mubench.tools.makespan import list_schedule, makespans, profile_graph, read_saved_plan, stage_hours
 from tests.conftest import ROOT
 
 # fetch (CPU) -> u1, u2, u3 (GPU) -> e (GPU); u1 is the long one
@@ -25,11 +25,11 @@ def test_a_hand_computed_schedule():
 
 
 def test_the_paper_plan_on_dvcs_graph_keeps_every_gpu_hour():
-    plan = json.loads((ROOT / "benchmarks" / "results" / "plan_paper.json").read_text())
+    plan, rows = read_saved_plan(ROOT / "benchmarks" / "results" / "plan_paper.json")
     params = load_params(ROOT / "profiles" / "paper.yaml")
     graph = profile_graph(ROOT, ROOT / "profiles" / "paper.yaml")
     assert len([s for s in graph.order if s.startswith("unlearn@")]) == len(params.models) * len(params.methods)
-    hours = stage_hours(graph, plan["stages"], params)
+    hours = stage_hours(graph, rows, params)
     assert round(sum(hours.values()), 1) == plan["gpu_hours_total"]  # every hour lands on some stage
     assert all(h == 0.0 for s, h in hours.items() if s.split("@")[0] in ("fetch", "build", "report", "jailbreak"))
     result = makespans(graph, hours, [1, 8, 32])
@@ -62,11 +62,11 @@ def test_slurm_time_limits_and_gpu_memory_come_from_the_plan(tmp_path):
 def test_the_plan_knows_each_stages_gpu_memory():
     from mubench.tools.makespan import stage_needs
 
-    plan = json.loads((ROOT / "benchmarks" / "results" / "plan_paper.json").read_text())
+    _, rows = read_saved_plan(ROOT / "benchmarks" / "results" / "plan_paper.json")
     params = load_params(ROOT / "profiles" / "paper.yaml")
     graph = profile_graph(ROOT, ROOT / "profiles" / "paper.yaml")
-    needs = stage_needs(graph, plan["stages"], params)
-    largest = max(row["need_gb"] for row in plan["stages"])
+    needs = stage_needs(graph, rows, params)
+    largest = max(row.need_gb for row in rows)
     assert max(needs.values()) == largest  # the evaluation that holds the largest drift batch
-    assert needs["unlearn@llama2-7b-chat-ga-0"] == next(r["need_gb"] for r in plan["stages"]
-                                                         if r["stage"] == "unlearn llama2-7b-chat/ga")
+    ga = next(r.need_gb for r in rows if r.stage == "unlearn llama2-7b-chat/ga")
+    assert needs["unlearn@llama2-7b-chat-ga-0"] == ga

@@ -97,6 +97,20 @@ def test_a_dataset_is_a_registered_spec_that_takes_no_settings():
         datasets.get("advbench", {"rows": 3})
 
 
+def test_every_llm_judge_reads_the_answer_words_it_declares():
+    """The twin builds its stand-in classifiers' vocabulary from these words, so parse must read exactly them."""
+    from mubench.judges import JUDGES
+    from mubench.judges.llm import LlmJudge
+    from mubench.tools.twin import verdict_words
+
+    llm = [name for name in JUDGES.names() if issubclass(JUDGES.entry(name), LlmJudge)]
+    assert llm and sorted(verdict_words()) == sorted(w for n in llm for w in JUDGES.entry(n).answer_words())
+    for name in llm:
+        judge = JUDGES.get(name)
+        flag, passed = judge.answer_words()
+        assert judge.parse(flag).refused is False and judge.parse(passed).refused is True, name
+
+
 def test_a_hook_must_be_declared_and_an_entry_must_implement_the_contract():
     from mubench.tamper.base import TamperAttack
 

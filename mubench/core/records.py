@@ -152,6 +152,28 @@ class RobustRow(Record):
     by: list[str]
 
 
+class PlanRow(Record):
+    """One stage's row of ``mubench plan`` (its table, and the ``stages`` of ``--json``, which ``--from-json``
+    reads back): memory in GB (1e9 bytes), whether it fits the card (None: no ``--gpu-mem``), and the fix when
+    it does not, PFLOPs and GPU-hours. A saved plan needs only ``stage`` and ``gpu_hours`` (and ``need_gb`` to
+    place stages on cards)."""
+
+    stage: str
+    peak_gb: float | None = None
+    need_gb: float | None = None
+    parameters_gb: float | None = None
+    gradients_gb: float | None = None
+    optimizer_gb: float | None = None
+    transient_gb: float | None = None  # activations, KV cache, temporaries (gradients, if the peak is in backward)
+    other_resident_gb: float | None = None  # a LoRA adapter, a second model (drift's base, the judged model)
+    fits: bool | None = None
+    fix: str | None = None
+    pflops: float | None = None
+    gpu_hours: float
+    gpu_hours_graphs_assumed: float | None = None
+    how: str | None = None
+
+
 @dataclass(frozen=True)
 class TaskResult:
     """One utility task's score: accuracy (exact match for a generation task, which has no ``acc_norm``) and

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -85,11 +86,18 @@ def system_role_supported(tokenizer) -> bool:
 
 class ChatTemplate:
     """A tokenizer seen through its chat template: equal (and hashed) by the template's text and the special
-    tokens it may write, so what is learned about a template is learned once per process."""
+    tokens it may write, so what is learned about a template is learned once per process. It holds the
+    tokenizer weakly: a cache keyed by templates keeps no tokenizer (and its vocabulary) alive."""
 
     def __init__(self, tokenizer) -> None:
-        self.tokenizer = tokenizer
+        self._tokenizer = weakref.ref(tokenizer)
         self.key = (getattr(tokenizer, "chat_template", None), tokenizer.bos_token, tokenizer.eos_token)
+
+    @property
+    def tokenizer(self):
+        """The tokenizer this template was read from (alive while a caller holds it: a cache miss is computed
+        with the caller's own template)."""
+        return self._tokenizer()
 
     def __hash__(self) -> int:
         return hash(self.key)

@@ -35,6 +35,12 @@ class LlmJudge(Judge):
     # the answer word with which the classifier flags an exchange as harmful (the CPU twin of a paper profile
     # builds a stand-in classifier that always gives it: mubench/tools/twin.py)
     flag_answer: ClassVar[str]
+    pass_answer: ClassVar[str]  # ... and the one with which it passes it
+
+    @classmethod
+    def answer_words(cls) -> tuple[str, str]:
+        """The two answers ``parse`` reads (the twin's tokenizer holds each as one token, as the real ones do)."""
+        return cls.flag_answer, cls.pass_answer
 
     @classmethod
     def chat_template(cls) -> str | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from mubench.core.records import PlanRow
 from mubench.core.workspace import Workspace
 from mubench.jailbreaks import JAILBREAKS
 from mubench.jailbreaks.base import FitWork
@@ -259,7 +260,7 @@ def row_counts(params, settings: PlanSettings) -> dict[str, int]:
             "tampered utility generated": sum(v for n, v in tampered_utility.items() if is_generation_task(n))}
 
 
-def table_rows(plans: list[StagePlan], limit: int | None, settings: PlanSettings) -> list[dict]:
+def table_rows(plans: list[StagePlan], limit: int | None, settings: PlanSettings) -> list[PlanRow]:
     """One row per stage; ``gpu_hours`` at the measured per-step overhead, ``gpu_hours_graphs_assumed`` with the
     assumed overhead of compiled decoding where the stage decodes that way (the same figure elsewhere)."""
     rows = []
@@ -268,20 +269,18 @@ def table_rows(plans: list[StagePlan], limit: int | None, settings: PlanSettings
         resident = sum(parts.get(k, 0) for k in ("parameters", "base parameters", "optimizer", "adapter",
                                                   "evaluated model (resident)"))
         need = plan.need(settings)
-        rows.append({"stage": plan.stage, "peak_gb": round(plan.peak / GB, 2), "need_gb": round(need / GB, 2),
-                     "parameters_gb": round(parts.get("parameters", 0) / GB, 2),
-                     "gradients_gb": round(parts.get("gradients", 0) / GB, 2),
-                     "optimizer_gb": round(parts.get("optimizer", 0) / GB, 2),
-                     # activations, KV cache, temporaries (and gradients, when the peak falls in backward)
-                     "transient_gb": round(max(0, plan.peak - resident) / GB, 2),
-                     # what else stays loaded: a LoRA adapter, a second model (drift's base, the judged model)
-                     "other_resident_gb": round((parts.get("adapter", 0) + parts.get("base parameters", 0)
-                                                 + parts.get("evaluated model (resident)", 0)) / GB, 2),
-                     "fits": None if limit is None else need <= limit,
-                     "fix": None if limit is None or need <= limit else plan.fix_text(limit, settings),
-                     "pflops": round(plan.flops / 1e15, 3), "gpu_hours": round(gpu_hours(plan, settings), 3),
-                     "gpu_hours_graphs_assumed": round(gpu_hours(plan, settings, assume_graphs=True), 3),
-                     "how": plan.how})
+        rows.append(PlanRow(
+            stage=plan.stage, peak_gb=round(plan.peak / GB, 2), need_gb=round(need / GB, 2),
+            parameters_gb=round(parts.get("parameters", 0) / GB, 2),
+            gradients_gb=round(parts.get("gradients", 0) / GB, 2),
+            optimizer_gb=round(parts.get("optimizer", 0) / GB, 2),
+            transient_gb=round(max(0, plan.peak - resident) / GB, 2),
+            other_resident_gb=round((parts.get("adapter", 0) + parts.get("base parameters", 0)
+                                     + parts.get("evaluated model (resident)", 0)) / GB, 2),
+            fits=None if limit is None else need <= limit,
+            fix=None if limit is None or need <= limit else plan.fix_text(limit, settings),
+            pflops=round(plan.flops / 1e15, 3), gpu_hours=round(gpu_hours(plan, settings), 3),
+            gpu_hours_graphs_assumed=round(gpu_hours(plan, settings, assume_graphs=True), 3), how=plan.how))
     return rows
 
 

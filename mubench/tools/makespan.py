@@ -23,7 +23,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mubench.core.artifacts import validated
 from mubench.core.errors import InvalidValue
+from mubench.core.io import read_json
+from mubench.core.records import PlanRow
 from mubench.tools.dag import StageGraph, load_graph
 
 
@@ -81,14 +84,14 @@ def _stage_kind(stage: str, params) -> tuple[str, str] | None:
     return None
 
 
-def stage_hours(graph: StageGraph, rows: list[dict], params) -> dict[str, float]:
+def stage_hours(graph: StageGraph, rows: list[PlanRow], params) -> dict[str, float]:
     """GPU-hours of each DVC stage instance, from the plan's rows (``stage``, ``gpu_hours``)."""
     per = {"unlearn": len(params.seeds), "evaluate": len(params.variants()), "tamper": len(params.variants()),
            "gcg": 1}
     totals: dict[tuple[str, str], float] = {}
     for row in rows:
-        key = _row_kind(row["stage"], params)
-        totals[key] = totals.get(key, 0.0) + float(row["gpu_hours"])
+        key = _row_kind(row.stage, params)
+        totals[key] = totals.get(key, 0.0) + row.gpu_hours
     judged = [s for s in graph.order if (_stage_kind(s, params) or ("", ""))[1] in ("evaluate", "tamper")]
     by_model = {m: [s for s in judged if _stage_kind(s, params)[0] == m] for m in params.models}
     out: dict[str, float] = {}
@@ -103,13 +106,13 @@ def stage_hours(graph: StageGraph, rows: list[dict], params) -> dict[str, float]
     return out
 
 
-def stage_needs(graph: StageGraph, rows: list[dict], params) -> dict[str, float]:
+def stage_needs(graph: StageGraph, rows: list[PlanRow], params) -> dict[str, float]:
     """The GPU memory (GB: peak + margin + CUDA context) each DVC stage instance needs by the plan: the largest
     need among its rows (an evaluation or tamper stage loads the judge too: its rows count)."""
     needs: dict[tuple[str, str], float] = {}
     for row in rows:
-        key = _row_kind(row["stage"], params)
-        needs[key] = max(needs.get(key, 0.0), float(row.get("need_gb") or 0.0))
+        key = _row_kind(row.stage, params)
+        needs[key] = max(needs.get(key, 0.0), row.need_gb or 0.0)
     out = {}
     for stage in graph.order:
         key = _stage_kind(stage, params)
@@ -170,14 +173,19 @@ def makespans(graph: StageGraph, hours: dict[str, float], counts: list[int]) -> 
             "wall_clock_hours": {n: round(list_schedule(graph, hours, n), 1) for n in counts}}
 
 
+def read_saved_plan(path: Path) -> tuple[dict, list[PlanRow]]:
+    """A saved ``mubench plan --json``: the whole JSON and its stage rows, each checked (one line naming the row
+    and the key when it does not match)."""
+    try:
+        data = read_json(path)
+        stages = data["stages"]
+    except (OSError, KeyError, TypeError) as exc:
+        raise InvalidValue(f"{path}: not the JSON of `mubench plan --json` ({exc}); make it with "
+                           "`mubench plan --json > plan.json`") from None
+    return data, [validated(PlanRow, row, f"{path}: stages[{i}]") for i, row in enumerate(stages)]
+
+
 def saved_plan_resources(path: Path, graph: StageGraph, params) -> tuple[dict[str, float], dict[str, float]]:
     """(GPU-hours, GPU memory need) of each stage of ``graph`` from a saved ``mubench plan --json``."""
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        rows = data["stages"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidValue(f"{path}: not the JSON of `mubench plan --json` ({exc}); make it with "
-                         "`mubench plan --json > plan.json`") from None
+    rows = read_saved_plan(path)[1]
     return stage_hours(graph, rows, params), stage_needs(graph, rows, params)

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from mubench.core.config import ConfigError, HubModel, Params
+from mubench.core.records import PlanRow
 from mubench.core.workspace import Workspace
 from mubench.families import load_params
 from mubench.plan.fit import device_memory
@@ -101,7 +102,7 @@ def profile_problems(p: Params) -> list[str]:
     return problems
 
 
-def wall_clock(path: Path, ws: Workspace, rows: list[dict], gpus: list[int]) -> dict:
+def wall_clock(path: Path, ws: Workspace, rows: list[PlanRow], gpus: list[int]) -> dict:
     """The run's wall-clock on each number of GPUs (``mubench/tools/makespan.py``), from the plan's rows."""
     from mubench.tools.makespan import makespans, profile_graph, stage_hours
 
@@ -118,10 +119,10 @@ def say_wall_clock(result: dict, card: str, say) -> None:
 
 def replan(saved: Path, path: Path, ws: Workspace, gpus: list[int], as_json: bool, say) -> None:
     """The wall-clock from a saved plan (``mubench plan --json`` output) without tracing again."""
-    data = json.loads(saved.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or "stages" not in data:
-        raise ConfigError(f"{saved}: not the JSON of `mubench plan --json`")
-    result = wall_clock(path, ws, data["stages"], gpus)
+    from mubench.tools.makespan import read_saved_plan
+
+    data, rows = read_saved_plan(saved)
+    result = wall_clock(path, ws, rows, gpus)
     if as_json:
         print(json.dumps({"params": str(path), "from": str(saved), "card": data.get("gpu", {}).get("name"),
                           **result}, indent=1))
@@ -174,7 +175,8 @@ def plan(path: Path, ws: Workspace, gpu_mem: float | None, as_json: bool, say, g
     schedule = wall_clock(path, ws, rows, gpus) if gpus else None
     if as_json:
         print(json.dumps({"params": str(path), "gpu_mem_gb": gpu_mem, "settings": settings.__dict__,
-                          "gpu": GPUS[gpu].__dict__, "stages": rows, "gpu_hours": hours,
+                          "gpu": GPUS[gpu].__dict__, "stages": [row.to_json() for row in rows],
+                          "gpu_hours": hours,
                           "gpu_hours_total": round(sum(hours.values()), 1),
                           **({"gpu_hours_graphs_assumed": graph_hours,
                               "gpu_hours_graphs_assumed_total": round(sum(graph_hours.values()), 1)}
@@ -188,15 +190,15 @@ def plan(path: Path, ws: Workspace, gpu_mem: float | None, as_json: bool, say, g
                                                      for c, h in by_card.items() if c != gpu))
         if schedule:
             say_wall_clock(schedule, GPUS[gpu].name, say)
-    misfits = [row for row in rows if row["fits"] is False]
+    misfits = [row for row in rows if row.fits is False]
     if misfits:
         row = misfits[0]
-        raise PlanError(f"{row['stage']}: needs {row['need_gb']:.1f} GB (peak {row['peak_gb']:.1f} + "
+        raise PlanError(f"{row.stage}: needs {row.need_gb:.1f} GB (peak {row.peak_gb:.1f} + "
                         f"{settings.margin:.0%} margin + {settings.cuda_context_gb:g} GB CUDA context), "
-                        f"{gpu_mem:.1f} GB available ({len(misfits)} stage(s) do not fit); fix: {row['fix']}")
+                        f"{gpu_mem:.1f} GB available ({len(misfits)} stage(s) do not fit); fix: {row.fix}")
 
 
-def _table(params: Path, rows: list[dict], hours: dict, settings: PlanSettings, gpu_mem: float | None,
+def _table(params: Path, rows: list[PlanRow], hours: dict, settings: PlanSettings, gpu_mem: float | None,
            graph_hours: dict | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -218,11 +220,11 @@ def _table(params: Path, rows: list[dict], hours: dict, settings: PlanSettings, 
     for column in columns:
         table.add_column(column, justify="left" if column in ("stage", "how") else "right")
     for row in rows:
-        fits = "" if row["fits"] is None else ("yes" if row["fits"] else "[red]NO[/red]")
-        table.add_row(row["stage"], f"{row['peak_gb']:.1f}", f"{row['need_gb']:.1f}", f"{row['parameters_gb']:.1f}",
-                      f"{row['gradients_gb']:.2f}", f"{row['optimizer_gb']:.2f}", f"{row['transient_gb']:.1f}",
-                      f"{row['other_resident_gb']:.1f}", fits, f"{row['gpu_hours']:.2f}",
-                      *([f"{row['gpu_hours_graphs_assumed']:.2f}"] if graph_hours else []), row["how"])
+        fits = "" if row.fits is None else ("yes" if row.fits else "[red]NO[/red]")
+        table.add_row(row.stage, f"{row.peak_gb:.1f}", f"{row.need_gb:.1f}", f"{row.parameters_gb:.1f}",
+                      f"{row.gradients_gb:.2f}", f"{row.optimizer_gb:.2f}", f"{row.transient_gb:.1f}",
+                      f"{row.other_resident_gb:.1f}", fits, f"{row.gpu_hours:.2f}",
+                      *([f"{row.gpu_hours_graphs_assumed:.2f}"] if graph_hours else []), row.how)
     console = Console(width=200)
     console.print(table)
     total = sum(hours.values())

@@ -81,8 +81,16 @@ TWIN_TOKENIZERS: dict[str, TwinTokenizer] = {
                              "<|eot_id|>"], "<|begin_of_text|>", "<|end_of_text|>", ["<|eot_id|>"], LLAMA3_TEMPLATE),
     "mistral": TwinTokenizer(["<s>", "</s>", "<unk>"], "<s>", "</s>", [], MISTRAL_TEMPLATE),
 }
-# the classifier's answer words: whole tokens in the twin vocabulary, as in the real ones
-VERDICT_WORDS = ["unsafe", "safe", "yes", "no"]
+
+
+def verdict_words() -> list[str]:
+    """Every LLM judge's answer words (``LlmJudge.answer_words``), in the registry's order."""
+    from mubench.judges import JUDGES
+    from mubench.judges.llm import LlmJudge
+
+    entries = [JUDGES.entry(name) for name in JUDGES.names()]
+    return [word for cls in entries if isinstance(cls, type) and issubclass(cls, LlmJudge)
+            for word in cls.answer_words()]
 
 
 def family_of(arch: dict) -> str:
@@ -113,7 +121,7 @@ def twin_tokenizer(family: str, template: str | None):
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens(specials)
-    backend.add_tokens(VERDICT_WORDS)
+    backend.add_tokens(verdict_words())  # whole tokens in the twin vocabulary, as in the real ones
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=bos, eos_token=eos,
                                         unk_token="<unk>" if "<unk>" in specials else None)
     if template is not None:
