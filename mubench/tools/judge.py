@@ -6,8 +6,10 @@ import csv
 import io
 from pathlib import Path
 
+from mubench.core.artifacts import read_rows
 from mubench.core.config import ConfigError, Params
 from mubench.core.io import atomic_write_text
+from mubench.core.records import JudgedRow
 from mubench.core.workspace import Workspace
 from mubench.judges import JUDGES
 from mubench.scoring.agreement import read_refusal_labels, validate
@@ -28,8 +30,6 @@ def draw_audit_sample(params: Params, ws: Workspace, n: int, seed: int, out: Pat
     whose prompt and response still occur in the run is carried over, filled in, and counts toward ``n``; the
     rest are drawn fresh with an empty label. Labels are never overwritten; an existing sheet only with
     ``force``."""
-    from mubench.core.artifacts import read_rows
-    from mubench.core.records import JudgedRow
     from mubench.scoring.audit import joined, label_key, read_audit_labels
 
     if out.exists():
